@@ -1,0 +1,278 @@
+//! `tap`: the TAP command line (SPEC §10).
+
+mod commands;
+mod env;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// TAP, the Tool Authorization Protocol proxy: agents name credentials, the proxy injects them.
+#[derive(Debug, Parser)]
+#[command(name = "tap", version, about)]
+pub(crate) struct Cli {
+    /// Data directory (store, master key).
+    #[arg(
+        long,
+        global = true,
+        env = "TAP_DATA_DIR",
+        default_value = "./tap-data"
+    )]
+    data_dir: PathBuf,
+    /// Store URL (sqlite://...); default is <data-dir>/tap.db.
+    #[arg(long, global = true, env = "TAP_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Team slug.
+    #[arg(long, global = true, default_value = "default")]
+    team: String,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create the data dir, master key, schema, team `default`, an owner and an admin token.
+    Init {
+        /// The owner's e-mail.
+        #[arg(long)]
+        admin_email: Option<String>,
+    },
+    /// Run the proxy.
+    Serve {
+        /// Listen address (default 127.0.0.1:3100).
+        #[arg(long, env = "TAP_LISTEN_ADDR")]
+        listen: Option<String>,
+    },
+    /// Health of the store and the proxy, and counts.
+    Status {
+        /// Proxy URL to probe.
+        #[arg(long)]
+        proxy_url: Option<String>,
+    },
+    /// Add or update a credential.
+    Add(AddArgs),
+    /// Manage credentials.
+    #[command(subcommand)]
+    Cred(CredCmd),
+    /// Manage agents.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// Manage agent roles.
+    #[command(subcommand)]
+    Role(RoleCmd),
+    /// Manage teams.
+    #[command(subcommand)]
+    Team(TeamCmd),
+    /// Show the audit trail.
+    Logs(LogsArgs),
+    /// Send a real request through the running proxy as a throwaway agent.
+    Test(TestArgs),
+    /// Audit trail operations.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Apply pending store migrations.
+    Migrate,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// Credential name.
+    pub(crate) name: String,
+    /// Description shown to agents.
+    #[arg(long)]
+    pub(crate) description: Option<String>,
+    /// direct or sidecar.
+    #[arg(long, default_value = "direct")]
+    pub(crate) connector: String,
+    /// Base URL (for relative targets and agent hints).
+    #[arg(long)]
+    pub(crate) api_base: Option<String>,
+    /// Targets are paths appended to --api-base.
+    #[arg(long)]
+    pub(crate) relative_target: bool,
+    /// Authorization header format, default `Bearer {value}`.
+    #[arg(long)]
+    pub(crate) auth_header_format: Option<String>,
+    /// Bind a header: HEADER=FORMAT (repeatable).
+    #[arg(long = "bind", value_name = "HEADER=FORMAT")]
+    pub(crate) bind: Vec<String>,
+    /// Bind a query parameter: KEY=FORMAT (repeatable).
+    #[arg(long = "bind-query", value_name = "KEY=FORMAT")]
+    pub(crate) bind_query: Vec<String>,
+    /// Host the value may be sent to (repeatable; comma-separated lists accepted).
+    #[arg(long = "allowed-host", value_delimiter = ',')]
+    pub(crate) allowed_host: Vec<String>,
+    /// Send the value to any host (explicit opt-out of host binding).
+    #[arg(long)]
+    pub(crate) allow_any_host: bool,
+    /// Read the value from stdin (a JSON object stores a multi-secret value).
+    #[arg(long)]
+    pub(crate) value_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CredCmd {
+    /// List credentials.
+    List,
+    /// Show one credential (never its value).
+    Show { name: String },
+    /// Delete a credential.
+    Rm { name: String },
+    /// Replace a credential's value.
+    SetValue {
+        name: String,
+        /// Read the value from stdin.
+        #[arg(long)]
+        value_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentCmd {
+    /// Create an agent and print its key once.
+    Create {
+        id: String,
+        /// Role (repeatable).
+        #[arg(long = "role", value_delimiter = ',')]
+        role: Vec<String>,
+        /// Credential granted directly (repeatable).
+        #[arg(long = "credential", value_delimiter = ',')]
+        credential: Vec<String>,
+        /// Requests per rolling hour.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List agents.
+    List,
+    /// Show an agent.
+    Show { id: String },
+    /// Enable an agent.
+    Enable { id: String },
+    /// Disable an agent (effective within 1 s).
+    Disable { id: String },
+    /// Delete an agent.
+    Delete { id: String },
+    /// Give an agent a new key; the old one stops working within 1 s.
+    RotateKey { id: String },
+    /// Grant a credential directly.
+    Grant { id: String, credential: String },
+    /// Remove a direct credential grant.
+    Ungrant { id: String, credential: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoleCmd {
+    /// Create a role.
+    Create {
+        name: String,
+        /// Credential (repeatable).
+        #[arg(long = "credential", value_delimiter = ',')]
+        credential: Vec<String>,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List roles.
+    List,
+    /// Show a role.
+    Show { name: String },
+    /// Add a credential to a role.
+    AddCredential { role: String, credential: String },
+    /// Remove a credential from a role.
+    RemoveCredential { role: String, credential: String },
+    /// Delete a role.
+    Delete { name: String },
+    /// Give an agent a role.
+    Assign { role: String, agent: String },
+    /// Take a role from an agent.
+    Unassign { role: String, agent: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TeamCmd {
+    /// Create a team.
+    Create { slug: String },
+    /// List teams.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// Keep printing new entries.
+    #[arg(long)]
+    pub(crate) follow: bool,
+    /// Only this agent.
+    #[arg(long)]
+    pub(crate) agent: Option<String>,
+    /// Only this credential.
+    #[arg(long)]
+    pub(crate) credential: Option<String>,
+    /// Only this outcome: ok, error, refused or an error code.
+    #[arg(long)]
+    pub(crate) status: Option<String>,
+    /// Most entries shown.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    /// Credential to test.
+    pub(crate) credential: String,
+    /// Target URL (default: the credential's api_base or first allowed host).
+    #[arg(long)]
+    pub(crate) target: Option<String>,
+    /// Method.
+    #[arg(long, default_value = "GET")]
+    pub(crate) method: String,
+    /// Proxy URL (default from TAP_LISTEN_ADDR).
+    #[arg(long)]
+    pub(crate) proxy_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCmd {
+    /// Check the hash chain of the team's audit trail.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+    }
+    s.replace('\n', " ")
+}

@@ -1,0 +1,81 @@
+//! `tap serve`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tap_proxy::admin::Admin;
+use tap_proxy::config::ProxyConfig;
+use tap_proxy::server::Proxy;
+
+use crate::commands::print_init;
+use crate::env::Globals;
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("TAP_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCode> {
+    init_logging();
+    let mut config =
+        ProxyConfig::from_lookup(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    if let Some(l) = listen {
+        config.listen = l
+            .trim()
+            .parse()
+            .with_context(|| format!("--listen {l:?} is not an address like 127.0.0.1:3100"))?;
+    }
+    let store = g.open_store(true).await?;
+    // Auto-init only a store with no schema; otherwise a missing or wrong key is fatal.
+    let admin = if store.is_initialized().await? {
+        let (key, _) = g.require_key()?;
+        Admin::open(Arc::clone(&store), key).await?
+    } else {
+        let (key, source) = g.key_or_generate()?;
+        let (admin, report) = Admin::init(Arc::clone(&store), key, None).await?;
+        print_init(g, &report, &source)?;
+        admin
+    };
+    let proxy = Proxy::build(Arc::clone(&store), admin.keys.clone(), config.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "TAP proxy listening");
+    if !g.json {
+        eprintln!("TAP proxy listening on http://{addr}");
+    }
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+    };
+    proxy
+        .serve(listener, shutdown)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

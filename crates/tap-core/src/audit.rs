@@ -1,0 +1,241 @@
+//! Audit records and the per-team hash chain (SPEC §9).
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::sha256_hex;
+
+/// Largest stored request body, cut on a character boundary.
+pub const MAX_AUDIT_BODY_BYTES: usize = 16 * 1024;
+/// `prev_hash` of a team's first row.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Which half of a request's record a row holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditPhase {
+    /// Written and committed before the upstream sees the request.
+    Start,
+    /// Written after the outcome is known (or alone for refusals).
+    Finish,
+}
+
+impl AuditPhase {
+    /// Spelling in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Finish => "finish",
+        }
+    }
+}
+
+/// One request's audit record. Invariant: holds no secret and no agent key;
+/// headers and body are stored as sent but scrubbed of every team secret.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Equals the response's `X-TAP-Request-Id`.
+    pub request_id: String,
+    /// Team slug.
+    pub team_id: String,
+    /// Agent id (home-team agent id).
+    pub agent_id: String,
+    /// Credentials the request named.
+    pub credential_names: Vec<String>,
+    /// Upper-cased method.
+    pub method: String,
+    /// Display target.
+    pub target_url: String,
+    /// `proceed`, `approval`, `refused` or `error`.
+    pub decision: String,
+    /// The policy reason, when policy ran.
+    pub policy_reason: Option<String>,
+    /// Approval status, when approval was involved.
+    pub approval_status: Option<String>,
+    /// Members who decided.
+    pub approvers: Vec<String>,
+    /// Upstream status, when the upstream answered.
+    pub upstream_status: Option<u16>,
+    /// Error code of a refusal or failure.
+    pub error_code: Option<String>,
+    /// Total latency in milliseconds.
+    pub latency_total_ms: Option<f64>,
+    /// Approval wait in milliseconds.
+    pub latency_approval_ms: Option<f64>,
+    /// Upstream time in milliseconds.
+    pub latency_upstream_ms: Option<f64>,
+    /// Whether any secret was replaced in the response.
+    pub response_scrubbed: bool,
+    /// Request headers as sent, `X-TAP-Key` as `[REDACTED:tap_key]`, scrubbed.
+    pub request_headers: Vec<(String, String)>,
+    /// Request body, at most 16 KiB, scrubbed.
+    pub request_body: Option<String>,
+    /// RFC 3339 UTC time of the request.
+    pub timestamp: String,
+}
+
+/// A row as stored in the chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRow {
+    /// Position in the team's chain, from 1.
+    pub seq: i64,
+    /// Row phase.
+    pub phase: AuditPhase,
+    /// The record JSON exactly as hashed.
+    pub record_json: String,
+    /// Hash of the previous row.
+    pub prev_hash: String,
+    /// Hash of this row.
+    pub row_hash: String,
+}
+
+impl AuditRow {
+    /// Decodes the record.
+    pub fn record(&self) -> Result<AuditRecord, serde_json::Error> {
+        serde_json::from_str(&self.record_json)
+    }
+}
+
+/// The chained hash of a row.
+pub fn chain_hash(prev_hash: &str, seq: i64, phase: AuditPhase, record_json: &str) -> String {
+    let mut buf = String::with_capacity(prev_hash.len() + record_json.len() + 32);
+    buf.push_str(prev_hash);
+    buf.push('|');
+    buf.push_str(&seq.to_string());
+    buf.push('|');
+    buf.push_str(phase.as_str());
+    buf.push('|');
+    buf.push_str(record_json);
+    sha256_hex(buf.as_bytes())
+}
+
+/// Result of checking a chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// True when every row links and hashes correctly.
+    pub ok: bool,
+    /// Rows checked.
+    pub rows: u64,
+    /// Sequence number of the first bad row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_row: Option<i64>,
+}
+
+/// Checks rows (ordered by seq) starting from `anchor` (the genesis hash or a retention anchor).
+pub fn verify_chain<'a>(
+    anchor: &str,
+    first_seq: i64,
+    rows: impl IntoIterator<Item = &'a AuditRow>,
+) -> Verification {
+    let mut prev = anchor.to_owned();
+    let mut expected_seq = first_seq;
+    let mut n = 0u64;
+    for row in rows {
+        n += 1;
+        let ok = row.seq == expected_seq
+            && row.prev_hash == prev
+            && chain_hash(&row.prev_hash, row.seq, row.phase, &row.record_json) == row.row_hash
+            && row.record().is_ok();
+        if !ok {
+            return Verification {
+                ok: false,
+                rows: n,
+                first_bad_row: Some(row.seq),
+            };
+        }
+        prev.clone_from(&row.row_hash);
+        expected_seq += 1;
+    }
+    Verification {
+        ok: true,
+        rows: n,
+        first_bad_row: None,
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+pub fn cut_on_char_boundary(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Merges a request's rows (start then finish) into the record an operator sees:
+/// the latest row wins; a start without finish stays as written.
+pub fn merge_rows(rows: &[AuditRow]) -> Vec<AuditRecord> {
+    let mut out: Vec<AuditRecord> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for row in rows {
+        let Ok(rec) = row.record() else { continue };
+        match index.get(&rec.request_id) {
+            Some(&i) => out[i] = rec,
+            None => {
+                index.insert(rec.request_id.clone(), out.len());
+                out.push(rec);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: i64) -> Vec<AuditRow> {
+        let mut prev = GENESIS_HASH.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let rec = AuditRecord {
+                    request_id: format!("r{seq}"),
+                    ..Default::default()
+                };
+                let json = serde_json::to_string(&rec).unwrap();
+                let hash = chain_hash(&prev, seq, AuditPhase::Finish, &json);
+                let row = AuditRow {
+                    seq,
+                    phase: AuditPhase::Finish,
+                    record_json: json,
+                    prev_hash: prev.clone(),
+                    row_hash: hash.clone(),
+                };
+                prev = hash;
+                row
+            })
+            .collect()
+    }
+
+    #[test]
+    fn intact_chain_verifies() {
+        let rows = chain(5);
+        assert_eq!(
+            verify_chain(GENESIS_HASH, 1, &rows),
+            Verification {
+                ok: true,
+                rows: 5,
+                first_bad_row: None
+            }
+        );
+    }
+
+    #[test]
+    fn edited_or_deleted_row_is_found() {
+        let mut rows = chain(5);
+        rows[2].record_json = rows[2].record_json.replace("r3", "r9");
+        assert_eq!(verify_chain(GENESIS_HASH, 1, &rows).first_bad_row, Some(3));
+        let mut rows = chain(5);
+        rows.remove(1);
+        assert_eq!(verify_chain(GENESIS_HASH, 1, &rows).first_bad_row, Some(3));
+    }
+
+    #[test]
+    fn cuts_multibyte_text_on_a_boundary() {
+        let s = "aé"; // é is two bytes
+        assert_eq!(cut_on_char_boundary(s, 2), "a");
+        assert_eq!(cut_on_char_boundary(s, 3), "aé");
+    }
+}

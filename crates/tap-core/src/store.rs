@@ -1,0 +1,259 @@
+//! The backend-neutral storage contract.
+//!
+//! Implementations (SQLite, Postgres) live in `tap-store`. Invariants every
+//! implementation keeps:
+//! - every write that changes configuration bumps [`Store::revision`] in the same
+//!   transaction, so proxies notice within their poll interval;
+//! - audit appends are chained per team inside one transaction and are durable
+//!   when the call returns;
+//! - values are stored only sealed; nothing here decrypts.
+
+use async_trait::async_trait;
+
+use crate::audit::{AuditPhase, AuditRecord, AuditRow};
+use crate::model::{Account, AdminToken, Agent, Credential, Member, MemberRole, Role, Team};
+use crate::policy::{ApprovalMode, Policy};
+
+/// Storage errors. Messages name objects, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness or invariant conflict.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store has no schema yet.
+    #[error("store is not initialised; run `tap init`")]
+    Uninitialized,
+    /// The backend failed (I/O, lock, corruption).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A new agent.
+#[derive(Clone, Debug)]
+pub struct NewAgent {
+    /// Home team.
+    pub team_internal_id: i64,
+    /// Agent id.
+    pub id: String,
+    /// Free text.
+    pub description: String,
+    /// Keyed hash of the key.
+    pub key_hash: String,
+    /// Roles held.
+    pub roles: Vec<String>,
+    /// Direct credential grants.
+    pub credentials: Vec<String>,
+    /// Requests per rolling hour.
+    pub rate_limit_per_hour: Option<u32>,
+}
+
+/// One audit row to append.
+#[derive(Clone, Debug)]
+pub struct AuditAppend {
+    /// Team whose chain gets the row.
+    pub team_internal_id: i64,
+    /// Row phase.
+    pub phase: AuditPhase,
+    /// The record.
+    pub record: AuditRecord,
+}
+
+/// Filters for reading audit rows (newest `limit` requests, returned oldest first).
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Only this agent.
+    pub agent: Option<String>,
+    /// Only rows naming this credential.
+    pub credential: Option<String>,
+    /// Only rows after this sequence number.
+    pub after_seq: Option<i64>,
+    /// At most this many rows.
+    pub limit: Option<u32>,
+}
+
+/// Everything the proxy's hot path needs, loaded in one read.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Revision the snapshot was read at.
+    pub revision: i64,
+    /// All teams.
+    pub teams: Vec<Team>,
+    /// All agents.
+    pub agents: Vec<Agent>,
+    /// All credentials, values sealed.
+    pub credentials: Vec<Credential>,
+    /// All roles.
+    pub roles: Vec<Role>,
+    /// Policies by (team internal id, credential).
+    pub policies: Vec<(i64, String, Policy)>,
+}
+
+/// The storage contract. See the module docs for invariants.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// True when the schema exists.
+    async fn is_initialized(&self) -> StoreResult<bool>;
+    /// A cheap liveness check.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Configuration revision; grows on every configuration write.
+    async fn revision(&self) -> StoreResult<i64>;
+
+    /// Reads a deployment-wide metadata value.
+    async fn meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Writes a metadata value (insert or replace).
+    async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()>;
+
+    /// Creates a team.
+    async fn create_team(
+        &self,
+        slug: &str,
+        mode: ApprovalMode,
+        dek_id: &str,
+        wrapped_dek: &[u8],
+    ) -> StoreResult<Team>;
+    /// A team by slug.
+    async fn team(&self, slug: &str) -> StoreResult<Option<Team>>;
+    /// All teams.
+    async fn teams(&self) -> StoreResult<Vec<Team>>;
+    /// Changes a team's default approval mode.
+    async fn set_team_mode(&self, team_internal_id: i64, mode: ApprovalMode) -> StoreResult<()>;
+
+    /// Creates an account; conflict when the e-mail exists.
+    async fn create_account(&self, email: &str, password_hash: &str) -> StoreResult<i64>;
+    /// An account by e-mail.
+    async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>>;
+    /// Adds or changes a membership.
+    async fn set_membership(
+        &self,
+        team_internal_id: i64,
+        account_id: i64,
+        role: MemberRole,
+    ) -> StoreResult<()>;
+    /// Members of a team.
+    async fn members(&self, team_internal_id: i64) -> StoreResult<Vec<Member>>;
+    /// Stores an admin token hash.
+    async fn create_admin_token(
+        &self,
+        account_id: i64,
+        token_hash: &str,
+        label: &str,
+    ) -> StoreResult<i64>;
+    /// An unrevoked admin token by hash.
+    async fn admin_token(&self, token_hash: &str) -> StoreResult<Option<AdminToken>>;
+
+    /// Creates an agent; conflict when the id exists in the team.
+    async fn create_agent(&self, agent: &NewAgent) -> StoreResult<Agent>;
+    /// An agent by (team, id).
+    async fn agent(&self, team_internal_id: i64, id: &str) -> StoreResult<Option<Agent>>;
+    /// Agents of a team.
+    async fn agents(&self, team_internal_id: i64) -> StoreResult<Vec<Agent>>;
+    /// Enables or disables; false when absent.
+    async fn set_agent_enabled(
+        &self,
+        team_internal_id: i64,
+        id: &str,
+        enabled: bool,
+    ) -> StoreResult<bool>;
+    /// Replaces the key hash; false when absent.
+    async fn set_agent_key(
+        &self,
+        team_internal_id: i64,
+        id: &str,
+        key_hash: &str,
+    ) -> StoreResult<bool>;
+    /// Deletes an agent and its grants; false when absent.
+    async fn delete_agent(&self, team_internal_id: i64, id: &str) -> StoreResult<bool>;
+    /// Grants or ungrants a credential directly; false when the agent is absent.
+    async fn set_agent_credential(
+        &self,
+        team_internal_id: i64,
+        id: &str,
+        credential: &str,
+        granted: bool,
+    ) -> StoreResult<bool>;
+    /// Adds or removes a role from an agent; false when the agent is absent.
+    async fn set_agent_role(
+        &self,
+        team_internal_id: i64,
+        id: &str,
+        role: &str,
+        held: bool,
+    ) -> StoreResult<bool>;
+
+    /// Creates or replaces a credential's metadata; keeps the stored value when
+    /// `credential.sealed_value` is `None`. Returns true when created.
+    async fn upsert_credential(&self, credential: &Credential) -> StoreResult<bool>;
+    /// A credential by (team, name).
+    async fn credential(
+        &self,
+        team_internal_id: i64,
+        name: &str,
+    ) -> StoreResult<Option<Credential>>;
+    /// Credentials of a team.
+    async fn credentials(&self, team_internal_id: i64) -> StoreResult<Vec<Credential>>;
+    /// Replaces a sealed value; false when absent.
+    async fn set_credential_value(
+        &self,
+        team_internal_id: i64,
+        name: &str,
+        sealed: &[u8],
+        is_json: bool,
+    ) -> StoreResult<bool>;
+    /// Deletes a credential, its grants and policy; conflict when a role names it.
+    async fn delete_credential(&self, team_internal_id: i64, name: &str) -> StoreResult<bool>;
+
+    /// Creates a role; conflict when it exists.
+    async fn create_role(&self, role: &Role) -> StoreResult<()>;
+    /// A role by (team, name).
+    async fn role(&self, team_internal_id: i64, name: &str) -> StoreResult<Option<Role>>;
+    /// Roles of a team.
+    async fn roles(&self, team_internal_id: i64) -> StoreResult<Vec<Role>>;
+    /// Adds or removes a credential from a role; false when the role is absent.
+    async fn set_role_credential(
+        &self,
+        team_internal_id: i64,
+        role: &str,
+        credential: &str,
+        present: bool,
+    ) -> StoreResult<bool>;
+    /// Deletes a role; false when absent.
+    async fn delete_role(&self, team_internal_id: i64, name: &str) -> StoreResult<bool>;
+
+    /// A credential's policy.
+    async fn policy(&self, team_internal_id: i64, credential: &str) -> StoreResult<Option<Policy>>;
+    /// Sets a credential's policy.
+    async fn set_policy(
+        &self,
+        team_internal_id: i64,
+        credential: &str,
+        policy: &Policy,
+    ) -> StoreResult<()>;
+    /// Removes a credential's policy; false when there was none.
+    async fn clear_policy(&self, team_internal_id: i64, credential: &str) -> StoreResult<bool>;
+
+    /// Appends rows, chaining each to its team's previous row, in one transaction.
+    async fn append_audit(&self, rows: &[AuditAppend]) -> StoreResult<()>;
+    /// Rows of a team, filtered, ordered by seq.
+    async fn audit_rows(
+        &self,
+        team_internal_id: i64,
+        query: &AuditQuery,
+    ) -> StoreResult<Vec<AuditRow>>;
+    /// Every row of a team's chain in order, with the anchor hash and first seq to verify from.
+    async fn audit_chain(&self, team_internal_id: i64)
+    -> StoreResult<(String, i64, Vec<AuditRow>)>;
+
+    /// Everything the hot path needs.
+    async fn snapshot(&self) -> StoreResult<Snapshot>;
+}

@@ -1,0 +1,300 @@
+//! Agent endpoints other than `/forward` (SPEC §3.4).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tap_core::audit::merge_rows;
+use tap_core::policy::ApprovalMode;
+use tap_core::store::AuditQuery;
+
+use crate::directory::{AgentEntry, CredentialEntry, Directory, TeamEntry};
+use crate::error::{ProxyError, Reason};
+use crate::proxy::authenticate::authenticate;
+use crate::state::AppState;
+
+/// Default and largest `limit` of `/agent/logs`.
+const LOGS_DEFAULT: u32 = 20;
+const LOGS_MAX: u32 = 100;
+
+/// `GET /health`.
+pub async fn health(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => {
+            Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})).into_response()
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "db": "unreachable"})),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /instructions`.
+pub async fn instructions() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        INSTRUCTIONS,
+    )
+        .into_response()
+}
+
+const INSTRUCTIONS: &str = r#"TAP: Tool Authorization Protocol proxy
+=====================================
+
+You call external APIs through this proxy. You never hold API secrets: you name
+a credential, the proxy checks policy, injects the secret, forwards your
+request, and removes every trace of the secret from the answer.
+
+Authentication
+  Every agent endpoint needs your key:    X-TAP-Key: tap_...
+
+Calling an API
+  POST /forward
+    X-TAP-Key:        your agent key
+    X-TAP-Credential: the credential name (see GET /agent/services)
+    X-TAP-Target:     the full upstream URL, e.g. https://api.example.com/v1/items
+                      (or a path like /v1/items for relative-target credentials)
+    X-TAP-Method:     the upstream method (default GET)
+    X-TAP-Team:       optional, another team you are linked to
+  The HTTP body and every other header are sent to the upstream as they are.
+  Do not set Authorization yourself: the proxy injects it.
+
+  Example:
+    curl -X POST http://PROXY/forward \
+      -H "X-TAP-Key: $TAP_KEY" -H "X-TAP-Credential: github" \
+      -H "X-TAP-Target: https://api.github.com/user" -H "X-TAP-Method: GET"
+
+  The answer is the upstream's status, headers and body. Secrets in it appear
+  as [REDACTED:<credential>]. An answer made by the proxy itself carries the
+  header X-TAP-Error and a JSON body {"error", "error_code", "fix"}.
+
+Approval
+  By default reads (GET, HEAD) proceed at once and writes need a human's
+  approval. GET /agent/services tells you, per credential, what proceeds and
+  what pauses. When no approval channel can decide, the answer is
+  503 approval_unavailable and nothing was sent.
+
+Other endpoints
+  GET /agent/services    what you may use and how
+  GET /agent/config      your id, team and credential names
+  GET /agent/logs?limit= your latest audited requests
+  GET /agent/bootstrap   readiness summary
+  GET /health            liveness (no key needed)
+
+Rules
+  Never put a secret value in a request: the proxy refuses it (secret_in_request).
+  Targets must be on the credential's allowed hosts; private addresses are refused.
+"#;
+
+fn agent_ctx(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<Directory>, Arc<AgentEntry>, Arc<TeamEntry>), ProxyError> {
+    let dir = state.directory.get();
+    let auth = authenticate(&dir, state.keys.mac(), headers)?;
+    let agent = Arc::clone(auth.primary());
+    let team = dir
+        .teams
+        .get(&agent.team_internal_id)
+        .cloned()
+        .ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
+    if let Some(t) = headers
+        .get("x-tap-team")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
+        if !t.is_empty() && t != team.slug {
+            return Err(ProxyError::new(
+                Reason::TeamNotLinked,
+                format!("agent {} is not linked to team {t}", agent.id),
+            )
+            .with("team", t));
+        }
+    }
+    Ok((dir, agent, team))
+}
+
+fn granted<'t>(agent: &AgentEntry, team: &'t TeamEntry) -> Vec<&'t Arc<CredentialEntry>> {
+    let mut v: Vec<_> = team
+        .credentials
+        .values()
+        .filter(|c| agent.credentials.contains(&c.name))
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+fn approval_rules(team: &TeamEntry, cred: &CredentialEntry) -> Value {
+    match team.policies.get(&cred.name) {
+        None => match team.mode {
+            ApprovalMode::Gated => json!({
+                "proceed_at_once": ["GET", "HEAD"],
+                "needs_approval": ["every other method"],
+                "summary": "reads proceed at once; writes pause for a human"
+            }),
+            ApprovalMode::Autonomous => json!({
+                "proceed_at_once": ["every method"],
+                "needs_approval": [],
+                "summary": "every request proceeds at once"
+            }),
+        },
+        Some(p) => {
+            let p = p.policy();
+            json!({
+                "auto_approve_methods": p.auto_approve_methods,
+                "require_approval_methods": p.require_approval_methods,
+                "auto_approve_urls": p.auto_approve_urls,
+                "require_approval_urls": p.require_approval_urls,
+                "min_approvals": p.min_approvals,
+                "summary": "URL rules first (require before auto), then method rules; anything else pauses for a human"
+            })
+        }
+    }
+}
+
+/// `GET /agent/services`.
+pub async fn services(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (_, agent, team) = match agent_ctx(&state, &headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let services: Vec<Value> = granted(&agent, &team)
+        .into_iter()
+        .map(|c| {
+            let shape = if c.relative_target {
+                "relative_path"
+            } else {
+                "full_url"
+            };
+            let target_example = if c.relative_target {
+                "/path/on/the/api".to_owned()
+            } else {
+                let host = c
+                    .allowed_hosts_raw
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "api.example.com".into());
+                let host = host.trim_start_matches("*.");
+                if host.starts_with("http://") || host.starts_with("https://") {
+                    format!("{host}/path")
+                } else {
+                    format!("https://{host}/path")
+                }
+            };
+            let auth_mode = if c.bindings.is_empty() {
+                "header"
+            } else {
+                "bindings"
+            };
+            json!({
+                "name": c.name,
+                "description": c.description,
+                "target_shape": shape,
+                "target_base": c.api_base_raw,
+                "allowed_hosts": c.allowed_hosts_raw,
+                "auth_mode": auth_mode,
+                "value_set": matches!(c.value, Ok(Some(_))),
+                "request_template": {
+                    "method": "POST",
+                    "path": "/forward",
+                    "headers": {
+                        "X-TAP-Key": "<your agent key>",
+                        "X-TAP-Credential": c.name,
+                        "X-TAP-Target": target_example,
+                        "X-TAP-Method": "GET"
+                    }
+                },
+                "approval": { "rules": approval_rules(&team, c) }
+            })
+        })
+        .collect();
+    Json(json!({
+        "agent_id": agent.id,
+        "team_id": team.slug,
+        "services": services,
+        "approval": {
+            "channels": [],
+            "available": false,
+            "note": "requests that need approval are refused with 503 approval_unavailable in this deployment"
+        },
+        "usage": "POST /forward with X-TAP-Key, X-TAP-Credential, X-TAP-Target and X-TAP-Method; see GET /instructions"
+    }))
+    .into_response()
+}
+
+/// `GET /agent/config`.
+pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (_, agent, team) = match agent_ctx(&state, &headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let creds: Vec<Value> = granted(&agent, &team)
+        .into_iter()
+        .map(|c| json!({"name": c.name, "description": c.description, "api_base": c.api_base_raw}))
+        .collect();
+    Json(json!({"agent_id": agent.id, "team_id": team.slug, "credentials": creds})).into_response()
+}
+
+/// `GET /agent/bootstrap`.
+pub async fn bootstrap(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (_, agent, team) = match agent_ctx(&state, &headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let n = granted(&agent, &team).len();
+    Json(json!({
+        "protocol": "tap",
+        "version": 1,
+        "status": if n > 0 { "ready" } else { "needs_credentials" },
+        "agent_id": agent.id,
+        "team_id": team.slug,
+        "credential_count": n
+    }))
+    .into_response()
+}
+
+/// Query of `/agent/logs`.
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    limit: Option<String>,
+}
+
+/// `GET /agent/logs?limit=N`.
+pub async fn logs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LogsQuery>,
+) -> Response {
+    let (_, agent, team) = match agent_ctx(&state, &headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let limit = q
+        .limit
+        .and_then(|l| l.trim().parse::<u32>().ok())
+        .unwrap_or(LOGS_DEFAULT)
+        .clamp(1, LOGS_MAX);
+    let rows = match state
+        .store
+        .audit_rows(
+            team.internal_id,
+            &AuditQuery {
+                agent: Some(agent.id.clone()),
+                limit: Some(limit),
+                ..Default::default()
+            },
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return ProxyError::from(e).into_response(),
+    };
+    let entries = merge_rows(&rows);
+    Json(json!({"agent_id": agent.id, "team_id": team.slug, "count": entries.len(), "entries": entries})).into_response()
+}

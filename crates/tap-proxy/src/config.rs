@@ -1,0 +1,93 @@
+//! Proxy configuration, read once at start from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tap_core::target::{OutboundRule, PrivateAllowlist, ResolvePins};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
+/// Default upstream timeout.
+pub const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default request body limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// How often the proxy checks the store for configuration changes (the 1 s revocation promise).
+pub const RELOAD_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Everything the proxy reads from its environment.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Upstream timeout: connect plus response headers, and idle time between body chunks.
+    pub forward_timeout: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Private-destination rule.
+    pub outbound: OutboundRule,
+    /// `TAP_RESOLVE` pins.
+    pub resolve: ResolvePins,
+    /// Public base URL for links.
+    pub public_url: Option<String>,
+    /// Configuration poll interval.
+    pub reload_interval: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3100))),
+            forward_timeout: DEFAULT_FORWARD_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            outbound: OutboundRule::default(),
+            resolve: ResolvePins::default(),
+            public_url: None,
+            reload_interval: RELOAD_INTERVAL,
+        }
+    }
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
+}
+
+impl ProxyConfig {
+    /// Reads `TAP_*` variables through `get` (the process environment in production).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut c = Self::default();
+        if let Some(v) = get("TAP_LISTEN_ADDR") {
+            c.listen = v.trim().parse().map_err(|_| {
+                format!("TAP_LISTEN_ADDR {v:?} is not an address like 127.0.0.1:3100")
+            })?;
+        }
+        if let Some(v) = get("TAP_FORWARD_TIMEOUT_SECS") {
+            let s: u64 = v.trim().parse().map_err(|_| {
+                format!("TAP_FORWARD_TIMEOUT_SECS {v:?} is not a number of seconds")
+            })?;
+            c.forward_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(v) = get("TAP_MAX_BODY_BYTES") {
+            c.max_body_bytes = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("TAP_MAX_BODY_BYTES {v:?} is not a number of bytes"))?;
+        }
+        if let Some(v) = get("TAP_ALLOW_PRIVATE_TARGETS") {
+            c.outbound.allow_all_private = truthy(&v);
+        }
+        if let Some(v) = get("TAP_PRIVATE_ALLOWLIST") {
+            c.outbound.allowlist =
+                PrivateAllowlist::parse(&v).map_err(|e| format!("TAP_PRIVATE_ALLOWLIST: {e}"))?;
+        }
+        if let Some(v) = get("TAP_RESOLVE") {
+            c.resolve = ResolvePins::parse(&v).map_err(|e| format!("TAP_RESOLVE: {e}"))?;
+        }
+        c.public_url = get("TAP_PUBLIC_URL").filter(|s| !s.trim().is_empty());
+        Ok(c)
+    }
+}

@@ -1,0 +1,352 @@
+//! The in-memory view of configuration the hot path reads.
+//!
+//! Built from one [`Snapshot`] of the store, with values decrypted, host
+//! bindings and policies compiled and scrubbers built. A watcher polls the
+//! store's revision every [`crate::config::RELOAD_INTERVAL`] and swaps in a new
+//! directory when it changed, so disable / delete / rotate made anywhere (the
+//! CLI, another replica) take effect within a second, while a request never
+//! waits on the store for configuration.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use tap_core::inject::{AuthBinding, injected_header_names};
+use tap_core::model::{Connector, Credential, Millis};
+use tap_core::policy::{ApprovalMode, CompiledPolicy};
+use tap_core::scrub::{ScrubSecret, Scrubber};
+use tap_core::secret::{CredentialValue, Secret};
+use tap_core::store::{Snapshot, Store, StoreError};
+use tap_core::target::{AllowedHosts, HostPattern, TargetUrl};
+
+use crate::keyring::Keyring;
+
+/// A credential ready for use. Invariant: `value` is the decrypted value or why it is unusable.
+#[derive(Debug)]
+pub struct CredentialEntry {
+    /// Name.
+    pub name: String,
+    /// Description for agents.
+    pub description: String,
+    /// Connector.
+    pub connector: Connector,
+    /// Parsed `api_base`.
+    pub api_base: Option<TargetUrl>,
+    /// `api_base` as configured.
+    pub api_base_raw: Option<String>,
+    /// Targets are paths.
+    pub relative_target: bool,
+    /// Authorization format.
+    pub auth_header_format: Option<String>,
+    /// Bindings.
+    pub bindings: Vec<AuthBinding>,
+    /// Compiled host binding.
+    pub allowed_hosts: AllowedHosts,
+    /// Host binding as configured.
+    pub allowed_hosts_raw: Vec<String>,
+    /// The value: `Ok(None)` when unset, `Err` when it failed to decrypt.
+    pub value: Result<Option<CredentialValue>, String>,
+    /// Headers this credential injects (lower-case); stripped from agent input.
+    pub injected_headers: Vec<String>,
+    /// Scrubs this credential's secrets.
+    pub scrubber: Arc<Scrubber>,
+    /// The value is a signing bundle (`algorithm` + `private_key`).
+    pub signing_key: bool,
+    updated_at: Millis,
+}
+
+/// A team's configuration.
+#[derive(Debug)]
+pub struct TeamEntry {
+    /// Internal id.
+    pub internal_id: i64,
+    /// Slug.
+    pub slug: String,
+    /// Default approval mode.
+    pub mode: ApprovalMode,
+    /// Credentials by name.
+    pub credentials: HashMap<String, Arc<CredentialEntry>>,
+    /// Policies by credential.
+    pub policies: HashMap<String, Arc<CompiledPolicy>>,
+    /// Finds any team secret of at least 8 bytes in agent input.
+    pub leak_detector: Arc<Scrubber>,
+    /// Scrubs every team secret (audit rows of refused requests, error bodies).
+    pub all_secrets: Arc<Scrubber>,
+}
+
+/// An agent ready for authentication.
+#[derive(Debug)]
+pub struct AgentEntry {
+    /// Home team internal id.
+    pub team_internal_id: i64,
+    /// Home team slug.
+    pub team: String,
+    /// Agent id.
+    pub id: String,
+    /// Disabled agents are refused.
+    pub enabled: bool,
+    /// Keyed hash of the key.
+    pub key_hash: String,
+    /// Credentials usable, directly or through roles.
+    pub credentials: HashSet<String>,
+    /// Requests per rolling hour.
+    pub rate_limit_per_hour: Option<u32>,
+}
+
+/// The whole view.
+#[derive(Debug, Default)]
+pub struct Directory {
+    /// Store revision this view was built from.
+    pub revision: i64,
+    /// Teams by internal id.
+    pub teams: HashMap<i64, Arc<TeamEntry>>,
+    /// Team internal ids by slug.
+    pub team_ids: HashMap<String, i64>,
+    /// Agents by keyed hash of their key.
+    pub agents_by_key: HashMap<String, Arc<AgentEntry>>,
+}
+
+impl Directory {
+    /// A team by slug.
+    pub fn team_by_slug(&self, slug: &str) -> Option<&Arc<TeamEntry>> {
+        self.team_ids.get(slug).and_then(|id| self.teams.get(id))
+    }
+
+    /// Builds a view, reusing unchanged credential entries of `previous`.
+    pub fn build(snapshot: Snapshot, keys: &Keyring, previous: Option<&Directory>) -> Directory {
+        let mut teams = HashMap::new();
+        let mut team_ids = HashMap::new();
+        let mut creds_by_team: HashMap<i64, Vec<Credential>> = HashMap::new();
+        for c in snapshot.credentials {
+            creds_by_team.entry(c.team_internal_id).or_default().push(c);
+        }
+        let mut policies_by_team: HashMap<i64, HashMap<String, Arc<CompiledPolicy>>> =
+            HashMap::new();
+        for (team, cred, policy) in snapshot.policies {
+            match CompiledPolicy::new(&policy) {
+                Ok(p) => {
+                    policies_by_team
+                        .entry(team)
+                        .or_default()
+                        .insert(cred, Arc::new(p));
+                }
+                Err(e) => {
+                    // Fail closed: a policy that does not compile requires approval for everything.
+                    tracing::error!(credential = %cred, error = %e, "stored policy does not compile; requiring approval");
+                    let strict = tap_core::policy::Policy {
+                        require_approval_urls: vec!["/".into()],
+                        min_approvals: 1,
+                        ..Default::default()
+                    };
+                    if let Ok(p) = CompiledPolicy::new(&strict) {
+                        policies_by_team
+                            .entry(team)
+                            .or_default()
+                            .insert(cred, Arc::new(p));
+                    }
+                }
+            }
+        }
+        for team in snapshot.teams {
+            let prev_team = previous.and_then(|d| d.teams.get(&team.internal_id));
+            let dek = keys.team_dek(&team);
+            let mut credentials = HashMap::new();
+            let mut changed = prev_team.is_none();
+            for c in creds_by_team.remove(&team.internal_id).unwrap_or_default() {
+                if let Some(prev) = prev_team.and_then(|t| t.credentials.get(&c.name)) {
+                    if prev.updated_at == c.updated_at {
+                        credentials.insert(c.name.clone(), Arc::clone(prev));
+                        continue;
+                    }
+                }
+                changed = true;
+                let value = match (&c.sealed_value, &dek) {
+                    (None, _) => Ok(None),
+                    (Some(blob), Ok(dek)) => dek
+                        .open(team.internal_id, &c.name, blob)
+                        .map(|s| Some(CredentialValue::from_stored(s.expose().to_vec(), c.value_is_json)))
+                        .map_err(|e| {
+                            tracing::error!(team = %team.slug, credential = %c.name, error = %e, "credential value does not decrypt");
+                            e.to_string()
+                        }),
+                    (Some(_), Err(e)) => Err(e.to_string()),
+                };
+                let entry = credential_entry(c, value);
+                credentials.insert(entry.name.clone(), Arc::new(entry));
+            }
+            if let Some(prev) = prev_team {
+                changed |= prev.credentials.len() != credentials.len();
+            }
+            let (leak_detector, all_secrets) = match prev_team {
+                Some(prev) if !changed => (
+                    Arc::clone(&prev.leak_detector),
+                    Arc::clone(&prev.all_secrets),
+                ),
+                _ => team_scrubbers(&credentials),
+            };
+            team_ids.insert(team.slug.clone(), team.internal_id);
+            teams.insert(
+                team.internal_id,
+                Arc::new(TeamEntry {
+                    internal_id: team.internal_id,
+                    slug: team.slug,
+                    mode: team.default_approval_mode,
+                    credentials,
+                    policies: policies_by_team
+                        .remove(&team.internal_id)
+                        .unwrap_or_default(),
+                    leak_detector,
+                    all_secrets,
+                }),
+            );
+        }
+        let mut role_creds: HashMap<(i64, String), Vec<String>> = HashMap::new();
+        for r in snapshot.roles {
+            role_creds.insert((r.team_internal_id, r.name), r.credentials);
+        }
+        let mut agents_by_key = HashMap::new();
+        for a in snapshot.agents {
+            let mut credentials: HashSet<String> = a.credentials.into_iter().collect();
+            for role in &a.roles {
+                if let Some(cs) = role_creds.get(&(a.team_internal_id, role.clone())) {
+                    credentials.extend(cs.iter().cloned());
+                }
+            }
+            agents_by_key.insert(
+                a.key_hash.clone(),
+                Arc::new(AgentEntry {
+                    team_internal_id: a.team_internal_id,
+                    team: a.team,
+                    id: a.id,
+                    enabled: a.enabled,
+                    key_hash: a.key_hash,
+                    credentials,
+                    rate_limit_per_hour: a.rate_limit_per_hour,
+                }),
+            );
+        }
+        Directory {
+            revision: snapshot.revision,
+            teams,
+            team_ids,
+            agents_by_key,
+        }
+    }
+}
+
+fn is_signing_bundle(value: &CredentialValue) -> bool {
+    value.is_json() && value.field("algorithm").is_some() && value.field("private_key").is_some()
+}
+
+fn credential_entry(
+    c: Credential,
+    value: Result<Option<CredentialValue>, String>,
+) -> CredentialEntry {
+    let secrets: Vec<(String, Secret)> = match &value {
+        Ok(Some(v)) => v.secrets(&c.name),
+        _ => Vec::new(),
+    };
+    let scrubber = Arc::new(Scrubber::new(secrets.iter().map(|(label, s)| {
+        ScrubSecret {
+            label,
+            value: s.expose(),
+        }
+    })));
+    let allowed_hosts = if c.allow_any_host {
+        AllowedHosts::Any
+    } else {
+        AllowedHosts::List(
+            c.allowed_hosts
+                .iter()
+                .filter_map(|h| match HostPattern::parse(h) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::error!(credential = %c.name, error = %e, "stored host pattern does not parse; ignoring it");
+                        None
+                    }
+                })
+                .collect(),
+        )
+    };
+    let api_base = c.api_base.as_deref().and_then(|b| TargetUrl::parse(b).ok());
+    let signing_key = matches!(&value, Ok(Some(v)) if is_signing_bundle(v));
+    CredentialEntry {
+        injected_headers: injected_header_names(&c.auth_bindings),
+        name: c.name,
+        description: c.description,
+        connector: c.connector,
+        api_base,
+        api_base_raw: c.api_base,
+        relative_target: c.relative_target,
+        auth_header_format: c.auth_header_format,
+        bindings: c.auth_bindings,
+        allowed_hosts,
+        allowed_hosts_raw: c.allowed_hosts,
+        value,
+        scrubber,
+        signing_key,
+        updated_at: c.updated_at,
+    }
+}
+
+fn team_scrubbers(
+    credentials: &HashMap<String, Arc<CredentialEntry>>,
+) -> (Arc<Scrubber>, Arc<Scrubber>) {
+    let mut secrets: Vec<(String, Secret)> = Vec::new();
+    for c in credentials.values() {
+        if let Ok(Some(v)) = &c.value {
+            secrets.extend(v.secrets(&c.name));
+        }
+    }
+    let leak = Scrubber::leak_detector(secrets.iter().map(|(l, s)| ScrubSecret {
+        label: l,
+        value: s.expose(),
+    }));
+    let all = Scrubber::new(secrets.iter().map(|(l, s)| ScrubSecret {
+        label: l,
+        value: s.expose(),
+    }));
+    (Arc::new(leak), Arc::new(all))
+}
+
+/// The current directory, swapped atomically on reload.
+#[derive(Debug)]
+pub struct DirectoryHandle {
+    current: RwLock<Arc<Directory>>,
+}
+
+impl DirectoryHandle {
+    /// Wraps a first directory.
+    pub fn new(d: Directory) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(d)),
+        }
+    }
+
+    /// The current view (cheap: one Arc clone).
+    pub fn get(&self) -> Arc<Directory> {
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    fn set(&self, d: Directory) {
+        match self.current.write() {
+            Ok(mut g) => *g = Arc::new(d),
+            Err(p) => *p.into_inner() = Arc::new(d),
+        }
+    }
+
+    /// Rebuilds when the store's revision moved. Returns true when it did.
+    pub async fn refresh(&self, store: &dyn Store, keys: &Keyring) -> Result<bool, StoreError> {
+        let rev = store.revision().await?;
+        let current = self.get();
+        if rev == current.revision {
+            return Ok(false);
+        }
+        let snap = store.snapshot().await?;
+        let d = Directory::build(snap, keys, Some(&current));
+        self.set(d);
+        Ok(true)
+    }
+}

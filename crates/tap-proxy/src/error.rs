@@ -1,0 +1,297 @@
+//! The one place where errors become HTTP answers.
+//!
+//! Every refusal the proxy makes is a [`ProxyError`] carrying a [`Reason`]; the
+//! reason alone decides the status code, the stable `error_code`, the default
+//! `fix` and the audit outcome. Proxy-made errors carry `X-TAP-Error: <code>` so
+//! an agent can tell a TAP refusal from an upstream answer.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+/// Why the proxy refused or failed a request. Exhaustive: no catch-all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// No `X-TAP-Key`.
+    MissingTapKey,
+    /// Unknown, disabled or malformed key.
+    InvalidTapKey,
+    /// An `X-TAP-*` header the protocol does not define.
+    UnknownTapHeader,
+    /// TRACE, CONNECT or a method that is not a token.
+    MethodNotAllowed,
+    /// Unknown `X-TAP-Auth-Mode`.
+    InvalidAuthMode,
+    /// CR/LF or another forbidden byte in a header.
+    InvalidHeader,
+    /// Agent rate limit reached.
+    RateLimited,
+    /// No `X-TAP-Target`.
+    MissingTarget,
+    /// Unparseable or unsupported target.
+    InvalidTarget,
+    /// Body above `TAP_MAX_BODY_BYTES`.
+    BodyTooLarge,
+    /// `X-TAP-Team` names a team the agent is not linked to.
+    TeamNotLinked,
+    /// The request carries a team secret.
+    SecretInRequest,
+    /// Neither `X-TAP-Credential` nor placeholders.
+    NoCredential,
+    /// The credential does not exist in the team.
+    CredentialNotFound,
+    /// The agent may not use the credential.
+    CredentialNotGranted,
+    /// Target host outside `allowed_hosts`.
+    HostNotAllowed,
+    /// Outbound safety refused the destination.
+    TargetNotAllowed,
+    /// The credential has no value yet.
+    CredentialValueMissing,
+    /// A bound field is missing from the value.
+    CredentialFieldMissing,
+    /// A JSON value injected whole.
+    MultiSecretUnbound,
+    /// A signing bundle used on `/forward`.
+    SigningKeyOnForward,
+    /// `..` in a relative target.
+    PathTraversal,
+    /// The request needs approval but no channel can decide it.
+    ApprovalUnavailable,
+    /// Connect, timeout or reset talking to the upstream.
+    UpstreamError,
+    /// A response the scrubber cannot read.
+    UnscannableResponse,
+    /// The store failed; nothing was forwarded.
+    StoreUnavailable,
+    /// A route that does not exist.
+    NotFound,
+    /// A bug; the cause is logged once.
+    Internal,
+}
+
+impl Reason {
+    /// HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MissingTapKey | Self::InvalidTapKey => StatusCode::UNAUTHORIZED,
+            Self::UnknownTapHeader
+            | Self::MethodNotAllowed
+            | Self::InvalidAuthMode
+            | Self::InvalidHeader
+            | Self::MissingTarget
+            | Self::InvalidTarget
+            | Self::SecretInRequest
+            | Self::NoCredential
+            | Self::CredentialValueMissing
+            | Self::CredentialFieldMissing
+            | Self::MultiSecretUnbound
+            | Self::SigningKeyOnForward
+            | Self::PathTraversal => StatusCode::BAD_REQUEST,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TeamNotLinked
+            | Self::CredentialNotGranted
+            | Self::HostNotAllowed
+            | Self::TargetNotAllowed => StatusCode::FORBIDDEN,
+            Self::CredentialNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::ApprovalUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamError | Self::UnscannableResponse => StatusCode::BAD_GATEWAY,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `error_code`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingTapKey => "missing_tap_key",
+            Self::InvalidTapKey => "invalid_tap_key",
+            Self::UnknownTapHeader => "unknown_tap_header",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidAuthMode => "invalid_auth_mode",
+            Self::InvalidHeader => "invalid_header",
+            Self::RateLimited => "rate_limited",
+            Self::MissingTarget => "missing_target",
+            Self::InvalidTarget => "invalid_target",
+            Self::BodyTooLarge => "body_too_large",
+            Self::TeamNotLinked => "team_not_linked",
+            Self::SecretInRequest => "secret_in_request",
+            Self::NoCredential => "no_credential",
+            Self::CredentialNotFound => "credential_not_found",
+            Self::CredentialNotGranted => "credential_not_granted",
+            Self::HostNotAllowed => "host_not_allowed",
+            Self::TargetNotAllowed => "target_not_allowed",
+            Self::CredentialValueMissing => "credential_value_missing",
+            Self::CredentialFieldMissing => "credential_field_missing",
+            Self::MultiSecretUnbound => "multi_secret_unbound",
+            Self::SigningKeyOnForward => "signing_key_on_forward",
+            Self::PathTraversal => "path_traversal",
+            Self::ApprovalUnavailable => "approval_unavailable",
+            Self::UpstreamError => "upstream_error",
+            Self::UnscannableResponse => "unscannable_response",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::NotFound => "not_found",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// What the agent (or its operator) can do about it.
+    pub fn fix(self) -> &'static str {
+        match self {
+            Self::MissingTapKey => "Send your agent key in the X-TAP-Key header.",
+            Self::InvalidTapKey => {
+                "Check the X-TAP-Key value; ask an operator for a new key if it was rotated or the agent disabled."
+            }
+            Self::UnknownTapHeader => {
+                "Remove the header. Request bodies go in the HTTP body and upstream headers are sent as plain headers; only the X-TAP-* headers listed in supported_tap_headers are understood."
+            }
+            Self::MethodNotAllowed => {
+                "Use a standard method such as GET, POST, PUT, PATCH or DELETE in X-TAP-Method; TRACE and CONNECT are refused."
+            }
+            Self::InvalidAuthMode => "Use X-TAP-Auth-Mode auto, bearer or oauth1, or leave it out.",
+            Self::InvalidHeader => "Remove CR, LF and NUL characters from header values.",
+            Self::RateLimited => "Wait for the time in Retry-After before sending more requests.",
+            Self::MissingTarget => {
+                "Send the upstream URL in X-TAP-Target, e.g. https://api.example.com/v1/items."
+            }
+            Self::InvalidTarget => {
+                "X-TAP-Target must be an absolute http(s) URL without user info, or a path starting with / for relative-target credentials."
+            }
+            Self::BodyTooLarge => "Send a smaller body; the limit is set by TAP_MAX_BODY_BYTES.",
+            Self::TeamNotLinked => {
+                "Leave X-TAP-Team out to use your home team, or ask the other team's admin to link your agent."
+            }
+            Self::SecretInRequest => {
+                "Never send credential values; name the credential in X-TAP-Credential and let the proxy inject it."
+            }
+            Self::NoCredential => {
+                "Name the credential to use in X-TAP-Credential (GET /agent/services lists yours)."
+            }
+            Self::CredentialNotFound => {
+                "Check the credential name; GET /agent/services lists the credentials you may use."
+            }
+            Self::CredentialNotGranted => {
+                "Ask an operator to grant this credential to your agent or one of its roles."
+            }
+            Self::HostNotAllowed => {
+                "Use a target on one of the credential's allowed_hosts (GET /agent/services lists them)."
+            }
+            Self::TargetNotAllowed => {
+                "The destination is a private or reserved address; an operator must allow it explicitly."
+            }
+            Self::CredentialValueMissing => {
+                "Ask an operator to set the credential's value (tap cred set-value)."
+            }
+            Self::CredentialFieldMissing => {
+                "Ask an operator to fix the credential's value or bindings: a bound field is missing."
+            }
+            Self::MultiSecretUnbound => {
+                "Ask an operator to add auth bindings for the credential's JSON fields."
+            }
+            Self::SigningKeyOnForward => {
+                "Signing keys are used through POST /sign, never forwarded."
+            }
+            Self::PathTraversal => "Remove '..' segments from the target path.",
+            Self::ApprovalUnavailable => {
+                "This request needs human approval and no approval channel can decide it; ask an operator to set a policy or an approval channel."
+            }
+            Self::UpstreamError => {
+                "The upstream did not answer; retry later or check the target URL."
+            }
+            Self::UnscannableResponse => {
+                "The upstream answered in an encoding the proxy cannot scan; nothing was returned."
+            }
+            Self::StoreUnavailable => {
+                "The proxy's store is unavailable; nothing was forwarded. Retry later."
+            }
+            Self::NotFound => "GET /instructions describes the agent API.",
+            Self::Internal => "Retry later; report the request id to an operator if it persists.",
+        }
+    }
+}
+
+/// A refusal or failure with its human sentence and extra JSON fields.
+///
+/// Invariant: `message` and `extra` never hold a secret value; they may name
+/// hosts, headers and credentials.
+#[derive(Debug)]
+pub struct ProxyError {
+    /// Why.
+    pub reason: Reason,
+    /// Human sentence.
+    pub message: String,
+    /// Fields added to the body (`host`, `credential`, ...).
+    pub extra: Map<String, Value>,
+    /// `Retry-After` seconds, for rate limits.
+    pub retry_after: Option<u64>,
+}
+
+impl ProxyError {
+    /// A new error.
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            extra: Map::new(),
+            retry_after: None,
+        }
+    }
+
+    /// Adds a field to the body.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("error".into(), Value::String(self.message.clone()));
+        m.insert(
+            "error_code".into(),
+            Value::String(self.reason.code().into()),
+        );
+        m.insert("fix".into(), Value::String(self.reason.fix().into()));
+        for (k, v) in &self.extra {
+            m.insert(k.clone(), v.clone());
+        }
+        Value::Object(m)
+    }
+}
+
+impl std::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason.code(), self.message)
+    }
+}
+
+impl std::error::Error for ProxyError {}
+
+impl From<tap_core::store::StoreError> for ProxyError {
+    fn from(e: tap_core::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        ProxyError::new(Reason::StoreUnavailable, "the proxy's store is unavailable")
+    }
+}
+
+/// Builds the JSON error response from an already scrubbed body.
+pub fn error_response(reason: Reason, body: Vec<u8>, retry_after: Option<u64>) -> Response {
+    let mut resp = (reason.status(), body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert("x-tap-error", HeaderValue::from_static(reason.code()));
+    if let Some(s) = retry_after {
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        error_response(self.reason, body, self.retry_after)
+    }
+}

@@ -1,0 +1,108 @@
+//! The deployment's keys: the master key (KEK) and the MAC key it wraps.
+
+use tap_core::crypto::{Dek, KeyMac, MasterKey};
+use tap_core::model::Team;
+use tap_core::store::Store;
+
+const META_CHECK: &str = "kek_check";
+const META_MAC: &str = "mac_key";
+const META_KEK_ID: &str = "kek_id";
+
+/// Why the keys could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    /// The store has keys sealed under another master key.
+    #[error(
+        "the master key does not match this store (store key id {stored}, given key id {given}); set TAP_MASTER_KEY / TAP_MASTER_KEY_FILE / TAP_MASTER_KEY_COMMAND to the key this store was created with"
+    )]
+    WrongKey {
+        /// Key id recorded in the store.
+        stored: String,
+        /// Key id of the key given.
+        given: String,
+    },
+    /// The store has no key check yet.
+    #[error("the store has no master key check; run `tap init`")]
+    NotInitialized,
+    /// Stored key material is damaged.
+    #[error("stored key material is damaged: {0}")]
+    Damaged(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] tap_core::store::StoreError),
+}
+
+/// Opened keys. Invariant: the KEK passed the store's sealed check value.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    kek: MasterKey,
+    mac: KeyMac,
+}
+
+impl Keyring {
+    /// Records the check value and a fresh wrapped MAC key when the store has none;
+    /// otherwise opens the existing ones. Returns the keyring and whether it was created.
+    pub async fn create_or_open(
+        store: &dyn Store,
+        kek: MasterKey,
+    ) -> Result<(Self, bool), KeyringError> {
+        if store.meta(META_CHECK).await?.is_some() {
+            return Ok((Self::open(store, kek).await?, false));
+        }
+        let mac = KeyMac::generate().map_err(|e| KeyringError::Damaged(e.to_string()))?;
+        let wrapped = kek
+            .wrap_mac_key(&mac)
+            .map_err(|e| KeyringError::Damaged(e.to_string()))?;
+        let check = kek
+            .seal_check()
+            .map_err(|e| KeyringError::Damaged(e.to_string()))?;
+        store.set_meta(META_MAC, &wrapped).await?;
+        store.set_meta(META_KEK_ID, kek.key_id().as_bytes()).await?;
+        store.set_meta(META_CHECK, &check).await?;
+        Ok((Self { kek, mac }, true))
+    }
+
+    /// Opens the keys, refusing a key that does not match the store.
+    pub async fn open(store: &dyn Store, kek: MasterKey) -> Result<Self, KeyringError> {
+        let check = store
+            .meta(META_CHECK)
+            .await?
+            .ok_or(KeyringError::NotInitialized)?;
+        if !kek.verify_check(&check) {
+            let stored = store
+                .meta(META_KEK_ID)
+                .await?
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|| "unknown".into());
+            return Err(KeyringError::WrongKey {
+                stored,
+                given: kek.key_id(),
+            });
+        }
+        let wrapped = store
+            .meta(META_MAC)
+            .await?
+            .ok_or(KeyringError::NotInitialized)?;
+        let mac = kek
+            .unwrap_mac_key(&wrapped)
+            .map_err(|e| KeyringError::Damaged(format!("mac key: {e}")))?;
+        Ok(Self { kek, mac })
+    }
+
+    /// The master key.
+    pub fn kek(&self) -> &MasterKey {
+        &self.kek
+    }
+
+    /// The MAC key for agent keys and admin tokens.
+    pub fn mac(&self) -> &KeyMac {
+        &self.mac
+    }
+
+    /// The team's DEK.
+    pub fn team_dek(&self, team: &Team) -> Result<Dek, KeyringError> {
+        self.kek
+            .unwrap_dek(&team.slug, &team.dek_id, &team.wrapped_dek)
+            .map_err(|e| KeyringError::Damaged(format!("team {} data key: {e}", team.slug)))
+    }
+}

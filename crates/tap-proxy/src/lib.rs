@@ -1,0 +1,17 @@
+//! The TAP proxy service.
+//!
+//! Request flow, one module each under [`proxy`]: authenticate → resolve team
+//! and credential → outbound safety → policy → approval → inject → forward →
+//! scrub → audit.
+
+pub mod admin;
+pub mod agent_api;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod journal;
+pub mod keyring;
+pub mod outbound;
+pub mod proxy;
+pub mod server;
+pub mod state;

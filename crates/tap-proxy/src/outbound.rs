@@ -1,0 +1,141 @@
+//! Outbound safety (SPEC §8): the guarded resolver and the one upstream client.
+//!
+//! Names are resolved once by [`GuardedResolver`], every address is checked by
+//! the private-address rule, and the client connects only to the vetted
+//! addresses: the resolver the client uses *is* the check, so there is no
+//! rebinding window between check and connect.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tap_core::target::{AllowedHosts, OutboundRule, ResolvePins};
+
+use crate::config::ProxyConfig;
+
+/// Bound on one DNS lookup.
+pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle pooled upstream connections kept per host.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
+
+/// A destination the rule refuses. Never carries a secret.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum GuardError {
+    /// Every address of the host is private and not allowed.
+    #[error("destination {host} resolves only to private or reserved addresses")]
+    Refused {
+        /// The host.
+        host: String,
+    },
+    /// DNS failed.
+    #[error("could not resolve {host}")]
+    Unresolvable {
+        /// The host.
+        host: String,
+    },
+}
+
+/// Resolves names with `TAP_RESOLVE` pins and the system resolver, keeping only permitted addresses.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    rule: OutboundRule,
+    pins: ResolvePins,
+}
+
+impl GuardedResolver {
+    /// A resolver for the configured rule and pins.
+    pub fn new(rule: OutboundRule, pins: ResolvePins) -> Self {
+        Self { rule, pins }
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> &OutboundRule {
+        &self.rule
+    }
+
+    /// Permitted socket addresses of `host` (a name, not an IP literal).
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, GuardError> {
+        let candidates: Vec<IpAddr> = if let Some(ip) = self.pins.get(host) {
+            vec![ip]
+        } else if let Ok(ip) = host.parse::<IpAddr>() {
+            vec![ip]
+        } else {
+            let lookup =
+                tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((host, port))).await;
+            match lookup {
+                Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                _ => {
+                    return Err(GuardError::Unresolvable {
+                        host: host.to_owned(),
+                    });
+                }
+            }
+        };
+        if candidates.is_empty() {
+            return Err(GuardError::Unresolvable {
+                host: host.to_owned(),
+            });
+        }
+        // Names never get the per-credential IP-literal exception.
+        let none = AllowedHosts::List(Vec::new());
+        let permitted: Vec<SocketAddr> = candidates
+            .into_iter()
+            .filter(|ip| self.rule.permits(host, *ip, &none))
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect();
+        if permitted.is_empty() {
+            return Err(GuardError::Refused {
+                host: host.to_owned(),
+            });
+        }
+        Ok(permitted)
+    }
+}
+
+struct ClientResolver(Arc<GuardedResolver>);
+
+impl reqwest::dns::Resolve for ClientResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let r = Arc::clone(&self.0);
+        Box::pin(async move {
+            let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+            // Port 0: the client substitutes the URL's port.
+            let addrs = r
+                .resolve(&host, 0)
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// True when `err` (or its sources) is a guard refusal from the connect-time resolver.
+pub fn is_guard_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(GuardError::Refused { .. }) = e.downcast_ref::<GuardError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// The one upstream client: no redirects, no proxies from the environment,
+/// guarded resolver, connect and idle-read timeouts, pooled connections.
+pub fn upstream_client(
+    config: &ProxyConfig,
+    resolver: Arc<GuardedResolver>,
+) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(ClientResolver(resolver)))
+        .connect_timeout(config.forward_timeout)
+        .read_timeout(config.forward_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| format!("cannot build the upstream client: {e}"))
+}

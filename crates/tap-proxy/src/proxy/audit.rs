@@ -1,0 +1,158 @@
+//! Stage: audit. The record is built up along the way and written on every exit path.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::HeaderMap;
+use tap_core::audit::{AuditPhase, AuditRecord, MAX_AUDIT_BODY_BYTES, cut_on_char_boundary};
+use tap_core::scrub::Scrubber;
+use tap_core::store::{AuditAppend, StoreError};
+
+use crate::journal::Journal;
+
+/// How `X-TAP-Key` is stored.
+pub const REDACTED_KEY: &str = "[REDACTED:tap_key]";
+
+/// RFC 3339 UTC now, millisecond precision.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&fmt).unwrap_or_default()
+}
+
+/// A request's audit record in the making.
+#[derive(Debug)]
+pub struct AuditDraft {
+    /// The record so far.
+    pub record: AuditRecord,
+    /// Team whose chain gets the rows.
+    pub team_internal_id: i64,
+    /// Scrubs every secret of that team from stored request data.
+    pub team_scrubber: Arc<Scrubber>,
+    started: Instant,
+    journal: Journal,
+    start_written: bool,
+}
+
+fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_micros() as f64) / 1000.0
+}
+
+impl AuditDraft {
+    /// Starts a record for an authenticated request.
+    pub fn new(
+        journal: Journal,
+        request_id: &str,
+        team_internal_id: i64,
+        team_slug: &str,
+        agent_id: &str,
+        team_scrubber: Arc<Scrubber>,
+        started: Instant,
+    ) -> Self {
+        Self {
+            record: AuditRecord {
+                request_id: request_id.to_owned(),
+                team_id: team_slug.to_owned(),
+                agent_id: agent_id.to_owned(),
+                decision: "refused".into(),
+                timestamp: now_rfc3339(),
+                ..Default::default()
+            },
+            team_internal_id,
+            team_scrubber,
+            started,
+            journal,
+            start_written: false,
+        }
+    }
+
+    /// Records the request's headers (key redacted, secrets scrubbed).
+    pub fn set_headers(&mut self, headers: &HeaderMap) {
+        let mut out = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let v = if name.as_str() == "x-tap-key" {
+                REDACTED_KEY.to_owned()
+            } else {
+                let raw = String::from_utf8_lossy(value.as_bytes());
+                self.team_scrubber.scrub_str(&raw).0
+            };
+            out.push((name.as_str().to_owned(), v));
+        }
+        self.record.request_headers = out;
+    }
+
+    /// Records the request body: scrubbed, then cut to 16 KiB on a character boundary.
+    pub fn set_body(&mut self, body: &[u8]) {
+        if body.is_empty() {
+            self.record.request_body = None;
+            return;
+        }
+        let text = String::from_utf8_lossy(body);
+        let (scrubbed, _) = self.team_scrubber.scrub_str(&text);
+        self.record.request_body =
+            Some(cut_on_char_boundary(&scrubbed, MAX_AUDIT_BODY_BYTES).to_owned());
+    }
+
+    /// Records the display target, scrubbed.
+    pub fn set_target(&mut self, target: &str) {
+        self.record.target_url = self.team_scrubber.scrub_str(target).0;
+    }
+
+    /// Re-homes the record to another team (multi-account).
+    pub fn set_team(&mut self, team_internal_id: i64, slug: &str, scrubber: Arc<Scrubber>) {
+        self.team_internal_id = team_internal_id;
+        self.record.team_id = slug.to_owned();
+        self.team_scrubber = scrubber;
+    }
+
+    /// Writes the `start` row and waits for its commit (fail closed: the caller must not forward on error).
+    pub async fn commit_start(&mut self) -> Result<(), StoreError> {
+        self.record.decision = "proceed".into();
+        self.journal
+            .commit(AuditAppend {
+                team_internal_id: self.team_internal_id,
+                phase: AuditPhase::Start,
+                record: self.record.clone(),
+            })
+            .await?;
+        self.start_written = true;
+        Ok(())
+    }
+
+    fn finish_row(mut self, error_code: Option<&str>) -> (Journal, AuditAppend) {
+        if let Some(code) = error_code {
+            self.record.error_code = Some(code.to_owned());
+            if !self.start_written && self.record.decision != "approval" {
+                self.record.decision = "refused".into();
+            }
+        }
+        self.record.latency_total_ms = Some(ms(self.started));
+        let row = AuditAppend {
+            team_internal_id: self.team_internal_id,
+            phase: AuditPhase::Finish,
+            record: self.record,
+        };
+        (self.journal, row)
+    }
+
+    /// Queues the `finish` row (the `start` row is already durable).
+    pub fn finish(self, error_code: Option<&str>) {
+        let (journal, row) = self.finish_row(error_code);
+        journal.enqueue(row);
+    }
+
+    /// Writes the `finish` row of a refusal and waits for the commit.
+    pub async fn finish_committed(self, error_code: Option<&str>) {
+        let (journal, row) = self.finish_row(error_code);
+        if let Err(e) = journal.commit(row).await {
+            tracing::error!(error = %e, "audit row of a refused request could not be written");
+        }
+    }
+
+    /// Milliseconds since the request arrived.
+    pub fn elapsed_ms(&self) -> f64 {
+        ms(self.started)
+    }
+}

@@ -1,0 +1,269 @@
+//! Rows 12–13: inject, forward, scrub the answer, finish the audit record.
+//!
+//! Small answers with a known length are scrubbed whole; everything else is
+//! streamed through a [`ScrubStream`] whose memory is bounded by the longest
+//! pattern, so a 1 GiB answer never sits in memory.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::Stream;
+use tap_core::scrub::{ScrubStream, Scrubber};
+
+use super::audit::AuditDraft;
+use super::refuse;
+use super::resolve::Resolved;
+use crate::error::{ProxyError, Reason};
+use crate::outbound::is_guard_refusal;
+use crate::state::AppState;
+
+/// Answers up to this size with a known `Content-Length` are scrubbed in one piece.
+pub(crate) const WHOLE_BODY_LIMIT: u64 = 256 * 1024;
+
+/// Response headers never passed back.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
+/// Input of the forward stage. Invariant: only built by `prepare` after every check and a proceed decision.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) method: String,
+    pub(crate) resolved: Resolved,
+}
+
+fn build_request(state: &AppState, p: &Prepared) -> Result<reqwest::Request, ProxyError> {
+    let r = &p.resolved;
+    let mut url = r.url.url().clone();
+    if !r.injection.query.is_empty() {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in &r.injection.query {
+            q.append_pair(k, &String::from_utf8_lossy(v.expose()));
+        }
+    }
+    let method = reqwest::Method::from_bytes(p.method.as_bytes())
+        .map_err(|_| ProxyError::new(Reason::MethodNotAllowed, "method is not a valid token"))?;
+    let mut req = state.client.request(method, url).build().map_err(|e| {
+        tracing::error!(error = %e.without_url(), "upstream request could not be built");
+        ProxyError::new(Reason::Internal, "upstream request could not be built")
+    })?;
+    let h = req.headers_mut();
+    *h = r.headers.clone();
+    for (name, value) in &r.injection.headers {
+        let (Ok(n), Ok(mut v)) = (
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.expose()),
+        ) else {
+            return Err(ProxyError::new(
+                Reason::InvalidHeader,
+                format!("injected header {name} is not valid"),
+            ));
+        };
+        v.set_sensitive(true);
+        h.insert(n, v);
+    }
+    h.insert(
+        reqwest::header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    if !r.body.is_empty() {
+        *req.body_mut() = Some(reqwest::Body::from(r.body.clone()));
+    }
+    Ok(req)
+}
+
+fn scrub_headers(upstream: &HeaderMap, scrubber: &Scrubber) -> (HeaderMap, u64) {
+    let mut out = HeaderMap::with_capacity(upstream.len());
+    let mut hits = 0;
+    for (name, value) in upstream {
+        if HOP_BY_HOP.contains(&name.as_str()) {
+            continue;
+        }
+        let (scrubbed, n) = scrubber.scrub(value.as_bytes());
+        hits += n;
+        if n == 0 {
+            out.append(name.clone(), value.clone());
+        } else if let Ok(v) = HeaderValue::from_bytes(&scrubbed) {
+            out.append(name.clone(), v);
+        }
+    }
+    (out, hits)
+}
+
+pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft) -> Response {
+    let req = match build_request(state, &p) {
+        Ok(r) => r,
+        Err(e) => return refuse(e, draft).await,
+    };
+    let scrubber = Arc::clone(&p.resolved.credential.scrubber);
+    let display_target = p.resolved.url.as_str().to_owned();
+    let upstream_started = Instant::now();
+    let sent = tokio::time::timeout(state.config.forward_timeout, state.client.execute(req)).await;
+    let resp = match sent {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let err = if is_guard_refusal(&e) {
+                ProxyError::new(
+                    Reason::TargetNotAllowed,
+                    "destination resolves to a private or reserved address",
+                )
+            } else {
+                let kind = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "could not connect"
+                } else {
+                    "failed"
+                };
+                tracing::warn!(error = %e.without_url(), "upstream request failed");
+                ProxyError::new(
+                    Reason::UpstreamError,
+                    format!("the upstream request {kind}"),
+                )
+                .with("target", display_target)
+            };
+            return refuse(err, draft).await;
+        }
+        Err(_) => {
+            let err = ProxyError::new(Reason::UpstreamError, "the upstream request timed out")
+                .with("target", display_target);
+            return refuse(err, draft).await;
+        }
+    };
+    let status = resp.status();
+    draft.record.upstream_status = Some(status.as_u16());
+    if let Some(enc) = resp.headers().get(reqwest::header::CONTENT_ENCODING) {
+        let enc = enc.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        if !enc.is_empty() && enc != "identity" {
+            draft.record.latency_upstream_ms = Some(ms(upstream_started));
+            let err = ProxyError::new(
+                Reason::UnscannableResponse,
+                "the upstream answered with a content encoding the proxy cannot scan; nothing was returned",
+            )
+            .with("content_encoding", enc);
+            return refuse(err, draft).await;
+        }
+    }
+    let (headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
+    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let small = resp.content_length().is_some_and(|n| n <= WHOLE_BODY_LIMIT);
+    if small {
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e.without_url(), "upstream body failed");
+                let err = ProxyError::new(Reason::UpstreamError, "the upstream answer broke off")
+                    .with("target", display_target);
+                return refuse(err, draft).await;
+            }
+        };
+        draft.record.latency_upstream_ms = Some(ms(upstream_started));
+        let (body, hits) = scrubber.scrub(&bytes);
+        draft.record.response_scrubbed = hits + header_hits > 0;
+        draft.finish(None);
+        let mut response = (status, Body::from(body)).into_response();
+        *response.headers_mut() = headers;
+        return response;
+    }
+    let stream = ScrubbedBody {
+        inner: Box::pin(resp.bytes_stream()),
+        scrub: scrubber.stream(),
+        done: false,
+        header_hits,
+        upstream_started,
+        draft: Some(draft),
+    };
+    let mut response = (status, Body::from_stream(stream)).into_response();
+    *response.headers_mut() = headers;
+    response
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_micros() as f64 / 1000.0
+}
+
+type UpstreamStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// The streamed, scrubbed answer. Finishes the audit record when the body ends,
+/// fails, or the agent goes away.
+struct ScrubbedBody {
+    inner: UpstreamStream,
+    scrub: ScrubStream,
+    done: bool,
+    header_hits: u64,
+    upstream_started: Instant,
+    draft: Option<AuditDraft>,
+}
+
+impl ScrubbedBody {
+    fn finish(&mut self, error: Option<&str>) {
+        if let Some(mut d) = self.draft.take() {
+            d.record.latency_upstream_ms = Some(ms(self.upstream_started));
+            d.record.response_scrubbed = self.scrub.hits() + self.header_hits > 0;
+            d.finish(error);
+        }
+    }
+}
+
+impl Stream for ScrubbedBody {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let mut out = Vec::with_capacity(chunk.len() + 64);
+                    this.scrub.push(&chunk, &mut out);
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Bytes::from(out))));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(error = %e.without_url(), "upstream body broke off");
+                    this.done = true;
+                    this.finish(Some("upstream_error"));
+                    // An error aborts the response: held-back bytes are never sent unscrubbed.
+                    return Poll::Ready(Some(Err(std::io::Error::other(
+                        "upstream body broke off",
+                    ))));
+                }
+                Poll::Ready(None) => {
+                    let mut out = Vec::new();
+                    this.scrub.finish(&mut out);
+                    this.done = true;
+                    this.finish(None);
+                    if out.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(Bytes::from(out))));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ScrubbedBody {
+    fn drop(&mut self) {
+        // The agent disconnected before the end.
+        self.finish(Some("client_disconnected"));
+    }
+}

@@ -1,0 +1,215 @@
+//! `POST /forward`: the request pipeline of SPEC §3.1, stage by stage.
+//!
+//! authenticate → resolve team and credential → outbound safety → policy →
+//! approval → inject → forward → scrub → audit. Every exit after
+//! authentication writes an audit row; nothing is forwarded before its `start`
+//! row is committed.
+
+pub mod audit;
+pub mod authenticate;
+mod forward;
+mod resolve;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use tap_core::policy::{Decision, EvalInput, NormalizedTarget, normalize_method};
+
+use crate::error::{ProxyError, Reason, error_response};
+use crate::server::RequestId;
+use crate::state::AppState;
+
+use self::audit::AuditDraft;
+use self::authenticate::authenticate;
+
+/// The `X-TAP-*` headers the protocol defines (lower-case).
+pub const SUPPORTED_TAP_HEADERS: &[&str] = &[
+    "x-tap-key",
+    "x-tap-credential",
+    "x-tap-target",
+    "x-tap-method",
+    "x-tap-team",
+    "x-tap-auth-mode",
+];
+
+/// Reads one header as text; `Err` when it is not visible ASCII.
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ProxyError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(|s| Some(s.trim())).map_err(|_| {
+            ProxyError::new(
+                Reason::InvalidHeader,
+                format!("header {name} holds bytes that are not visible ASCII"),
+            )
+        }),
+    }
+}
+
+/// Rows 2 and 2a: only known `X-TAP-*` headers, a valid method and auth mode, no control characters.
+fn check_headers(headers: &HeaderMap) -> Result<String, ProxyError> {
+    for name in headers.keys() {
+        let n = name.as_str();
+        if n.starts_with("x-tap-") && !SUPPORTED_TAP_HEADERS.contains(&n) {
+            return Err(ProxyError::new(
+                Reason::UnknownTapHeader,
+                format!("unknown TAP header {n}"),
+            )
+            .with("header", n)
+            .with("supported_tap_headers", SUPPORTED_TAP_HEADERS.to_vec()));
+        }
+    }
+    let method =
+        normalize_method(header_str(headers, "x-tap-method")?.unwrap_or("")).map_err(|e| {
+            ProxyError::new(
+                Reason::MethodNotAllowed,
+                format!("X-TAP-Method refused: {e}"),
+            )
+        })?;
+    if let Some(mode) = header_str(headers, "x-tap-auth-mode")? {
+        if !matches!(
+            mode.to_ascii_lowercase().as_str(),
+            "auto" | "bearer" | "oauth1"
+        ) {
+            return Err(ProxyError::new(
+                Reason::InvalidAuthMode,
+                "X-TAP-Auth-Mode must be auto, bearer or oauth1",
+            ));
+        }
+    }
+    for (name, value) in headers {
+        if value
+            .as_bytes()
+            .iter()
+            .any(|&b| b == b'\r' || b == b'\n' || b == 0)
+        {
+            return Err(ProxyError::new(
+                Reason::InvalidHeader,
+                format!("header {name} contains CR, LF or NUL"),
+            ));
+        }
+    }
+    Ok(method)
+}
+
+/// The `POST /forward` handler.
+pub async fn forward_handler(
+    State(state): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let dir = state.directory.get();
+    let auth = match authenticate(&dir, state.keys.mac(), &parts.headers) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let primary = Arc::clone(auth.primary());
+    let Some(home) = dir.teams.get(&primary.team_internal_id) else {
+        return ProxyError::new(Reason::Internal, "agent's team is missing").into_response();
+    };
+    let mut draft = AuditDraft::new(
+        state.journal.clone(),
+        &request_id,
+        home.internal_id,
+        &home.slug,
+        &primary.id,
+        Arc::clone(&home.all_secrets),
+        started,
+    );
+    draft.set_headers(&parts.headers);
+    if let Some(t) = parts.headers.get("x-tap-target") {
+        draft.set_target(&String::from_utf8_lossy(t.as_bytes()));
+    }
+    if let Some(c) = parts
+        .headers
+        .get("x-tap-credential")
+        .and_then(|v| v.to_str().ok())
+    {
+        draft.record.credential_names = vec![c.trim().to_owned()];
+    }
+    if let Ok(m) = normalize_method(
+        parts
+            .headers
+            .get("x-tap-method")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    ) {
+        draft.record.method = m;
+    }
+
+    let prepared = match prepare(&state, &dir, &auth, &parts.headers, body, &mut draft).await {
+        Ok(p) => p,
+        Err(e) => return refuse(e, draft).await,
+    };
+    if let Err(e) = draft.commit_start().await {
+        tracing::error!(error = %e, request_id = %request_id, "audit start row not committed; not forwarding");
+        let err = ProxyError::new(
+            Reason::StoreUnavailable,
+            "the audit trail could not be written; nothing was forwarded",
+        );
+        return refuse(err, draft).await;
+    }
+    forward::forward(&state, prepared, draft).await
+}
+
+/// Answers a refusal: audit row committed, body scrubbed of every team secret.
+async fn refuse(err: ProxyError, draft: AuditDraft) -> Response {
+    let reason = err.reason;
+    tracing::info!(agent = %draft.record.agent_id, team = %draft.record.team_id, code = reason.code(), "request refused");
+    let body = serde_json::to_vec(&err.body()).unwrap_or_default();
+    let (scrubbed, _) = draft.team_scrubber.scrub(&body);
+    let retry_after = err.retry_after;
+    draft.finish_committed(Some(reason.code())).await;
+    error_response(reason, scrubbed, retry_after)
+}
+
+/// Rows 2–11: everything decided before the upstream is contacted.
+async fn prepare(
+    state: &AppState,
+    dir: &crate::directory::Directory,
+    auth: &authenticate::Authenticated,
+    headers: &HeaderMap,
+    body: Body,
+    draft: &mut AuditDraft,
+) -> Result<forward::Prepared, ProxyError> {
+    let method = check_headers(headers)?;
+    draft.record.method.clone_from(&method);
+    let resolved = resolve::resolve(state, dir, auth, headers, body, draft).await?;
+    let normalized = NormalizedTarget::from_url(resolved.url.url());
+    let team = &resolved.team;
+    let eval = tap_core::policy::evaluate(&EvalInput {
+        method: &method,
+        target: &normalized,
+        policy: team
+            .policies
+            .get(&resolved.credential.name)
+            .map(|p| p.as_ref()),
+        team_mode: team.mode,
+        grants: &[],
+        now: time::OffsetDateTime::now_utc().unix_timestamp(),
+    });
+    draft.record.policy_reason = Some(eval.reason.as_str().into_owned());
+    match eval.decision {
+        Decision::Proceed => {}
+        Decision::Approval => {
+            draft.record.decision = "approval".into();
+            draft.record.approval_status = Some("unavailable".into());
+            return Err(ProxyError::new(
+                Reason::ApprovalUnavailable,
+                format!(
+                    "{method} with credential {} needs human approval ({}), and no approval channel is available in this deployment yet; nothing was forwarded",
+                    resolved.credential.name,
+                    eval.reason.as_str()
+                ),
+            )
+            .with("policy_reason", eval.reason.as_str().into_owned()));
+        }
+    }
+    Ok(forward::Prepared { method, resolved })
+}

@@ -1,0 +1,357 @@
+//! Rows 3–10 of SPEC §3.1: rate limit, target, body, team, leak blocking,
+//! credential, grant, host binding, outbound safety, usability.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use tap_core::inject::{InjectError, Injection, plan};
+use tap_core::model::Connector;
+use tap_core::target::{TargetError, TargetUrl};
+
+use super::audit::AuditDraft;
+use super::authenticate::Authenticated;
+use super::header_str;
+use crate::directory::{AgentEntry, CredentialEntry, Directory, TeamEntry};
+use crate::error::{ProxyError, Reason};
+use crate::outbound::GuardError;
+use crate::state::AppState;
+
+/// Headers never forwarded as the agent sent them (besides `x-tap-*`, `x-oauth-*` and injected ones).
+const STRIPPED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "accept-encoding",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+];
+
+/// What the agent named as target before the credential is known.
+enum RawTarget {
+    Absolute(TargetUrl),
+    Path(String),
+}
+
+/// Everything the forward stage needs. Invariant: every check of rows 1–10 passed.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) team: Arc<TeamEntry>,
+    pub(crate) credential: Arc<CredentialEntry>,
+    pub(crate) url: TargetUrl,
+    pub(crate) injection: Injection,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+fn target_error(e: &TargetError) -> ProxyError {
+    ProxyError::new(
+        Reason::InvalidTarget,
+        format!("X-TAP-Target is not usable: {e}"),
+    )
+}
+
+fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
+    if let Some(limit) = agent.rate_limit_per_hour {
+        if let Err(retry) =
+            state
+                .rate
+                .check(agent.team_internal_id, &agent.id, limit, Instant::now())
+        {
+            let mut e = ProxyError::new(
+                Reason::RateLimited,
+                format!(
+                    "agent {} reached its limit of {limit} requests per hour",
+                    agent.id
+                ),
+            )
+            .with("retry_after", retry);
+            e.retry_after = Some(retry);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn resolve(
+    state: &AppState,
+    dir: &Directory,
+    auth: &Authenticated,
+    headers: &HeaderMap,
+    body: Body,
+    draft: &mut AuditDraft,
+) -> Result<Resolved, ProxyError> {
+    // Row 3 (single key; with several keys it applies to the key that owns the grant, below).
+    if auth.agents.len() == 1 {
+        rate_limit(state, auth.primary())?;
+    }
+    // Row 4.
+    let raw_target = header_str(headers, "x-tap-target")?
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ProxyError::new(Reason::MissingTarget, "X-TAP-Target header is missing"))?;
+    let target = if raw_target.starts_with('/') && !raw_target.starts_with("//") {
+        RawTarget::Path(raw_target.to_owned())
+    } else {
+        RawTarget::Absolute(TargetUrl::parse(raw_target).map_err(|e| target_error(&e))?)
+    };
+    // Row 4a.
+    let body = axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ProxyError::new(
+                Reason::BodyTooLarge,
+                format!(
+                    "request body is larger than {} bytes",
+                    state.config.max_body_bytes
+                ),
+            )
+            .with("limit_bytes", state.config.max_body_bytes)
+        })?;
+    draft.set_body(&body);
+    // Row 5.
+    let primary = auth.primary();
+    let team_slug = header_str(headers, "x-tap-team")?.filter(|t| !t.is_empty());
+    let team = match team_slug {
+        None => dir.teams.get(&primary.team_internal_id),
+        Some(slug) if slug == primary.team => dir.teams.get(&primary.team_internal_id),
+        Some(slug) => {
+            return Err(ProxyError::new(
+                Reason::TeamNotLinked,
+                format!("agent {} is not linked to team {slug}", primary.id),
+            )
+            .with("team", slug));
+        }
+    }
+    .cloned()
+    .ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
+    // Row 5a: an agent should never hold a secret.
+    let leak = team
+        .leak_detector
+        .find(raw_target.as_bytes())
+        .map(str::to_owned)
+        .or_else(|| {
+            headers
+                .iter()
+                .filter(|(n, _)| n.as_str() != "x-tap-key")
+                .find_map(|(_, v)| team.leak_detector.find(v.as_bytes()).map(str::to_owned))
+        });
+    let leak = leak.or_else(|| team.leak_detector.find(&body).map(str::to_owned));
+    if let Some(label) = leak {
+        tracing::warn!(agent = %primary.id, team = %team.slug, secret = %label, "leak attempt: request carries a credential value");
+        draft.record.decision = "refused".into();
+        return Err(ProxyError::new(
+            Reason::SecretInRequest,
+            "the request carries the value of a team credential; it was not forwarded",
+        ));
+    }
+    // Row 6.
+    let Some(name) = header_str(headers, "x-tap-credential")?.filter(|c| !c.is_empty()) else {
+        return Err(ProxyError::new(
+            Reason::NoCredential,
+            "no X-TAP-Credential header: name the credential to use",
+        ));
+    };
+    let credential = team.credentials.get(name).cloned().ok_or_else(|| {
+        ProxyError::new(
+            Reason::CredentialNotFound,
+            format!("credential {name} does not exist in team {}", team.slug),
+        )
+        .with("credential", name)
+    })?;
+    // Row 7: the first key granted the credential in this team.
+    let agent = auth
+        .agents
+        .iter()
+        .find(|a| a.team_internal_id == team.internal_id && a.credentials.contains(name))
+        .cloned()
+        .ok_or_else(|| {
+            ProxyError::new(
+                Reason::CredentialNotGranted,
+                format!("agent {} may not use credential {name}", primary.id),
+            )
+            .with("credential", name)
+        })?;
+    if auth.agents.len() > 1 {
+        rate_limit(state, &agent)?;
+    }
+    draft.record.agent_id.clone_from(&agent.id);
+    // Row 8.
+    let mut traversal = false;
+    let url = match (&target, credential.relative_target) {
+        (RawTarget::Absolute(u), false) => u.clone(),
+        (RawTarget::Path(_), false) => {
+            return Err(ProxyError::new(
+                Reason::InvalidTarget,
+                format!("credential {name} needs an absolute http(s) URL in X-TAP-Target"),
+            ));
+        }
+        (RawTarget::Absolute(_), true) => {
+            return Err(ProxyError::new(
+                Reason::InvalidTarget,
+                format!("credential {name} takes a path in X-TAP-Target, appended to its api_base"),
+            ));
+        }
+        (RawTarget::Path(p), true) => {
+            let Some(base) = credential.api_base.as_ref() else {
+                return Err(ProxyError::new(
+                    Reason::InvalidTarget,
+                    format!("credential {name} has no usable api_base for relative targets"),
+                ));
+            };
+            match TargetUrl::join_relative(base, p) {
+                Ok(u) => u,
+                Err(TargetError::PathTraversal) => {
+                    traversal = true;
+                    base.clone()
+                }
+                Err(e) => return Err(target_error(&e)),
+            }
+        }
+    };
+    draft.set_target(url.as_str());
+    if !credential.allowed_hosts.matches(&url) {
+        return Err(ProxyError::new(
+            Reason::HostNotAllowed,
+            format!(
+                "host {} is not in the allowed_hosts of credential {name}",
+                url.host_str()
+            ),
+        )
+        .with("host", url.host_str())
+        .with("credential", name));
+    }
+    // Row 9.
+    let not_allowed = || {
+        ProxyError::new(
+            Reason::TargetNotAllowed,
+            format!(
+                "destination {} is a private or reserved address",
+                url.host_str()
+            ),
+        )
+        .with("host", url.host_str())
+    };
+    if let Some(ip) = url.ip() {
+        if !state
+            .resolver
+            .rule()
+            .permits(url.host_str(), ip, &credential.allowed_hosts)
+        {
+            return Err(not_allowed());
+        }
+    } else {
+        match state.resolver.resolve(url.host_str(), url.port()).await {
+            Ok(_) => {}
+            Err(GuardError::Refused { .. }) => return Err(not_allowed()),
+            Err(GuardError::Unresolvable { host }) => {
+                return Err(ProxyError::new(
+                    Reason::UpstreamError,
+                    format!("could not resolve {host}"),
+                )
+                .with("target", url.as_str()));
+            }
+        }
+    }
+    // Row 10.
+    let value = match &credential.value {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return Err(ProxyError::new(
+                Reason::CredentialValueMissing,
+                format!("credential {name} has no value set"),
+            )
+            .with("credential", name));
+        }
+        Err(_) => {
+            return Err(ProxyError::new(
+                Reason::Internal,
+                "credential value could not be opened",
+            ));
+        }
+    };
+    if credential.signing_key {
+        return Err(ProxyError::new(
+            Reason::SigningKeyOnForward,
+            format!("credential {name} is a signing key and cannot be forwarded"),
+        ));
+    }
+    if traversal {
+        return Err(ProxyError::new(
+            Reason::PathTraversal,
+            "the target path contains '..'",
+        ));
+    }
+    if credential.connector != Connector::Direct {
+        return Err(ProxyError::new(
+            Reason::Internal,
+            format!("credential {name} uses a connector this build does not support"),
+        ));
+    }
+    let injection = plan(
+        credential.auth_header_format.as_deref(),
+        &credential.bindings,
+        value,
+    )
+    .map_err(|e| match e {
+        InjectError::FieldMissing(f) => ProxyError::new(
+            Reason::CredentialFieldMissing,
+            format!("credential {name} has no field {f:?} for its binding"),
+        )
+        .with("field", f),
+        InjectError::MultiSecretUnbound => ProxyError::new(
+            Reason::MultiSecretUnbound,
+            format!("credential {name} holds several secrets but has no bindings for them"),
+        ),
+        InjectError::ControlChar => ProxyError::new(
+            Reason::InvalidHeader,
+            format!("credential {name} renders a header value with a control character"),
+        ),
+        InjectError::BadFormat(_) | InjectError::BadBinding(_) => ProxyError::new(
+            Reason::Internal,
+            format!("credential {name} has an invalid injection format"),
+        ),
+    })?;
+    // Forwarded headers: the agent's, minus what it may not set.
+    let mut fwd = HeaderMap::with_capacity(headers.len());
+    let conn_named: Vec<String> = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for (n, v) in headers {
+        let ns = n.as_str();
+        if ns.starts_with("x-tap-")
+            || ns.starts_with("x-oauth-")
+            || STRIPPED.contains(&ns)
+            || conn_named.iter().any(|c| c == ns)
+            || credential.injected_headers.iter().any(|h| h == ns)
+        {
+            continue;
+        }
+        fwd.append(n.clone(), v.clone());
+    }
+    Ok(Resolved {
+        team,
+        credential,
+        url,
+        injection,
+        headers: fwd,
+        body,
+    })
+}

@@ -1,0 +1,75 @@
+//! Shared state of a running proxy.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tap_core::store::Store;
+
+use crate::config::ProxyConfig;
+use crate::directory::DirectoryHandle;
+use crate::journal::Journal;
+use crate::keyring::Keyring;
+use crate::outbound::GuardedResolver;
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Opened keys.
+    pub keys: Arc<Keyring>,
+    /// In-memory configuration view.
+    pub directory: Arc<DirectoryHandle>,
+    /// Audit writer.
+    pub journal: Journal,
+    /// The one upstream client.
+    pub client: reqwest::Client,
+    /// The guarded resolver (also used by the client).
+    pub resolver: Arc<GuardedResolver>,
+    /// Configuration.
+    pub config: Arc<ProxyConfig>,
+    /// Agent rate limits.
+    pub rate: Arc<RateLimiter>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The rolling window of agent rate limits.
+pub const RATE_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Exact sliding-hour counters per (team, agent): a limit of N allows exactly N.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    windows: Mutex<HashMap<(i64, String), VecDeque<Instant>>>,
+}
+
+impl RateLimiter {
+    /// Counts one request; `Err(retry_after_secs)` when the limit is reached (nothing counted).
+    pub fn check(&self, team: i64, agent: &str, limit: u32, now: Instant) -> Result<(), u64> {
+        let mut map = match self.windows.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let q = map.entry((team, agent.to_owned())).or_default();
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= RATE_WINDOW)
+        {
+            q.pop_front();
+        }
+        if q.len() >= limit as usize {
+            let oldest = q.front().copied().unwrap_or(now);
+            let wait = RATE_WINDOW.saturating_sub(now.duration_since(oldest));
+            return Err(wait.as_secs().max(1));
+        }
+        q.push_back(now);
+        Ok(())
+    }
+}

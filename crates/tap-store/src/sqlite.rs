@@ -1,0 +1,1210 @@
+//! SQLite backend.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use tap_core::audit::{AuditPhase, AuditRow, GENESIS_HASH, chain_hash};
+use tap_core::inject::AuthBinding;
+use tap_core::model::{
+    Account, AdminToken, Agent, Connector, Credential, Member, MemberRole, Role, Team,
+};
+use tap_core::policy::{ApprovalMode, Policy};
+use tap_core::store::{
+    AuditAppend, AuditQuery, NewAgent, Snapshot, Store, StoreError, StoreResult,
+};
+
+use crate::now_ms;
+
+/// How long a writer waits for SQLite's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections in the pool (SQLite has one writer; readers share WAL).
+const POOL_SIZE: u32 = 8;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The embedded SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict("already exists".into())
+        }
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn json_list(s: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(s).map_err(corrupt("list"))
+}
+
+impl SqliteStore {
+    /// Opens (creating the file if needed) the database at `path`.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        Self::connect(opts).await
+    }
+
+    /// Opens a `sqlite://` URL.
+    pub async fn open_url(url: &str) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(unavailable)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        Self::connect(opts).await
+    }
+
+    async fn connect(opts: SqliteConnectOptions) -> StoreResult<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(opts)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self { pool })
+    }
+
+    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn bump(tx: &mut sqlx::SqliteConnection) -> StoreResult<()> {
+        sqlx::query("UPDATE config_revision SET revision = revision + 1 WHERE id = 1")
+            .execute(tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn team_from_row(r: &SqliteRow) -> StoreResult<Team> {
+        let mode: String = r.get("default_approval_mode");
+        Ok(Team {
+            internal_id: r.get("id"),
+            slug: r.get("slug"),
+            default_approval_mode: ApprovalMode::from_str(&mode)
+                .map_err(|_| StoreError::Corrupt(format!("approval mode {mode:?}")))?,
+            dek_id: r.get("dek_id"),
+            wrapped_dek: r.get("wrapped_dek"),
+            created_at: r.get("created_at"),
+        })
+    }
+
+    fn credential_from_row(r: &SqliteRow) -> StoreResult<Credential> {
+        let connector: String = r.get("connector");
+        let bindings: String = r.get("auth_bindings");
+        let hosts: String = r.get("allowed_hosts");
+        Ok(Credential {
+            team_internal_id: r.get("team_id"),
+            name: r.get("name"),
+            description: r.get("description"),
+            connector: Connector::from_str(&connector).map_err(StoreError::Corrupt)?,
+            api_base: r.get("api_base"),
+            relative_target: r.get::<i64, _>("relative_target") != 0,
+            auth_header_format: r.get("auth_header_format"),
+            auth_bindings: serde_json::from_str::<Vec<AuthBinding>>(&bindings)
+                .map_err(corrupt("auth_bindings"))?,
+            allowed_hosts: json_list(&hosts)?,
+            allow_any_host: r.get::<i64, _>("allow_any_host") != 0,
+            sealed_value: r.get("sealed_value"),
+            value_is_json: r.get::<i64, _>("value_is_json") != 0,
+            created_at: r.get("created_at"),
+            updated_at: r.get("updated_at"),
+        })
+    }
+
+    fn audit_from_row(r: &SqliteRow) -> StoreResult<AuditRow> {
+        let phase: String = r.get("phase");
+        Ok(AuditRow {
+            seq: r.get("seq"),
+            phase: match phase.as_str() {
+                "start" => AuditPhase::Start,
+                "finish" => AuditPhase::Finish,
+                other => return Err(StoreError::Corrupt(format!("audit phase {other:?}"))),
+            },
+            record_json: r.get("record"),
+            prev_hash: r.get("prev_hash"),
+            row_hash: r.get("row_hash"),
+        })
+    }
+
+    async fn agent_links(&self, team: i64, id: &str) -> StoreResult<(Vec<String>, Vec<String>)> {
+        let roles = sqlx::query(
+            "SELECT role FROM agent_roles WHERE team_id = $1 AND agent_id = $2 ORDER BY role",
+        )
+        .bind(team)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+        let creds = sqlx::query(
+            "SELECT credential FROM agent_credentials WHERE team_id = $1 AND agent_id = $2 ORDER BY credential",
+        )
+        .bind(team)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+        Ok((roles, creds))
+    }
+
+    fn agent_from_row(r: &SqliteRow, roles: Vec<String>, credentials: Vec<String>) -> Agent {
+        Agent {
+            team_internal_id: r.get("team_id"),
+            team: r.get("slug"),
+            id: r.get("id"),
+            description: r.get("description"),
+            enabled: r.get::<i64, _>("enabled") != 0,
+            key_hash: r.get("key_hash"),
+            roles,
+            credentials,
+            rate_limit_per_hour: r
+                .get::<Option<i64>, _>("rate_limit_per_hour")
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            created_at: r.get("created_at"),
+        }
+    }
+
+    async fn role_credentials(&self, team: i64, role: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query("SELECT credential FROM role_credentials WHERE team_id = $1 AND role = $2 ORDER BY credential")
+            .bind(team)
+            .bind(role)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect())
+    }
+}
+
+const AGENT_SELECT: &str = "SELECT a.team_id, t.slug, a.id, a.description, a.enabled, a.key_hash, a.rate_limit_per_hour, a.created_at FROM agents a JOIN teams t ON t.id = a.team_id";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    }
+
+    async fn is_initialized(&self) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'teams'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn revision(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT revision FROM config_revision WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn create_team(
+        &self,
+        slug: &str,
+        mode: ApprovalMode,
+        dek_id: &str,
+        wrapped_dek: &[u8],
+    ) -> StoreResult<Team> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ms();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO teams (slug, default_approval_mode, dek_id, wrapped_dek, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(slug)
+        .bind(mode.to_string())
+        .bind(dek_id)
+        .bind(wrapped_dek)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match unavailable(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("team {slug} already exists")),
+            other => other,
+        })?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Team {
+            internal_id: id,
+            slug: slug.to_owned(),
+            default_approval_mode: mode,
+            dek_id: dek_id.to_owned(),
+            wrapped_dek: wrapped_dek.to_vec(),
+            created_at: now,
+        })
+    }
+
+    async fn team(&self, slug: &str) -> StoreResult<Option<Team>> {
+        sqlx::query("SELECT * FROM teams WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .map(|r| Self::team_from_row(&r))
+            .transpose()
+    }
+
+    async fn teams(&self) -> StoreResult<Vec<Team>> {
+        sqlx::query("SELECT * FROM teams ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(Self::team_from_row)
+            .collect()
+    }
+
+    async fn set_team_mode(&self, team: i64, mode: ApprovalMode) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE teams SET default_approval_mode = $1 WHERE id = $2")
+            .bind(mode.to_string())
+            .bind(team)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn create_account(&self, email: &str, password_hash: &str) -> StoreResult<i64> {
+        let mut tx = self.write_tx().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO accounts (email, password_hash, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(email)
+        .bind(password_hash)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match unavailable(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("account {email} already exists")),
+            other => other,
+        })?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(id)
+    }
+
+    async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>> {
+        Ok(
+            sqlx::query("SELECT id, email, password_hash FROM accounts WHERE email = $1")
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?
+                .map(|r| Account {
+                    id: r.get("id"),
+                    email: r.get("email"),
+                    password_hash: r.get("password_hash"),
+                }),
+        )
+    }
+
+    async fn set_membership(
+        &self,
+        team: i64,
+        account_id: i64,
+        role: MemberRole,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO members (team_id, account_id, role, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (team_id, account_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(team)
+        .bind(account_id)
+        .bind(role.as_str())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn members(&self, team: i64) -> StoreResult<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT m.account_id, a.email, m.role, m.created_at FROM members m JOIN accounts a ON a.id = m.account_id WHERE m.team_id = $1 ORDER BY a.email",
+        )
+        .bind(team)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let account_id: i64 = r.get("account_id");
+            let role: String = r.get("role");
+            let credentials = sqlx::query_scalar(
+                "SELECT credential FROM member_credentials WHERE team_id = $1 AND account_id = $2 ORDER BY credential",
+            )
+            .bind(team)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            out.push(Member {
+                account_id,
+                email: r.get("email"),
+                role: MemberRole::from_str(&role).map_err(StoreError::Corrupt)?,
+                credentials,
+                created_at: r.get("created_at"),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn create_admin_token(
+        &self,
+        account_id: i64,
+        token_hash: &str,
+        label: &str,
+    ) -> StoreResult<i64> {
+        let mut tx = self.write_tx().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO admin_tokens (account_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(account_id)
+        .bind(token_hash)
+        .bind(label)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(id)
+    }
+
+    async fn admin_token(&self, token_hash: &str) -> StoreResult<Option<AdminToken>> {
+        Ok(
+            sqlx::query("SELECT * FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?
+                .map(|r| AdminToken {
+                    id: r.get("id"),
+                    account_id: r.get("account_id"),
+                    token_hash: r.get("token_hash"),
+                    label: r.get("label"),
+                    created_at: r.get("created_at"),
+                    revoked_at: r.get("revoked_at"),
+                }),
+        )
+    }
+
+    async fn create_agent(&self, a: &NewAgent) -> StoreResult<Agent> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO agents (team_id, id, description, enabled, key_hash, rate_limit_per_hour, created_at) VALUES ($1, $2, $3, 1, $4, $5, $6)",
+        )
+        .bind(a.team_internal_id)
+        .bind(&a.id)
+        .bind(&a.description)
+        .bind(&a.key_hash)
+        .bind(a.rate_limit_per_hour.map(i64::from))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match unavailable(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("agent {} already exists", a.id)),
+            other => other,
+        })?;
+        for role in &a.roles {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM roles WHERE team_id = $1 AND name = $2")
+                    .bind(a.team_internal_id)
+                    .bind(role)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("role {role}")));
+            }
+            sqlx::query(
+                "INSERT OR IGNORE INTO agent_roles (team_id, agent_id, role) VALUES ($1, $2, $3)",
+            )
+            .bind(a.team_internal_id)
+            .bind(&a.id)
+            .bind(role)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        for cred in &a.credentials {
+            sqlx::query("INSERT OR IGNORE INTO agent_credentials (team_id, agent_id, credential) VALUES ($1, $2, $3)")
+                .bind(a.team_internal_id)
+                .bind(&a.id)
+                .bind(cred)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        self.agent(a.team_internal_id, &a.id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("agent {}", a.id)))
+    }
+
+    async fn agent(&self, team: i64, id: &str) -> StoreResult<Option<Agent>> {
+        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{AGENT_SELECT} WHERE a.team_id = $1 AND a.id = $2"
+        )))
+        .bind(team)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let (roles, creds) = self.agent_links(team, id).await?;
+        Ok(Some(Self::agent_from_row(&r, roles, creds)))
+    }
+
+    async fn agents(&self, team: i64) -> StoreResult<Vec<Agent>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{AGENT_SELECT} WHERE a.team_id = $1 ORDER BY a.id"
+        )))
+        .bind(team)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.get("id");
+            let (roles, creds) = self.agent_links(team, &id).await?;
+            out.push(Self::agent_from_row(&r, roles, creds));
+        }
+        Ok(out)
+    }
+
+    async fn set_agent_enabled(&self, team: i64, id: &str, enabled: bool) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("UPDATE agents SET enabled = $1 WHERE team_id = $2 AND id = $3")
+            .bind(i64::from(enabled))
+            .bind(team)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn set_agent_key(&self, team: i64, id: &str, key_hash: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("UPDATE agents SET key_hash = $1 WHERE team_id = $2 AND id = $3")
+            .bind(key_hash)
+            .bind(team)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn delete_agent(&self, team: i64, id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("DELETE FROM agents WHERE team_id = $1 AND id = $2")
+            .bind(team)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn set_agent_credential(
+        &self,
+        team: i64,
+        id: &str,
+        credential: &str,
+        granted: bool,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM agents WHERE team_id = $1 AND id = $2")
+                .bind(team)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        let q = if granted {
+            "INSERT OR IGNORE INTO agent_credentials (team_id, agent_id, credential) VALUES ($1, $2, $3)"
+        } else {
+            "DELETE FROM agent_credentials WHERE team_id = $1 AND agent_id = $2 AND credential = $3"
+        };
+        sqlx::query(q)
+            .bind(team)
+            .bind(id)
+            .bind(credential)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn set_agent_role(
+        &self,
+        team: i64,
+        id: &str,
+        role: &str,
+        held: bool,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM agents WHERE team_id = $1 AND id = $2")
+                .bind(team)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        if held {
+            let role_exists: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM roles WHERE team_id = $1 AND name = $2")
+                    .bind(team)
+                    .bind(role)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            if role_exists.is_none() {
+                return Err(StoreError::NotFound(format!("role {role}")));
+            }
+        }
+        let q = if held {
+            "INSERT OR IGNORE INTO agent_roles (team_id, agent_id, role) VALUES ($1, $2, $3)"
+        } else {
+            "DELETE FROM agent_roles WHERE team_id = $1 AND agent_id = $2 AND role = $3"
+        };
+        sqlx::query(q)
+            .bind(team)
+            .bind(id)
+            .bind(role)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn upsert_credential(&self, c: &Credential) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let existed: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM credentials WHERE team_id = $1 AND name = $2")
+                .bind(c.team_internal_id)
+                .bind(&c.name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        let bindings = serde_json::to_string(&c.auth_bindings).map_err(corrupt("auth_bindings"))?;
+        let hosts = serde_json::to_string(&c.allowed_hosts).map_err(corrupt("allowed_hosts"))?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO credentials (team_id, name, description, connector, api_base, relative_target, auth_header_format, auth_bindings, allowed_hosts, allow_any_host, sealed_value, value_is_json, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+             ON CONFLICT (team_id, name) DO UPDATE SET
+               description = excluded.description, connector = excluded.connector, api_base = excluded.api_base,
+               relative_target = excluded.relative_target, auth_header_format = excluded.auth_header_format,
+               auth_bindings = excluded.auth_bindings, allowed_hosts = excluded.allowed_hosts,
+               allow_any_host = excluded.allow_any_host,
+               sealed_value = COALESCE(excluded.sealed_value, credentials.sealed_value),
+               value_is_json = CASE WHEN excluded.sealed_value IS NULL THEN credentials.value_is_json ELSE excluded.value_is_json END,
+               updated_at = excluded.updated_at",
+        )
+        .bind(c.team_internal_id)
+        .bind(&c.name)
+        .bind(&c.description)
+        .bind(c.connector.as_str())
+        .bind(&c.api_base)
+        .bind(i64::from(c.relative_target))
+        .bind(&c.auth_header_format)
+        .bind(bindings)
+        .bind(hosts)
+        .bind(i64::from(c.allow_any_host))
+        .bind(&c.sealed_value)
+        .bind(i64::from(c.value_is_json))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(existed.is_none())
+    }
+
+    async fn credential(&self, team: i64, name: &str) -> StoreResult<Option<Credential>> {
+        sqlx::query("SELECT * FROM credentials WHERE team_id = $1 AND name = $2")
+            .bind(team)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .map(|r| Self::credential_from_row(&r))
+            .transpose()
+    }
+
+    async fn credentials(&self, team: i64) -> StoreResult<Vec<Credential>> {
+        sqlx::query("SELECT * FROM credentials WHERE team_id = $1 ORDER BY name")
+            .bind(team)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(Self::credential_from_row)
+            .collect()
+    }
+
+    async fn set_credential_value(
+        &self,
+        team: i64,
+        name: &str,
+        sealed: &[u8],
+        is_json: bool,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE credentials SET sealed_value = $1, value_is_json = $2, updated_at = $3 WHERE team_id = $4 AND name = $5",
+        )
+        .bind(sealed)
+        .bind(i64::from(is_json))
+        .bind(now_ms())
+        .bind(team)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn delete_credential(&self, team: i64, name: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let roles: Vec<String> = sqlx::query_scalar(
+            "SELECT role FROM role_credentials WHERE team_id = $1 AND credential = $2 ORDER BY role",
+        )
+        .bind(team)
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if !roles.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "credential {name} is still named by role(s) {}; remove it from them first",
+                roles.join(", ")
+            )));
+        }
+        let n = sqlx::query("DELETE FROM credentials WHERE team_id = $1 AND name = $2")
+            .bind(team)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        for q in [
+            "DELETE FROM agent_credentials WHERE team_id = $1 AND credential = $2",
+            "DELETE FROM policies WHERE team_id = $1 AND credential = $2",
+            "DELETE FROM member_credentials WHERE team_id = $1 AND credential = $2",
+        ] {
+            sqlx::query(q)
+                .bind(team)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn create_role(&self, role: &Role) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO roles (team_id, name, description, rate_limit_per_hour, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(role.team_internal_id)
+        .bind(&role.name)
+        .bind(&role.description)
+        .bind(role.rate_limit_per_hour.map(i64::from))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match unavailable(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("role {} already exists", role.name)),
+            other => other,
+        })?;
+        for c in &role.credentials {
+            sqlx::query("INSERT OR IGNORE INTO role_credentials (team_id, role, credential) VALUES ($1, $2, $3)")
+                .bind(role.team_internal_id)
+                .bind(&role.name)
+                .bind(c)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn role(&self, team: i64, name: &str) -> StoreResult<Option<Role>> {
+        let Some(r) = sqlx::query("SELECT * FROM roles WHERE team_id = $1 AND name = $2")
+            .bind(team)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Role {
+            team_internal_id: team,
+            name: r.get("name"),
+            description: r.get("description"),
+            credentials: self.role_credentials(team, name).await?,
+            rate_limit_per_hour: r
+                .get::<Option<i64>, _>("rate_limit_per_hour")
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        }))
+    }
+
+    async fn roles(&self, team: i64) -> StoreResult<Vec<Role>> {
+        let rows = sqlx::query("SELECT * FROM roles WHERE team_id = $1 ORDER BY name")
+            .bind(team)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let name: String = r.get("name");
+            out.push(Role {
+                team_internal_id: team,
+                credentials: self.role_credentials(team, &name).await?,
+                description: r.get("description"),
+                rate_limit_per_hour: r
+                    .get::<Option<i64>, _>("rate_limit_per_hour")
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn set_role_credential(
+        &self,
+        team: i64,
+        role: &str,
+        credential: &str,
+        present: bool,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM roles WHERE team_id = $1 AND name = $2")
+                .bind(team)
+                .bind(role)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        let q = if present {
+            "INSERT OR IGNORE INTO role_credentials (team_id, role, credential) VALUES ($1, $2, $3)"
+        } else {
+            "DELETE FROM role_credentials WHERE team_id = $1 AND role = $2 AND credential = $3"
+        };
+        sqlx::query(q)
+            .bind(team)
+            .bind(role)
+            .bind(credential)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn delete_role(&self, team: i64, name: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM agent_roles WHERE team_id = $1 AND role = $2")
+            .bind(team)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let n = sqlx::query("DELETE FROM roles WHERE team_id = $1 AND name = $2")
+            .bind(team)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn policy(&self, team: i64, credential: &str) -> StoreResult<Option<Policy>> {
+        let raw: Option<String> = sqlx::query_scalar(
+            "SELECT policy FROM policies WHERE team_id = $1 AND credential = $2",
+        )
+        .bind(team)
+        .bind(credential)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        raw.map(|s| serde_json::from_str(&s).map_err(corrupt("policy")))
+            .transpose()
+    }
+
+    async fn set_policy(&self, team: i64, credential: &str, policy: &Policy) -> StoreResult<()> {
+        let json = serde_json::to_string(policy).map_err(corrupt("policy"))?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO policies (team_id, credential, policy, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (team_id, credential) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at",
+        )
+        .bind(team)
+        .bind(credential)
+        .bind(json)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn clear_policy(&self, team: i64, credential: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("DELETE FROM policies WHERE team_id = $1 AND credential = $2")
+            .bind(team)
+            .bind(credential)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn append_audit(&self, rows: &[AuditAppend]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        let mut heads: std::collections::HashMap<i64, (i64, String)> =
+            std::collections::HashMap::new();
+        for row in rows {
+            let team = row.team_internal_id;
+            if !heads.contains_key(&team) {
+                let last: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT seq, row_hash FROM audit WHERE team_id = $1 ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(team)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                let head = match last {
+                    Some(h) => h,
+                    None => {
+                        let anchor: Option<(String, i64)> = sqlx::query_as(
+                            "SELECT anchor_hash, first_seq FROM audit_anchor WHERE team_id = $1",
+                        )
+                        .bind(team)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                        anchor.map_or((0, GENESIS_HASH.to_owned()), |(h, first)| (first - 1, h))
+                    }
+                };
+                heads.insert(team, head);
+            }
+            let Some((seq, prev)) = heads.get_mut(&team) else {
+                return Err(StoreError::Unavailable("audit chain head missing".into()));
+            };
+            let json = serde_json::to_string(&row.record).map_err(corrupt("audit record"))?;
+            let new_seq = *seq + 1;
+            let hash = chain_hash(prev, new_seq, row.phase, &json);
+            sqlx::query(
+                "INSERT INTO audit (team_id, seq, phase, request_id, agent_id, credential, ts, record, prev_hash, row_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(team)
+            .bind(new_seq)
+            .bind(row.phase.as_str())
+            .bind(&row.record.request_id)
+            .bind(&row.record.agent_id)
+            .bind(row.record.credential_names.first())
+            .bind(&row.record.timestamp)
+            .bind(&json)
+            .bind(prev.as_str())
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            *seq = new_seq;
+            *prev = hash;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn audit_rows(&self, team: i64, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
+        let limit = i64::from(q.limit.unwrap_or(1000));
+        // Newest `limit` requests (by their first row), then every row of those requests, oldest first.
+        let rows = sqlx::query(
+            "SELECT * FROM audit WHERE team_id = $1 AND request_id IN (
+                 SELECT request_id FROM audit
+                 WHERE team_id = $1
+                   AND ($2 IS NULL OR agent_id = $2)
+                   AND ($3 IS NULL OR credential = $3)
+                   AND ($4 IS NULL OR seq > $4)
+                 GROUP BY request_id ORDER BY min(seq) DESC LIMIT $5)
+             ORDER BY seq",
+        )
+        .bind(team)
+        .bind(&q.agent)
+        .bind(&q.credential)
+        .bind(q.after_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(Self::audit_from_row).collect()
+    }
+
+    async fn audit_chain(&self, team: i64) -> StoreResult<(String, i64, Vec<AuditRow>)> {
+        let anchor: Option<(String, i64)> =
+            sqlx::query_as("SELECT anchor_hash, first_seq FROM audit_anchor WHERE team_id = $1")
+                .bind(team)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        let (anchor, first) = anchor.unwrap_or((GENESIS_HASH.to_owned(), 1));
+        let rows = sqlx::query("SELECT * FROM audit WHERE team_id = $1 ORDER BY seq")
+            .bind(team)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let row = Self::audit_from_row(r)?;
+            // The index columns must agree with the hashed record, or the row was edited.
+            let consistent = row.record().is_ok_and(|rec| {
+                rec.request_id == r.get::<String, _>("request_id")
+                    && rec.agent_id == r.get::<String, _>("agent_id")
+                    && rec.credential_names.first().cloned()
+                        == r.get::<Option<String>, _>("credential")
+                    && rec.timestamp == r.get::<String, _>("ts")
+                    && r.get::<String, _>("phase") == row.phase.as_str()
+            });
+            let mut row = row;
+            if !consistent {
+                row.row_hash = String::from("index-mismatch");
+            }
+            out.push(row);
+        }
+        Ok((anchor, first, out))
+    }
+
+    async fn snapshot(&self) -> StoreResult<Snapshot> {
+        // One read transaction so the snapshot is consistent.
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let revision: i64 = sqlx::query_scalar("SELECT revision FROM config_revision WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let teams = sqlx::query("SELECT * FROM teams ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(Self::team_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut agent_roles: std::collections::HashMap<(i64, String), Vec<String>> =
+            Default::default();
+        for r in sqlx::query("SELECT team_id, agent_id, role FROM agent_roles ORDER BY role")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?
+        {
+            agent_roles
+                .entry((r.get(0), r.get(1)))
+                .or_default()
+                .push(r.get(2));
+        }
+        let mut agent_creds: std::collections::HashMap<(i64, String), Vec<String>> =
+            Default::default();
+        for r in sqlx::query(
+            "SELECT team_id, agent_id, credential FROM agent_credentials ORDER BY credential",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        {
+            agent_creds
+                .entry((r.get(0), r.get(1)))
+                .or_default()
+                .push(r.get(2));
+        }
+        let agents = sqlx::query(AGENT_SELECT)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|r| {
+                let key = (r.get::<i64, _>("team_id"), r.get::<String, _>("id"));
+                let roles = agent_roles.remove(&key).unwrap_or_default();
+                let creds = agent_creds.remove(&key).unwrap_or_default();
+                Self::agent_from_row(r, roles, creds)
+            })
+            .collect();
+        let credentials = sqlx::query("SELECT * FROM credentials")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(Self::credential_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut role_creds: std::collections::HashMap<(i64, String), Vec<String>> =
+            Default::default();
+        for r in sqlx::query(
+            "SELECT team_id, role, credential FROM role_credentials ORDER BY credential",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        {
+            role_creds
+                .entry((r.get(0), r.get(1)))
+                .or_default()
+                .push(r.get(2));
+        }
+        let roles = sqlx::query("SELECT * FROM roles")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|r| {
+                let team: i64 = r.get("team_id");
+                let name: String = r.get("name");
+                Role {
+                    team_internal_id: team,
+                    credentials: role_creds.remove(&(team, name.clone())).unwrap_or_default(),
+                    description: r.get("description"),
+                    rate_limit_per_hour: r
+                        .get::<Option<i64>, _>("rate_limit_per_hour")
+                        .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+                    name,
+                }
+            })
+            .collect();
+        let policies = sqlx::query("SELECT team_id, credential, policy FROM policies")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|r| {
+                let raw: String = r.get(2);
+                Ok((
+                    r.get(0),
+                    r.get(1),
+                    serde_json::from_str(&raw).map_err(corrupt("policy"))?,
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Snapshot {
+            revision,
+            teams,
+            agents,
+            credentials,
+            roles,
+            policies,
+        })
+    }
+}
