@@ -1,0 +1,205 @@
+//! The real `tap` binary in a temporary data dir.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A temporary TAP deployment driven through the binary.
+pub struct TapHome {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+/// A running `tap serve`.
+pub struct Served {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl TapHome {
+    /// A fresh data dir for `bin` (use `env!("CARGO_BIN_EXE_tap")`).
+    pub fn new(bin: &str) -> Self {
+        Self {
+            bin: PathBuf::from(bin),
+            dir: tempfile::tempdir().unwrap(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Adds an environment variable for every command.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The SQLite file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join("tap.db")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TAP_DATA_DIR", self.data_dir())
+            .env("RUST_LOG", "info");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs a command to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs a command with stdin.
+    pub fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tap {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a `--json` command that must succeed; returns the parsed JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// `tap init` and returns its JSON.
+    pub fn init(&self) -> serde_json::Value {
+        self.json(&["init"])
+    }
+
+    /// Adds a credential with a value from stdin.
+    pub fn add_credential(&self, name: &str, value: &str, extra: &[&str]) {
+        let mut args = vec!["add", name, "--value-stdin"];
+        args.extend_from_slice(extra);
+        let out = self.run_stdin(&args, value.as_bytes());
+        assert!(
+            out.status.success(),
+            "tap add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Creates an agent and returns its key.
+    pub fn agent(&self, id: &str, extra: &[&str]) -> String {
+        let mut args = vec!["agent", "create", id];
+        args.extend_from_slice(extra);
+        self.json(&args)["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts `tap serve` on a free port and waits until it listens.
+    pub fn serve(&self) -> Served {
+        let mut child = self
+            .command(&["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some(url) = line.strip_prefix("TAP proxy listening on ") {
+                        let _ = tx.send(url.trim().to_owned());
+                        sent = true;
+                    }
+                }
+                let mut g = l2.lock().unwrap();
+                g.push_str(&line);
+                g.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let l3 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut g = l3.lock().unwrap();
+                g.push_str(&line);
+                g.push('\n');
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("tap serve did not start: {}", log.lock().unwrap()));
+        Served { child, url, log }
+    }
+
+    /// Path of a file in the data dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.data_dir().join(name)
+    }
+
+    /// The temp root.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Served {
+    /// Everything the server printed so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

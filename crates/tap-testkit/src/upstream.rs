@@ -1,0 +1,229 @@
+//! A fake upstream API on 127.0.0.1 that records what it receives.
+//!
+//! Routes:
+//! - `/echo...`: 200 JSON echoing the `Authorization` header (body and `X-Echo` header) and the request
+//! - `/big?bytes=N&secret=S`: N bytes streamed in 1000-byte chunks with S placed across chunk boundaries
+//! - `/redirect?to=URL`: 302 with that `Location`
+//! - `/gzip`: a body claiming `Content-Encoding: gzip`
+//! - `/status/N`: that status, empty body
+//! - `/slow`: answers after 5 s
+//! - anything else: 200 `{"ok":true}`
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// One request as the upstream saw it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Headers (lower-case names) in order.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// Every value of a header.
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// First value of a header.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.header_all(name).into_iter().next()
+    }
+}
+
+/// The running fake.
+#[derive(Clone)]
+pub struct FakeUpstream {
+    /// Address bound.
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+    task: Arc<tokio::task::JoinHandle<()>>,
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn full(status: StatusCode, headers: &[(&str, String)], body: impl Into<Bytes>) -> Response<Body> {
+    let mut b = Response::builder().status(status);
+    for (k, v) in headers {
+        b = b.header(*k, v);
+    }
+    b.body(Full::new(body.into()).boxed()).unwrap()
+}
+
+fn query_param(uri: &http::Uri, key: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_owned())
+    })
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+) -> Result<Response<Body>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes().to_vec())
+        .unwrap_or_default();
+    let rec = Recorded {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.clone(),
+    };
+    seen.lock().unwrap().push(rec.clone());
+    let path = parts.uri.path();
+    let auth = rec.header("authorization").unwrap_or_default();
+    let resp = if path.starts_with("/echo") {
+        let json = serde_json::json!({
+            "authorization": auth,
+            "method": rec.method,
+            "uri": rec.uri,
+            "headers": rec.headers,
+            "body": String::from_utf8_lossy(&body),
+        });
+        full(
+            StatusCode::OK,
+            &[
+                ("content-type", "application/json".into()),
+                ("x-echo", auth.clone()),
+            ],
+            json.to_string(),
+        )
+    } else if path == "/big" {
+        let n: usize = query_param(&parts.uri, "bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1 << 20);
+        let secret = query_param(&parts.uri, "secret")
+            .unwrap_or_default()
+            .into_bytes();
+        let mut data = vec![b'x'; n];
+        // Place the secret so that it straddles many 1000-byte chunk boundaries.
+        if !secret.is_empty() && n > secret.len() * 2 {
+            let mut pos = 1000 - secret.len() / 2;
+            while pos + secret.len() < n {
+                data[pos..pos + secret.len()].copy_from_slice(&secret);
+                pos += 100_000;
+            }
+        }
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = data
+            .chunks(1000)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/octet-stream")
+            .body(BodyExt::boxed(StreamBody::new(stream::iter(chunks))))
+            .unwrap()
+    } else if path == "/redirect" {
+        let to = query_param(&parts.uri, "to").unwrap_or_else(|| "http://example.invalid/".into());
+        full(StatusCode::FOUND, &[("location", to)], "")
+    } else if path == "/gzip" {
+        full(
+            StatusCode::OK,
+            &[("content-encoding", "gzip".into())],
+            vec![0x1f, 0x8b, 0, 0],
+        )
+    } else if let Some(code) = path.strip_prefix("/status/") {
+        let s = code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::OK);
+        full(s, &[], "")
+    } else if path == "/slow" {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        full(StatusCode::OK, &[], "slow")
+    } else {
+        full(
+            StatusCode::OK,
+            &[("content-type", "application/json".into())],
+            "{\"ok\":true}",
+        )
+    };
+    Ok(resp)
+}
+
+impl FakeUpstream {
+    /// Starts on 127.0.0.1 with a free port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = Arc::clone(&s2);
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(req, Arc::clone(&seen)));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            seen,
+            task: Arc::new(task),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Number of requests received.
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.task) == 1 {
+            self.task.abort();
+        }
+    }
+}
