@@ -38,6 +38,16 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logs(a) => logs(&g, a).await,
         Command::Test(a) => test(&g, a).await,
         Command::Audit(AuditCmd::Verify) => audit_verify(&g).await,
+        Command::Policy(c) => crate::governance::policy(&g, c).await,
+        Command::Grant(c) => crate::governance::grant(&g, c).await,
+        Command::Member(c) => crate::governance::member(&g, c).await,
+        Command::Pending => crate::governance::pending(&g).await,
+        Command::Approve { txn, as_email } => {
+            crate::governance::decide(&g, &txn, as_email, true).await
+        }
+        Command::Deny { txn, as_email } => {
+            crate::governance::decide(&g, &txn, as_email, false).await
+        }
         Command::Migrate => {
             let store = g.open_store(true).await?;
             store.migrate().await?;
@@ -49,7 +59,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn emit(g: &Globals, v: &Value, pretty: impl FnOnce() -> String) {
+pub(crate) fn emit(g: &Globals, v: &Value, pretty: impl FnOnce() -> String) {
     if g.json {
         println!("{v}");
     } else {
@@ -126,7 +136,7 @@ async fn open(g: &Globals) -> Result<Admin> {
     Ok(Admin::open(store, key).await?)
 }
 
-async fn open_team(g: &Globals) -> Result<(Admin, Team)> {
+pub(crate) async fn open_team(g: &Globals) -> Result<(Admin, Team)> {
     let admin = open(g).await?;
     let team = admin.team(&g.team).await?;
     Ok((admin, team))

@@ -2,6 +2,7 @@
 
 mod commands;
 mod env;
+mod governance;
 mod serve;
 
 use std::path::PathBuf;
@@ -75,6 +76,33 @@ pub(crate) enum Command {
     /// Audit trail operations.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Per-credential approval policy.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Time-boxed auto-approvals.
+    #[command(subcommand)]
+    Grant(GrantCmd),
+    /// Team members (humans).
+    #[command(subcommand)]
+    Member(MemberCmd),
+    /// Approvals waiting for a decision.
+    Pending,
+    /// Approve a pending request.
+    Approve {
+        /// Transaction id.
+        txn: String,
+        /// Decide as this member (default: the owner `tap init` created).
+        #[arg(long = "as")]
+        as_email: Option<String>,
+    },
+    /// Deny a pending request.
+    Deny {
+        /// Transaction id.
+        txn: String,
+        /// Decide as this member (default: the owner `tap init` created).
+        #[arg(long = "as")]
+        as_email: Option<String>,
+    },
     /// Apply pending store migrations.
     Migrate,
 }
@@ -236,6 +264,102 @@ pub(crate) struct TestArgs {
     /// Proxy URL (default from TAP_LISTEN_ADDR).
     #[arg(long)]
     pub(crate) proxy_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCmd {
+    /// Show a credential's policy.
+    Show { credential: String },
+    /// Set policy fields (fields not given keep their value; an empty list clears one).
+    Set(PolicySetArgs),
+    /// Remove the policy (the team default applies again).
+    Clear { credential: String },
+    /// Dry run: which decision and rule a request would get. Changes nothing.
+    Test {
+        credential: String,
+        /// Method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Target URL.
+        #[arg(long)]
+        target: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PolicySetArgs {
+    pub(crate) credential: String,
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    pub(crate) auto_approve_methods: Option<Vec<String>>,
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    pub(crate) require_approval_methods: Option<Vec<String>>,
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    pub(crate) auto_approve_urls: Option<Vec<String>>,
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    pub(crate) require_approval_urls: Option<Vec<String>>,
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    pub(crate) allowed_approvers: Option<Vec<String>>,
+    #[arg(long)]
+    pub(crate) approval_channel: Option<String>,
+    #[arg(long)]
+    pub(crate) telegram_chat_id: Option<String>,
+    #[arg(long)]
+    pub(crate) require_passkey: bool,
+    #[arg(long)]
+    pub(crate) no_require_passkey: bool,
+    #[arg(long)]
+    pub(crate) min_approvals: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GrantCmd {
+    /// Create a grant.
+    Create {
+        credential: String,
+        /// Methods covered.
+        #[arg(long, value_delimiter = ',', required = true)]
+        methods: Vec<String>,
+        /// Route pattern, e.g. /v1/messages or api.example.com/v1/*.
+        #[arg(long)]
+        route: String,
+        /// Lifetime in minutes.
+        #[arg(long)]
+        ttl_minutes: u32,
+        /// Use limit.
+        #[arg(long)]
+        max_uses: Option<u32>,
+    },
+    /// List grants.
+    List,
+    /// Revoke a grant.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MemberCmd {
+    /// Add a member (a password is generated and printed once unless --password-stdin).
+    Add {
+        email: String,
+        /// owner, admin, approver or viewer.
+        #[arg(long)]
+        role: String,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List members.
+    List,
+    /// Change a member's role.
+    Role { email: String, role: String },
+    /// Remove a member.
+    Rm { email: String },
+    /// Assign a credential to an approver.
+    Assign {
+        email: String,
+        /// Credential (repeatable).
+        #[arg(long = "credential", value_delimiter = ',', required = true)]
+        credential: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

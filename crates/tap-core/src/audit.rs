@@ -127,9 +127,8 @@ pub fn verify_chain<'a>(
     rows: impl IntoIterator<Item = &'a AuditRow>,
 ) -> Verification {
     let mut prev = anchor.to_owned();
-    let mut expected_seq = first_seq;
     let mut n = 0u64;
-    for row in rows {
+    for (expected_seq, row) in (first_seq..).zip(rows) {
         n += 1;
         let ok = row.seq == expected_seq
             && row.prev_hash == prev
@@ -143,7 +142,6 @@ pub fn verify_chain<'a>(
             };
         }
         prev.clone_from(&row.row_hash);
-        expected_seq += 1;
     }
     Verification {
         ok: true,

@@ -287,6 +287,20 @@ impl KeyMac {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// HMAC-SHA-256 of arbitrary bytes, hex-encoded (binds approved requests).
+    pub fn digest_bytes(&self, data: &[u8]) -> String {
+        let mut mac =
+            <Hmac<Sha256>>::new_from_slice(&self.0[..]).expect("hmac accepts any key length");
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Constant-time check that `data` hashes to `stored_hex`.
+    pub fn verify_bytes(&self, data: &[u8], stored_hex: &str) -> bool {
+        let d = self.digest_bytes(data);
+        d.as_bytes().ct_eq(stored_hex.as_bytes()).into()
+    }
+
     /// Constant-time check that `presented` hashes to `stored_hex`.
     pub fn verify(&self, presented: &str, stored_hex: &str) -> bool {
         let d = self.digest(presented);

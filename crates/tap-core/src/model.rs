@@ -227,3 +227,167 @@ pub struct Role {
     /// Requests per rolling hour for agents through this role.
     pub rate_limit_per_hour: Option<u32>,
 }
+
+/// Where an approval is in its life (SPEC §3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Waiting for decisions.
+    Pending,
+    /// Approved; not yet claimed for forwarding.
+    Approved,
+    /// Claimed by one proxy, being forwarded (shown to agents as `approved`).
+    Forwarding,
+    /// Forwarded; the scrubbed response is stored.
+    Forwarded,
+    /// A member denied it.
+    Denied,
+    /// Nobody decided in time.
+    TimedOut,
+    /// Approved but refused at forward time (re-check failed) or the upstream failed.
+    Error,
+}
+
+impl ApprovalStatus {
+    /// Spelling in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Forwarding => "forwarding",
+            Self::Forwarded => "forwarded",
+            Self::Denied => "denied",
+            Self::TimedOut => "timed_out",
+            Self::Error => "error",
+        }
+    }
+
+    /// Spelling shown to agents and members (internal `forwarding` reads `approved`).
+    pub fn public_str(self) -> &'static str {
+        match self {
+            Self::Forwarding => "approved",
+            other => other.as_str(),
+        }
+    }
+
+    /// True once nothing more will happen.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Forwarded | Self::Denied | Self::TimedOut | Self::Error
+        )
+    }
+}
+
+impl FromStr for ApprovalStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "approved" => Self::Approved,
+            "forwarding" => Self::Forwarding,
+            "forwarded" => Self::Forwarded,
+            "denied" => Self::Denied,
+            "timed_out" => Self::TimedOut,
+            "error" => Self::Error,
+            other => return Err(format!("unknown approval status {other:?}")),
+        })
+    }
+}
+
+/// One member's vote on an approval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Vote {
+    /// Member e-mail.
+    pub email: String,
+    /// `approve` or `deny`.
+    pub decision: String,
+    /// Channel the vote came through.
+    pub channel: String,
+    /// When.
+    pub at: Millis,
+}
+
+/// A pending or decided approval on one exact request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    /// Transaction id (equals the request id).
+    pub txn_id: String,
+    /// Team whose credential and policy apply.
+    pub team_internal_id: i64,
+    /// Agent's home team.
+    pub agent_team_internal_id: i64,
+    /// Agent id.
+    pub agent_id: String,
+    /// Credential.
+    pub credential: String,
+    /// Credential version (its `updated_at`) at decision time; a change refuses forwarding.
+    pub credential_version: Millis,
+    /// Upper-cased method.
+    pub method: String,
+    /// Display target.
+    pub target: String,
+    /// The captured request (JSON), forwarded byte for byte once approved.
+    pub request: String,
+    /// Keyed hash binding method, target, headers and body.
+    pub request_hash: String,
+    /// Status.
+    pub status: ApprovalStatus,
+    /// The policy reason that asked for approval.
+    pub policy_reason: String,
+    /// Distinct approvals needed.
+    pub min_approvals: u32,
+    /// Channels the request was routed to.
+    pub channels: Vec<String>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Expiry of the pending state.
+    pub expires_at: Millis,
+    /// When it was decided.
+    pub decided_at: Option<Millis>,
+    /// Error code when status is `error`.
+    pub error_code: Option<String>,
+    /// Stored scrubbed response (JSON) when forwarded.
+    pub response: Option<String>,
+    /// Votes so far.
+    pub votes: Vec<Vote>,
+}
+
+impl Approval {
+    /// Members who approved.
+    pub fn approvers(&self) -> Vec<String> {
+        self.votes
+            .iter()
+            .filter(|v| v.decision == "approve")
+            .map(|v| v.email.clone())
+            .collect()
+    }
+}
+
+/// A time-boxed, use-limited auto-approval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    /// Id.
+    pub id: String,
+    /// Team.
+    #[serde(skip)]
+    pub team_internal_id: i64,
+    /// Credential.
+    pub credential: String,
+    /// Methods covered.
+    pub methods: Vec<String>,
+    /// Route pattern.
+    pub route_scope: String,
+    /// Expiry, unix seconds.
+    pub expires_at: i64,
+    /// Use limit.
+    pub max_uses: Option<u32>,
+    /// Uses so far.
+    pub uses: u32,
+    /// Who made it.
+    pub created_by: String,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Revocation time.
+    pub revoked_at: Option<Millis>,
+}

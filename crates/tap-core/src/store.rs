@@ -11,7 +11,10 @@
 use async_trait::async_trait;
 
 use crate::audit::{AuditPhase, AuditRecord, AuditRow};
-use crate::model::{Account, AdminToken, Agent, Credential, Member, MemberRole, Role, Team};
+use crate::model::{
+    Account, AdminToken, Agent, Approval, ApprovalStatus, Credential, Grant, Member, MemberRole,
+    Role, Team,
+};
 use crate::policy::{ApprovalMode, Policy};
 
 /// Storage errors. Messages name objects, never values.
@@ -95,6 +98,28 @@ pub struct Snapshot {
     pub roles: Vec<Role>,
     /// Policies by (team internal id, credential).
     pub policies: Vec<(i64, String, Policy)>,
+    /// Unrevoked, unexpired grants.
+    pub grants: Vec<Grant>,
+    /// Members of every team with their approver assignments.
+    pub members: Vec<(i64, Member)>,
+}
+
+/// The outcome of recording one vote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VoteOutcome {
+    /// Counted; the approval now has this status and approval count.
+    Counted {
+        /// New status.
+        status: ApprovalStatus,
+        /// Distinct approvals so far.
+        approvals: u32,
+    },
+    /// The member already voted on it.
+    AlreadyVoted,
+    /// Not pending any more (or expired).
+    NotPending(ApprovalStatus),
+    /// No such approval.
+    Missing,
 }
 
 /// The storage contract. See the module docs for invariants.
@@ -256,4 +281,88 @@ pub trait Store: Send + Sync + 'static {
 
     /// Everything the hot path needs.
     async fn snapshot(&self) -> StoreResult<Snapshot>;
+
+    /// Changes a member's role; conflict when it would leave the team without an owner.
+    async fn set_member_role(
+        &self,
+        team_internal_id: i64,
+        email: &str,
+        role: MemberRole,
+    ) -> StoreResult<bool>;
+    /// Removes a member; conflict when it is the last owner.
+    async fn remove_member(&self, team_internal_id: i64, email: &str) -> StoreResult<bool>;
+    /// Replaces an approver's assigned credentials.
+    async fn set_member_credentials(
+        &self,
+        team_internal_id: i64,
+        email: &str,
+        credentials: &[String],
+    ) -> StoreResult<bool>;
+
+    /// Stores a new pending approval.
+    async fn create_approval(&self, approval: &Approval) -> StoreResult<()>;
+    /// An approval with its votes.
+    async fn approval(&self, txn_id: &str) -> StoreResult<Option<Approval>>;
+    /// Approvals of a team in a status (all statuses when `None`), newest first.
+    async fn approvals(
+        &self,
+        team_internal_id: i64,
+        status: Option<ApprovalStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<Approval>>;
+    /// Pending approvals created by an agent.
+    async fn pending_count(&self, agent_team_internal_id: i64, agent_id: &str) -> StoreResult<u32>;
+    /// Records a vote atomically: only on a pending, unexpired approval, once per member;
+    /// a deny decides `denied`, the `min_approvals`-th distinct approval decides `approved`.
+    async fn vote(
+        &self,
+        txn_id: &str,
+        email: &str,
+        approve: bool,
+        channel: &str,
+        now: i64,
+    ) -> StoreResult<VoteOutcome>;
+    /// Approvals waiting to be forwarded (`approved`), oldest first.
+    async fn approved_unclaimed(&self, limit: u32) -> StoreResult<Vec<String>>;
+    /// Claims an approved approval for forwarding; true for exactly one caller.
+    async fn claim_approved(&self, txn_id: &str) -> StoreResult<bool>;
+    /// Finishes an approval with its final status, error code and stored response.
+    async fn finish_approval(
+        &self,
+        txn_id: &str,
+        status: ApprovalStatus,
+        error_code: Option<&str>,
+        response: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Moves pending approvals past their expiry to `timed_out`; returns their ids.
+    async fn expire_approvals(&self, now: i64) -> StoreResult<Vec<String>>;
+    /// Ends approvals left `forwarding` by a stopped process as `error` / `interrupted`:
+    /// the upstream may have seen them, so they are never forwarded twice.
+    async fn fail_interrupted(&self, now: i64) -> StoreResult<u64>;
+    /// Deletes decided approvals whose results are older than `before`.
+    async fn purge_approvals(&self, before: i64) -> StoreResult<u64>;
+
+    /// Creates a grant.
+    async fn create_grant(&self, grant: &Grant) -> StoreResult<()>;
+    /// Grants of a team (revoked and expired included).
+    async fn grants(&self, team_internal_id: i64) -> StoreResult<Vec<Grant>>;
+    /// Revokes a grant; false when absent.
+    async fn revoke_grant(&self, team_internal_id: i64, id: &str) -> StoreResult<bool>;
+    /// Uses a grant once, atomically; false when it is exhausted, expired or revoked.
+    async fn use_grant(&self, id: &str, now_secs: i64) -> StoreResult<bool>;
+
+    /// Stores a session.
+    async fn create_session(
+        &self,
+        account_id: i64,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// The account of an unexpired session.
+    async fn session_account(&self, token_hash: &str, now: i64) -> StoreResult<Option<i64>>;
+    /// Deletes a session.
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// An account by id.
+    async fn account(&self, id: i64) -> StoreResult<Option<Account>>;
 }

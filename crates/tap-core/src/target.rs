@@ -816,7 +816,7 @@ impl PrivateAllowlist {
     /// CIDR.
     pub fn allows(&self, host: &str, ip: IpAddr) -> bool {
         let key = lookup_key(host);
-        if self.hosts.iter().any(|h| *h == key) {
+        if self.hosts.contains(&key) {
             return true;
         }
         let canonical = ip.to_canonical();

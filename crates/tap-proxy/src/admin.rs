@@ -27,6 +27,9 @@ pub const DEFAULT_TEAM: &str = "default";
 /// The owner `tap init` creates unless told otherwise.
 pub const DEFAULT_OWNER_EMAIL: &str = "admin@localhost.localdomain";
 
+/// Metadata key of the owner `tap init` created (the default terminal approver).
+pub const META_INIT_OWNER: &str = "init_owner";
+
 /// Errors of administrative operations; messages are for operators and never hold secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -368,6 +371,84 @@ impl Admin {
     pub async fn verify_audit(&self, team: &Team) -> AdminResult<Verification> {
         let (anchor, first, rows) = self.store.audit_chain(team.internal_id).await?;
         Ok(verify_chain(&anchor, first, &rows))
+    }
+
+    /// The e-mail `tap approve` acts as without `--as`: the owner `tap init` created,
+    /// else the team's first owner.
+    pub async fn default_actor(&self, team: &Team) -> AdminResult<String> {
+        if let Some(raw) = self.store.meta(META_INIT_OWNER).await? {
+            let email = String::from_utf8_lossy(&raw).into_owned();
+            if self
+                .store
+                .members(team.internal_id)
+                .await?
+                .iter()
+                .any(|m| m.email == email)
+            {
+                return Ok(email);
+            }
+        }
+        self.store
+            .members(team.internal_id)
+            .await?
+            .into_iter()
+            .find(|m| m.role == MemberRole::Owner)
+            .map(|m| m.email)
+            .ok_or_else(|| AdminError::NotFound(format!("an owner of team {}", team.slug)))
+    }
+
+    /// Adds an account (when new) and its membership; returns a generated password when
+    /// none was given and the account is new.
+    pub async fn add_member(
+        &self,
+        team: &Team,
+        email: &str,
+        role: MemberRole,
+        password: Option<&str>,
+    ) -> AdminResult<(String, Option<Zeroizing<String>>)> {
+        let email = normalize_email(email).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        if self
+            .store
+            .members(team.internal_id)
+            .await?
+            .iter()
+            .any(|m| m.email == email)
+        {
+            return Err(AdminError::Conflict(format!(
+                "{email} is already a member of team {}",
+                team.slug
+            )));
+        }
+        let (account, generated) = match self.store.account_by_email(&email).await? {
+            Some(a) => (a.id, None),
+            None => {
+                let generated = match password {
+                    Some(_) => None,
+                    None => {
+                        Some(generate_password().map_err(|e| AdminError::Invalid(e.to_string()))?)
+                    }
+                };
+                let pw = password
+                    .map(str::to_owned)
+                    .or_else(|| generated.as_ref().map(|g| g.to_string()));
+                let pw = pw.unwrap_or_default();
+                if pw.len() < 8 {
+                    return Err(AdminError::Invalid(
+                        "a password needs at least 8 characters".into(),
+                    ));
+                }
+                (
+                    self.store
+                        .create_account(&email, &hash_password(&pw)?)
+                        .await?,
+                    generated,
+                )
+            }
+        };
+        self.store
+            .set_membership(team.internal_id, account, role)
+            .await?;
+        Ok((email, generated))
     }
 
     /// Parses an operator-given value.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -92,10 +92,10 @@ Rules
   Targets must be on the credential's allowed hosts; private addresses are refused.
 "#;
 
-fn agent_ctx(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<(Arc<Directory>, Arc<AgentEntry>, Arc<TeamEntry>), ProxyError> {
+/// The directory, the calling agent and its team.
+type AgentCtx = (Arc<Directory>, Arc<AgentEntry>, Arc<TeamEntry>);
+
+fn agent_ctx(state: &AppState, headers: &HeaderMap) -> Result<AgentCtx, ProxyError> {
     let dir = state.directory.get();
     let auth = authenticate(&dir, state.keys.mac(), headers)?;
     let agent = Arc::clone(auth.primary());
@@ -108,15 +108,13 @@ fn agent_ctx(
         .get("x-tap-team")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-    {
-        if !t.is_empty() && t != team.slug {
+        && !t.is_empty() && t != team.slug {
             return Err(ProxyError::new(
                 Reason::TeamNotLinked,
                 format!("agent {} is not linked to team {t}", agent.id),
             )
             .with("team", t));
         }
-    }
     Ok((dir, agent, team))
 }
 
@@ -297,4 +295,38 @@ pub async fn logs(
     };
     let entries = merge_rows(&rows);
     Json(json!({"agent_id": agent.id, "team_id": team.slug, "count": entries.len(), "entries": entries})).into_response()
+}
+
+/// `GET /agent/approvals/{txn_id}`: only the creating agent may read; anyone else gets 404.
+pub async fn approval(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(txn_id): Path<String>,
+) -> Response {
+    let dir = state.directory.get();
+    let auth = match authenticate(&dir, state.keys.mac(), &headers) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let not_found = || {
+        ProxyError::new(
+            Reason::NotFound,
+            format!("no approval {txn_id} for this agent"),
+        )
+        .with("txn_id", txn_id.clone())
+        .into_response()
+    };
+    let a = match state.store.approval(&txn_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return not_found(),
+        Err(e) => return ProxyError::from(e).into_response(),
+    };
+    let mine = auth
+        .agents
+        .iter()
+        .any(|ag| ag.team_internal_id == a.agent_team_internal_id && ag.id == a.agent_id);
+    if !mine {
+        return not_found();
+    }
+    Json(crate::approval::poll_body(&a)).into_response()
 }

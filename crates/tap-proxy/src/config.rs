@@ -11,6 +11,13 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
 pub const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default request body limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Default life of a pending approval.
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Default time a synchronous request waits for a decision before answering 202.
+pub const DEFAULT_SYNC_WAIT: Duration = Duration::from_secs(300);
+/// Default retention of approval results after the decision.
+pub const DEFAULT_RESULT_RETENTION: Duration = Duration::from_secs(3600);
+
 /// How often the proxy checks the store for configuration changes (the 1 s revocation promise).
 pub const RELOAD_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -31,6 +38,12 @@ pub struct ProxyConfig {
     pub public_url: Option<String>,
     /// Configuration poll interval.
     pub reload_interval: Duration,
+    /// Life of a pending approval (`TAP_APPROVAL_TIMEOUT_SECS`).
+    pub approval_timeout: Duration,
+    /// Synchronous wait before a 202 (`TAP_SYNC_APPROVAL_WAIT_SECS`).
+    pub sync_wait: Duration,
+    /// Retention of approval results after the decision (`TAP_RESULT_RETENTION_SECS`).
+    pub result_retention: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -45,6 +58,9 @@ impl Default for ProxyConfig {
             resolve: ResolvePins::default(),
             public_url: None,
             reload_interval: RELOAD_INTERVAL,
+            approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
+            sync_wait: DEFAULT_SYNC_WAIT,
+            result_retention: DEFAULT_RESULT_RETENTION,
         }
     }
 }
@@ -86,6 +102,25 @@ impl ProxyConfig {
         }
         if let Some(v) = get("TAP_RESOLVE") {
             c.resolve = ResolvePins::parse(&v).map_err(|e| format!("TAP_RESOLVE: {e}"))?;
+        }
+        let secs = |name: &str| -> Result<Option<Duration>, String> {
+            get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .map(Duration::from_secs)
+                        .map_err(|_| format!("{name} {v:?} is not a number of seconds"))
+                })
+                .transpose()
+        };
+        if let Some(d) = secs("TAP_APPROVAL_TIMEOUT_SECS")? {
+            c.approval_timeout = d.max(Duration::from_secs(1));
+        }
+        if let Some(d) = secs("TAP_SYNC_APPROVAL_WAIT_SECS")? {
+            c.sync_wait = d;
+        }
+        if let Some(d) = secs("TAP_RESULT_RETENTION_SECS")? {
+            c.result_retention = d;
         }
         c.public_url = get("TAP_PUBLIC_URL").filter(|s| !s.trim().is_empty());
         Ok(c)

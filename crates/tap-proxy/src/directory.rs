@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use tap_core::inject::{AuthBinding, injected_header_names};
-use tap_core::model::{Connector, Credential, Millis};
+use tap_core::model::{Connector, Credential, Grant, Member, Millis};
 use tap_core::policy::{ApprovalMode, CompiledPolicy};
 use tap_core::scrub::{ScrubSecret, Scrubber};
 use tap_core::secret::{CredentialValue, Secret};
@@ -51,7 +51,8 @@ pub struct CredentialEntry {
     pub scrubber: Arc<Scrubber>,
     /// The value is a signing bundle (`algorithm` + `private_key`).
     pub signing_key: bool,
-    updated_at: Millis,
+    /// Version (last change); an approval is refused when it moved.
+    pub updated_at: Millis,
 }
 
 /// A team's configuration.
@@ -71,6 +72,10 @@ pub struct TeamEntry {
     pub leak_detector: Arc<Scrubber>,
     /// Scrubs every team secret (audit rows of refused requests, error bodies).
     pub all_secrets: Arc<Scrubber>,
+    /// Members with their roles and approver assignments.
+    pub members: Vec<Member>,
+    /// Live grants by credential.
+    pub grants: HashMap<String, Vec<Grant>>,
 }
 
 /// An agent ready for authentication.
@@ -146,18 +151,30 @@ impl Directory {
                 }
             }
         }
+        let mut members_by_team: HashMap<i64, Vec<Member>> = HashMap::new();
+        for (team, m) in snapshot.members {
+            members_by_team.entry(team).or_default().push(m);
+        }
+        let mut grants_by_team: HashMap<i64, HashMap<String, Vec<Grant>>> = HashMap::new();
+        for g in snapshot.grants {
+            grants_by_team
+                .entry(g.team_internal_id)
+                .or_default()
+                .entry(g.credential.clone())
+                .or_default()
+                .push(g);
+        }
         for team in snapshot.teams {
             let prev_team = previous.and_then(|d| d.teams.get(&team.internal_id));
             let dek = keys.team_dek(&team);
             let mut credentials = HashMap::new();
             let mut changed = prev_team.is_none();
             for c in creds_by_team.remove(&team.internal_id).unwrap_or_default() {
-                if let Some(prev) = prev_team.and_then(|t| t.credentials.get(&c.name)) {
-                    if prev.updated_at == c.updated_at {
+                if let Some(prev) = prev_team.and_then(|t| t.credentials.get(&c.name))
+                    && prev.updated_at == c.updated_at {
                         credentials.insert(c.name.clone(), Arc::clone(prev));
                         continue;
                     }
-                }
                 changed = true;
                 let value = match (&c.sealed_value, &dek) {
                     (None, _) => Ok(None),
@@ -196,6 +213,10 @@ impl Directory {
                         .unwrap_or_default(),
                     leak_detector,
                     all_secrets,
+                    members: members_by_team
+                        .remove(&team.internal_id)
+                        .unwrap_or_default(),
+                    grants: grants_by_team.remove(&team.internal_id).unwrap_or_default(),
                 }),
             );
         }

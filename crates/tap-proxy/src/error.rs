@@ -58,6 +58,20 @@ pub enum Reason {
     PathTraversal,
     /// The request needs approval but no channel can decide it.
     ApprovalUnavailable,
+    /// A member denied the request.
+    ApprovalDenied,
+    /// Nobody decided in time.
+    ApprovalTimedOut,
+    /// The policy needs a passkey and WebAuthn is not configured.
+    PasskeyUnavailable,
+    /// Too many approvals pending for this agent.
+    TooManyPending,
+    /// The stored request no longer matches what was approved.
+    RequestTampered,
+    /// The credential changed or vanished while the request waited.
+    CredentialChanged,
+    /// A restart interrupted the forwarding of an approved request.
+    Interrupted,
     /// Connect, timeout or reset talking to the upstream.
     UpstreamError,
     /// A response the scrubber cannot read.
@@ -70,7 +84,54 @@ pub enum Reason {
     Internal,
 }
 
+/// Every reason, for lookups by code.
+pub const ALL_REASONS: &[Reason] = &[
+    Reason::MissingTapKey,
+    Reason::InvalidTapKey,
+    Reason::UnknownTapHeader,
+    Reason::MethodNotAllowed,
+    Reason::InvalidAuthMode,
+    Reason::InvalidHeader,
+    Reason::RateLimited,
+    Reason::MissingTarget,
+    Reason::InvalidTarget,
+    Reason::BodyTooLarge,
+    Reason::TeamNotLinked,
+    Reason::SecretInRequest,
+    Reason::NoCredential,
+    Reason::CredentialNotFound,
+    Reason::CredentialNotGranted,
+    Reason::HostNotAllowed,
+    Reason::TargetNotAllowed,
+    Reason::CredentialValueMissing,
+    Reason::CredentialFieldMissing,
+    Reason::MultiSecretUnbound,
+    Reason::SigningKeyOnForward,
+    Reason::PathTraversal,
+    Reason::ApprovalUnavailable,
+    Reason::ApprovalDenied,
+    Reason::ApprovalTimedOut,
+    Reason::PasskeyUnavailable,
+    Reason::RequestTampered,
+    Reason::CredentialChanged,
+    Reason::Interrupted,
+    Reason::UpstreamError,
+    Reason::UnscannableResponse,
+    Reason::StoreUnavailable,
+    Reason::NotFound,
+    Reason::Internal,
+];
+
 impl Reason {
+    /// The reason with this code (`TooManyPending` shares `rate_limited` and is never looked up).
+    pub fn from_code(code: &str) -> Reason {
+        ALL_REASONS
+            .iter()
+            .copied()
+            .find(|r| r.code() == code)
+            .unwrap_or(Reason::Internal)
+    }
+
     /// HTTP status.
     pub fn status(self) -> StatusCode {
         match self {
@@ -88,7 +149,12 @@ impl Reason {
             | Self::MultiSecretUnbound
             | Self::SigningKeyOnForward
             | Self::PathTraversal => StatusCode::BAD_REQUEST,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited | Self::TooManyPending => StatusCode::TOO_MANY_REQUESTS,
+            Self::ApprovalDenied => StatusCode::FORBIDDEN,
+            Self::ApprovalTimedOut => StatusCode::GATEWAY_TIMEOUT,
+            Self::PasskeyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTampered | Self::CredentialChanged => StatusCode::CONFLICT,
+            Self::Interrupted => StatusCode::BAD_GATEWAY,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TeamNotLinked
             | Self::CredentialNotGranted
@@ -127,6 +193,13 @@ impl Reason {
             Self::SigningKeyOnForward => "signing_key_on_forward",
             Self::PathTraversal => "path_traversal",
             Self::ApprovalUnavailable => "approval_unavailable",
+            Self::ApprovalDenied => "approval_denied",
+            Self::ApprovalTimedOut => "approval_timed_out",
+            Self::PasskeyUnavailable => "passkey_unavailable",
+            Self::TooManyPending => "rate_limited",
+            Self::RequestTampered => "request_tampered",
+            Self::CredentialChanged => "credential_changed",
+            Self::Interrupted => "interrupted",
             Self::UpstreamError => "upstream_error",
             Self::UnscannableResponse => "unscannable_response",
             Self::StoreUnavailable => "store_unavailable",
@@ -193,7 +266,26 @@ impl Reason {
             }
             Self::PathTraversal => "Remove '..' segments from the target path.",
             Self::ApprovalUnavailable => {
-                "This request needs human approval and no approval channel can decide it; ask an operator to set a policy or an approval channel."
+                "This request needs human approval and no member can decide it; ask an operator to check the credential's policy and approvers."
+            }
+            Self::ApprovalDenied => "A human denied this request; do not retry it unchanged.",
+            Self::ApprovalTimedOut => {
+                "Nobody approved the request in time; retry later or ask your human to watch for approvals."
+            }
+            Self::PasskeyUnavailable => {
+                "This credential needs passkey approval and WebAuthn is not configured; ask an operator."
+            }
+            Self::TooManyPending => {
+                "Wait for your pending approvals to be decided before sending more requests that need approval."
+            }
+            Self::RequestTampered => {
+                "The stored request changed after it was captured; it was not forwarded. Send it again."
+            }
+            Self::CredentialChanged => {
+                "The credential changed while the request waited for approval; it was not forwarded. Send it again."
+            }
+            Self::Interrupted => {
+                "A restart interrupted forwarding; the upstream may or may not have seen the request. Check before retrying."
             }
             Self::UpstreamError => {
                 "The upstream did not answer; retry later or check the target URL."

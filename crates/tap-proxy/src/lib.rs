@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod agent_api;
+pub mod approval;
 pub mod config;
 pub mod directory;
 pub mod error;
@@ -15,3 +16,4 @@ pub mod outbound;
 pub mod proxy;
 pub mod server;
 pub mod state;
+pub mod web;

@@ -13,7 +13,6 @@ use axum::routing::{get, post};
 use tap_core::store::Store;
 use tokio::net::TcpListener;
 
-use crate::agent_api;
 use crate::config::ProxyConfig;
 use crate::directory::{Directory, DirectoryHandle};
 use crate::error::{ProxyError, Reason};
@@ -22,6 +21,7 @@ use crate::keyring::Keyring;
 use crate::outbound::{GuardedResolver, upstream_client};
 use crate::proxy::forward_handler;
 use crate::state::{AppState, RateLimiter};
+use crate::{agent_api, web};
 
 /// The request id of the current request; equals the `X-TAP-Request-Id` answered.
 #[derive(Clone, Debug)]
@@ -51,6 +51,15 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/config", get(agent_api::config))
         .route("/agent/logs", get(agent_api::logs))
         .route("/agent/bootstrap", get(agent_api::bootstrap))
+        .route("/agent/approvals/{txn_id}", get(agent_api::approval))
+        .route("/login", post(web::login))
+        .route("/logout", post(web::logout))
+        .route("/approve/{txn}", get(web::approve_page))
+        .route("/approve/{txn}/approve", post(web::approve_post))
+        .route("/approve/{txn}/deny", post(web::deny_post))
+        .route("/team/approvals", get(web::team_approvals))
+        .route("/team/approvals/{txn}/approve", post(web::team_approve))
+        .route("/team/approvals/{txn}/deny", post(web::team_deny))
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(request_id))
@@ -65,6 +74,7 @@ pub struct Proxy {
     pub state: AppState,
     journal_task: tokio::task::JoinHandle<()>,
     watcher: tokio::task::JoinHandle<()>,
+    executor: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -113,19 +123,23 @@ impl Proxy {
                 }
             })
         };
+        let state = AppState {
+            store,
+            keys,
+            directory,
+            journal,
+            client,
+            resolver,
+            config,
+            rate: Arc::new(RateLimiter::default()),
+            broker: Arc::new(crate::approval::Broker::default()),
+        };
+        let executor = tokio::spawn(crate::approval::run_executor(state.clone()));
         Ok(Self {
-            state: AppState {
-                store,
-                keys,
-                directory,
-                journal,
-                client,
-                resolver,
-                config,
-                rate: Arc::new(RateLimiter::default()),
-            },
+            state,
             journal_task,
             watcher,
+            executor,
         })
     }
 
@@ -140,6 +154,7 @@ impl Proxy {
             state,
             journal_task,
             watcher,
+            executor,
         } = self;
         let app = router(state);
         let served = axum::serve(
@@ -150,6 +165,8 @@ impl Proxy {
         .await
         .map_err(|e| e.to_string());
         watcher.abort();
+        executor.abort();
+        let _ = executor.await;
         // Every AppState clone is gone with the router: the journal drains and stops.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), journal_task).await;
         served

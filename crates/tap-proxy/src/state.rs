@@ -31,6 +31,8 @@ pub struct AppState {
     pub config: Arc<ProxyConfig>,
     /// Agent rate limits.
     pub rate: Arc<RateLimiter>,
+    /// Approval coordination.
+    pub broker: Arc<crate::approval::Broker>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -12,11 +12,12 @@ use sqlx::{Row, SqlitePool};
 use tap_core::audit::{AuditPhase, AuditRow, GENESIS_HASH, chain_hash};
 use tap_core::inject::AuthBinding;
 use tap_core::model::{
-    Account, AdminToken, Agent, Connector, Credential, Member, MemberRole, Role, Team,
+    Account, AdminToken, Agent, Approval, ApprovalStatus, Connector, Credential, Grant, Member,
+    MemberRole, Role, Team, Vote,
 };
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
-    AuditAppend, AuditQuery, NewAgent, Snapshot, Store, StoreError, StoreResult,
+    AuditAppend, AuditQuery, NewAgent, Snapshot, Store, StoreError, StoreResult, VoteOutcome,
 };
 
 use crate::now_ms;
@@ -194,6 +195,88 @@ impl SqliteStore {
                 .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             created_at: r.get("created_at"),
         }
+    }
+
+    fn grant_from_row(r: &SqliteRow) -> StoreResult<Grant> {
+        let methods: String = r.get("methods");
+        Ok(Grant {
+            id: r.get("id"),
+            team_internal_id: r.get("team_id"),
+            credential: r.get("credential"),
+            methods: json_list(&methods)?,
+            route_scope: r.get("route_scope"),
+            expires_at: r.get("expires_at"),
+            max_uses: r
+                .get::<Option<i64>, _>("max_uses")
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            uses: u32::try_from(r.get::<i64, _>("uses")).unwrap_or(u32::MAX),
+            created_by: r.get("created_by"),
+            created_at: r.get("created_at"),
+            revoked_at: r.get("revoked_at"),
+        })
+    }
+
+    fn approval_from_row(r: &SqliteRow, votes: Vec<Vote>) -> StoreResult<Approval> {
+        let status: String = r.get("status");
+        let channels: String = r.get("channels");
+        Ok(Approval {
+            txn_id: r.get("txn_id"),
+            team_internal_id: r.get("team_id"),
+            agent_team_internal_id: r.get("agent_team_id"),
+            agent_id: r.get("agent_id"),
+            credential: r.get("credential"),
+            credential_version: r.get("credential_version"),
+            method: r.get("method"),
+            target: r.get("target"),
+            request: r.get("request"),
+            request_hash: r.get("request_hash"),
+            status: ApprovalStatus::from_str(&status).map_err(StoreError::Corrupt)?,
+            policy_reason: r.get("policy_reason"),
+            min_approvals: u32::try_from(r.get::<i64, _>("min_approvals")).unwrap_or(1),
+            channels: json_list(&channels)?,
+            created_at: r.get("created_at"),
+            expires_at: r.get("expires_at"),
+            decided_at: r.get("decided_at"),
+            error_code: r.get("error_code"),
+            response: r.get("response"),
+            votes,
+        })
+    }
+
+    async fn votes(&self, txn_id: &str) -> StoreResult<Vec<Vote>> {
+        Ok(sqlx::query("SELECT email, decision, channel, at FROM approval_votes WHERE txn_id = $1 ORDER BY at, email")
+            .bind(txn_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|r| Vote {
+                email: r.get("email"),
+                decision: r.get("decision"),
+                channel: r.get("channel"),
+                at: r.get("at"),
+            })
+            .collect())
+    }
+
+    async fn owner_count_after(
+        tx: &mut sqlx::SqliteConnection,
+        team: i64,
+        email: &str,
+        new_role: Option<MemberRole>,
+    ) -> StoreResult<i64> {
+        let owners: Vec<String> = sqlx::query_scalar(
+            "SELECT a.email FROM members m JOIN accounts a ON a.id = m.account_id WHERE m.team_id = $1 AND m.role = 'owner'",
+        )
+        .bind(team)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let mut n = owners.iter().filter(|e| e.as_str() != email).count() as i64;
+        if new_role == Some(MemberRole::Owner) {
+            n += 1;
+        }
+        Ok(n)
     }
 
     async fn role_credentials(&self, team: i64, role: &str) -> StoreResult<Vec<String>> {
@@ -982,7 +1065,7 @@ impl Store for SqliteStore {
             std::collections::HashMap::new();
         for row in rows {
             let team = row.team_internal_id;
-            if !heads.contains_key(&team) {
+            if let std::collections::hash_map::Entry::Vacant(e) = heads.entry(team) {
                 let last: Option<(i64, String)> = sqlx::query_as(
                     "SELECT seq, row_hash FROM audit WHERE team_id = $1 ORDER BY seq DESC LIMIT 1",
                 )
@@ -1003,7 +1086,7 @@ impl Store for SqliteStore {
                         anchor.map_or((0, GENESIS_HASH.to_owned()), |(h, first)| (first - 1, h))
                     }
                 };
-                heads.insert(team, head);
+                e.insert(head);
             }
             let Some((seq, prev)) = heads.get_mut(&team) else {
                 return Err(StoreError::Unavailable("audit chain head missing".into()));
@@ -1197,6 +1280,53 @@ impl Store for SqliteStore {
                 ))
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        let now_secs = now_ms() / 1000;
+        let grants =
+            sqlx::query("SELECT * FROM grants WHERE revoked_at IS NULL AND expires_at > $1")
+                .bind(now_secs)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .iter()
+                .map(Self::grant_from_row)
+                .collect::<StoreResult<Vec<_>>>()?;
+        let mut member_creds: std::collections::HashMap<(i64, i64), Vec<String>> =
+            Default::default();
+        for r in sqlx::query(
+            "SELECT team_id, account_id, credential FROM member_credentials ORDER BY credential",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        {
+            member_creds
+                .entry((r.get(0), r.get(1)))
+                .or_default()
+                .push(r.get(2));
+        }
+        let members = sqlx::query(
+            "SELECT m.team_id, m.account_id, a.email, m.role, m.created_at FROM members m JOIN accounts a ON a.id = m.account_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| {
+            let team: i64 = r.get("team_id");
+            let account_id: i64 = r.get("account_id");
+            let role: String = r.get("role");
+            Ok((
+                team,
+                Member {
+                    account_id,
+                    email: r.get("email"),
+                    role: MemberRole::from_str(&role).map_err(StoreError::Corrupt)?,
+                    credentials: member_creds.remove(&(team, account_id)).unwrap_or_default(),
+                    created_at: r.get("created_at"),
+                },
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
         tx.commit().await.map_err(unavailable)?;
         Ok(Snapshot {
             revision,
@@ -1205,6 +1335,457 @@ impl Store for SqliteStore {
             credentials,
             roles,
             policies,
+            grants,
+            members,
         })
+    }
+
+    async fn set_member_role(&self, team: i64, email: &str, role: MemberRole) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        if Self::owner_count_after(&mut tx, team, email, Some(role)).await? == 0 {
+            return Err(StoreError::Conflict(format!(
+                "{email} is the last owner of the team; make another member owner first"
+            )));
+        }
+        let n = sqlx::query(
+            "UPDATE members SET role = $1 WHERE team_id = $2 AND account_id = (SELECT id FROM accounts WHERE email = $3)",
+        )
+        .bind(role.as_str())
+        .bind(team)
+        .bind(email)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn remove_member(&self, team: i64, email: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        if Self::owner_count_after(&mut tx, team, email, None).await? == 0 {
+            return Err(StoreError::Conflict(format!(
+                "{email} is the last owner of the team and cannot be removed"
+            )));
+        }
+        let n = sqlx::query("DELETE FROM members WHERE team_id = $1 AND account_id = (SELECT id FROM accounts WHERE email = $2)")
+            .bind(team)
+            .bind(email)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn set_member_credentials(
+        &self,
+        team: i64,
+        email: &str,
+        credentials: &[String],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let account: Option<i64> = sqlx::query_scalar(
+            "SELECT m.account_id FROM members m JOIN accounts a ON a.id = m.account_id WHERE m.team_id = $1 AND a.email = $2",
+        )
+        .bind(team)
+        .bind(email)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let Some(account) = account else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM member_credentials WHERE team_id = $1 AND account_id = $2")
+            .bind(team)
+            .bind(account)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        for c in credentials {
+            sqlx::query("INSERT OR IGNORE INTO member_credentials (team_id, account_id, credential) VALUES ($1, $2, $3)")
+                .bind(team)
+                .bind(account)
+                .bind(c)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn create_approval(&self, a: &Approval) -> StoreResult<()> {
+        let channels = serde_json::to_string(&a.channels).map_err(corrupt("channels"))?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO approvals (txn_id, team_id, agent_team_id, agent_id, credential, credential_version, method, target, request, request_hash, status, policy_reason, min_approvals, channels, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&a.txn_id)
+        .bind(a.team_internal_id)
+        .bind(a.agent_team_internal_id)
+        .bind(&a.agent_id)
+        .bind(&a.credential)
+        .bind(a.credential_version)
+        .bind(&a.method)
+        .bind(&a.target)
+        .bind(&a.request)
+        .bind(&a.request_hash)
+        .bind(a.status.as_str())
+        .bind(&a.policy_reason)
+        .bind(i64::from(a.min_approvals))
+        .bind(channels)
+        .bind(a.created_at)
+        .bind(a.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn approval(&self, txn_id: &str) -> StoreResult<Option<Approval>> {
+        let Some(r) = sqlx::query("SELECT * FROM approvals WHERE txn_id = $1")
+            .bind(txn_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let votes = self.votes(txn_id).await?;
+        Self::approval_from_row(&r, votes).map(Some)
+    }
+
+    async fn approvals(
+        &self,
+        team: i64,
+        status: Option<ApprovalStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<Approval>> {
+        let rows = sqlx::query(
+            "SELECT * FROM approvals WHERE team_id = $1 AND ($2 IS NULL OR status = $2) ORDER BY created_at DESC LIMIT $3",
+        )
+        .bind(team)
+        .bind(status.map(ApprovalStatus::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: String = r.get("txn_id");
+            let votes = self.votes(&id).await?;
+            out.push(Self::approval_from_row(r, votes)?);
+        }
+        Ok(out)
+    }
+
+    async fn pending_count(&self, agent_team: i64, agent_id: &str) -> StoreResult<u32> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM approvals WHERE agent_team_id = $1 AND agent_id = $2 AND status = 'pending'",
+        )
+        .bind(agent_team)
+        .bind(agent_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn vote(
+        &self,
+        txn_id: &str,
+        email: &str,
+        approve: bool,
+        channel: &str,
+        now: i64,
+    ) -> StoreResult<VoteOutcome> {
+        let mut tx = self.write_tx().await?;
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT status, expires_at, min_approvals FROM approvals WHERE txn_id = $1",
+        )
+        .bind(txn_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let Some((status, expires_at, min)) = row else {
+            return Ok(VoteOutcome::Missing);
+        };
+        let status = ApprovalStatus::from_str(&status).map_err(StoreError::Corrupt)?;
+        if status != ApprovalStatus::Pending {
+            return Ok(VoteOutcome::NotPending(status));
+        }
+        if expires_at <= now {
+            sqlx::query(
+                "UPDATE approvals SET status = 'timed_out', decided_at = $1 WHERE txn_id = $2",
+            )
+            .bind(now)
+            .bind(txn_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)?;
+            return Ok(VoteOutcome::NotPending(ApprovalStatus::TimedOut));
+        }
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO approval_votes (txn_id, email, decision, channel, at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(txn_id)
+        .bind(email)
+        .bind(if approve { "approve" } else { "deny" })
+        .bind(channel)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(VoteOutcome::AlreadyVoted);
+        }
+        let approvals: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM approval_votes WHERE txn_id = $1 AND decision = 'approve'",
+        )
+        .bind(txn_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let new_status = if !approve {
+            ApprovalStatus::Denied
+        } else if approvals >= min.max(1) {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::Pending
+        };
+        if new_status != ApprovalStatus::Pending {
+            sqlx::query("UPDATE approvals SET status = $1, decided_at = $2 WHERE txn_id = $3")
+                .bind(new_status.as_str())
+                .bind(now)
+                .bind(txn_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(VoteOutcome::Counted {
+            status: new_status,
+            approvals: u32::try_from(approvals).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn approved_unclaimed(&self, limit: u32) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT txn_id FROM approvals WHERE status = 'approved' ORDER BY decided_at LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    async fn claim_approved(&self, txn_id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE approvals SET status = 'forwarding' WHERE txn_id = $1 AND status = 'approved'",
+        )
+        .bind(txn_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
+    async fn finish_approval(
+        &self,
+        txn_id: &str,
+        status: ApprovalStatus,
+        error_code: Option<&str>,
+        response: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE approvals SET status = $1, error_code = $2, response = $3, decided_at = COALESCE(decided_at, $4) WHERE txn_id = $5",
+        )
+        .bind(status.as_str())
+        .bind(error_code)
+        .bind(response)
+        .bind(now)
+        .bind(txn_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn expire_approvals(&self, now: i64) -> StoreResult<Vec<String>> {
+        let mut tx = self.write_tx().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT txn_id FROM approvals WHERE status = 'pending' AND expires_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if !ids.is_empty() {
+            sqlx::query("UPDATE approvals SET status = 'timed_out', decided_at = $1 WHERE status = 'pending' AND expires_at <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(ids)
+    }
+
+    async fn fail_interrupted(&self, now: i64) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE approvals SET status = 'error', error_code = 'interrupted', decided_at = COALESCE(decided_at, $1) WHERE status = 'forwarding'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n)
+    }
+
+    async fn purge_approvals(&self, before: i64) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "DELETE FROM approvals WHERE status IN ('forwarded', 'denied', 'timed_out', 'error') AND decided_at < $1",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n)
+    }
+
+    async fn create_grant(&self, g: &Grant) -> StoreResult<()> {
+        let methods = serde_json::to_string(&g.methods).map_err(corrupt("methods"))?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO grants (id, team_id, credential, methods, route_scope, expires_at, max_uses, uses, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9)",
+        )
+        .bind(&g.id)
+        .bind(g.team_internal_id)
+        .bind(&g.credential)
+        .bind(methods)
+        .bind(&g.route_scope)
+        .bind(g.expires_at)
+        .bind(g.max_uses.map(i64::from))
+        .bind(&g.created_by)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn grants(&self, team: i64) -> StoreResult<Vec<Grant>> {
+        sqlx::query("SELECT * FROM grants WHERE team_id = $1 ORDER BY created_at")
+            .bind(team)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(Self::grant_from_row)
+            .collect()
+    }
+
+    async fn revoke_grant(&self, team: i64, id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE team_id = $2 AND id = $3 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(team)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn use_grant(&self, id: &str, now_secs: i64) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE grants SET uses = uses + 1 WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 AND (max_uses IS NULL OR uses < max_uses)",
+        )
+        .bind(id)
+        .bind(now_secs)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
+    async fn create_session(
+        &self,
+        account_id: i64,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(account_id)
+            .bind(now_ms())
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn session_account(&self, token_hash: &str, now: i64) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar(
+            "SELECT account_id FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn account(&self, id: i64) -> StoreResult<Option<Account>> {
+        Ok(
+            sqlx::query("SELECT id, email, password_hash FROM accounts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?
+                .map(|r| Account {
+                    id: r.get("id"),
+                    email: r.get("email"),
+                    password_hash: r.get("password_hash"),
+                }),
+        )
     }
 }

@@ -383,7 +383,7 @@ impl GrantView<'_> {
         now < self.expires_at
             && self.uses_left != Some(0)
             && method_entry(self.methods, method, str::eq_ignore_ascii_case).is_some()
-            && UrlPattern::parse(self.route_scope).is_ok_and(|p| p.matches_auto(target))
+            && pattern::grant_scope_matches(self.route_scope, target)
     }
 }
 

@@ -85,6 +85,17 @@ pub(super) struct NormalPath {
     pub(super) invalid_escape: bool,
 }
 
+/// True when `raw` is already canonical and free of escapes, so that
+/// [`normalize_path`] would return it unchanged with no invalid escape.
+pub(super) fn is_plain_canonical(raw: &str) -> bool {
+    raw.starts_with('/')
+        && !raw.contains("//")
+        && raw
+            .bytes()
+            .all(|b| b == b'/' || (b != b'%' && is_pchar_literal(b)))
+        && !raw.split('/').any(|s| s == "." || s == "..")
+}
+
 /// Canonicalises a raw path (with or without its leading `/`).
 ///
 /// Idempotent: normalising `path` again yields `path` unchanged.
@@ -283,10 +294,11 @@ fn fold_overlong(toks: &[Tok]) -> Vec<Tok> {
 }
 
 /// The liberal, `/`-separated form of a canonical path: each segment is cut
-/// at `;` (literal or decoded) and at NUL, ASCII is lower-cased, every other
-/// byte is a lower-case `%xx` escape. With `decode_separators`, decoded `/`
-/// and `\` separate segments; without, they stay `%2f`/`%5c` inside one.
-/// Empty and dot segments are left for the caller to resolve.
+/// at `;` (literal or decoded) and at a decoded NUL, `?` or `#`; ASCII is
+/// lower-cased; every other byte is a lower-case `%xx` escape. With
+/// `decode_separators`, decoded `/` and `\` separate segments; without, they
+/// stay `%2f`/`%5c` inside one. Empty and dot segments are left for the
+/// caller to resolve.
 fn liberal_flat(path: &str, decode_separators: bool) -> String {
     let toks = liberal_tokens(path);
     let mut out = String::with_capacity(path.len());
@@ -301,7 +313,9 @@ fn liberal_flat(path: &str, decode_separators: bool) -> String {
         if cut {
             continue;
         }
-        if matches!(t.byte, b';' | 0) {
+        // `;` starts matrix parameters, NUL ends C strings, and a decoded `?`
+        // or `#` ends the path for an upstream that decodes and re-parses.
+        if matches!(t.byte, b';' | 0) || (t.decoded && matches!(t.byte, b'?' | b'#')) {
             cut = true;
         } else if is_pchar_literal(t.byte) {
             out.push(char::from(t.byte.to_ascii_lowercase()));

@@ -1,10 +1,13 @@
 //! URL patterns of `auto_approve_urls`, `require_approval_urls` and grant
 //! route scopes.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use super::PolicyError;
-use super::normalize::{NormalizedTarget, liberal_pattern_paths, normalize_path, segments};
+use super::normalize::{
+    NormalizedTarget, is_plain_canonical, liberal_pattern_paths, normalize_path, segments,
+};
 
 /// Longest accepted pattern, in bytes; keeps matching cost bounded.
 pub const MAX_PATTERN_LEN: usize = 2048;
@@ -58,6 +61,82 @@ impl UrlPattern {
     }
 
     fn compile(source: &str) -> Result<UrlPattern, Reason> {
+        let Parts {
+            scheme,
+            host,
+            port,
+            path,
+        } = Parts::parse(source)?;
+        Ok(UrlPattern {
+            source: source.to_owned(),
+            exact: compile_segments(&path),
+            liberal: liberal_pattern_paths(&path)
+                .iter()
+                .map(|form| compile_segments(form))
+                .collect(),
+            scheme,
+            host,
+            port,
+        })
+    }
+
+    /// The pattern as written (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Strict match for `auto_approve_urls` and grants: the target must be
+    /// [auto-matchable](NormalizedTarget::is_auto_matchable) and its canonical,
+    /// case-sensitive path must start with the pattern's segments; the host
+    /// (when given) must be equal, the port (when given) equal to the
+    /// target's effective port, the scheme (when given) equal.
+    pub fn matches_auto(&self, t: &NormalizedTarget) -> bool {
+        t.is_auto_matchable()
+            && self.scheme.is_none_or(|s| s == t.scheme())
+            && host_matches(self.host.as_deref(), self.port, t, false)
+            && segments_match(self.exact.iter().map(Segment::borrowed), t.path())
+    }
+
+    /// Liberal match for `require_approval_urls`: true whenever
+    /// [`matches_auto`](Self::matches_auto) is, and also when the pattern
+    /// matches any liberal reading of the target (ASCII case ignored;
+    /// segments cut at `;`; `%2F`/`%5C` decoded to `/` or kept; double
+    /// escapes and overlong UTF-8 decoded; dot segments resolved either way
+    /// or kept). The scheme is ignored and a host's trailing dot is not
+    /// significant.
+    pub fn matches_require(&self, t: &NormalizedTarget) -> bool {
+        host_matches(self.host.as_deref(), self.port, t, true)
+            && (segments_match(self.exact.iter().map(Segment::borrowed), t.path())
+                || t.liberal_readings().any(|r| {
+                    self.liberal
+                        .iter()
+                        .any(|form| segments_match(form.iter().map(Segment::borrowed), r))
+                }))
+    }
+}
+
+/// Same as `UrlPattern::parse(scope)?.matches_auto(t)`, without compiling
+/// the liberal forms: grants are matched strictly only. A scope that does not
+/// parse matches nothing.
+pub(super) fn grant_scope_matches(scope: &str, t: &NormalizedTarget) -> bool {
+    t.is_auto_matchable()
+        && Parts::parse(scope.trim()).is_ok_and(|p| {
+            p.scheme.is_none_or(|s| s == t.scheme())
+                && host_matches(p.host.as_deref(), p.port, t, false)
+                && segments_match(segments(&p.path).map(SegmentRef::of), t.path())
+        })
+}
+
+/// A pattern split and checked, its path canonical.
+struct Parts<'a> {
+    scheme: Option<&'static str>,
+    host: Option<String>,
+    port: Option<u16>,
+    path: Cow<'a, str>,
+}
+
+impl<'a> Parts<'a> {
+    fn parse(source: &'a str) -> Result<Parts<'a>, Reason> {
         if source.is_empty() {
             return Err("empty pattern");
         }
@@ -81,69 +160,45 @@ impl UrlPattern {
             Some(authority) => parse_authority(authority)?,
             None => (None, None),
         };
-        let normal = normalize_path(path);
-        if normal.invalid_escape {
-            return Err("invalid percent escape");
+        let path = if is_plain_canonical(path) {
+            // Grant scopes are stored canonical: skip the copy.
+            Cow::Borrowed(path)
+        } else {
+            let normal = normalize_path(path);
+            if normal.invalid_escape {
+                return Err("invalid percent escape");
+            }
+            Cow::Owned(normal.path)
+        };
+        if segments(&path).any(|seg| seg != "*" && seg.contains('*')) {
+            return Err("`*` must be a whole segment");
         }
-        let exact = compile_segments(&normal.path, true)?;
-        let liberal = liberal_pattern_paths(&normal.path)
-            .iter()
-            .map(|form| compile_segments(form, false))
-            .collect::<Result<_, _>>()?;
-        Ok(UrlPattern {
-            source: source.to_owned(),
+        Ok(Parts {
             scheme,
             host,
             port,
-            exact,
-            liberal,
+            path,
         })
     }
+}
 
-    /// The pattern as written (trimmed).
-    pub fn as_str(&self) -> &str {
-        &self.source
-    }
-
-    /// Strict match for `auto_approve_urls` and grants: the target must be
-    /// [auto-matchable](NormalizedTarget::is_auto_matchable) and its canonical,
-    /// case-sensitive path must start with the pattern's segments; the host
-    /// (when given) must be equal, the port (when given) equal to the
-    /// target's effective port, the scheme (when given) equal.
-    pub fn matches_auto(&self, t: &NormalizedTarget) -> bool {
-        t.is_auto_matchable()
-            && self.scheme.is_none_or(|s| s == t.scheme())
-            && self.host_matches(t, false)
-            && segments_match(&self.exact, segments(t.path()))
-    }
-
-    /// Liberal match for `require_approval_urls`: true whenever
-    /// [`matches_auto`](Self::matches_auto) is, and also when the pattern matches any liberal reading
-    /// of the target (`%2F`/`%5C` decoded to `/`, segments cut at `;`, ASCII
-    /// case ignored, double escapes and overlong UTF-8 decoded, dot segments
-    /// resolved either way or kept). The scheme is ignored and a host's
-    /// trailing dot is not significant.
-    pub fn matches_require(&self, t: &NormalizedTarget) -> bool {
-        self.host_matches(t, true)
-            && (segments_match(&self.exact, segments(t.path()))
-                || t.liberal_readings().any(|r| {
-                    self.liberal
-                        .iter()
-                        .any(|form| segments_match(form, segments(r)))
-                }))
-    }
-
-    fn host_matches(&self, t: &NormalizedTarget, liberal: bool) -> bool {
-        let Some(host) = &self.host else {
-            return true;
-        };
-        let same_host = if liberal {
-            host.trim_end_matches('.') == t.host().trim_end_matches('.')
-        } else {
-            host == t.host()
-        };
-        same_host && self.port.is_none_or(|p| p == t.effective_port())
-    }
+/// Host (when given) equal — or equal up to a trailing dot when `liberal` —
+/// and port (when given) equal to the target's effective port.
+fn host_matches(
+    host: Option<&str>,
+    port: Option<u16>,
+    t: &NormalizedTarget,
+    liberal: bool,
+) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    let same_host = if liberal {
+        host.trim_end_matches('.') == t.host().trim_end_matches('.')
+    } else {
+        host == t.host()
+    };
+    same_host && port.is_none_or(|p| p == t.effective_port())
 }
 
 impl fmt::Display for UrlPattern {
@@ -222,27 +277,49 @@ fn parse_authority(authority: &str) -> Result<(Option<String>, Option<u16>), Rea
     Ok((Some(host.to_string()), port))
 }
 
-/// Compiles the segments of a canonical path. With `strict`, a `*` that is
-/// not a whole segment is an error; otherwise it is a literal character.
-fn compile_segments(path: &str, strict: bool) -> Result<Vec<Segment>, Reason> {
+/// Compiles the segments of a canonical path; a whole-segment `*` is the
+/// wildcard, anything else a literal.
+fn compile_segments(path: &str) -> Vec<Segment> {
     segments(path)
-        .map(|seg| {
-            if seg == "*" {
-                Ok(Segment::Any)
-            } else if strict && seg.contains('*') {
-                Err("`*` must be a whole segment")
-            } else {
-                Ok(Segment::Literal(seg.into()))
-            }
+        .map(|seg| match SegmentRef::of(seg) {
+            SegmentRef::Any => Segment::Any,
+            SegmentRef::Literal(l) => Segment::Literal(l.into()),
         })
         .collect()
 }
 
-/// True when `target` starts with segments matching `pattern`.
-fn segments_match<'t>(pattern: &[Segment], mut target: impl Iterator<Item = &'t str>) -> bool {
-    pattern.iter().all(|p| match (p, target.next()) {
+/// A borrowed [`Segment`].
+#[derive(Clone, Copy)]
+enum SegmentRef<'a> {
+    Any,
+    Literal(&'a str),
+}
+
+impl<'a> SegmentRef<'a> {
+    fn of(seg: &'a str) -> Self {
+        if seg == "*" {
+            SegmentRef::Any
+        } else {
+            SegmentRef::Literal(seg)
+        }
+    }
+}
+
+impl Segment {
+    fn borrowed(&self) -> SegmentRef<'_> {
+        match self {
+            Segment::Any => SegmentRef::Any,
+            Segment::Literal(l) => SegmentRef::Literal(l),
+        }
+    }
+}
+
+/// True when the segments of `path` start with segments matching `pattern`.
+fn segments_match<'p>(mut pattern: impl Iterator<Item = SegmentRef<'p>>, path: &str) -> bool {
+    let mut target = segments(path);
+    pattern.all(|p| match (p, target.next()) {
         (_, None) => false,
-        (Segment::Any, Some(t)) => !t.is_empty(),
-        (Segment::Literal(l), Some(t)) => **l == *t,
+        (SegmentRef::Any, Some(t)) => !t.is_empty(),
+        (SegmentRef::Literal(l), Some(t)) => l == t,
     })
 }

@@ -1,6 +1,6 @@
 use proptest::prelude::*;
 
-use super::normalize::{normalize_path, segments};
+use super::normalize::{is_plain_canonical, normalize_path, segments};
 use super::*;
 
 const NOW: i64 = 1_700_000_000;
@@ -730,6 +730,17 @@ fn encoded_slash_then_dots_is_caught_under_every_resolution() {
 }
 
 #[test]
+fn encoded_separator_inside_a_segment_is_still_read_case_insensitively() {
+    // An upstream that keeps `%2F` inside a segment and ignores case reads
+    // /%2F/A as two segments, the second being `a`.
+    let p = pat("/*/%61");
+    assert!(p.matches_require(&target("https://a.test/%2F/a")));
+    assert!(p.matches_require(&target("https://a.test/%2f/A")));
+    assert!(pat("/*/a").matches_require(&target("https://a.test/;x/%2F/a")));
+    assert!(!p.matches_auto(&target("https://a.test/%2F/a")));
+}
+
+#[test]
 fn encoded_letters_do_not_escape_require() {
     assert_requires_approval_url("https://api.example.com/%61dmin");
     assert_requires_approval_url("https://api.example.com/%61%64%6D%69%6E");
@@ -771,6 +782,9 @@ fn query_and_fragment_do_not_escape_require() {
         "https://api.example.com/admin#/public",
         "https://api.example.com/admin?",
         "https://api.example.com/admin/?a=%2F..%2Fpublic",
+        "https://api.example.com/admin%3F/x",
+        "https://api.example.com/admin%23x",
+        "https://api.example.com/admin%253Fx",
     ] {
         assert_requires_approval_url(url);
     }
@@ -1255,6 +1269,40 @@ fn evaluation_takes_well_under_ten_microseconds() {
     }
     let per = start.elapsed() / n;
     assert!(per < std::time::Duration::from_micros(10), "{per:?}");
+
+    // An approval turned into a proceed by the last of five grants.
+    let t = target("https://api.example.com/other/Thing/1");
+    let grants: Vec<GrantView<'_>> = (0..5)
+        .map(|i| grant(&methods, if i < 4 { "/nope" } else { "/other" }))
+        .collect();
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        let e = evaluate(&EvalInput {
+            method: std::hint::black_box("POST"),
+            target: &t,
+            policy: Some(&p),
+            team_mode: ApprovalMode::Gated,
+            grants: &grants,
+            now: NOW,
+        });
+        assert_eq!(e.decision, Decision::Proceed);
+    }
+    let per_grant = start.elapsed() / n;
+    assert!(
+        per_grant < std::time::Duration::from_micros(10),
+        "{per_grant:?}"
+    );
+
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(target(std::hint::black_box(
+            "https://API.example.com/v9/Items/%2e%2e/42;x/..%2Fc?x=1",
+        )));
+    }
+    eprintln!(
+        "evaluate: {per:?}, with grants: {per_grant:?}, parse + normalise: {:?}",
+        start.elapsed() / n
+    );
 }
 
 // ---------------------------------------------------------------- properties
@@ -1347,6 +1395,19 @@ proptest! {
     }
 
     #[test]
+    fn plain_canonical_paths_are_fixed_points(raw in raw_path()) {
+        if is_plain_canonical(&raw) {
+            let n = normalize_path(&raw);
+            prop_assert_eq!(&n.path, &raw);
+            prop_assert!(!n.invalid_escape);
+        }
+        let n = normalize_path(&raw);
+        if !n.path.contains('%') {
+            prop_assert!(is_plain_canonical(&n.path), "{}", n.path);
+        }
+    }
+
+    #[test]
     fn no_dot_segment_or_double_slash_survives(raw in raw_path()) {
         let path = normalize_path(&raw).path;
         prop_assert!(path.starts_with('/'));
@@ -1399,6 +1460,13 @@ proptest! {
         if pattern.matches_auto(&t) {
             prop_assert!(pattern.matches_require(&t), "{} {}", p, path);
         }
+    }
+
+    #[test]
+    fn grant_scopes_match_exactly_like_auto_patterns(p in small_pattern(), path in small_path()) {
+        let t = NormalizedTarget::from_url(&url_of(&path));
+        let compiled = UrlPattern::parse(&p).unwrap().matches_auto(&t);
+        prop_assert_eq!(pattern::grant_scope_matches(&p, &t), compiled);
     }
 
     #[test]

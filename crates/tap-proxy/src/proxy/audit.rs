@@ -109,7 +109,9 @@ impl AuditDraft {
 
     /// Writes the `start` row and waits for its commit (fail closed: the caller must not forward on error).
     pub async fn commit_start(&mut self) -> Result<(), StoreError> {
-        self.record.decision = "proceed".into();
+        if self.record.decision == "refused" {
+            self.record.decision = "proceed".into();
+        }
         self.journal
             .commit(AuditAppend {
                 team_internal_id: self.team_internal_id,
@@ -150,6 +152,9 @@ impl AuditDraft {
             tracing::error!(error = %e, "audit row of a refused request could not be written");
         }
     }
+
+    /// Ends the draft without a finish row: the approval executor writes it.
+    pub fn hand_over(self) {}
 
     /// Milliseconds since the request arrived.
     pub fn elapsed_ms(&self) -> f64 {

@@ -14,7 +14,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
+use tap_core::inject::Injection;
 use tap_core::scrub::{ScrubStream, Scrubber};
+use tap_core::target::TargetUrl;
 
 use super::audit::AuditDraft;
 use super::refuse;
@@ -48,22 +50,42 @@ pub(crate) struct Prepared {
 
 fn build_request(state: &AppState, p: &Prepared) -> Result<reqwest::Request, ProxyError> {
     let r = &p.resolved;
-    let mut url = r.url.url().clone();
-    if !r.injection.query.is_empty() {
+    upstream_request(
+        state,
+        &p.method,
+        &r.url,
+        &r.headers,
+        &r.injection,
+        r.body.clone(),
+    )
+}
+
+/// The upstream request: the agent's forwarded headers, the injected secrets,
+/// `Accept-Encoding: identity` (so the answer can be scrubbed) and the body.
+pub(crate) fn upstream_request(
+    state: &AppState,
+    method: &str,
+    target: &TargetUrl,
+    headers: &HeaderMap,
+    injection: &Injection,
+    body: Bytes,
+) -> Result<reqwest::Request, ProxyError> {
+    let mut url = target.url().clone();
+    if !injection.query.is_empty() {
         let mut q = url.query_pairs_mut();
-        for (k, v) in &r.injection.query {
+        for (k, v) in &injection.query {
             q.append_pair(k, &String::from_utf8_lossy(v.expose()));
         }
     }
-    let method = reqwest::Method::from_bytes(p.method.as_bytes())
+    let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| ProxyError::new(Reason::MethodNotAllowed, "method is not a valid token"))?;
     let mut req = state.client.request(method, url).build().map_err(|e| {
         tracing::error!(error = %e.without_url(), "upstream request could not be built");
         ProxyError::new(Reason::Internal, "upstream request could not be built")
     })?;
     let h = req.headers_mut();
-    *h = r.headers.clone();
-    for (name, value) in &r.injection.headers {
+    *h = headers.clone();
+    for (name, value) in &injection.headers {
         let (Ok(n), Ok(mut v)) = (
             reqwest::header::HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_bytes(value.expose()),
@@ -80,13 +102,44 @@ fn build_request(state: &AppState, p: &Prepared) -> Result<reqwest::Request, Pro
         reqwest::header::ACCEPT_ENCODING,
         HeaderValue::from_static("identity"),
     );
-    if !r.body.is_empty() {
-        *req.body_mut() = Some(reqwest::Body::from(r.body.clone()));
+    if !body.is_empty() {
+        *req.body_mut() = Some(reqwest::Body::from(body));
     }
     Ok(req)
 }
 
-fn scrub_headers(upstream: &HeaderMap, scrubber: &Scrubber) -> (HeaderMap, u64) {
+/// Maps a failed send to the agent's error.
+pub(crate) fn send_error(e: reqwest::Error, target: &str) -> ProxyError {
+    if is_guard_refusal(&e) {
+        return ProxyError::new(
+            Reason::TargetNotAllowed,
+            "destination resolves to a private or reserved address",
+        );
+    }
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    tracing::warn!(error = %e.without_url(), "upstream request failed");
+    ProxyError::new(
+        Reason::UpstreamError,
+        format!("the upstream request {kind}"),
+    )
+    .with("target", target)
+}
+
+/// `Content-Encoding` the scrubber cannot read, if any.
+pub(crate) fn unscannable_encoding(headers: &HeaderMap) -> Option<String> {
+    let enc = headers.get(reqwest::header::CONTENT_ENCODING)?;
+    let enc = enc.to_str().unwrap_or("?").trim().to_ascii_lowercase();
+    (!enc.is_empty() && enc != "identity").then_some(enc)
+}
+
+/// Copies upstream headers minus hop-by-hop ones, each value scrubbed.
+pub(crate) fn scrub_headers(upstream: &HeaderMap, scrubber: &Scrubber) -> (HeaderMap, u64) {
     let mut out = HeaderMap::with_capacity(upstream.len());
     let mut hits = 0;
     for (name, value) in upstream {
@@ -115,29 +168,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     let sent = tokio::time::timeout(state.config.forward_timeout, state.client.execute(req)).await;
     let resp = match sent {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            let err = if is_guard_refusal(&e) {
-                ProxyError::new(
-                    Reason::TargetNotAllowed,
-                    "destination resolves to a private or reserved address",
-                )
-            } else {
-                let kind = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "could not connect"
-                } else {
-                    "failed"
-                };
-                tracing::warn!(error = %e.without_url(), "upstream request failed");
-                ProxyError::new(
-                    Reason::UpstreamError,
-                    format!("the upstream request {kind}"),
-                )
-                .with("target", display_target)
-            };
-            return refuse(err, draft).await;
-        }
+        Ok(Err(e)) => return refuse(send_error(e, &display_target), draft).await,
         Err(_) => {
             let err = ProxyError::new(Reason::UpstreamError, "the upstream request timed out")
                 .with("target", display_target);
@@ -146,17 +177,9 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     };
     let status = resp.status();
     draft.record.upstream_status = Some(status.as_u16());
-    if let Some(enc) = resp.headers().get(reqwest::header::CONTENT_ENCODING) {
-        let enc = enc.to_str().unwrap_or("").trim().to_ascii_lowercase();
-        if !enc.is_empty() && enc != "identity" {
-            draft.record.latency_upstream_ms = Some(ms(upstream_started));
-            let err = ProxyError::new(
-                Reason::UnscannableResponse,
-                "the upstream answered with a content encoding the proxy cannot scan; nothing was returned",
-            )
-            .with("content_encoding", enc);
-            return refuse(err, draft).await;
-        }
+    if let Some(enc) = unscannable_encoding(resp.headers()) {
+        draft.record.latency_upstream_ms = Some(ms(upstream_started));
+        return refuse(unscannable(enc), draft).await;
     }
     let (headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
     let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -190,6 +213,15 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     let mut response = (status, Body::from_stream(stream)).into_response();
     *response.headers_mut() = headers;
     response
+}
+
+/// The refusal for an answer the scrubber cannot read.
+pub(crate) fn unscannable(enc: String) -> ProxyError {
+    ProxyError::new(
+        Reason::UnscannableResponse,
+        "the upstream answered with a content encoding the proxy cannot scan; nothing was returned",
+    )
+    .with("content_encoding", enc)
 }
 
 fn ms(since: Instant) -> f64 {

@@ -5,10 +5,11 @@
 //! authentication writes an audit row; nothing is forwarded before its `start`
 //! row is committed.
 
+mod approve;
 pub mod audit;
 pub mod authenticate;
-mod forward;
-mod resolve;
+pub(crate) mod forward;
+pub(crate) mod resolve;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +19,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use tap_core::policy::{Decision, EvalInput, NormalizedTarget, normalize_method};
+use tap_core::policy::{
+    Decision, EvalInput, GrantView, NormalizedTarget, PolicyReason, normalize_method,
+};
 
 use crate::error::{ProxyError, Reason, error_response};
 use crate::server::RequestId;
@@ -70,8 +73,8 @@ fn check_headers(headers: &HeaderMap) -> Result<String, ProxyError> {
                 format!("X-TAP-Method refused: {e}"),
             )
         })?;
-    if let Some(mode) = header_str(headers, "x-tap-auth-mode")? {
-        if !matches!(
+    if let Some(mode) = header_str(headers, "x-tap-auth-mode")?
+        && !matches!(
             mode.to_ascii_lowercase().as_str(),
             "auto" | "bearer" | "oauth1"
         ) {
@@ -80,7 +83,6 @@ fn check_headers(headers: &HeaderMap) -> Result<String, ProxyError> {
                 "X-TAP-Auth-Mode must be auto, bearer or oauth1",
             ));
         }
-    }
     for (name, value) in headers {
         if value
             .as_bytes()
@@ -144,7 +146,11 @@ pub async fn forward_handler(
     }
 
     let prepared = match prepare(&state, &dir, &auth, &parts.headers, body, &mut draft).await {
-        Ok(p) => p,
+        Ok(Step::Forward(p)) => p,
+        Ok(Step::Approval(p, reason)) => {
+            let prefer = Prefer::parse(&parts.headers);
+            return approve::request_approval(&state, p, reason, draft, prefer).await;
+        }
         Err(e) => return refuse(e, draft).await,
     };
     if let Err(e) = draft.commit_start().await {
@@ -158,8 +164,43 @@ pub async fn forward_handler(
     forward::forward(&state, prepared, draft).await
 }
 
+/// What the agent asked for with `Prefer` (RFC 7240).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Prefer {
+    pub(crate) respond_async: bool,
+    pub(crate) wait_secs: Option<u64>,
+}
+
+impl Prefer {
+    fn parse(headers: &HeaderMap) -> Self {
+        let mut p = Prefer::default();
+        for v in headers.get_all("prefer") {
+            let Ok(v) = v.to_str() else { continue };
+            for pref in v.split(',') {
+                let pref = pref.trim();
+                let (name, value) = match pref.split_once('=') {
+                    Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+                    None => (pref, None),
+                };
+                if name.eq_ignore_ascii_case("respond-async") {
+                    p.respond_async = true;
+                } else if name.eq_ignore_ascii_case("wait") {
+                    p.wait_secs = value.and_then(|v| v.parse().ok());
+                }
+            }
+        }
+        p
+    }
+}
+
+/// The outcome of rows 2–11.
+enum Step {
+    Forward(forward::Prepared),
+    Approval(forward::Prepared, String),
+}
+
 /// Answers a refusal: audit row committed, body scrubbed of every team secret.
-async fn refuse(err: ProxyError, draft: AuditDraft) -> Response {
+pub(crate) async fn refuse(err: ProxyError, draft: AuditDraft) -> Response {
     let reason = err.reason;
     tracing::info!(agent = %draft.record.agent_id, team = %draft.record.team_id, code = reason.code(), "request refused");
     let body = serde_json::to_vec(&err.body()).unwrap_or_default();
@@ -177,39 +218,57 @@ async fn prepare(
     headers: &HeaderMap,
     body: Body,
     draft: &mut AuditDraft,
-) -> Result<forward::Prepared, ProxyError> {
+) -> Result<Step, ProxyError> {
     let method = check_headers(headers)?;
     draft.record.method.clone_from(&method);
     let resolved = resolve::resolve(state, dir, auth, headers, body, draft).await?;
     let normalized = NormalizedTarget::from_url(resolved.url.url());
-    let team = &resolved.team;
-    let eval = tap_core::policy::evaluate(&EvalInput {
-        method: &method,
-        target: &normalized,
-        policy: team
-            .policies
-            .get(&resolved.credential.name)
-            .map(|p| p.as_ref()),
-        team_mode: team.mode,
-        grants: &[],
-        now: time::OffsetDateTime::now_utc().unix_timestamp(),
-    });
+    let team = Arc::clone(&resolved.team);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut grants: Vec<&tap_core::model::Grant> = team
+        .grants
+        .get(&resolved.credential.name)
+        .map(|g| g.iter().collect())
+        .unwrap_or_default();
+    // Step 7 grants are claimed atomically; an exhausted grant is dropped and policy runs again.
+    let eval = loop {
+        let views: Vec<GrantView<'_>> = grants
+            .iter()
+            .map(|g| GrantView {
+                id: &g.id,
+                methods: &g.methods,
+                route_scope: &g.route_scope,
+                expires_at: g.expires_at,
+                uses_left: g.max_uses.map(|m| m.saturating_sub(g.uses)),
+            })
+            .collect();
+        let eval = tap_core::policy::evaluate(&EvalInput {
+            method: &method,
+            target: &normalized,
+            policy: team
+                .policies
+                .get(&resolved.credential.name)
+                .map(|p| p.as_ref()),
+            team_mode: team.mode,
+            grants: &views,
+            now,
+        });
+        let PolicyReason::Grant(id) = &eval.reason else {
+            break eval;
+        };
+        if state.store.use_grant(id, now).await? {
+            break eval;
+        }
+        let id = id.clone();
+        grants.retain(|g| g.id != id);
+    };
     draft.record.policy_reason = Some(eval.reason.as_str().into_owned());
+    let prepared = forward::Prepared { method, resolved };
     match eval.decision {
-        Decision::Proceed => {}
+        Decision::Proceed => Ok(Step::Forward(prepared)),
         Decision::Approval => {
             draft.record.decision = "approval".into();
-            draft.record.approval_status = Some("unavailable".into());
-            return Err(ProxyError::new(
-                Reason::ApprovalUnavailable,
-                format!(
-                    "{method} with credential {} needs human approval ({}), and no approval channel is available in this deployment yet; nothing was forwarded",
-                    resolved.credential.name,
-                    eval.reason.as_str()
-                ),
-            )
-            .with("policy_reason", eval.reason.as_str().into_owned()));
+            Ok(Step::Approval(prepared, eval.reason.as_str().into_owned()))
         }
     }
-    Ok(forward::Prepared { method, resolved })
 }

@@ -52,6 +52,7 @@ enum RawTarget {
 #[derive(Debug)]
 pub(crate) struct Resolved {
     pub(crate) team: Arc<TeamEntry>,
+    pub(crate) agent_team_internal_id: i64,
     pub(crate) credential: Arc<CredentialEntry>,
     pub(crate) url: TargetUrl,
     pub(crate) injection: Injection,
@@ -67,8 +68,8 @@ fn target_error(e: &TargetError) -> ProxyError {
 }
 
 fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
-    if let Some(limit) = agent.rate_limit_per_hour {
-        if let Err(retry) =
+    if let Some(limit) = agent.rate_limit_per_hour
+        && let Err(retry) =
             state
                 .rate
                 .check(agent.team_internal_id, &agent.id, limit, Instant::now())
@@ -84,7 +85,6 @@ fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
             e.retry_after = Some(retry);
             return Err(e);
         }
-    }
     Ok(())
 }
 
@@ -224,7 +224,48 @@ pub(crate) async fn resolve(
         }
     };
     draft.set_target(url.as_str());
-    if !credential.allowed_hosts.matches(&url) {
+    let injection = destination_and_injection(state, &credential, &url, traversal).await?;
+    // Forwarded headers: the agent's, minus what it may not set.
+    let mut fwd = HeaderMap::with_capacity(headers.len());
+    let conn_named: Vec<String> = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for (n, v) in headers {
+        let ns = n.as_str();
+        if ns.starts_with("x-tap-")
+            || ns.starts_with("x-oauth-")
+            || STRIPPED.contains(&ns)
+            || conn_named.iter().any(|c| c == ns)
+            || credential.injected_headers.iter().any(|h| h == ns)
+        {
+            continue;
+        }
+        fwd.append(n.clone(), v.clone());
+    }
+    Ok(Resolved {
+        agent_team_internal_id: agent.team_internal_id,
+        team,
+        credential,
+        url,
+        injection,
+        headers: fwd,
+        body,
+    })
+}
+
+/// Rows 8–10 for a resolved URL: host binding, outbound safety, usable value, injection plan.
+/// Also the re-check of an approved request before it is forwarded.
+pub(crate) async fn destination_and_injection(
+    state: &AppState,
+    credential: &CredentialEntry,
+    url: &TargetUrl,
+    traversal: bool,
+) -> Result<Injection, ProxyError> {
+    let name = credential.name.as_str();
+    if !credential.allowed_hosts.matches(url) {
         return Err(ProxyError::new(
             Reason::HostNotAllowed,
             format!(
@@ -302,7 +343,7 @@ pub(crate) async fn resolve(
             format!("credential {name} uses a connector this build does not support"),
         ));
     }
-    let injection = plan(
+    plan(
         credential.auth_header_format.as_deref(),
         &credential.bindings,
         value,
@@ -325,33 +366,5 @@ pub(crate) async fn resolve(
             Reason::Internal,
             format!("credential {name} has an invalid injection format"),
         ),
-    })?;
-    // Forwarded headers: the agent's, minus what it may not set.
-    let mut fwd = HeaderMap::with_capacity(headers.len());
-    let conn_named: Vec<String> = headers
-        .get_all("connection")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .collect();
-    for (n, v) in headers {
-        let ns = n.as_str();
-        if ns.starts_with("x-tap-")
-            || ns.starts_with("x-oauth-")
-            || STRIPPED.contains(&ns)
-            || conn_named.iter().any(|c| c == ns)
-            || credential.injected_headers.iter().any(|h| h == ns)
-        {
-            continue;
-        }
-        fwd.append(n.clone(), v.clone());
-    }
-    Ok(Resolved {
-        team,
-        credential,
-        url,
-        injection,
-        headers: fwd,
-        body,
     })
 }

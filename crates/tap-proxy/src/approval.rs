@@ -1,0 +1,781 @@
+//! Human approval (SPEC §3.3, §11): approvals are stored state, decided through
+//! one gate, forwarded by an executor exactly once.
+//!
+//! - The broker captures the request at decision time (method, target, the
+//!   headers to forward, the body), binds it with a keyed hash and stores it.
+//! - Every channel (web page, `/team/approvals`, the terminal, Telegram later)
+//!   decides through [`decide`], which checks eligibility, `allowed_approvers`,
+//!   distinct approvers, routing and passkey requirements.
+//! - The executor (one task per proxy) expires pending approvals, claims
+//!   approved ones atomically, re-checks the agent, credential and destination,
+//!   forwards byte for byte what was approved, and stores the scrubbed result.
+//!   A restart loses nothing: everything lives in the store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tap_core::audit::{AuditPhase, AuditRecord};
+use tap_core::model::{Approval, ApprovalStatus, Member, MemberRole};
+use tap_core::policy::Policy;
+use tap_core::store::{AuditAppend, Store, StoreError, VoteOutcome};
+use tap_core::target::TargetUrl;
+use tokio::sync::Notify;
+
+use crate::error::{ProxyError, Reason};
+use crate::proxy::forward::{
+    scrub_headers, send_error, unscannable, unscannable_encoding, upstream_request,
+};
+use crate::proxy::resolve::destination_and_injection;
+use crate::state::AppState;
+
+/// Most approvals one agent may have pending at once (429 beyond).
+pub const MAX_PENDING_PER_AGENT: u32 = 20;
+/// Largest upstream answer stored for a poll.
+pub const MAX_STORED_RESPONSE: usize = 10 * 1024 * 1024;
+/// How often the executor looks for decisions made elsewhere (the CLI, another replica).
+pub const EXECUTOR_INTERVAL: Duration = Duration::from_millis(200);
+/// Channels every approval is routed to.
+pub const ALWAYS_ON_CHANNELS: &[&str] = &["web", "terminal"];
+
+/// The request as captured when approval was asked; forwarded byte for byte.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CapturedRequest {
+    /// Upper-cased method.
+    pub method: String,
+    /// Target URL before injection.
+    pub url: String,
+    /// Headers to forward (after stripping, before injection), values base64.
+    pub headers: Vec<(String, String)>,
+    /// Body, base64.
+    pub body: String,
+    /// The audit record so far (completed when the approval ends).
+    pub audit: AuditRecord,
+}
+
+impl CapturedRequest {
+    /// Captures a request.
+    pub fn new(
+        method: &str,
+        url: &TargetUrl,
+        headers: &HeaderMap,
+        body: &[u8],
+        audit: AuditRecord,
+    ) -> Self {
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        Self {
+            method: method.to_owned(),
+            url: url.as_str().to_owned(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), b64.encode(v.as_bytes())))
+                .collect(),
+            body: b64.encode(body),
+            audit,
+        }
+    }
+
+    fn header_map(&self) -> Result<HeaderMap, ProxyError> {
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let mut h = HeaderMap::with_capacity(self.headers.len());
+        for (n, v) in &self.headers {
+            let bad = || {
+                ProxyError::new(
+                    Reason::RequestTampered,
+                    "stored request headers are damaged",
+                )
+            };
+            let name = HeaderName::from_bytes(n.as_bytes()).map_err(|_| bad())?;
+            let raw = b64.decode(v).map_err(|_| bad())?;
+            let value = HeaderValue::from_bytes(&raw).map_err(|_| bad())?;
+            h.append(name, value);
+        }
+        Ok(h)
+    }
+
+    fn body_bytes(&self) -> Result<Bytes, ProxyError> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.body)
+            .map(Bytes::from)
+            .map_err(|_| ProxyError::new(Reason::RequestTampered, "stored request body is damaged"))
+    }
+
+    /// Body preview for humans: at most `max` bytes, cut on a character boundary.
+    pub fn body_preview(&self, max: usize) -> String {
+        let body = self.body_bytes().unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        let cut = tap_core::audit::cut_on_char_boundary(&text, max);
+        if cut.len() < text.len() {
+            format!("{cut}…")
+        } else {
+            cut.to_owned()
+        }
+    }
+}
+
+/// A summary of an approval for humans and channels (never a secret).
+#[derive(Clone, Debug, Serialize)]
+pub struct ApprovalSummary {
+    /// Transaction id.
+    pub txn_id: String,
+    /// Team slug.
+    pub team: String,
+    /// Agent id.
+    pub agent_id: String,
+    /// Credential.
+    pub credential: String,
+    /// Method.
+    pub method: String,
+    /// Target.
+    pub target: String,
+    /// Body preview, scrubbed of team secrets.
+    pub body_preview: String,
+    /// Link to the web page.
+    pub approval_url: String,
+    /// Expiry, RFC 3339.
+    pub expires_at: String,
+}
+
+/// A place where humans are asked and decide. Telegram and passkeys plug in here;
+/// decisions come back through [`decide`].
+#[async_trait]
+pub trait ApprovalChannel: Send + Sync {
+    /// Channel name as stored in votes and routes.
+    fn name(&self) -> &'static str;
+    /// Asks for a decision.
+    async fn request(&self, summary: &ApprovalSummary) -> Result<(), String>;
+    /// Announces the outcome.
+    async fn outcome(&self, txn_id: &str, status: ApprovalStatus);
+}
+
+/// The web channel: the `/approve/{txn}` page is always there; nothing to send.
+#[derive(Debug)]
+pub struct WebChannel;
+
+#[async_trait]
+impl ApprovalChannel for WebChannel {
+    fn name(&self) -> &'static str {
+        "web"
+    }
+    async fn request(&self, _summary: &ApprovalSummary) -> Result<(), String> {
+        Ok(())
+    }
+    async fn outcome(&self, _txn_id: &str, _status: ApprovalStatus) {}
+}
+
+/// Approval coordination inside one proxy.
+pub struct Broker {
+    /// Woken whenever an approval changes here.
+    pub changed: Notify,
+    /// Channels requests are sent to.
+    pub channels: Vec<Arc<dyn ApprovalChannel>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("channels", &self.channels.len())
+            .finish()
+    }
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Self {
+            changed: Notify::new(),
+            channels: vec![Arc::new(WebChannel)],
+        }
+    }
+}
+
+/// Members who may decide a request on `credential`: owners and admins, and
+/// approvers assigned the credential; restricted to `allowed_approvers` when the
+/// policy sets it (an empty list means nobody).
+pub fn eligible_approvers(
+    members: &[Member],
+    credential: &str,
+    policy: Option<&Policy>,
+) -> Vec<String> {
+    members
+        .iter()
+        .filter(|m| match m.role {
+            MemberRole::Owner | MemberRole::Admin => true,
+            MemberRole::Approver => m.credentials.iter().any(|c| c == credential),
+            MemberRole::Viewer => false,
+        })
+        .filter(
+            |m| match policy.and_then(|p| p.allowed_approvers.as_ref()) {
+                None => true,
+                Some(list) => list.iter().any(|a| a.trim().eq_ignore_ascii_case(&m.email)),
+            },
+        )
+        .map(|m| m.email.clone())
+        .collect()
+}
+
+/// Why the gate refused a decision.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GateError {
+    /// No such approval.
+    #[error("approval {0} not found")]
+    NotFound(String),
+    /// Already decided or expired.
+    #[error("approval is {0}, not pending")]
+    NotPending(&'static str),
+    /// The member may not decide this request.
+    #[error("{0} may not decide this request")]
+    NotEligible(String),
+    /// The member already voted.
+    #[error("{0} has already decided this request")]
+    AlreadyVoted(String),
+    /// The channel was not one the request was routed to.
+    #[error("this request was not routed to the {0} channel")]
+    NotRouted(String),
+    /// The policy needs a passkey.
+    #[error("this credential needs a passkey approval")]
+    PasskeyRequired,
+    /// Store failure.
+    #[error("store unavailable: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for GateError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e.to_string())
+    }
+}
+
+/// The result of a counted decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decided {
+    /// Transaction id.
+    pub txn_id: String,
+    /// Status after the vote.
+    pub status: &'static str,
+    /// Distinct approvals so far.
+    pub approvals: u32,
+    /// Needed approvals.
+    pub min_approvals: u32,
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0),
+    )
+    .unwrap_or(i64::MAX)
+}
+
+/// The one decision gate for every channel.
+pub async fn decide(
+    store: &dyn Store,
+    txn_id: &str,
+    email: &str,
+    approve: bool,
+    channel: &str,
+    passkey_verified: bool,
+) -> Result<Decided, GateError> {
+    let email = email.trim().to_ascii_lowercase();
+    let a = store
+        .approval(txn_id)
+        .await?
+        .ok_or_else(|| GateError::NotFound(txn_id.to_owned()))?;
+    if a.status != ApprovalStatus::Pending {
+        return Err(GateError::NotPending(a.status.public_str()));
+    }
+    if !a.channels.iter().any(|c| c == channel) {
+        return Err(GateError::NotRouted(channel.to_owned()));
+    }
+    let members = store.members(a.team_internal_id).await?;
+    let policy = store.policy(a.team_internal_id, &a.credential).await?;
+    if !eligible_approvers(&members, &a.credential, policy.as_ref()).contains(&email) {
+        return Err(GateError::NotEligible(email));
+    }
+    if approve && policy.as_ref().is_some_and(|p| p.require_passkey) && !passkey_verified {
+        return Err(GateError::PasskeyRequired);
+    }
+    match store
+        .vote(txn_id, &email, approve, channel, now_ms())
+        .await?
+    {
+        VoteOutcome::Counted { status, approvals } => {
+            if status == ApprovalStatus::Denied {
+                // The denial ends the request: its finish row is written here, by whichever
+                // process the member decided in.
+                if let (Some(a), Ok(c)) = (
+                    store.approval(txn_id).await?,
+                    serde_json::from_str::<CapturedRequest>(&a.request),
+                ) {
+                    let rec = final_record(&a, &c, ApprovalStatus::Denied, None);
+                    store
+                        .append_audit(&[AuditAppend {
+                            team_internal_id: a.team_internal_id,
+                            phase: AuditPhase::Finish,
+                            record: rec,
+                        }])
+                        .await?;
+                }
+            }
+            Ok(Decided {
+                txn_id: txn_id.to_owned(),
+                status: status.public_str(),
+                approvals,
+                min_approvals: a.min_approvals,
+            })
+        }
+        VoteOutcome::AlreadyVoted => Err(GateError::AlreadyVoted(email)),
+        VoteOutcome::NotPending(s) => Err(GateError::NotPending(s.public_str())),
+        VoteOutcome::Missing => Err(GateError::NotFound(txn_id.to_owned())),
+    }
+}
+
+/// RFC 3339 of a millisecond timestamp.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+/// The approval page link.
+pub fn approval_url(state: &AppState, txn_id: &str) -> String {
+    let base = state
+        .config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", state.config.listen));
+    format!("{}/approve/{txn_id}", base.trim_end_matches('/'))
+}
+
+/// The poll answer of SPEC §3.3.
+pub fn poll_body(a: &Approval) -> Value {
+    let mut v = json!({
+        "txn_id": a.txn_id,
+        "status": a.status.public_str(),
+        "created_at": rfc3339_ms(a.created_at),
+        "expires_at": rfc3339_ms(a.expires_at),
+        "approvals": a.approvers().len(),
+        "min_approvals": a.min_approvals,
+    });
+    let approvers = a.approvers();
+    if a.decided_at.is_some() || !approvers.is_empty() {
+        let deciders: Vec<String> = a.votes.iter().map(|v| v.email.clone()).collect();
+        if !deciders.is_empty() {
+            v["decided_by"] = json!(deciders);
+        }
+    }
+    if let Some(code) = &a.error_code {
+        v["error_code"] = json!(code);
+    }
+    if a.status == ApprovalStatus::Forwarded
+        && let Some(resp) = a
+            .response
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+        {
+            v["response"] = resp;
+        }
+    v
+}
+
+/// The stored, scrubbed upstream answer as an HTTP response (sync callers).
+pub fn stored_response(a: &Approval) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(v) = a
+        .response
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Value>(r).ok())
+    else {
+        return ProxyError::new(Reason::Internal, "approved request has no stored answer")
+            .into_response();
+    };
+    let status = v["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = match v["body_encoding"].as_str() {
+        Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(v["body"].as_str().unwrap_or(""))
+            .unwrap_or_default(),
+        _ => v["body"].as_str().unwrap_or("").as_bytes().to_vec(),
+    };
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().remove(http::header::CONTENT_TYPE);
+    if let Some(hs) = v["headers"].as_array() {
+        for pair in hs {
+            let (Some(n), Some(val)) = (pair[0].as_str(), pair[1].as_str()) else {
+                continue;
+            };
+            if let (Ok(n), Ok(val)) = (
+                HeaderName::from_bytes(n.as_bytes()),
+                HeaderValue::from_str(val),
+            ) {
+                resp.headers_mut().append(n, val);
+            }
+        }
+    }
+    resp
+}
+
+/// The error an agent gets for a final, unsuccessful approval.
+pub fn final_error(a: &Approval) -> ProxyError {
+    match a.status {
+        ApprovalStatus::Denied => ProxyError::new(
+            Reason::ApprovalDenied,
+            "a human denied this request; nothing was forwarded",
+        )
+        .with("txn_id", a.txn_id.clone()),
+        ApprovalStatus::TimedOut => ProxyError::new(
+            Reason::ApprovalTimedOut,
+            "nobody decided on this request in time; nothing was forwarded",
+        )
+        .with("txn_id", a.txn_id.clone()),
+        _ => {
+            let code = a.error_code.as_deref().unwrap_or("internal");
+            ProxyError::new(
+                Reason::from_code(code),
+                format!("the approved request was not completed ({code})"),
+            )
+            .with("txn_id", a.txn_id.clone())
+        }
+    }
+}
+
+/// Waits until the approval is final or `wait` passes; `None` when still open.
+pub async fn wait_final(
+    state: &AppState,
+    txn_id: &str,
+    wait: Duration,
+) -> Result<Option<Approval>, StoreError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let notified = state.broker.changed.notified();
+        if let Some(a) = state.store.approval(txn_id).await? {
+            if a.status.is_final() {
+                return Ok(Some(a));
+            }
+        } else {
+            return Ok(None);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        // Woken by this proxy's changes; polled for changes made elsewhere.
+        let _ = tokio::time::timeout(left.min(EXECUTOR_INTERVAL), notified).await;
+    }
+}
+
+fn finish_audit(
+    state: &AppState,
+    a: &Approval,
+    captured: &CapturedRequest,
+    status: ApprovalStatus,
+    upstream: Option<(u16, f64, bool)>,
+) {
+    state.journal.enqueue(AuditAppend {
+        team_internal_id: a.team_internal_id,
+        phase: AuditPhase::Finish,
+        record: final_record(a, captured, status, upstream),
+    });
+}
+
+/// The finish record of an approval that ended.
+fn final_record(
+    a: &Approval,
+    captured: &CapturedRequest,
+    status: ApprovalStatus,
+    upstream: Option<(u16, f64, bool)>,
+) -> AuditRecord {
+    let mut rec = captured.audit.clone();
+    rec.approval_status = Some(status.public_str().to_owned());
+    rec.approvers = a.approvers();
+    rec.decision = match status {
+        ApprovalStatus::Forwarded => "proceed".into(),
+        _ => "refused".into(),
+    };
+    rec.error_code = match status {
+        ApprovalStatus::Denied => Some("approval_denied".into()),
+        ApprovalStatus::TimedOut => Some("approval_timed_out".into()),
+        ApprovalStatus::Error => a.error_code.clone(),
+        _ => None,
+    };
+    let decided = a.decided_at.unwrap_or_else(now_ms);
+    rec.latency_approval_ms = Some((decided - a.created_at).max(0) as f64);
+    rec.latency_total_ms = Some((now_ms() - a.created_at).max(0) as f64);
+    if let Some((status, upstream_ms, scrubbed)) = upstream {
+        rec.upstream_status = Some(status);
+        rec.latency_upstream_ms = Some(upstream_ms);
+        rec.response_scrubbed = scrubbed;
+    }
+    rec
+}
+
+/// Forwards one claimed approval; stores the outcome. Never forwards on a failed re-check.
+async fn execute(state: &AppState, txn_id: &str) -> Result<(), StoreError> {
+    let Some(a) = state.store.approval(txn_id).await? else {
+        return Ok(());
+    };
+    let captured: Option<CapturedRequest> = serde_json::from_str(&a.request).ok();
+    let bound = state
+        .keys
+        .mac()
+        .verify_bytes(a.request.as_bytes(), &a.request_hash);
+    let Some(captured) = captured.filter(|_| bound) else {
+        tracing::error!(txn = %txn_id, "stored approval does not match its binding hash; not forwarding");
+        state
+            .store
+            .finish_approval(
+                txn_id,
+                ApprovalStatus::Error,
+                Some("request_tampered"),
+                None,
+                now_ms(),
+            )
+            .await?;
+        if let Some(a) = state.store.approval(txn_id).await? {
+            let rec = AuditRecord {
+                request_id: a.txn_id.clone(),
+                agent_id: a.agent_id.clone(),
+                credential_names: vec![a.credential.clone()],
+                method: a.method.clone(),
+                target_url: a.target.clone(),
+                decision: "refused".into(),
+                error_code: Some("request_tampered".into()),
+                approval_status: Some("error".into()),
+                approvers: a.approvers(),
+                timestamp: crate::proxy::audit::now_rfc3339(),
+                ..Default::default()
+            };
+            state.journal.enqueue(AuditAppend {
+                team_internal_id: a.team_internal_id,
+                phase: AuditPhase::Finish,
+                record: rec,
+            });
+        }
+        state.broker.changed.notify_waiters();
+        return Ok(());
+    };
+    let outcome = forward_approved(state, &a, &captured).await;
+    let (status, code, response, upstream) = match outcome {
+        Ok((resp_json, upstream)) => (
+            ApprovalStatus::Forwarded,
+            None,
+            Some(resp_json),
+            Some(upstream),
+        ),
+        Err(e) => {
+            tracing::info!(txn = %txn_id, code = e.reason.code(), "approved request not completed");
+            (
+                ApprovalStatus::Error,
+                Some(e.reason.code().to_owned()),
+                None,
+                None,
+            )
+        }
+    };
+    state
+        .store
+        .finish_approval(
+            txn_id,
+            status,
+            code.as_deref(),
+            response.as_deref(),
+            now_ms(),
+        )
+        .await?;
+    let a = state.store.approval(txn_id).await?.unwrap_or(a);
+    finish_audit(state, &a, &captured, status, upstream);
+    for ch in &state.broker.channels {
+        ch.outcome(txn_id, status).await;
+    }
+    state.broker.changed.notify_waiters();
+    Ok(())
+}
+
+/// Re-checks rows 1 and 5–10 against the current configuration, then forwards
+/// exactly the captured request and reads the (bounded) answer.
+async fn forward_approved(
+    state: &AppState,
+    a: &Approval,
+    captured: &CapturedRequest,
+) -> Result<(String, (u16, f64, bool)), ProxyError> {
+    let dir = state.directory.get();
+    // Row 1: the agent still exists and is enabled.
+    let agent_ok = dir.agents_by_key.values().any(|ag| {
+        ag.team_internal_id == a.agent_team_internal_id && ag.id == a.agent_id && ag.enabled
+    });
+    if !agent_ok {
+        return Err(ProxyError::new(
+            Reason::InvalidTapKey,
+            "the agent was disabled or deleted",
+        ));
+    }
+    let agent_granted = dir.agents_by_key.values().any(|ag| {
+        ag.team_internal_id == a.agent_team_internal_id
+            && ag.id == a.agent_id
+            && ag.credentials.contains(&a.credential)
+    });
+    // Rows 5–7.
+    let team = dir
+        .teams
+        .get(&a.team_internal_id)
+        .ok_or_else(|| ProxyError::new(Reason::TeamNotLinked, "the team no longer exists"))?;
+    let credential = team
+        .credentials
+        .get(&a.credential)
+        .ok_or_else(|| ProxyError::new(Reason::CredentialChanged, "the credential was deleted"))?;
+    if credential.updated_at != a.credential_version {
+        return Err(ProxyError::new(
+            Reason::CredentialChanged,
+            "the credential changed",
+        ));
+    }
+    if !agent_granted {
+        return Err(ProxyError::new(
+            Reason::CredentialNotGranted,
+            "the credential is no longer granted",
+        ));
+    }
+    // Rows 8–10 on the captured target.
+    let url = TargetUrl::parse(&captured.url)
+        .map_err(|_| ProxyError::new(Reason::RequestTampered, "stored target is damaged"))?;
+    let injection = destination_and_injection(state, credential, &url, false).await?;
+    let headers = captured.header_map()?;
+    let body = captured.body_bytes()?;
+    let req = upstream_request(state, &captured.method, &url, &headers, &injection, body)?;
+    let started = Instant::now();
+    let resp =
+        match tokio::time::timeout(state.config.forward_timeout, state.client.execute(req)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(send_error(e, url.as_str())),
+            Err(_) => {
+                return Err(ProxyError::new(
+                    Reason::UpstreamError,
+                    "the upstream request timed out",
+                ));
+            }
+        };
+    if let Some(enc) = unscannable_encoding(resp.headers()) {
+        return Err(unscannable(enc));
+    }
+    let status = resp.status().as_u16();
+    let scrubber = Arc::clone(&credential.scrubber);
+    let (headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
+    let mut body = Vec::new();
+    let mut resp = resp;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if body.len() + c.len() > MAX_STORED_RESPONSE {
+                    return Err(ProxyError::new(
+                        Reason::UnscannableResponse,
+                        "the upstream answer is too large to keep for polling",
+                    ));
+                }
+                body.extend_from_slice(&c);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(send_error(e, url.as_str())),
+        }
+    }
+    let upstream_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    let (body, hits) = scrubber.scrub(&body);
+    let (body, encoding) = match String::from_utf8(body) {
+        Ok(s) => (s, "utf-8"),
+        Err(e) => (
+            base64::engine::general_purpose::STANDARD.encode(e.as_bytes()),
+            "base64",
+        ),
+    };
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let json =
+        json!({"status": status, "headers": headers, "body": body, "body_encoding": encoding})
+            .to_string();
+    Ok((json, (status, upstream_ms, hits + header_hits > 0)))
+}
+
+async fn expire(state: &AppState) -> Result<(), StoreError> {
+    let expired = state.store.expire_approvals(now_ms()).await?;
+    for txn in &expired {
+        if let Some(a) = state.store.approval(txn).await?
+            && let Ok(c) = serde_json::from_str::<CapturedRequest>(&a.request) {
+                finish_audit(state, &a, &c, ApprovalStatus::TimedOut, None);
+            }
+        for ch in &state.broker.channels {
+            ch.outcome(txn, ApprovalStatus::TimedOut).await;
+        }
+    }
+    if !expired.is_empty() {
+        state.broker.changed.notify_waiters();
+    }
+    Ok(())
+}
+
+/// The executor loop: expiry, forwarding of approved requests, result retention.
+pub async fn run_executor(state: AppState) {
+    match state.store.fail_interrupted(now_ms()).await {
+        Ok(n) if n > 0 => tracing::warn!(
+            count = n,
+            "approvals interrupted by a restart marked as error"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "could not check for interrupted approvals"),
+    }
+    let mut tick = tokio::time::interval(EXECUTOR_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_purge = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = state.broker.changed.notified() => {},
+        }
+        if let Err(e) = expire(&state).await {
+            tracing::warn!(error = %e, "approval expiry failed");
+        }
+        match state.store.approved_unclaimed(32).await {
+            Ok(ids) => {
+                for id in ids {
+                    match state.store.claim_approved(&id).await {
+                        Ok(true) => {
+                            let st = state.clone();
+                            tokio::spawn(async move {
+                                if let Err(e) = execute(&st, &id).await {
+                                    tracing::error!(txn = %id, error = %e, "approved request could not be completed");
+                                }
+                            });
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "claim failed"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "approval scan failed"),
+        }
+        if last_purge.elapsed() > Duration::from_secs(60) {
+            last_purge = Instant::now();
+            let before = now_ms()
+                - i64::try_from(state.config.result_retention.as_millis()).unwrap_or(i64::MAX);
+            if let Err(e) = state.store.purge_approvals(before).await {
+                tracing::warn!(error = %e, "approval purge failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Row 11 when policy says "approval": capture, store, route, then wait (sync)
+//! or answer 202 (async).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tap_core::model::{Approval, ApprovalStatus};
+
+use super::audit::AuditDraft;
+use super::forward::Prepared;
+use super::{Prefer, refuse};
+use crate::approval::{
+    ALWAYS_ON_CHANNELS, ApprovalSummary, CapturedRequest, MAX_PENDING_PER_AGENT, approval_url,
+    eligible_approvers, final_error, rfc3339_ms, stored_response, wait_final,
+};
+use crate::error::{ProxyError, Reason};
+use crate::state::AppState;
+
+/// Body preview length in approval summaries.
+const PREVIEW_BYTES: usize = 512;
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0),
+    )
+    .unwrap_or(i64::MAX)
+}
+
+/// The 202 of SPEC §3.3.
+pub(crate) fn accepted(state: &AppState, a: &Approval) -> Response {
+    let expires_in = ((a.expires_at - now_ms()) / 1000).max(0);
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "txn_id": a.txn_id,
+            "status": a.status.public_str(),
+            "poll_url": format!("/agent/approvals/{}", a.txn_id),
+            "approval_url": approval_url(state, &a.txn_id),
+            "expires_in": expires_in,
+            "notification_channel": "web",
+            "agent_hint": "A human must approve this request. Show approval_url to your human, then poll poll_url with your X-TAP-Key until status is forwarded, denied, timed_out or error.",
+        })),
+    )
+        .into_response()
+}
+
+pub(crate) async fn request_approval(
+    state: &AppState,
+    p: Prepared,
+    policy_reason: String,
+    mut draft: AuditDraft,
+    prefer: Prefer,
+) -> Response {
+    let r = &p.resolved;
+    let cred = &r.credential.name;
+    let policy = r.team.policies.get(cred).map(|c| c.policy().clone());
+    if eligible_approvers(&r.team.members, cred, policy.as_ref()).is_empty() {
+        let e = ProxyError::new(
+            Reason::ApprovalUnavailable,
+            format!(
+                "{} with credential {cred} needs human approval ({policy_reason}) and no member may approve it; nothing was forwarded",
+                p.method
+            ),
+        )
+        .with("policy_reason", policy_reason);
+        return refuse(e, draft).await;
+    }
+    if policy.as_ref().is_some_and(|p| p.require_passkey) {
+        let e = ProxyError::new(
+            Reason::PasskeyUnavailable,
+            format!("credential {cred} needs passkey approval and WebAuthn is not configured; nothing was forwarded"),
+        )
+        .with("policy_reason", policy_reason);
+        return refuse(e, draft).await;
+    }
+    let agent_team = r.agent_team_internal_id;
+    match state
+        .store
+        .pending_count(agent_team, &draft.record.agent_id)
+        .await
+    {
+        Ok(n) if n >= MAX_PENDING_PER_AGENT => {
+            let e = ProxyError::new(
+                Reason::TooManyPending,
+                format!(
+                    "agent {} already has {n} requests waiting for approval",
+                    draft.record.agent_id
+                ),
+            );
+            return refuse(e, draft).await;
+        }
+        Ok(_) => {}
+        Err(e) => return refuse(ProxyError::from(e), draft).await,
+    }
+    draft.record.decision = "approval".into();
+    draft.record.approval_status = Some("pending".into());
+    let captured =
+        CapturedRequest::new(&p.method, &r.url, &r.headers, &r.body, draft.record.clone());
+    let Ok(request) = serde_json::to_string(&captured) else {
+        return refuse(
+            ProxyError::new(Reason::Internal, "request could not be captured"),
+            draft,
+        )
+        .await;
+    };
+    let now = now_ms();
+    let timeout = i64::try_from(state.config.approval_timeout.as_millis()).unwrap_or(i64::MAX);
+    let approval = Approval {
+        txn_id: draft.record.request_id.clone(),
+        team_internal_id: r.team.internal_id,
+        agent_team_internal_id: agent_team,
+        agent_id: draft.record.agent_id.clone(),
+        credential: cred.clone(),
+        credential_version: r.credential.updated_at,
+        method: p.method.clone(),
+        target: r.url.as_str().to_owned(),
+        request_hash: state.keys.mac().digest_bytes(request.as_bytes()),
+        request,
+        status: ApprovalStatus::Pending,
+        policy_reason,
+        min_approvals: policy.as_ref().map_or(1, |p| p.min_approvals.max(1)),
+        channels: ALWAYS_ON_CHANNELS.iter().map(|s| (*s).to_owned()).collect(),
+        created_at: now,
+        expires_at: now.saturating_add(timeout),
+        decided_at: None,
+        error_code: None,
+        response: None,
+        votes: Vec::new(),
+    };
+    if let Err(e) = state.store.create_approval(&approval).await {
+        return refuse(ProxyError::from(e), draft).await;
+    }
+    if let Err(e) = draft.commit_start().await {
+        tracing::error!(error = %e, "audit start row of an approval not committed");
+    }
+    draft.hand_over();
+    let summary = ApprovalSummary {
+        txn_id: approval.txn_id.clone(),
+        team: r.team.slug.clone(),
+        agent_id: approval.agent_id.clone(),
+        credential: cred.clone(),
+        method: approval.method.clone(),
+        target: approval.target.clone(),
+        body_preview: r
+            .team
+            .all_secrets
+            .scrub_str(&captured.body_preview(PREVIEW_BYTES))
+            .0,
+        approval_url: approval_url(state, &approval.txn_id),
+        expires_at: rfc3339_ms(approval.expires_at),
+    };
+    for ch in &state.broker.channels {
+        if let Err(e) = ch.request(&summary).await {
+            tracing::warn!(channel = ch.name(), error = %e, "approval request could not be sent");
+        }
+    }
+    tracing::info!(txn = %approval.txn_id, agent = %approval.agent_id, credential = %cred, "approval requested");
+    if prefer.respond_async {
+        return accepted(state, &approval);
+    }
+    let wait = prefer.wait_secs.map_or(state.config.sync_wait, |w| {
+        Duration::from_secs(w).min(state.config.sync_wait)
+    });
+    match wait_final(state, &approval.txn_id, wait).await {
+        Ok(Some(a)) if a.status == ApprovalStatus::Forwarded => stored_response(&a),
+        Ok(Some(a)) => {
+            let err = final_error(&a);
+            let body = serde_json::to_vec(&err.body()).unwrap_or_default();
+            let (scrubbed, _) = r.team.all_secrets.scrub(&body);
+            crate::error::error_response(err.reason, scrubbed, None)
+        }
+        Ok(None) => match state.store.approval(&approval.txn_id).await {
+            Ok(Some(a)) => accepted(state, &a),
+            _ => accepted(state, &approval),
+        },
+        Err(e) => ProxyError::from(e).into_response(),
+    }
+}
