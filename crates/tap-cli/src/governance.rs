@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::commands::{emit, open_team, rfc3339};
 use crate::env::Globals;
-use crate::{GrantCmd, MemberCmd, PolicyCmd, PolicySetArgs};
+use crate::{GrantCmd, LinkCmd, MemberCmd, PolicyCmd, PolicySetArgs, TokenCmd};
 
 fn now_secs() -> i64 {
     i64::try_from(
@@ -511,4 +511,138 @@ pub(crate) async fn decide(
             Ok(ExitCode::from(1))
         }
     }
+}
+
+pub(crate) async fn link(g: &Globals, c: LinkCmd) -> Result<ExitCode> {
+    let (admin, team) = open_team(g).await?;
+    match c {
+        LinkCmd::Add {
+            agent,
+            home_team,
+            role,
+        } => {
+            let l = tap_proxy::team_api::make_link(
+                admin.store.as_ref(),
+                &team,
+                &agent,
+                &home_team,
+                role.as_deref(),
+            )
+            .await
+            .map_err(|(_, _, m)| anyhow!(m))?;
+            let v = json!({"team": team.slug, "agent_id": l.agent_id, "home_team": l.home_team, "role": l.role});
+            emit(g, &v, || match &l.role {
+                Some(r) => format!(
+                    "Linked {}/{} to team {} with role {r}",
+                    l.home_team, l.agent_id, team.slug
+                ),
+                None => format!(
+                    "Linked {}/{} to team {} without a role: it grants nothing until a role is set",
+                    l.home_team, l.agent_id, team.slug
+                ),
+            });
+        }
+        LinkCmd::List => {
+            let links = admin.store.links(team.internal_id).await?;
+            let arr: Vec<Value> = links
+                .iter()
+                .map(|l| json!({"agent_id": l.agent_id, "home_team": l.home_team, "role": l.role}))
+                .collect();
+            emit(g, &Value::Array(arr), || {
+                let mut tb = Table::new();
+                tb.set_header(["home team", "agent", "role"]);
+                for l in &links {
+                    tb.add_row([
+                        l.home_team.clone(),
+                        l.agent_id.clone(),
+                        l.role.clone().unwrap_or_else(|| "-".into()),
+                    ]);
+                }
+                tb.to_string()
+            });
+        }
+        LinkCmd::Rm { agent, home_team } => {
+            let home = admin
+                .store
+                .team(&home_team)
+                .await?
+                .ok_or_else(|| anyhow!("team {home_team} not found"))?;
+            if !admin
+                .store
+                .delete_link(team.internal_id, home.internal_id, &agent)
+                .await?
+            {
+                bail!("no link of {home_team}/{agent} in team {}", team.slug);
+            }
+            emit(
+                g,
+                &json!({"removed": {"agent_id": agent, "home_team": home_team}}),
+                || format!("Removed the link of {home_team}/{agent}"),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn token(g: &Globals, c: TokenCmd) -> Result<ExitCode> {
+    let (admin, team) = open_team(g).await?;
+    match c {
+        TokenCmd::Create { member, label } => {
+            let email = member.trim().to_ascii_lowercase();
+            let members = admin.store.members(team.internal_id).await?;
+            let Some(m) = members.iter().find(|m| m.email == email) else {
+                bail!("{email} is not a member of team {}", team.slug);
+            };
+            let token =
+                tap_core::crypto::generate_admin_token().map_err(|e| anyhow!(e.to_string()))?;
+            let id = admin
+                .store
+                .create_admin_token(
+                    m.account_id,
+                    &admin.keys.mac().digest(&token),
+                    label.as_deref().unwrap_or("created by tap token create"),
+                )
+                .await?;
+            let v = json!({"id": id, "member": email, "token": token.as_str()});
+            emit(g, &v, || {
+                format!(
+                    "Admin token {id} for {email} (shown once): {}",
+                    token.as_str()
+                )
+            });
+        }
+        TokenCmd::List => {
+            let tokens = admin.store.admin_tokens(team.internal_id).await?;
+            let arr: Vec<Value> = tokens
+                .iter()
+                .map(|(t, email)| {
+                    json!({"id": t.id, "member": email, "label": t.label, "created_at": rfc3339(t.created_at), "revoked": t.revoked_at.is_some()})
+                })
+                .collect();
+            emit(g, &Value::Array(arr), || {
+                let mut tb = Table::new();
+                tb.set_header(["id", "member", "label", "revoked"]);
+                for (t, email) in &tokens {
+                    tb.add_row([
+                        t.id.to_string(),
+                        email.clone(),
+                        t.label.clone(),
+                        t.revoked_at.is_some().to_string(),
+                    ]);
+                }
+                tb.to_string()
+            });
+        }
+        TokenCmd::Revoke { id } => {
+            let tokens = admin.store.admin_tokens(team.internal_id).await?;
+            if !tokens.iter().any(|(t, _)| t.id == id) {
+                bail!("token {id} not found in team {}", team.slug);
+            }
+            admin.store.revoke_admin_token(id).await?;
+            emit(g, &json!({"id": id, "revoked": true}), || {
+                format!("Revoked token {id}")
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

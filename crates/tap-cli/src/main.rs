@@ -85,6 +85,12 @@ pub(crate) enum Command {
     /// Team members (humans).
     #[command(subcommand)]
     Member(MemberCmd),
+    /// Multi-account links: let another team's agent use this team's credentials.
+    #[command(subcommand)]
+    Link(LinkCmd),
+    /// Admin API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Approvals waiting for a decision.
     Pending,
     /// Approve a pending request.
@@ -360,6 +366,48 @@ pub(crate) enum MemberCmd {
         #[arg(long = "credential", value_delimiter = ',', required = true)]
         credential: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LinkCmd {
+    /// Link an agent of another team (run in the linking team, `--team`).
+    Add {
+        /// Agent id in its home team.
+        #[arg(long)]
+        agent: String,
+        /// The agent's home team.
+        #[arg(long)]
+        home_team: String,
+        /// Role of this team the agent gets; without it the link grants nothing.
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// List links made by this team.
+    List,
+    /// Remove a link.
+    Rm {
+        #[arg(long)]
+        agent: String,
+        #[arg(long)]
+        home_team: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCmd {
+    /// Create an admin API token for a member (printed once).
+    Create {
+        /// The member.
+        #[arg(long)]
+        member: String,
+        /// A label.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List tokens of this team's members (never the tokens themselves).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

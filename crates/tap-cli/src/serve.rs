@@ -46,13 +46,15 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
         print_init(g, &report, &source)?;
         admin
     };
-    let proxy = Proxy::build(Arc::clone(&store), admin.keys.clone(), config.clone())
-        .await
-        .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // The bound address (port 0 resolved) is what links such as `approval_url` name.
+    config.listen = addr;
+    let proxy = Proxy::build(Arc::clone(&store), admin.keys.clone(), config.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
     tracing::info!(%addr, "TAP proxy listening");
     if !g.json {
         eprintln!("TAP proxy listening on http://{addr}");

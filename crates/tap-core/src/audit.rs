@@ -37,8 +37,11 @@ pub struct AuditRecord {
     pub request_id: String,
     /// Team slug.
     pub team_id: String,
-    /// Agent id (home-team agent id).
+    /// Agent id (unique within its home team).
     pub agent_id: String,
+    /// The agent's home team when it differs from `team_id` (a linked agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_home_team: Option<String>,
     /// Credentials the request named.
     pub credential_names: Vec<String>,
     /// Upper-cased method.

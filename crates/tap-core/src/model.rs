@@ -391,3 +391,23 @@ pub struct Grant {
     /// Revocation time.
     pub revoked_at: Option<Millis>,
 }
+
+/// A link letting another team's agent use this team's credentials through a role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Link {
+    /// The linking team (whose credentials are used).
+    #[serde(skip)]
+    pub team_internal_id: i64,
+    /// The agent's home team.
+    #[serde(skip)]
+    pub home_team_internal_id: i64,
+    /// The agent's home team slug.
+    pub home_team: String,
+    /// The agent id.
+    pub agent_id: String,
+    /// The role granted; `None` grants nothing.
+    pub role: Option<String>,
+    /// Creation time.
+    #[serde(skip)]
+    pub created_at: Millis,
+}

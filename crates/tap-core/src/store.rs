@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use crate::audit::{AuditPhase, AuditRecord, AuditRow};
 use crate::model::{
-    Account, AdminToken, Agent, Approval, ApprovalStatus, Credential, Grant, Member, MemberRole,
-    Role, Team,
+    Account, AdminToken, Agent, Approval, ApprovalStatus, Credential, Grant, Link, Member,
+    MemberRole, Role, Team,
 };
 use crate::policy::{ApprovalMode, Policy};
 
@@ -102,6 +102,8 @@ pub struct Snapshot {
     pub grants: Vec<Grant>,
     /// Members of every team with their approver assignments.
     pub members: Vec<(i64, Member)>,
+    /// Multi-account links.
+    pub links: Vec<Link>,
 }
 
 /// The outcome of recording one vote.
@@ -365,4 +367,21 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
     /// An account by id.
     async fn account(&self, id: i64) -> StoreResult<Option<Account>>;
+
+    /// Creates or replaces a link.
+    async fn set_link(&self, link: &Link) -> StoreResult<()>;
+    /// Links made by a team.
+    async fn links(&self, team_internal_id: i64) -> StoreResult<Vec<Link>>;
+    /// Removes a link; false when absent.
+    async fn delete_link(
+        &self,
+        team_internal_id: i64,
+        home_team_internal_id: i64,
+        agent_id: &str,
+    ) -> StoreResult<bool>;
+
+    /// Lists admin tokens of the accounts that are members of a team.
+    async fn admin_tokens(&self, team_internal_id: i64) -> StoreResult<Vec<(AdminToken, String)>>;
+    /// Revokes an admin token by id; false when absent.
+    async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool>;
 }

@@ -98,31 +98,49 @@ type AgentCtx = (Arc<Directory>, Arc<AgentEntry>, Arc<TeamEntry>);
 fn agent_ctx(state: &AppState, headers: &HeaderMap) -> Result<AgentCtx, ProxyError> {
     let dir = state.directory.get();
     let auth = authenticate(&dir, state.keys.mac(), headers)?;
-    let agent = Arc::clone(auth.primary());
-    let team = dir
-        .teams
-        .get(&agent.team_internal_id)
-        .cloned()
-        .ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
-    if let Some(t) = headers
+    let wanted = headers
         .get("x-tap-team")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        && !t.is_empty() && t != team.slug {
-            return Err(ProxyError::new(
-                Reason::TeamNotLinked,
-                format!("agent {} is not linked to team {t}", agent.id),
-            )
-            .with("team", t));
+        .filter(|t| !t.is_empty());
+    let (agent, team) = match wanted {
+        None => {
+            let agent = Arc::clone(auth.primary());
+            let team = dir.teams.get(&agent.team_internal_id).cloned();
+            (agent, team)
         }
+        Some(slug) => {
+            let team = dir.team_by_slug(slug).cloned();
+            let agent = team.as_ref().and_then(|t| {
+                auth.agents
+                    .iter()
+                    .find(|a| a.credentials_in(t.internal_id).is_some())
+                    .cloned()
+            });
+            match agent {
+                Some(a) => (a, team),
+                None => {
+                    return Err(ProxyError::new(
+                        Reason::TeamNotLinked,
+                        format!("agent {} is not linked to team {slug}", auth.primary().id),
+                    )
+                    .with("team", slug));
+                }
+            }
+        }
+    };
+    let team = team.ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
     Ok((dir, agent, team))
 }
 
 fn granted<'t>(agent: &AgentEntry, team: &'t TeamEntry) -> Vec<&'t Arc<CredentialEntry>> {
+    let Some(mine) = agent.credentials_in(team.internal_id) else {
+        return Vec::new();
+    };
     let mut v: Vec<_> = team
         .credentials
         .values()
-        .filter(|c| agent.credentials.contains(&c.name))
+        .filter(|c| mine.contains(&c.name))
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
@@ -293,7 +311,11 @@ pub async fn logs(
         Ok(r) => r,
         Err(e) => return ProxyError::from(e).into_response(),
     };
-    let entries = merge_rows(&rows);
+    // Keyed by (team, agent): a linked agent with the same id as a local one sees only its own rows.
+    let entries: Vec<_> = merge_rows(&rows)
+        .into_iter()
+        .filter(|r| r.agent_home_team.as_deref().unwrap_or(&r.team_id) == agent.team)
+        .collect();
     Json(json!({"agent_id": agent.id, "team_id": team.slug, "count": entries.len(), "entries": entries})).into_response()
 }
 

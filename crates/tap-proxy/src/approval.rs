@@ -380,9 +380,9 @@ pub fn poll_body(a: &Approval) -> Value {
             .response
             .as_deref()
             .and_then(|r| serde_json::from_str::<Value>(r).ok())
-        {
-            v["response"] = resp;
-        }
+    {
+        v["response"] = resp;
+    }
     v
 }
 
@@ -623,7 +623,9 @@ async fn forward_approved(
     let agent_granted = dir.agents_by_key.values().any(|ag| {
         ag.team_internal_id == a.agent_team_internal_id
             && ag.id == a.agent_id
-            && ag.credentials.contains(&a.credential)
+            && ag
+                .credentials_in(a.team_internal_id)
+                .is_some_and(|c| c.contains(&a.credential))
     });
     // Rows 5–7.
     let team = dir
@@ -716,9 +718,10 @@ async fn expire(state: &AppState) -> Result<(), StoreError> {
     let expired = state.store.expire_approvals(now_ms()).await?;
     for txn in &expired {
         if let Some(a) = state.store.approval(txn).await?
-            && let Ok(c) = serde_json::from_str::<CapturedRequest>(&a.request) {
-                finish_audit(state, &a, &c, ApprovalStatus::TimedOut, None);
-            }
+            && let Ok(c) = serde_json::from_str::<CapturedRequest>(&a.request)
+        {
+            finish_audit(state, &a, &c, ApprovalStatus::TimedOut, None);
+        }
         for ch in &state.broker.channels {
             ch.outcome(txn, ApprovalStatus::TimedOut).await;
         }

@@ -95,6 +95,20 @@ pub struct AgentEntry {
     pub credentials: HashSet<String>,
     /// Requests per rolling hour.
     pub rate_limit_per_hour: Option<u32>,
+    /// Credentials usable in other teams through links (team internal id → credentials;
+    /// a link without a role maps to an empty set).
+    pub links: HashMap<i64, HashSet<String>>,
+}
+
+impl AgentEntry {
+    /// Credentials this agent may use in `team`; `None` when it is not linked there.
+    pub fn credentials_in(&self, team: i64) -> Option<&HashSet<String>> {
+        if team == self.team_internal_id {
+            Some(&self.credentials)
+        } else {
+            self.links.get(&team)
+        }
+    }
 }
 
 /// The whole view.
@@ -171,10 +185,11 @@ impl Directory {
             let mut changed = prev_team.is_none();
             for c in creds_by_team.remove(&team.internal_id).unwrap_or_default() {
                 if let Some(prev) = prev_team.and_then(|t| t.credentials.get(&c.name))
-                    && prev.updated_at == c.updated_at {
-                        credentials.insert(c.name.clone(), Arc::clone(prev));
-                        continue;
-                    }
+                    && prev.updated_at == c.updated_at
+                {
+                    credentials.insert(c.name.clone(), Arc::clone(prev));
+                    continue;
+                }
                 changed = true;
                 let value = match (&c.sealed_value, &dek) {
                     (None, _) => Ok(None),
@@ -224,6 +239,19 @@ impl Directory {
         for r in snapshot.roles {
             role_creds.insert((r.team_internal_id, r.name), r.credentials);
         }
+        let mut links: HashMap<(i64, String), HashMap<i64, HashSet<String>>> = HashMap::new();
+        for l in snapshot.links {
+            let creds: HashSet<String> = l
+                .role
+                .as_ref()
+                .and_then(|r| role_creds.get(&(l.team_internal_id, r.clone())))
+                .map(|cs| cs.iter().cloned().collect())
+                .unwrap_or_default();
+            links
+                .entry((l.home_team_internal_id, l.agent_id))
+                .or_default()
+                .insert(l.team_internal_id, creds);
+        }
         let mut agents_by_key = HashMap::new();
         for a in snapshot.agents {
             let mut credentials: HashSet<String> = a.credentials.into_iter().collect();
@@ -232,9 +260,13 @@ impl Directory {
                     credentials.extend(cs.iter().cloned());
                 }
             }
+            let agent_links = links
+                .remove(&(a.team_internal_id, a.id.clone()))
+                .unwrap_or_default();
             agents_by_key.insert(
                 a.key_hash.clone(),
                 Arc::new(AgentEntry {
+                    links: agent_links,
                     team_internal_id: a.team_internal_id,
                     team: a.team,
                     id: a.id,

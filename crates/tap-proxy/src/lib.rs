@@ -16,4 +16,5 @@ pub mod outbound;
 pub mod proxy;
 pub mod server;
 pub mod state;
+pub mod team_api;
 pub mod web;

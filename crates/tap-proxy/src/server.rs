@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use tap_core::store::Store;
 use tokio::net::TcpListener;
 
@@ -21,7 +21,7 @@ use crate::keyring::Keyring;
 use crate::outbound::{GuardedResolver, upstream_client};
 use crate::proxy::forward_handler;
 use crate::state::{AppState, RateLimiter};
-use crate::{agent_api, web};
+use crate::{agent_api, team_api as t, web};
 
 /// The request id of the current request; equals the `X-TAP-Request-Id` answered.
 #[derive(Clone, Debug)]
@@ -57,6 +57,54 @@ pub fn router(state: AppState) -> Router {
         .route("/approve/{txn}", get(web::approve_page))
         .route("/approve/{txn}/approve", post(web::approve_post))
         .route("/approve/{txn}/deny", post(web::deny_post))
+        .route("/team", get(t::get_team))
+        .route("/team/settings", put(t::put_settings))
+        .route(
+            "/team/credentials",
+            get(t::list_credentials).post(t::create_credential),
+        )
+        .route(
+            "/team/credentials/{name}",
+            get(t::get_credential)
+                .patch(t::patch_credential)
+                .delete(t::delete_credential),
+        )
+        .route("/team/credentials/{name}/secret", put(t::put_secret))
+        .route("/team/credentials/{name}/grants", post(t::create_grant))
+        .route("/team/grants", get(t::list_grants))
+        .route("/team/grants/{id}/revoke", post(t::revoke_grant))
+        .route("/team/agents", get(t::list_agents).post(t::create_agent))
+        .route(
+            "/team/agents/{id}",
+            get(t::get_agent)
+                .patch(t::patch_agent)
+                .delete(t::delete_agent),
+        )
+        .route("/team/agents/{id}/enable", post(t::enable_agent))
+        .route("/team/agents/{id}/disable", post(t::disable_agent))
+        .route("/team/agents/{id}/rotate-key", post(t::rotate_agent_key))
+        .route("/team/roles", get(t::list_roles).post(t::create_role))
+        .route(
+            "/team/roles/{name}",
+            put(t::put_role).delete(t::delete_role),
+        )
+        .route(
+            "/team/policies/{credential}",
+            get(t::get_policy)
+                .put(t::put_policy)
+                .delete(t::delete_policy),
+        )
+        .route("/team/members", get(t::list_members).post(t::invite_member))
+        .route("/team/members/{email}", delete(t::remove_member))
+        .route("/team/members/{email}/role", put(t::change_member_role))
+        .route(
+            "/team/members/{email}/credentials",
+            put(t::set_member_credentials),
+        )
+        .route("/team/links", get(t::list_links).post(t::create_link))
+        .route("/team/links/{home_team}/{agent_id}", delete(t::delete_link))
+        .route("/team/audit", get(t::audit))
+        .route("/team/audit/export", get(t::audit_export))
         .route("/team/approvals", get(web::team_approvals))
         .route("/team/approvals/{txn}/approve", post(web::team_approve))
         .route("/team/approvals/{txn}/deny", post(web::team_deny))

@@ -68,9 +68,9 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
         && let Some(t) = v
             .strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
-        {
-            return Some(t.trim().to_owned());
-        }
+    {
+        return Some(t.trim().to_owned());
+    }
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -109,9 +109,10 @@ async fn member_teams(state: &AppState, m: &MemberCtx) -> Vec<(Team, MemberRole,
     };
     for t in teams {
         if let Ok(members) = state.store.members(t.internal_id).await
-            && let Some(me) = members.into_iter().find(|x| x.account_id == m.account_id) {
-                out.push((t, me.role, me.credentials));
-            }
+            && let Some(me) = members.into_iter().find(|x| x.account_id == m.account_id)
+        {
+            out.push((t, me.role, me.credentials));
+        }
     }
     out
 }

@@ -12,8 +12,8 @@ use sqlx::{Row, SqlitePool};
 use tap_core::audit::{AuditPhase, AuditRow, GENESIS_HASH, chain_hash};
 use tap_core::inject::AuthBinding;
 use tap_core::model::{
-    Account, AdminToken, Agent, Approval, ApprovalStatus, Connector, Credential, Grant, Member,
-    MemberRole, Role, Team, Vote,
+    Account, AdminToken, Agent, Approval, ApprovalStatus, Connector, Credential, Grant, Link,
+    Member, MemberRole, Role, Team, Vote,
 };
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
@@ -194,6 +194,17 @@ impl SqliteStore {
                 .get::<Option<i64>, _>("rate_limit_per_hour")
                 .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             created_at: r.get("created_at"),
+        }
+    }
+
+    fn link_from_row(r: &SqliteRow) -> Link {
+        Link {
+            team_internal_id: r.get(0),
+            home_team_internal_id: r.get(1),
+            home_team: r.get(2),
+            agent_id: r.get(3),
+            role: r.get(4),
+            created_at: r.get(5),
         }
     }
 
@@ -1327,6 +1338,15 @@ impl Store for SqliteStore {
             ))
         })
         .collect::<StoreResult<Vec<_>>>()?;
+        let links = sqlx::query(
+            "SELECT l.team_id, l.home_team_id, t.slug, l.agent_id, l.role, l.created_at FROM links l JOIN teams t ON t.id = l.home_team_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(Self::link_from_row)
+        .collect();
         tx.commit().await.map_err(unavailable)?;
         Ok(Snapshot {
             revision,
@@ -1337,6 +1357,7 @@ impl Store for SqliteStore {
             policies,
             grants,
             members,
+            links,
         })
     }
 
@@ -1787,5 +1808,94 @@ impl Store for SqliteStore {
                     password_hash: r.get("password_hash"),
                 }),
         )
+    }
+
+    async fn set_link(&self, l: &Link) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO links (team_id, home_team_id, agent_id, role, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (team_id, home_team_id, agent_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(l.team_internal_id)
+        .bind(l.home_team_internal_id)
+        .bind(&l.agent_id)
+        .bind(&l.role)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn links(&self, team: i64) -> StoreResult<Vec<Link>> {
+        Ok(sqlx::query(
+            "SELECT l.team_id, l.home_team_id, t.slug, l.agent_id, l.role, l.created_at FROM links l JOIN teams t ON t.id = l.home_team_id WHERE l.team_id = $1 ORDER BY t.slug, l.agent_id",
+        )
+        .bind(team)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(Self::link_from_row)
+        .collect())
+    }
+
+    async fn delete_link(&self, team: i64, home: i64, agent_id: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "DELETE FROM links WHERE team_id = $1 AND home_team_id = $2 AND agent_id = $3",
+        )
+        .bind(team)
+        .bind(home)
+        .bind(agent_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn admin_tokens(&self, team: i64) -> StoreResult<Vec<(AdminToken, String)>> {
+        Ok(sqlx::query(
+            "SELECT k.*, a.email FROM admin_tokens k JOIN accounts a ON a.id = k.account_id
+             JOIN members m ON m.account_id = k.account_id AND m.team_id = $1 ORDER BY k.id",
+        )
+        .bind(team)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| {
+            (
+                AdminToken {
+                    id: r.get("id"),
+                    account_id: r.get("account_id"),
+                    token_hash: r.get("token_hash"),
+                    label: r.get("label"),
+                    created_at: r.get("created_at"),
+                    revoked_at: r.get("revoked_at"),
+                },
+                r.get("email"),
+            )
+        })
+        .collect())
+    }
+
+    async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE admin_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
     }
 }

@@ -68,7 +68,7 @@ impl AuditDraft {
         }
     }
 
-    /// Records the request's headers (key redacted, secrets scrubbed).
+    /// Records the request's headers (key redacted, secrets scrubbed from names and values).
     pub fn set_headers(&mut self, headers: &HeaderMap) {
         let mut out = Vec::with_capacity(headers.len());
         for (name, value) in headers {
@@ -78,9 +78,19 @@ impl AuditDraft {
                 let raw = String::from_utf8_lossy(value.as_bytes());
                 self.team_scrubber.scrub_str(&raw).0
             };
-            out.push((name.as_str().to_owned(), v));
+            out.push((self.team_scrubber.scrub_str(name.as_str()).0, v));
         }
         self.record.request_headers = out;
+    }
+
+    /// Records the method as the agent named it, scrubbed (it is agent input too).
+    pub fn set_method(&mut self, method: &str) {
+        self.record.method = self.team_scrubber.scrub_str(method).0;
+    }
+
+    /// Records the credential the agent named, scrubbed (it is agent input too).
+    pub fn set_credential(&mut self, name: &str) {
+        self.record.credential_names = vec![self.team_scrubber.scrub_str(name).0];
     }
 
     /// Records the request body: scrubbed, then cut to 16 KiB on a character boundary.

@@ -77,12 +77,13 @@ fn check_headers(headers: &HeaderMap) -> Result<String, ProxyError> {
         && !matches!(
             mode.to_ascii_lowercase().as_str(),
             "auto" | "bearer" | "oauth1"
-        ) {
-            return Err(ProxyError::new(
-                Reason::InvalidAuthMode,
-                "X-TAP-Auth-Mode must be auto, bearer or oauth1",
-            ));
-        }
+        )
+    {
+        return Err(ProxyError::new(
+            Reason::InvalidAuthMode,
+            "X-TAP-Auth-Mode must be auto, bearer or oauth1",
+        ));
+    }
     for (name, value) in headers {
         if value
             .as_bytes()
@@ -133,7 +134,7 @@ pub async fn forward_handler(
         .get("x-tap-credential")
         .and_then(|v| v.to_str().ok())
     {
-        draft.record.credential_names = vec![c.trim().to_owned()];
+        draft.set_credential(c.trim());
     }
     if let Ok(m) = normalize_method(
         parts
@@ -142,7 +143,7 @@ pub async fn forward_handler(
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     ) {
-        draft.record.method = m;
+        draft.set_method(&m);
     }
 
     let prepared = match prepare(&state, &dir, &auth, &parts.headers, body, &mut draft).await {
@@ -220,7 +221,7 @@ async fn prepare(
     draft: &mut AuditDraft,
 ) -> Result<Step, ProxyError> {
     let method = check_headers(headers)?;
-    draft.record.method.clone_from(&method);
+    draft.set_method(&method);
     let resolved = resolve::resolve(state, dir, auth, headers, body, draft).await?;
     let normalized = NormalizedTarget::from_url(resolved.url.url());
     let team = Arc::clone(&resolved.team);

@@ -73,18 +73,18 @@ fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
             state
                 .rate
                 .check(agent.team_internal_id, &agent.id, limit, Instant::now())
-        {
-            let mut e = ProxyError::new(
-                Reason::RateLimited,
-                format!(
-                    "agent {} reached its limit of {limit} requests per hour",
-                    agent.id
-                ),
-            )
-            .with("retry_after", retry);
-            e.retry_after = Some(retry);
-            return Err(e);
-        }
+    {
+        let mut e = ProxyError::new(
+            Reason::RateLimited,
+            format!(
+                "agent {} reached its limit of {limit} requests per hour",
+                agent.id
+            ),
+        )
+        .with("retry_after", retry);
+        e.retry_after = Some(retry);
+        return Err(e);
+    }
     Ok(())
 }
 
@@ -123,32 +123,52 @@ pub(crate) async fn resolve(
             .with("limit_bytes", state.config.max_body_bytes)
         })?;
     draft.set_body(&body);
-    // Row 5.
+    // Row 5: the home team, or a team one of the presented keys is linked to.
     let primary = auth.primary();
     let team_slug = header_str(headers, "x-tap-team")?.filter(|t| !t.is_empty());
+    let not_linked = |slug: &str| {
+        ProxyError::new(
+            Reason::TeamNotLinked,
+            format!("agent {} is not linked to team {slug}", primary.id),
+        )
+        .with("team", slug)
+    };
     let team = match team_slug {
-        None => dir.teams.get(&primary.team_internal_id),
-        Some(slug) if slug == primary.team => dir.teams.get(&primary.team_internal_id),
-        Some(slug) => {
-            return Err(ProxyError::new(
-                Reason::TeamNotLinked,
-                format!("agent {} is not linked to team {slug}", primary.id),
-            )
-            .with("team", slug));
-        }
+        None => dir.teams.get(&primary.team_internal_id).cloned(),
+        Some(slug) => match dir.team_by_slug(slug) {
+            Some(t)
+                if auth
+                    .agents
+                    .iter()
+                    .any(|a| a.credentials_in(t.internal_id).is_some()) =>
+            {
+                Some(Arc::clone(t))
+            }
+            _ => return Err(not_linked(slug)),
+        },
     }
-    .cloned()
     .ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
+    if team.internal_id != primary.team_internal_id {
+        // A linked team's credentials, policies and audit apply.
+        draft.set_team(team.internal_id, &team.slug, Arc::clone(&team.all_secrets));
+        draft.record.agent_home_team = Some(primary.team.clone());
+    }
     // Row 5a: an agent should never hold a secret.
     let leak = team
         .leak_detector
         .find(raw_target.as_bytes())
         .map(str::to_owned)
         .or_else(|| {
+            // Header names too: a name can carry a (lower-case) secret just as well as a value.
             headers
                 .iter()
                 .filter(|(n, _)| n.as_str() != "x-tap-key")
-                .find_map(|(_, v)| team.leak_detector.find(v.as_bytes()).map(str::to_owned))
+                .find_map(|(n, v)| {
+                    team.leak_detector
+                        .find(n.as_str().as_bytes())
+                        .or_else(|| team.leak_detector.find(v.as_bytes()))
+                        .map(str::to_owned)
+                })
         });
     let leak = leak.or_else(|| team.leak_detector.find(&body).map(str::to_owned));
     if let Some(label) = leak {
@@ -173,11 +193,14 @@ pub(crate) async fn resolve(
         )
         .with("credential", name)
     })?;
-    // Row 7: the first key granted the credential in this team.
+    // Row 7: the first key granted the credential in this team (directly, by role or by link role).
     let agent = auth
         .agents
         .iter()
-        .find(|a| a.team_internal_id == team.internal_id && a.credentials.contains(name))
+        .find(|a| {
+            a.credentials_in(team.internal_id)
+                .is_some_and(|c| c.contains(name))
+        })
         .cloned()
         .ok_or_else(|| {
             ProxyError::new(
@@ -190,6 +213,8 @@ pub(crate) async fn resolve(
         rate_limit(state, &agent)?;
     }
     draft.record.agent_id.clone_from(&agent.id);
+    draft.record.agent_home_team =
+        (agent.team_internal_id != team.internal_id).then(|| agent.team.clone());
     // Row 8.
     let mut traversal = false;
     let url = match (&target, credential.relative_target) {
