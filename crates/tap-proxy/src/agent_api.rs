@@ -22,6 +22,16 @@ const LOGS_DEFAULT: u32 = 20;
 const LOGS_MAX: u32 = 100;
 
 /// `GET /health`.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "agent",
+    summary = "Liveness and store health",
+    responses(
+        (status = 200, description = "Healthy"),
+        (status = 503, description = "Store unreachable"),
+    )
+)]
 pub async fn health(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => {
@@ -36,6 +46,15 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /instructions`.
+#[utoipa::path(
+    get,
+    path = "/instructions",
+    tag = "agent",
+    summary = "Plain-text primer for LLM agents",
+    responses(
+        (status = 200, description = "text/plain primer"),
+    )
+)]
 pub async fn instructions() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -175,6 +194,16 @@ fn approval_rules(team: &TeamEntry, cred: &CredentialEntry) -> Value {
 }
 
 /// `GET /agent/services`.
+#[utoipa::path(
+    get,
+    path = "/agent/services",
+    tag = "agent",
+    summary = "What this agent may use and how",
+    responses(
+        (status = 200, description = "Services"),
+        (status = 401, description = "Missing or invalid agent key"),
+    )
+)]
 pub async fn services(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (_, agent, team) = match agent_ctx(&state, &headers) {
         Ok(c) => c,
@@ -245,6 +274,16 @@ pub async fn services(State(state): State<AppState>, headers: HeaderMap) -> Resp
 }
 
 /// `GET /agent/config`.
+#[utoipa::path(
+    get,
+    path = "/agent/config",
+    tag = "agent",
+    summary = "Agent id, team and credential names",
+    responses(
+        (status = 200, description = "Config"),
+        (status = 401, description = "Missing or invalid agent key"),
+    )
+)]
 pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (_, agent, team) = match agent_ctx(&state, &headers) {
         Ok(c) => c,
@@ -258,6 +297,16 @@ pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// `GET /agent/bootstrap`.
+#[utoipa::path(
+    get,
+    path = "/agent/bootstrap",
+    tag = "agent",
+    summary = "Readiness summary",
+    responses(
+        (status = 200, description = "Bootstrap"),
+        (status = 401, description = "Missing or invalid agent key"),
+    )
+)]
 pub async fn bootstrap(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (_, agent, team) = match agent_ctx(&state, &headers) {
         Ok(c) => c,
@@ -282,6 +331,19 @@ pub struct LogsQuery {
 }
 
 /// `GET /agent/logs?limit=N`.
+#[utoipa::path(
+    get,
+    path = "/agent/logs",
+    tag = "agent",
+    summary = "The agent's own latest audit entries",
+    params(
+        ("limit" = u32, Query, description = "Entries, default 20, max 100"),
+    ),
+    responses(
+        (status = 200, description = "Entries"),
+        (status = 401, description = "Missing or invalid agent key"),
+    )
+)]
 pub async fn logs(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -320,6 +382,19 @@ pub async fn logs(
 }
 
 /// `GET /agent/approvals/{txn_id}`: only the creating agent may read; anyone else gets 404.
+#[utoipa::path(
+    get,
+    path = "/agent/approvals/{txn_id}",
+    tag = "agent",
+    summary = "Poll an approval",
+    params(
+        ("txn_id" = String, Path, description = "Transaction id"),
+    ),
+    responses(
+        (status = 200, description = "Approval status and result"),
+        (status = 404, description = "Not this agent's approval"),
+    )
+)]
 pub async fn approval(
     State(state): State<AppState>,
     headers: HeaderMap,

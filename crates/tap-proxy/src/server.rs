@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use tap_core::store::Store;
 use tokio::net::TcpListener;
 
@@ -19,7 +19,6 @@ use crate::error::{ProxyError, Reason};
 use crate::journal::Journal;
 use crate::keyring::Keyring;
 use crate::outbound::{GuardedResolver, upstream_client};
-use crate::proxy::forward_handler;
 use crate::state::{AppState, RateLimiter};
 use crate::{agent_api, team_api as t, web};
 
@@ -41,73 +40,101 @@ async fn not_found() -> Response {
     ProxyError::new(Reason::NotFound, "no such endpoint").into_response()
 }
 
+/// Generated from the handlers' `#[utoipa::path]` annotations by [`router`].
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "TAP — Tool Authorization Protocol proxy",
+        description = "Agents call APIs through the proxy with X-TAP-Key; members manage teams under /team with a bearer token."
+    ),
+    modifiers(&Security)
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "agent_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-TAP-Key"))),
+        );
+    }
+}
+
+/// The routes with their OpenAPI description, built from the same list.
+pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(crate::proxy::forward_handler))
+        .routes(routes!(agent_api::health))
+        .routes(routes!(agent_api::instructions))
+        .routes(routes!(agent_api::services))
+        .routes(routes!(agent_api::config))
+        .routes(routes!(agent_api::logs))
+        .routes(routes!(agent_api::bootstrap))
+        .routes(routes!(agent_api::approval))
+        .routes(routes!(web::login))
+        .routes(routes!(web::logout))
+        .routes(routes!(web::approve_page))
+        .routes(routes!(web::approve_post))
+        .routes(routes!(web::deny_post))
+        .routes(routes!(web::team_approvals))
+        .routes(routes!(web::team_approve))
+        .routes(routes!(web::team_deny))
+        .routes(routes!(t::get_team))
+        .routes(routes!(t::put_settings))
+        .routes(routes!(t::list_credentials, t::create_credential))
+        .routes(routes!(
+            t::get_credential,
+            t::patch_credential,
+            t::delete_credential
+        ))
+        .routes(routes!(t::put_secret))
+        .routes(routes!(t::create_grant))
+        .routes(routes!(t::list_grants))
+        .routes(routes!(t::revoke_grant))
+        .routes(routes!(t::list_agents, t::create_agent))
+        .routes(routes!(t::get_agent, t::patch_agent, t::delete_agent))
+        .routes(routes!(t::enable_agent))
+        .routes(routes!(t::disable_agent))
+        .routes(routes!(t::rotate_agent_key))
+        .routes(routes!(t::list_roles, t::create_role))
+        .routes(routes!(t::put_role, t::delete_role))
+        .routes(routes!(t::get_policy, t::put_policy, t::delete_policy))
+        .routes(routes!(t::list_members, t::invite_member))
+        .routes(routes!(t::remove_member))
+        .routes(routes!(t::change_member_role))
+        .routes(routes!(t::set_member_credentials))
+        .routes(routes!(t::list_links, t::create_link))
+        .routes(routes!(t::delete_link))
+        .routes(routes!(t::audit))
+        .routes(routes!(t::audit_export))
+        .split_for_parts()
+}
+
 /// The router for a state.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/forward", post(forward_handler))
-        .route("/health", get(agent_api::health))
-        .route("/instructions", get(agent_api::instructions))
-        .route("/agent/services", get(agent_api::services))
-        .route("/agent/config", get(agent_api::config))
-        .route("/agent/logs", get(agent_api::logs))
-        .route("/agent/bootstrap", get(agent_api::bootstrap))
-        .route("/agent/approvals/{txn_id}", get(agent_api::approval))
-        .route("/login", post(web::login))
-        .route("/logout", post(web::logout))
-        .route("/approve/{txn}", get(web::approve_page))
-        .route("/approve/{txn}/approve", post(web::approve_post))
-        .route("/approve/{txn}/deny", post(web::deny_post))
-        .route("/team", get(t::get_team))
-        .route("/team/settings", put(t::put_settings))
+    let (routes, api) = api_router();
+    let doc = Arc::new(api);
+    routes
         .route(
-            "/team/credentials",
-            get(t::list_credentials).post(t::create_credential),
+            "/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&doc);
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
         )
-        .route(
-            "/team/credentials/{name}",
-            get(t::get_credential)
-                .patch(t::patch_credential)
-                .delete(t::delete_credential),
-        )
-        .route("/team/credentials/{name}/secret", put(t::put_secret))
-        .route("/team/credentials/{name}/grants", post(t::create_grant))
-        .route("/team/grants", get(t::list_grants))
-        .route("/team/grants/{id}/revoke", post(t::revoke_grant))
-        .route("/team/agents", get(t::list_agents).post(t::create_agent))
-        .route(
-            "/team/agents/{id}",
-            get(t::get_agent)
-                .patch(t::patch_agent)
-                .delete(t::delete_agent),
-        )
-        .route("/team/agents/{id}/enable", post(t::enable_agent))
-        .route("/team/agents/{id}/disable", post(t::disable_agent))
-        .route("/team/agents/{id}/rotate-key", post(t::rotate_agent_key))
-        .route("/team/roles", get(t::list_roles).post(t::create_role))
-        .route(
-            "/team/roles/{name}",
-            put(t::put_role).delete(t::delete_role),
-        )
-        .route(
-            "/team/policies/{credential}",
-            get(t::get_policy)
-                .put(t::put_policy)
-                .delete(t::delete_policy),
-        )
-        .route("/team/members", get(t::list_members).post(t::invite_member))
-        .route("/team/members/{email}", delete(t::remove_member))
-        .route("/team/members/{email}/role", put(t::change_member_role))
-        .route(
-            "/team/members/{email}/credentials",
-            put(t::set_member_credentials),
-        )
-        .route("/team/links", get(t::list_links).post(t::create_link))
-        .route("/team/links/{home_team}/{agent_id}", delete(t::delete_link))
-        .route("/team/audit", get(t::audit))
-        .route("/team/audit/export", get(t::audit_export))
-        .route("/team/approvals", get(web::team_approvals))
-        .route("/team/approvals/{txn}/approve", post(web::team_approve))
-        .route("/team/approvals/{txn}/deny", post(web::team_deny))
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(request_id))

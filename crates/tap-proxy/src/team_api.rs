@@ -236,6 +236,16 @@ fn grant_view(g: &Grant) -> Value {
 // ---------- team ----------
 
 /// `GET /team`.
+#[utoipa::path(
+    get,
+    path = "/team",
+    tag = "team",
+    summary = "The selected team and your role",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Team"),
+    )
+)]
 pub async fn get_team(State(s): State<AppState>, h: HeaderMap) -> Response {
     let c = match ctx(&s, &h, Need::Member).await {
         Ok(c) => c,
@@ -257,6 +267,18 @@ struct SettingsBody {
 }
 
 /// `PUT /team/settings`.
+#[utoipa::path(
+    put,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/settings",
+    tag = "team",
+    summary = "Set default_approval_mode (gated or autonomous)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Settings"),
+        (status = 403, description = "Needs admin"),
+    )
+)]
 pub async fn put_settings(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
     let c = match ctx(&s, &h, Need::Write).await {
         Ok(c) => c,
@@ -278,6 +300,16 @@ pub async fn put_settings(State(s): State<AppState>, h: HeaderMap, body: Bytes) 
 // ---------- credentials ----------
 
 /// `GET /team/credentials`.
+#[utoipa::path(
+    get,
+    path = "/team/credentials",
+    tag = "credentials",
+    summary = "List credentials (never values)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Credentials"),
+    )
+)]
 pub async fn list_credentials(State(s): State<AppState>, h: HeaderMap) -> Response {
     let c = match ctx(&s, &h, Need::Member).await {
         Ok(c) => c,
@@ -365,6 +397,19 @@ fn spec_from(
 }
 
 /// `POST /team/credentials`.
+#[utoipa::path(
+    post,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/credentials",
+    tag = "credentials",
+    summary = "Create a credential",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created"),
+        (status = 400, description = "Invalid"),
+        (status = 409, description = "Exists"),
+    )
+)]
 pub async fn create_credential(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
     let c = match ctx(&s, &h, Need::Write).await {
         Ok(c) => c,
@@ -411,6 +456,20 @@ pub async fn create_credential(State(s): State<AppState>, h: HeaderMap, body: By
 }
 
 /// `GET /team/credentials/{name}`.
+#[utoipa::path(
+    get,
+    path = "/team/credentials/{name}",
+    tag = "credentials",
+    summary = "Show a credential",
+    params(
+        ("name" = String, Path, description = "Credential name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Credential"),
+        (status = 404, description = "Not found"),
+    )
+)]
 pub async fn get_credential(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -431,6 +490,21 @@ pub async fn get_credential(
 }
 
 /// `PATCH /team/credentials/{name}`.
+#[utoipa::path(
+    patch,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/credentials/{name}",
+    tag = "credentials",
+    summary = "Update a credential",
+    params(
+        ("name" = String, Path, description = "Credential name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Credential"),
+        (status = 404, description = "Not found"),
+    )
+)]
 pub async fn patch_credential(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -476,6 +550,20 @@ pub async fn patch_credential(
 }
 
 /// `DELETE /team/credentials/{name}`.
+#[utoipa::path(
+    delete,
+    path = "/team/credentials/{name}",
+    tag = "credentials",
+    summary = "Delete a credential",
+    params(
+        ("name" = String, Path, description = "Credential name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted"),
+        (status = 409, description = "Still named by a role"),
+    )
+)]
 pub async fn delete_credential(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -498,6 +586,21 @@ struct SecretBody {
 }
 
 /// `PUT /team/credentials/{name}/secret`.
+#[utoipa::path(
+    put,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/credentials/{name}/secret",
+    tag = "credentials",
+    summary = "Replace a credential's value",
+    params(
+        ("name" = String, Path, description = "Credential name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Value set"),
+        (status = 404, description = "Not found"),
+    )
+)]
 pub async fn put_secret(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -529,6 +632,16 @@ pub async fn put_secret(
 // ---------- agents ----------
 
 /// `GET /team/agents`.
+#[utoipa::path(
+    get,
+    path = "/team/agents",
+    tag = "agents",
+    summary = "List agents",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Agents"),
+    )
+)]
 pub async fn list_agents(State(s): State<AppState>, h: HeaderMap) -> Response {
     let c = match ctx(&s, &h, Need::Read).await {
         Ok(c) => c,
@@ -550,6 +663,17 @@ struct AgentBody {
 }
 
 /// `POST /team/agents` → `201 {"id", "api_key", "message"}`.
+#[utoipa::path(
+    post,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/agents",
+    tag = "agents",
+    summary = "Create an agent; the key is shown once",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created with api_key"),
+    )
+)]
 pub async fn create_agent(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
     let c = match ctx(&s, &h, Need::Write).await {
         Ok(c) => c,
@@ -589,6 +713,20 @@ pub async fn create_agent(State(s): State<AppState>, h: HeaderMap, body: Bytes) 
 }
 
 /// `GET /team/agents/{id}`.
+#[utoipa::path(
+    get,
+    path = "/team/agents/{id}",
+    tag = "agents",
+    summary = "Show an agent",
+    params(
+        ("id" = String, Path, description = "Agent id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Agent"),
+        (status = 404, description = "Not found"),
+    )
+)]
 pub async fn get_agent(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -607,6 +745,21 @@ pub async fn get_agent(
 
 /// `PATCH /team/agents/{id}`: description is not stored separately yet; roles,
 /// credentials and enabled are replaced when given.
+#[utoipa::path(
+    patch,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/agents/{id}",
+    tag = "agents",
+    summary = "Update an agent",
+    params(
+        ("id" = String, Path, description = "Agent id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Agent"),
+        (status = 404, description = "Not found"),
+    )
+)]
 pub async fn patch_agent(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -679,6 +832,20 @@ pub async fn patch_agent(
 }
 
 /// `DELETE /team/agents/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/team/agents/{id}",
+    tag = "agents",
+    summary = "Delete an agent",
+    params(
+        ("id" = String, Path, description = "Agent id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted"),
+        (status = 404, description = "Not found"),
+    )
+)]
 pub async fn delete_agent(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -712,6 +879,19 @@ async fn set_enabled(s: AppState, h: HeaderMap, id: String, enabled: bool) -> Re
 }
 
 /// `POST /team/agents/{id}/enable`.
+#[utoipa::path(
+    post,
+    path = "/team/agents/{id}/enable",
+    tag = "agents",
+    summary = "Enable an agent",
+    params(
+        ("id" = String, Path, description = "Agent id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Enabled"),
+    )
+)]
 pub async fn enable_agent(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -721,6 +901,19 @@ pub async fn enable_agent(
 }
 
 /// `POST /team/agents/{id}/disable`.
+#[utoipa::path(
+    post,
+    path = "/team/agents/{id}/disable",
+    tag = "agents",
+    summary = "Disable an agent",
+    params(
+        ("id" = String, Path, description = "Agent id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Disabled"),
+    )
+)]
 pub async fn disable_agent(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -730,6 +923,19 @@ pub async fn disable_agent(
 }
 
 /// `POST /team/agents/{id}/rotate-key`.
+#[utoipa::path(
+    post,
+    path = "/team/agents/{id}/rotate-key",
+    tag = "agents",
+    summary = "Rotate an agent's key",
+    params(
+        ("id" = String, Path, description = "Agent id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "New api_key"),
+    )
+)]
 pub async fn rotate_agent_key(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -750,6 +956,16 @@ pub async fn rotate_agent_key(
 // ---------- roles ----------
 
 /// `GET /team/roles`.
+#[utoipa::path(
+    get,
+    path = "/team/roles",
+    tag = "roles",
+    summary = "List roles",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Roles"),
+    )
+)]
 pub async fn list_roles(State(s): State<AppState>, h: HeaderMap) -> Response {
     let c = match ctx(&s, &h, Need::Read).await {
         Ok(c) => c,
@@ -781,6 +997,18 @@ async fn check_credentials(s: &AppState, team: i64, names: &[String]) -> Result<
 }
 
 /// `POST /team/roles`.
+#[utoipa::path(
+    post,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/roles",
+    tag = "roles",
+    summary = "Create a role",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created"),
+        (status = 409, description = "Exists"),
+    )
+)]
 pub async fn create_role(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
     let c = match ctx(&s, &h, Need::Write).await {
         Ok(c) => c,
@@ -814,6 +1042,20 @@ pub async fn create_role(State(s): State<AppState>, h: HeaderMap, body: Bytes) -
 }
 
 /// `PUT /team/roles/{name}`: replaces the role's credentials (creates the role when absent).
+#[utoipa::path(
+    put,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/roles/{name}",
+    tag = "roles",
+    summary = "Create or replace a role",
+    params(
+        ("name" = String, Path, description = "Role name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Role"),
+    )
+)]
 pub async fn put_role(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -874,6 +1116,19 @@ pub async fn put_role(
 }
 
 /// `DELETE /team/roles/{name}`.
+#[utoipa::path(
+    delete,
+    path = "/team/roles/{name}",
+    tag = "roles",
+    summary = "Delete a role",
+    params(
+        ("name" = String, Path, description = "Role name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted"),
+    )
+)]
 pub async fn delete_role(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -893,6 +1148,19 @@ pub async fn delete_role(
 // ---------- policies ----------
 
 /// `GET /team/policies/{credential}`.
+#[utoipa::path(
+    get,
+    path = "/team/policies/{credential}",
+    tag = "policies",
+    summary = "Show a credential's policy",
+    params(
+        ("credential" = String, Path, description = "Credential name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Policy"),
+    )
+)]
 pub async fn get_policy(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -914,6 +1182,21 @@ pub async fn get_policy(
 }
 
 /// `PUT /team/policies/{credential}` with a §5 policy body.
+#[utoipa::path(
+    put,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/policies/{credential}",
+    tag = "policies",
+    summary = "Set a credential's policy",
+    params(
+        ("credential" = String, Path, description = "Credential name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Policy"),
+        (status = 400, description = "Invalid"),
+    )
+)]
 pub async fn put_policy(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -947,6 +1230,19 @@ pub async fn put_policy(
 }
 
 /// `DELETE /team/policies/{credential}`.
+#[utoipa::path(
+    delete,
+    path = "/team/policies/{credential}",
+    tag = "policies",
+    summary = "Clear a credential's policy",
+    params(
+        ("credential" = String, Path, description = "Credential name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cleared"),
+    )
+)]
 pub async fn delete_policy(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -998,6 +1294,20 @@ pub fn new_grant_id() -> String {
 }
 
 /// `POST /team/credentials/{name}/grants`.
+#[utoipa::path(
+    post,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/credentials/{name}/grants",
+    tag = "grants",
+    summary = "Create a grant",
+    params(
+        ("name" = String, Path, description = "Credential name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created"),
+    )
+)]
 pub async fn create_grant(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -1050,6 +1360,16 @@ pub async fn create_grant(
 }
 
 /// `GET /team/grants`.
+#[utoipa::path(
+    get,
+    path = "/team/grants",
+    tag = "grants",
+    summary = "List grants",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Grants"),
+    )
+)]
 pub async fn list_grants(State(s): State<AppState>, h: HeaderMap) -> Response {
     let c = match ctx(&s, &h, Need::Read).await {
         Ok(c) => c,
@@ -1062,6 +1382,20 @@ pub async fn list_grants(State(s): State<AppState>, h: HeaderMap) -> Response {
 }
 
 /// `POST /team/grants/{id}/revoke`.
+#[utoipa::path(
+    post,
+    path = "/team/grants/{id}/revoke",
+    tag = "grants",
+    summary = "Revoke a grant",
+    params(
+        ("id" = String, Path, description = "Grant id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked"),
+        (status = 404, description = "Not found"),
+    )
+)]
 pub async fn revoke_grant(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -1081,6 +1415,16 @@ pub async fn revoke_grant(
 // ---------- members ----------
 
 /// `GET /team/members`.
+#[utoipa::path(
+    get,
+    path = "/team/members",
+    tag = "members",
+    summary = "List members",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Members"),
+    )
+)]
 pub async fn list_members(State(s): State<AppState>, h: HeaderMap) -> Response {
     let c = match ctx(&s, &h, Need::Read).await {
         Ok(c) => c,
@@ -1105,6 +1449,17 @@ struct InviteBody {
 }
 
 /// `POST /team/members`: invites (creates the account with a generated password when new).
+#[utoipa::path(
+    post,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/members",
+    tag = "members",
+    summary = "Invite a member",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Invited"),
+    )
+)]
 pub async fn invite_member(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
     let c = match ctx(&s, &h, Need::Write).await {
         Ok(c) => c,
@@ -1146,6 +1501,21 @@ struct RoleChange {
 }
 
 /// `PUT /team/members/{email}/role` (owner only).
+#[utoipa::path(
+    put,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/members/{email}/role",
+    tag = "members",
+    summary = "Change a member's role (owner)",
+    params(
+        ("email" = String, Path, description = "Member e-mail"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Changed"),
+        (status = 409, description = "Last owner"),
+    )
+)]
 pub async fn change_member_role(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -1176,6 +1546,20 @@ pub async fn change_member_role(
 }
 
 /// `DELETE /team/members/{email}`.
+#[utoipa::path(
+    delete,
+    path = "/team/members/{email}",
+    tag = "members",
+    summary = "Remove a member",
+    params(
+        ("email" = String, Path, description = "Member e-mail"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Removed"),
+        (status = 409, description = "Last owner"),
+    )
+)]
 pub async fn remove_member(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -1214,6 +1598,20 @@ struct MemberCredentials {
 }
 
 /// `PUT /team/members/{email}/credentials`.
+#[utoipa::path(
+    put,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/members/{email}/credentials",
+    tag = "members",
+    summary = "Assign credentials to an approver",
+    params(
+        ("email" = String, Path, description = "Member e-mail"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Assigned"),
+    )
+)]
 pub async fn set_member_credentials(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -1298,6 +1696,23 @@ async fn audit_records(
 }
 
 /// `GET /team/audit`.
+#[utoipa::path(
+    get,
+    path = "/team/audit",
+    tag = "audit",
+    summary = "Audit trail",
+    params(
+        ("agent" = String, Query, description = "Agent id"),
+        ("credential" = String, Query, description = "Credential"),
+        ("status" = String, Query, description = "ok, error or an error code"),
+        ("since" = String, Query, description = "RFC 3339 time"),
+        ("limit" = u32, Query, description = "Most entries"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Entries"),
+    )
+)]
 pub async fn audit(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -1315,6 +1730,16 @@ pub async fn audit(
 }
 
 /// `GET /team/audit/export`: JSON lines.
+#[utoipa::path(
+    get,
+    path = "/team/audit/export",
+    tag = "audit",
+    summary = "Audit trail as JSON lines",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "application/x-ndjson"),
+    )
+)]
 pub async fn audit_export(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -1347,6 +1772,16 @@ fn link_view(l: &tap_core::model::Link) -> Value {
 }
 
 /// `GET /team/links`.
+#[utoipa::path(
+    get,
+    path = "/team/links",
+    tag = "links",
+    summary = "List links made by this team",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Links"),
+    )
+)]
 pub async fn list_links(State(s): State<AppState>, h: HeaderMap) -> Response {
     let c = match ctx(&s, &h, Need::Read).await {
         Ok(c) => c,
@@ -1454,6 +1889,17 @@ pub async fn make_link(
 }
 
 /// `POST /team/links` (owner or admin of the linking team).
+#[utoipa::path(
+    post,
+    request_body(content = Object, content_type = "application/json"),
+    path = "/team/links",
+    tag = "links",
+    summary = "Link another team's agent with a role",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Linked"),
+    )
+)]
 pub async fn create_link(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
     let c = match ctx(&s, &h, Need::Write).await {
         Ok(c) => c,
@@ -1478,6 +1924,20 @@ pub async fn create_link(State(s): State<AppState>, h: HeaderMap, body: Bytes) -
 }
 
 /// `DELETE /team/links/{home_team}/{agent_id}`.
+#[utoipa::path(
+    delete,
+    path = "/team/links/{home_team}/{agent_id}",
+    tag = "links",
+    summary = "Remove a link",
+    params(
+        ("home_team" = String, Path, description = "Agent's home team"),
+        ("agent_id" = String, Path, description = "Agent id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Removed"),
+    )
+)]
 pub async fn delete_link(
     State(s): State<AppState>,
     h: HeaderMap,

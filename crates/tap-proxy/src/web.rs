@@ -163,6 +163,16 @@ fn session_cookie(token: &str) -> HeaderValue {
 
 /// `POST /login`: JSON `{"email","password"}` → `{"session_token","expires_at","teams"}`;
 /// a form post from the approval page sets the cookie and goes back.
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "members",
+    summary = "Log in (JSON or form) and get a 24 h session",
+    responses(
+        (status = 200, description = "Session"),
+        (status = 401, description = "Wrong e-mail or password"),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -254,6 +264,16 @@ fn serde_urlencoded_form(body: &[u8]) -> Option<LoginBody> {
 }
 
 /// `POST /logout`.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "members",
+    summary = "End the session",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Logged out"),
+    )
+)]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(t) = presented_token(&headers) {
         let _ = state
@@ -338,6 +358,18 @@ fn valid_txn(txn: &str) -> bool {
 }
 
 /// `GET /approve/{txn}`.
+#[utoipa::path(
+    get,
+    path = "/approve/{txn}",
+    tag = "approvals",
+    summary = "Approval page for members",
+    params(
+        ("txn" = String, Path, description = "Transaction id"),
+    ),
+    responses(
+        (status = 200, description = "HTML page"),
+    )
+)]
 pub async fn approve_page(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -518,6 +550,20 @@ async fn web_decide(
 }
 
 /// `POST /approve/{txn}/approve`.
+#[utoipa::path(
+    post,
+    path = "/approve/{txn}/approve",
+    tag = "approvals",
+    summary = "Approve from the page (form with csrf)",
+    params(
+        ("txn" = String, Path, description = "Transaction id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 303, description = "Back to the page"),
+        (status = 403, description = "Refused"),
+    )
+)]
 pub async fn approve_post(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -528,6 +574,20 @@ pub async fn approve_post(
 }
 
 /// `POST /approve/{txn}/deny`.
+#[utoipa::path(
+    post,
+    path = "/approve/{txn}/deny",
+    tag = "approvals",
+    summary = "Deny from the page (form with csrf)",
+    params(
+        ("txn" = String, Path, description = "Transaction id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 303, description = "Back to the page"),
+        (status = 403, description = "Refused"),
+    )
+)]
 pub async fn deny_post(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -608,6 +668,20 @@ pub fn approval_row(a: &Approval) -> Value {
 }
 
 /// `GET /team/approvals?status=`.
+#[utoipa::path(
+    get,
+    path = "/team/approvals",
+    tag = "approvals",
+    summary = "List approvals",
+    params(
+        ("status" = String, Query, description = "pending, approved, forwarded, denied, timed_out, error or all"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Approvals"),
+        (status = 401, description = "Unauthorized"),
+    )
+)]
 pub async fn team_approvals(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -659,6 +733,21 @@ async fn api_decide(state: AppState, headers: HeaderMap, txn: String, approve: b
 }
 
 /// `POST /team/approvals/{id}/approve`.
+#[utoipa::path(
+    post,
+    path = "/team/approvals/{txn}/approve",
+    tag = "approvals",
+    summary = "Approve",
+    params(
+        ("txn" = String, Path, description = "Transaction id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Counted"),
+        (status = 403, description = "Not eligible"),
+        (status = 409, description = "Not pending or already decided"),
+    )
+)]
 pub async fn team_approve(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -668,6 +757,21 @@ pub async fn team_approve(
 }
 
 /// `POST /team/approvals/{id}/deny`.
+#[utoipa::path(
+    post,
+    path = "/team/approvals/{txn}/deny",
+    tag = "approvals",
+    summary = "Deny",
+    params(
+        ("txn" = String, Path, description = "Transaction id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Counted"),
+        (status = 403, description = "Not eligible"),
+        (status = 409, description = "Not pending or already decided"),
+    )
+)]
 pub async fn team_deny(
     State(state): State<AppState>,
     headers: HeaderMap,

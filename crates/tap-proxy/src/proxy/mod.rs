@@ -100,6 +100,23 @@ fn check_headers(headers: &HeaderMap) -> Result<String, ProxyError> {
 }
 
 /// The `POST /forward` handler.
+#[utoipa::path(
+    post,
+    path = "/forward",
+    tag = "agent",
+    summary = "Forward a request with an injected credential",
+    responses(
+        (status = 200, description = "The upstream's answer, scrubbed"),
+        (status = 202, description = "Waiting for approval"),
+        (status = 400, description = "Refused (bad request)"),
+        (status = 401, description = "Missing or invalid agent key"),
+        (status = 403, description = "Refused (not allowed)"),
+        (status = 404, description = "Unknown credential"),
+        (status = 502, description = "Upstream failed"),
+        (status = 503, description = "Approval unavailable"),
+        (status = 504, description = "Approval timed out"),
+    )
+)]
 pub async fn forward_handler(
     State(state): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
