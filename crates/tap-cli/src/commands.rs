@@ -483,6 +483,7 @@ async fn role(g: &Globals, c: RoleCmd) -> Result<ExitCode> {
             name,
             credential,
             description,
+            rate_limit,
         } => {
             tap_core::names::validate_name("role", &name)?;
             for c in &credential {
@@ -495,7 +496,7 @@ async fn role(g: &Globals, c: RoleCmd) -> Result<ExitCode> {
                 name: name.clone(),
                 description: description.unwrap_or_default(),
                 credentials: credential,
-                rate_limit_per_hour: None,
+                rate_limit_per_hour: rate_limit,
             };
             store.create_role(&r).await?;
             emit(g, &role_json(&r), || format!("Created role {name}"));

@@ -213,6 +213,9 @@ pub(crate) enum RoleCmd {
         /// Description.
         #[arg(long)]
         description: Option<String>,
+        /// Requests per rolling hour for each agent holding the role.
+        #[arg(long)]
+        rate_limit: Option<u32>,
     },
     /// List roles.
     List,

@@ -543,16 +543,30 @@ async fn execute(state: &AppState, txn_id: &str) -> Result<(), StoreError> {
             )
             .await?;
         if let Some(a) = state.store.approval(txn_id).await? {
+            // The captured request is untrusted now: the record is built from the
+            // approval's own columns (it replaces the start row in merged views).
+            let dir = state.directory.get();
+            let slug = |id: i64| dir.teams.get(&id).map(|t| t.slug.clone());
+            let team_id = slug(a.team_internal_id).unwrap_or_default();
+            let agent_home_team = (a.agent_team_internal_id != a.team_internal_id)
+                .then(|| slug(a.agent_team_internal_id))
+                .flatten();
+            let decided = a.decided_at.unwrap_or_else(now_ms);
             let rec = AuditRecord {
                 request_id: a.txn_id.clone(),
+                team_id,
+                agent_home_team,
                 agent_id: a.agent_id.clone(),
                 credential_names: vec![a.credential.clone()],
                 method: a.method.clone(),
                 target_url: a.target.clone(),
                 decision: "refused".into(),
+                policy_reason: Some(a.policy_reason.clone()),
                 error_code: Some("request_tampered".into()),
                 approval_status: Some("error".into()),
                 approvers: a.approvers(),
+                latency_approval_ms: Some((decided - a.created_at).max(0) as f64),
+                latency_total_ms: Some((now_ms() - a.created_at).max(0) as f64),
                 timestamp: crate::proxy::audit::now_rfc3339(),
                 ..Default::default()
             };
@@ -609,6 +623,13 @@ async fn forward_approved(
     a: &Approval,
     captured: &CapturedRequest,
 ) -> Result<(String, (u16, f64, bool)), ProxyError> {
+    // Revocations made elsewhere (the CLI, another replica) may be newer than the
+    // last periodic reload: re-check against the store's current configuration.
+    state
+        .directory
+        .refresh(state.store.as_ref(), &state.keys)
+        .await
+        .map_err(ProxyError::from)?;
     let dir = state.directory.get();
     // Row 1: the agent still exists and is enabled.
     let agent_ok = dir.agents_by_key.values().any(|ag| {

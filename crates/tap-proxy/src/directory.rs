@@ -236,7 +236,11 @@ impl Directory {
             );
         }
         let mut role_creds: HashMap<(i64, String), Vec<String>> = HashMap::new();
+        let mut role_limits: HashMap<(i64, String), u32> = HashMap::new();
         for r in snapshot.roles {
+            if let Some(l) = r.rate_limit_per_hour {
+                role_limits.insert((r.team_internal_id, r.name.clone()), l);
+            }
             role_creds.insert((r.team_internal_id, r.name), r.credentials);
         }
         let mut links: HashMap<(i64, String), HashMap<i64, HashSet<String>>> = HashMap::new();
@@ -273,7 +277,13 @@ impl Directory {
                     enabled: a.enabled,
                     key_hash: a.key_hash,
                     credentials,
-                    rate_limit_per_hour: a.rate_limit_per_hour,
+                    // The strictest of the agent's own limit and its roles' limits.
+                    rate_limit_per_hour: a
+                        .roles
+                        .iter()
+                        .filter_map(|r| role_limits.get(&(a.team_internal_id, r.clone())).copied())
+                        .chain(a.rate_limit_per_hour)
+                        .min(),
                 }),
             );
         }

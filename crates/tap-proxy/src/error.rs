@@ -32,6 +32,8 @@ pub enum Reason {
     InvalidTarget,
     /// Body above `TAP_MAX_BODY_BYTES`.
     BodyTooLarge,
+    /// The request body did not arrive within the forward timeout.
+    RequestTimeout,
     /// `X-TAP-Team` names a team the agent is not linked to.
     TeamNotLinked,
     /// The request carries a team secret.
@@ -96,6 +98,7 @@ pub const ALL_REASONS: &[Reason] = &[
     Reason::MissingTarget,
     Reason::InvalidTarget,
     Reason::BodyTooLarge,
+    Reason::RequestTimeout,
     Reason::TeamNotLinked,
     Reason::SecretInRequest,
     Reason::NoCredential,
@@ -156,6 +159,7 @@ impl Reason {
             Self::RequestTampered | Self::CredentialChanged => StatusCode::CONFLICT,
             Self::Interrupted => StatusCode::BAD_GATEWAY,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TeamNotLinked
             | Self::CredentialNotGranted
             | Self::HostNotAllowed
@@ -180,6 +184,7 @@ impl Reason {
             Self::MissingTarget => "missing_target",
             Self::InvalidTarget => "invalid_target",
             Self::BodyTooLarge => "body_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::TeamNotLinked => "team_not_linked",
             Self::SecretInRequest => "secret_in_request",
             Self::NoCredential => "no_credential",
@@ -231,6 +236,7 @@ impl Reason {
                 "X-TAP-Target must be an absolute http(s) URL without user info, or a path starting with / for relative-target credentials."
             }
             Self::BodyTooLarge => "Send a smaller body; the limit is set by TAP_MAX_BODY_BYTES.",
+            Self::RequestTimeout => "Send the whole request body without pausing.",
             Self::TeamNotLinked => {
                 "Leave X-TAP-Team out to use your home team, or ask the other team's admin to link your agent."
             }

@@ -110,8 +110,12 @@ pub(crate) async fn resolve(
         RawTarget::Absolute(TargetUrl::parse(raw_target).map_err(|e| target_error(&e))?)
     };
     // Row 4a.
-    let body = axum::body::to_bytes(body, state.config.max_body_bytes)
-        .await
+    let body = tokio::time::timeout(
+        state.config.forward_timeout,
+        axum::body::to_bytes(body, state.config.max_body_bytes),
+    )
+    .await
+    .map_err(|_| ProxyError::new(Reason::RequestTimeout, "the request body did not arrive in time"))?
         .map_err(|_| {
             ProxyError::new(
                 Reason::BodyTooLarge,
