@@ -690,12 +690,11 @@ async fn logs(g: &Globals, a: LogsArgs) -> Result<ExitCode> {
         let from = last_seq;
         for row in rows.iter().filter(|r| r.seq > from) {
             last_seq = last_seq.max(row.seq);
-            if row.phase == AuditPhase::Finish {
-                if let Ok(rec) = row.record() {
-                    if status_matches(&rec, a.status.as_deref()) {
-                        print_record(g, &rec);
-                    }
-                }
+            if row.phase == AuditPhase::Finish
+                && let Ok(rec) = row.record()
+                && status_matches(&rec, a.status.as_deref())
+            {
+                print_record(g, &rec);
             }
         }
     }
@@ -760,10 +759,9 @@ async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
         .timeout(Duration::from_secs(3))
         .send()
         .await
+        && r.status().is_success()
     {
-        if r.status().is_success() {
-            v["proxy"] = json!("ok");
-        }
+        v["proxy"] = json!("ok");
     }
     emit(g, &v, || {
         let mut s = format!(

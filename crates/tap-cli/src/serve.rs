@@ -55,22 +55,19 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
     let proxy = Proxy::build(Arc::clone(&store), admin.keys.clone(), config.clone())
         .await
         .map_err(anyhow::Error::msg)?;
+    // Install the handlers before announcing the address: a SIGTERM sent as soon as
+    // "listening" is printed must shut down gracefully, not kill the process.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     tracing::info!(%addr, "TAP proxy listening");
     if !g.json {
         eprintln!("TAP proxy listening on http://{addr}");
     }
-    let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
+    let shutdown = async move {
         tokio::select! {
             _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
+            _ = int.recv() => {},
         }
         tracing::info!("shutting down: finishing in-flight requests");
     };

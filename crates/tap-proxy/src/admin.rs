@@ -216,6 +216,12 @@ impl Admin {
             .store
             .set_membership(team.internal_id, account, MemberRole::Owner)
             .await?;
+        // Remembered so that `tap team create` makes this owner an owner of new teams
+        // and `tap approve` without `--as` acts as them.
+        admin
+            .store
+            .set_meta(META_INIT_OWNER, email.as_bytes())
+            .await?;
         let token = generate_admin_token().map_err(|e| AdminError::Invalid(e.to_string()))?;
         admin
             .store

@@ -498,7 +498,11 @@ fn final_record(
 ) -> AuditRecord {
     let mut rec = captured.audit.clone();
     rec.approval_status = Some(status.public_str().to_owned());
-    rec.approvers = a.approvers();
+    // A denial records who decided it; every other outcome who approved.
+    rec.approvers = match status {
+        ApprovalStatus::Denied => a.votes.iter().map(|v| v.email.clone()).collect(),
+        _ => a.approvers(),
+    };
     rec.decision = match status {
         ApprovalStatus::Forwarded => "proceed".into(),
         _ => "refused".into(),

@@ -2,6 +2,10 @@
 //! admin tokens), `X-TAP-Team` to pick among the member's teams, and a role
 //! check on every route. Values are write-only: no answer ever holds one.
 
+// Handlers return `Result<_, Response>` so a refusal is answered where it is found;
+// a boxed error would only add an allocation on the error path.
+#![allow(clippy::result_large_err)]
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -780,10 +784,10 @@ pub async fn patch_agent(
         Ok(None) => return not_found(format!("agent {id}")),
         Err(e) => return store_err(e),
     };
-    if let Some(en) = b.get("enabled").and_then(Value::as_bool) {
-        if let Err(e) = s.store.set_agent_enabled(t, &id, en).await {
-            return store_err(e);
-        }
+    if let Some(en) = b.get("enabled").and_then(Value::as_bool)
+        && let Err(e) = s.store.set_agent_enabled(t, &id, en).await
+    {
+        return store_err(e);
     }
     if let Some(list) = b.get("credentials").and_then(Value::as_array) {
         let want: Vec<String> = list
@@ -1572,17 +1576,16 @@ pub async fn remove_member(
     let email = email.trim().to_ascii_lowercase();
     if c.role != MemberRole::Owner {
         // Admins may not remove owners.
-        if let Ok(ms) = s.store.members(c.team.internal_id).await {
-            if ms
+        if let Ok(ms) = s.store.members(c.team.internal_id).await
+            && ms
                 .iter()
                 .any(|m| m.email == email && m.role == MemberRole::Owner)
-            {
-                return api_error(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "removing an owner needs the owner role",
-                );
-            }
+        {
+            return api_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "removing an owner needs the owner role",
+            );
         }
     }
     match s.store.remove_member(c.team.internal_id, &email).await {
@@ -1850,8 +1853,8 @@ pub async fn make_link(
             format!("agent {agent_id} not found in team {home_team}"),
         ));
     }
-    if let Some(r) = role {
-        if store
+    if let Some(r) = role
+        && store
             .role(team.internal_id, r)
             .await
             .map_err(|e| {
@@ -1862,13 +1865,12 @@ pub async fn make_link(
                 )
             })?
             .is_none()
-        {
-            return Err((
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("role {r} not found in team {}", team.slug),
-            ));
-        }
+    {
+        return Err((
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("role {r} not found in team {}", team.slug),
+        ));
     }
     let link = tap_core::model::Link {
         team_internal_id: team.internal_id,

@@ -2,13 +2,21 @@
 //! and the real `tap` binary run in a temporary data dir.
 #![allow(clippy::unwrap_used)]
 
+mod client;
 mod tap;
 mod upstream;
 
+pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use tap::{Served, TapHome};
 pub use upstream::{FakeUpstream, Recorded};
 
 use std::time::Duration;
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
 
 /// Polls `f` until it returns `Some`, at most `tries` times `every` apart.
 pub async fn eventually<T, F, Fut>(tries: u32, every: Duration, mut f: F) -> Option<T>

@@ -78,6 +78,47 @@ impl TapHome {
         child.wait_with_output().unwrap()
     }
 
+    /// Runs a command with extra environment variables, killing it after `timeout`.
+    /// Panics when it does not exit in time.
+    pub fn run_bounded(&self, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+        let mut c = self.command(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "tap {args:?} did not exit within {timeout:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `tap logs --json`: one audit record per line, oldest first.
+    pub fn logs(&self, extra: &[&str]) -> Vec<serde_json::Value> {
+        let mut args = vec!["logs", "--json"];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// Runs a command that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -122,8 +163,16 @@ impl TapHome {
 
     /// Starts `tap serve` on a free port and waits until it listens.
     pub fn serve(&self) -> Served {
-        let mut child = self
-            .command(&["serve", "--listen", "127.0.0.1:0"])
+        self.serve_with(&[])
+    }
+
+    /// Like [`TapHome::serve`], with extra environment variables for this server only.
+    pub fn serve_with(&self, env: &[(&str, &str)]) -> Served {
+        let mut cmd = self.command(&["serve", "--listen", "127.0.0.1:0"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -137,11 +186,9 @@ impl TapHome {
             let mut sent = false;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if !sent {
-                    if let Some(url) = line.strip_prefix("TAP proxy listening on ") {
-                        let _ = tx.send(url.trim().to_owned());
-                        sent = true;
-                    }
+                if !sent && let Some(url) = line.strip_prefix("TAP proxy listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
+                    sent = true;
                 }
                 let mut g = l2.lock().unwrap();
                 g.push_str(&line);

@@ -2,18 +2,27 @@
 //!
 //! Routes:
 //! - `/echo...`: 200 JSON echoing the `Authorization` header (body and `X-Echo` header) and the request
+//! - `/reflect`: 200 JSON holding the injected token (see below) in several encodings, and
+//!   `X-Reflect` / `X-Reflect-B64` headers holding it exact and base64-encoded
 //! - `/big?bytes=N&secret=S`: N bytes streamed in 1000-byte chunks with S placed across chunk boundaries
 //! - `/redirect?to=URL`: 302 with that `Location`
 //! - `/gzip`: a body claiming `Content-Encoding: gzip`
 //! - `/status/N`: that status, empty body
 //! - `/slow`: answers after 5 s
 //! - anything else: 200 `{"ok":true}`
+//!
+//! The injected token is the `Authorization` value after its scheme word
+//! (`Bearer S` gives `S`), else the `X-Api-Key` value. In the `secret` of
+//! `/big` and the `to` of `/redirect`, the text `$auth` is replaced by it, so a
+//! test can have the upstream reflect a secret the agent never holds.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use futures_util::stream;
 use http::{Request, Response, StatusCode};
@@ -78,6 +87,31 @@ fn query_param(uri: &http::Uri, key: &str) -> Option<String> {
     })
 }
 
+/// The secret the proxy injected: the `Authorization` value after its scheme, else `X-Api-Key`.
+fn injected_token(rec: &Recorded) -> String {
+    match rec.header("authorization") {
+        Some(a) => a
+            .split_once(' ')
+            .map_or(a.clone(), |(_, t)| t.trim().to_owned()),
+        None => rec.header("x-api-key").unwrap_or_default(),
+    }
+}
+
+/// Every byte outside RFC 3986 unreserved as `%XX`.
+fn percent_encode(s: &str, upper: bool) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else if upper {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    out
+}
+
 async fn handle(
     req: Request<Incoming>,
     seen: Arc<Mutex<Vec<Recorded>>>,
@@ -122,12 +156,34 @@ async fn handle(
             ],
             json.to_string(),
         )
+    } else if path == "/reflect" {
+        let t = injected_token(&rec);
+        let json = serde_json::json!({
+            "exact": t,
+            "b64": STANDARD.encode(&t),
+            "b64_unpadded": STANDARD_NO_PAD.encode(&t),
+            "b64url": URL_SAFE.encode(&t),
+            "b64url_unpadded": URL_SAFE_NO_PAD.encode(&t),
+            "pct_upper": percent_encode(&t, true),
+            "pct_lower": percent_encode(&t, false),
+            "in_basic": STANDARD.encode(format!("someone:{t}")),
+        });
+        full(
+            StatusCode::OK,
+            &[
+                ("content-type", "application/json".into()),
+                ("x-reflect", t.clone()),
+                ("x-reflect-b64", STANDARD.encode(&t)),
+            ],
+            json.to_string(),
+        )
     } else if path == "/big" {
         let n: usize = query_param(&parts.uri, "bytes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1 << 20);
         let secret = query_param(&parts.uri, "secret")
             .unwrap_or_default()
+            .replace("$auth", &injected_token(&rec))
             .into_bytes();
         let mut data = vec![b'x'; n];
         // Place the secret so that it straddles many 1000-byte chunk boundaries.
@@ -148,7 +204,9 @@ async fn handle(
             .body(BodyExt::boxed(StreamBody::new(stream::iter(chunks))))
             .unwrap()
     } else if path == "/redirect" {
-        let to = query_param(&parts.uri, "to").unwrap_or_else(|| "http://example.invalid/".into());
+        let to = query_param(&parts.uri, "to")
+            .unwrap_or_else(|| "http://example.invalid/".into())
+            .replace("$auth", &injected_token(&rec));
         full(StatusCode::FOUND, &[("location", to)], "")
     } else if path == "/gzip" {
         full(

@@ -114,6 +114,22 @@ impl AuditDraft {
     pub fn set_team(&mut self, team_internal_id: i64, slug: &str, scrubber: Arc<Scrubber>) {
         self.team_internal_id = team_internal_id;
         self.record.team_id = slug.to_owned();
+        // What was recorded so far was scrubbed of the home team's secrets only:
+        // scrub it again with the linked team's, whose chain gets the row.
+        let s = |v: &str| scrubber.scrub_str(v).0;
+        let r = &mut self.record;
+        r.method = s(&r.method);
+        r.target_url = s(&r.target_url);
+        r.credential_names = r.credential_names.iter().map(|c| s(c)).collect();
+        r.request_headers = r
+            .request_headers
+            .iter()
+            .map(|(n, v)| (s(n), s(v)))
+            .collect();
+        r.request_body = r
+            .request_body
+            .as_deref()
+            .map(|b| cut_on_char_boundary(&s(b), MAX_AUDIT_BODY_BYTES).to_owned());
         self.team_scrubber = scrubber;
     }
 

@@ -115,17 +115,22 @@ pub(crate) async fn resolve(
         axum::body::to_bytes(body, state.config.max_body_bytes),
     )
     .await
-    .map_err(|_| ProxyError::new(Reason::RequestTimeout, "the request body did not arrive in time"))?
-        .map_err(|_| {
-            ProxyError::new(
-                Reason::BodyTooLarge,
-                format!(
-                    "request body is larger than {} bytes",
-                    state.config.max_body_bytes
-                ),
-            )
-            .with("limit_bytes", state.config.max_body_bytes)
-        })?;
+    .map_err(|_| {
+        ProxyError::new(
+            Reason::RequestTimeout,
+            "the request body did not arrive in time",
+        )
+    })?
+    .map_err(|_| {
+        ProxyError::new(
+            Reason::BodyTooLarge,
+            format!(
+                "request body is larger than {} bytes",
+                state.config.max_body_bytes
+            ),
+        )
+        .with("limit_bytes", state.config.max_body_bytes)
+    })?;
     draft.set_body(&body);
     // Row 5: the home team, or a team one of the presented keys is linked to.
     let primary = auth.primary();
