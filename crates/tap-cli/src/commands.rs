@@ -590,16 +590,6 @@ async fn team(g: &Globals, c: TeamCmd) -> Result<ExitCode> {
     match c {
         TeamCmd::Create { slug } => {
             let t = admin.create_team(&slug).await?;
-            // The operator who ran `tap init` owns new teams too, so the admin API can manage them.
-            if let Some(raw) = admin.store.meta(tap_proxy::admin::META_INIT_OWNER).await? {
-                let email = String::from_utf8_lossy(&raw).into_owned();
-                if let Some(acc) = admin.store.account_by_email(&email).await? {
-                    admin
-                        .store
-                        .set_membership(t.internal_id, acc.id, tap_core::model::MemberRole::Owner)
-                        .await?;
-                }
-            }
             emit(
                 g,
                 &json!({"team": t.slug, "default_approval_mode": t.default_approval_mode.as_str()}),

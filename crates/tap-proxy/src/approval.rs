@@ -29,7 +29,8 @@ use tokio::sync::Notify;
 
 use crate::error::{ProxyError, Reason};
 use crate::proxy::forward::{
-    scrub_headers, send_error, unscannable, unscannable_encoding, upstream_request,
+    Coding, decoded_stream, response_coding, scrub_headers, send_error, unscannable,
+    upstream_request,
 };
 use crate::proxy::resolve::destination_and_injection;
 use crate::state::AppState;
@@ -692,28 +693,36 @@ async fn forward_approved(
                 ));
             }
         };
-    if let Some(enc) = unscannable_encoding(resp.headers()) {
-        return Err(unscannable(enc));
-    }
+    let coding = response_coding(resp.headers()).map_err(unscannable)?;
     let status = resp.status().as_u16();
     let scrubber = Arc::clone(&credential.scrubber);
-    let (headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
+    let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
+    if coding != Coding::Identity {
+        headers.remove(http::header::CONTENT_ENCODING);
+    }
     let mut body = Vec::new();
-    let mut resp = resp;
-    loop {
-        match resp.chunk().await {
-            Ok(Some(c)) => {
-                if body.len() + c.len() > MAX_STORED_RESPONSE {
-                    return Err(ProxyError::new(
-                        Reason::UnscannableResponse,
-                        "the upstream answer is too large to keep for polling",
-                    ));
-                }
-                body.extend_from_slice(&c);
-            }
-            Ok(None) => break,
-            Err(e) => return Err(send_error(e, url.as_str())),
+    let mut stream = decoded_stream(resp, coding);
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let c = chunk.map_err(|e| {
+            tracing::warn!(error = %e, "approved request's answer broke off");
+            let reason = if coding == Coding::Identity {
+                Reason::UpstreamError
+            } else {
+                Reason::UnscannableResponse
+            };
+            ProxyError::new(
+                reason,
+                "the upstream answer broke off or could not be decoded",
+            )
+        })?;
+        // Bounded after decoding: a decompression bomb stops here.
+        if body.len() + c.len() > MAX_STORED_RESPONSE {
+            return Err(ProxyError::new(
+                Reason::UnscannableResponse,
+                "the upstream answer is too large to keep for polling",
+            ));
         }
+        body.extend_from_slice(&c);
     }
     let upstream_ms = started.elapsed().as_micros() as f64 / 1000.0;
     let (body, hits) = scrubber.scrub(&body);

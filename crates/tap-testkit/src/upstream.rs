@@ -112,6 +112,25 @@ fn percent_encode(s: &str, upper: bool) -> String {
     out
 }
 
+/// Compresses with the named content coding.
+pub async fn encode(coding: &str, plain: &[u8]) -> Vec<u8> {
+    use async_compression::tokio::bufread::{BrotliEncoder, GzipEncoder, ZlibEncoder, ZstdEncoder};
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    match coding {
+        "gzip" => GzipEncoder::new(plain).read_to_end(&mut out).await,
+        "deflate" => ZlibEncoder::new(plain).read_to_end(&mut out).await,
+        "br" => BrotliEncoder::new(plain).read_to_end(&mut out).await,
+        "zstd" => ZstdEncoder::new(plain).read_to_end(&mut out).await,
+        _ => {
+            out.extend_from_slice(plain);
+            Ok(plain.len())
+        }
+    }
+    .unwrap();
+    out
+}
+
 async fn handle(
     req: Request<Incoming>,
     seen: Arc<Mutex<Vec<Recorded>>>,
@@ -209,10 +228,31 @@ async fn handle(
             .replace("$auth", &injected_token(&rec));
         full(StatusCode::FOUND, &[("location", to)], "")
     } else if path == "/gzip" {
+        // Claims gzip but is not: the proxy must abort, never pass bytes it could not scan.
         full(
             StatusCode::OK,
             &[("content-encoding", "gzip".into())],
             vec![0x1f, 0x8b, 0, 0],
+        )
+    } else if path == "/compress" {
+        full(
+            StatusCode::OK,
+            &[("content-encoding", "compress".into())],
+            "not really compressed",
+        )
+    } else if path == "/coded" {
+        // `?c=gzip|deflate|br|zstd`: JSON reflecting the Authorization header, compressed.
+        let coding = query_param(&parts.uri, "c").unwrap_or_else(|| "gzip".into());
+        let plain =
+            serde_json::json!({"authorization": auth, "padding": "x".repeat(2000)}).to_string();
+        let body = encode(&coding, plain.as_bytes()).await;
+        full(
+            StatusCode::OK,
+            &[
+                ("content-encoding", coding),
+                ("content-type", "application/json".into()),
+            ],
+            body,
         )
     } else if let Some(code) = path.strip_prefix("/status/") {
         let s = code

@@ -131,11 +131,60 @@ pub(crate) fn send_error(e: reqwest::Error, target: &str) -> ProxyError {
     .with("target", target)
 }
 
-/// `Content-Encoding` the scrubber cannot read, if any.
-pub(crate) fn unscannable_encoding(headers: &HeaderMap) -> Option<String> {
-    let enc = headers.get(reqwest::header::CONTENT_ENCODING)?;
-    let enc = enc.to_str().unwrap_or("?").trim().to_ascii_lowercase();
-    (!enc.is_empty() && enc != "identity").then_some(enc)
+/// The content coding of an upstream answer (SPEC §7). The proxy asks for
+/// `identity`; an answer compressed anyway is decoded, scrubbed and returned
+/// uncompressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Coding {
+    Identity,
+    Gzip,
+    Deflate,
+    Brotli,
+    Zstd,
+}
+
+/// The answer's coding, or the `Content-Encoding` the scrubber cannot read
+/// (unknown codings and stacked codings are refused).
+pub(crate) fn response_coding(headers: &HeaderMap) -> Result<Coding, String> {
+    let mut coding = Coding::Identity;
+    for v in headers.get_all(reqwest::header::CONTENT_ENCODING) {
+        let raw = v.to_str().map_err(|_| "?".to_owned())?;
+        for part in raw.split(',').map(|p| p.trim().to_ascii_lowercase()) {
+            let c = match part.as_str() {
+                "" | "identity" => continue,
+                "gzip" | "x-gzip" => Coding::Gzip,
+                "deflate" => Coding::Deflate,
+                "br" => Coding::Brotli,
+                "zstd" => Coding::Zstd,
+                _ => return Err(raw.trim().to_owned()),
+            };
+            if coding != Coding::Identity {
+                return Err(raw.trim().to_owned());
+            }
+            coding = c;
+        }
+    }
+    Ok(coding)
+}
+
+/// The upstream body as plain bytes, decoded when compressed. Errors never carry
+/// the URL (it may hold an injected query-parameter secret).
+pub(crate) fn decoded_stream(resp: reqwest::Response, coding: Coding) -> UpstreamStream {
+    use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder};
+    use futures_util::TryStreamExt as _;
+    use tokio_util::io::{ReaderStream, StreamReader};
+    let raw = resp
+        .bytes_stream()
+        .map_err(|e| std::io::Error::other(e.without_url()));
+    match coding {
+        Coding::Identity => Box::pin(raw),
+        Coding::Gzip => Box::pin(ReaderStream::new(GzipDecoder::new(StreamReader::new(raw)))),
+        Coding::Deflate => Box::pin(ReaderStream::new(ZlibDecoder::new(StreamReader::new(raw)))),
+        Coding::Brotli => Box::pin(ReaderStream::new(BrotliDecoder::new(StreamReader::new(
+            raw,
+        )))),
+        Coding::Zstd => Box::pin(ReaderStream::new(ZstdDecoder::new(StreamReader::new(raw)))),
+    }
 }
 
 /// Copies upstream headers minus hop-by-hop ones, each value scrubbed.
@@ -177,13 +226,21 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     };
     let status = resp.status();
     draft.record.upstream_status = Some(status.as_u16());
-    if let Some(enc) = unscannable_encoding(resp.headers()) {
-        draft.record.latency_upstream_ms = Some(ms(upstream_started));
-        return refuse(unscannable(enc), draft).await;
+    let coding = match response_coding(resp.headers()) {
+        Ok(c) => c,
+        Err(enc) => {
+            draft.record.latency_upstream_ms = Some(ms(upstream_started));
+            return refuse(unscannable(enc), draft).await;
+        }
+    };
+    let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
+    if coding != Coding::Identity {
+        // Returned decoded: the coding header no longer describes the body.
+        headers.remove(reqwest::header::CONTENT_ENCODING);
     }
-    let (headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
     let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let small = resp.content_length().is_some_and(|n| n <= WHOLE_BODY_LIMIT);
+    let small =
+        coding == Coding::Identity && resp.content_length().is_some_and(|n| n <= WHOLE_BODY_LIMIT);
     if small {
         let bytes = match resp.bytes().await {
             Ok(b) => b,
@@ -203,7 +260,8 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
         return response;
     }
     let stream = ScrubbedBody {
-        inner: Box::pin(resp.bytes_stream()),
+        decoding: coding != Coding::Identity,
+        inner: decoded_stream(resp, coding),
         scrub: scrubber.stream(),
         done: false,
         header_hits,
@@ -228,12 +286,14 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_micros() as f64 / 1000.0
 }
 
-type UpstreamStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+/// A plain (decoded) upstream body.
+pub(crate) type UpstreamStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 /// The streamed, scrubbed answer. Finishes the audit record when the body ends,
 /// fails, or the agent goes away.
 struct ScrubbedBody {
     inner: UpstreamStream,
+    decoding: bool,
     scrub: ScrubStream,
     done: bool,
     header_hits: u64,
@@ -270,9 +330,15 @@ impl Stream for ScrubbedBody {
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(error = %e.without_url(), "upstream body broke off");
+                    tracing::warn!(error = %e, "upstream body broke off");
                     this.done = true;
-                    this.finish(Some("upstream_error"));
+                    // Undecodable bytes are never sent: the response is aborted.
+                    let code = if this.decoding {
+                        "unscannable_response"
+                    } else {
+                        "upstream_error"
+                    };
+                    this.finish(Some(code));
                     // An error aborts the response: held-back bytes are never sent unscrubbed.
                     return Poll::Ready(Some(Err(std::io::Error::other(
                         "upstream body broke off",
