@@ -288,13 +288,17 @@ pub async fn decide(
         .approval(txn_id)
         .await?
         .ok_or_else(|| GateError::NotFound(txn_id.to_owned()))?;
+    let members = store.members(a.team_internal_id).await?;
+    if !members.iter().any(|m| m.email == email) {
+        // Someone outside the team cannot even learn that the transaction exists.
+        return Err(GateError::NotFound(txn_id.to_owned()));
+    }
     if a.status != ApprovalStatus::Pending {
         return Err(GateError::NotPending(a.status.public_str()));
     }
     if !a.channels.iter().any(|c| c == channel) {
         return Err(GateError::NotRouted(channel.to_owned()));
     }
-    let members = store.members(a.team_internal_id).await?;
     let policy = store.policy(a.team_internal_id, &a.credential).await?;
     if !eligible_approvers(&members, &a.credential, policy.as_ref()).contains(&email) {
         return Err(GateError::NotEligible(email));

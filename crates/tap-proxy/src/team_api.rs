@@ -1674,12 +1674,19 @@ async fn audit_records(
     p: &AuditParams,
     limit: u32,
 ) -> Result<Vec<AuditRecord>, Response> {
+    // Agents are keyed by (home team, id): `agent=bot` is this team's own `bot`,
+    // `agent=home/bot` a linked agent of team `home`.
+    let (agent_home, agent_id) = match p.agent.as_deref().map(|a| a.split_once('/')) {
+        Some(Some((home, id))) => (Some(home.to_owned()), Some(id.to_owned())),
+        Some(None) => (None, p.agent.clone()),
+        None => (None, None),
+    };
     let rows = s
         .store
         .audit_rows(
             c.team.internal_id,
             &AuditQuery {
-                agent: p.agent.clone(),
+                agent: agent_id.clone(),
                 credential: p.credential.clone(),
                 after_seq: None,
                 limit: Some(limit),
@@ -1689,6 +1696,11 @@ async fn audit_records(
         .map_err(store_err)?;
     Ok(merge_rows(&rows)
         .into_iter()
+        .filter(|r| {
+            agent_id.is_none()
+                || r.agent_home_team.as_deref().unwrap_or(&c.team.slug)
+                    == agent_home.as_deref().unwrap_or(&c.team.slug)
+        })
         .filter(|r| status_matches(r, p.status.as_deref()))
         .filter(|r| {
             p.since

@@ -113,7 +113,7 @@ fn percent_encode(s: &str, upper: bool) -> String {
 }
 
 /// Compresses with the named content coding.
-pub async fn encode(coding: &str, plain: &[u8]) -> Vec<u8> {
+pub(crate) async fn encode(coding: &str, plain: &[u8]) -> Vec<u8> {
     use async_compression::tokio::bufread::{BrotliEncoder, GzipEncoder, ZlibEncoder, ZstdEncoder};
     use tokio::io::AsyncReadExt as _;
     let mut out = Vec::new();
