@@ -91,7 +91,7 @@ async fn the_canary_appears_nowhere() {
         served
             .forward(&key)
             .credential("canary")
-            .target(&format!("{}/gzip", up.base())),
+            .target(&format!("{}/compress", up.base())),
         served.forward(&key).credential("nope").target(&echo),
         served
             .forward(&key)

@@ -208,6 +208,7 @@ impl Proxy {
             config,
             rate: Arc::new(RateLimiter::default()),
             broker: Arc::new(crate::approval::Broker::default()),
+            login_failures: Arc::new(RateLimiter::default()),
         };
         let executor = tokio::spawn(crate::approval::run_executor(state.clone()));
         Ok(Self {

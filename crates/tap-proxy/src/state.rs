@@ -33,6 +33,8 @@ pub struct AppState {
     pub rate: Arc<RateLimiter>,
     /// Approval coordination.
     pub broker: Arc<crate::approval::Broker>,
+    /// Failed logins per e-mail (brute-force bound).
+    pub login_failures: Arc<RateLimiter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -53,6 +55,19 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// How many events of `key` fall in the current window (counts nothing).
+    pub fn recent(&self, team: i64, key: &str, now: Instant) -> usize {
+        let map = match self.windows.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        map.get(&(team, key.to_owned())).map_or(0, |q| {
+            q.iter()
+                .filter(|t| now.duration_since(**t) < RATE_WINDOW)
+                .count()
+        })
+    }
+
     /// Counts one request; `Err(retry_after_secs)` when the limit is reached (nothing counted).
     pub fn check(&self, team: i64, agent: &str, limit: u32, now: Instant) -> Result<(), u64> {
         let mut map = match self.windows.lock() {

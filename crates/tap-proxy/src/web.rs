@@ -20,6 +20,8 @@ use crate::state::AppState;
 
 /// Session lifetime (SPEC §4: 24 h).
 pub const SESSION_TTL_MS: i64 = 24 * 3600 * 1000;
+/// Failed logins per e-mail within the rolling hour before logins are refused.
+pub const MAX_LOGIN_FAILURES: usize = 10;
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "tap_session";
 
@@ -194,7 +196,19 @@ pub async fn login(
             "send {\"email\", \"password\"}",
         );
     };
+    let who = b.email.trim().to_ascii_lowercase();
+    let now = std::time::Instant::now();
+    if state.login_failures.recent(0, &who, now) >= MAX_LOGIN_FAILURES {
+        tracing::warn!("login refused: too many failures for this account");
+        return api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many failed logins for this account; try again later",
+        );
+    }
     let Some(account_id) = check_password(&state, &b.email, &b.password).await else {
+        // Counted per e-mail whether or not the account exists (no enumeration).
+        let _ = state.login_failures.check(0, &who, u32::MAX, now);
         tracing::info!("failed login");
         if is_form {
             return page(
