@@ -24,6 +24,8 @@ use crate::now_ms;
 
 /// How long a writer waits for SQLite's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Audit rows per INSERT statement (10 parameters each, under SQLite's 32,766).
+const AUDIT_ROWS_PER_INSERT: usize = 1000;
 /// Connections in the pool (SQLite has one writer; readers share WAL).
 const POOL_SIZE: u32 = 8;
 
@@ -1071,9 +1073,12 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
+        // One transaction, one head read per team, one multi-row INSERT: a batch costs
+        // the same few round trips to SQLite whatever its size.
         let mut tx = self.write_tx().await?;
         let mut heads: std::collections::HashMap<i64, (i64, String)> =
             std::collections::HashMap::new();
+        let mut chained = Vec::with_capacity(rows.len());
         for row in rows {
             let team = row.team_internal_id;
             if let std::collections::hash_map::Entry::Vacant(e) = heads.entry(team) {
@@ -1105,24 +1110,33 @@ impl Store for SqliteStore {
             let json = serde_json::to_string(&row.record).map_err(corrupt("audit record"))?;
             let new_seq = *seq + 1;
             let hash = chain_hash(prev, new_seq, row.phase, &json);
-            sqlx::query(
-                "INSERT INTO audit (team_id, seq, phase, request_id, agent_id, credential, ts, record, prev_hash, row_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(team)
-            .bind(new_seq)
-            .bind(row.phase.as_str())
-            .bind(&row.record.request_id)
-            .bind(&row.record.agent_id)
-            .bind(row.record.credential_names.first())
-            .bind(&row.record.timestamp)
-            .bind(&json)
-            .bind(prev.as_str())
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+            chained.push((
+                row,
+                new_seq,
+                json,
+                std::mem::replace(prev, hash.clone()),
+                hash,
+            ));
             *seq = new_seq;
-            *prev = hash;
+        }
+        // SQLite allows 32,766 parameters per statement; 10 per row.
+        for chunk in chained.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO audit (team_id, seq, phase, request_id, agent_id, credential, ts, record, prev_hash, row_hash) ",
+            );
+            q.push_values(chunk, |mut b, (row, seq, json, prev, hash)| {
+                b.push_bind(row.team_internal_id)
+                    .push_bind(*seq)
+                    .push_bind(row.phase.as_str())
+                    .push_bind(row.record.request_id.as_str())
+                    .push_bind(row.record.agent_id.as_str())
+                    .push_bind(row.record.credential_names.first().map(String::as_str))
+                    .push_bind(row.record.timestamp.as_str())
+                    .push_bind(json.as_str())
+                    .push_bind(prev.as_str())
+                    .push_bind(hash.as_str());
+            });
+            q.build().execute(&mut *tx).await.map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)
     }
