@@ -44,6 +44,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pending => crate::governance::pending(&g).await,
         Command::Link(c) => crate::governance::link(&g, c).await,
         Command::Token(c) => crate::governance::token(&g, c).await,
+        Command::Channel(c) => crate::governance::channel(&g, c).await,
         Command::Approve { txn, as_email } => {
             crate::governance::decide(&g, &txn, as_email, true).await
         }

@@ -14,7 +14,9 @@ use zeroize::Zeroizing;
 
 use crate::commands::{emit, open_team, rfc3339};
 use crate::env::Globals;
-use crate::{GrantCmd, LinkCmd, MemberCmd, PolicyCmd, PolicySetArgs, TokenCmd};
+use crate::{
+    ChannelCmd, GrantCmd, LinkCmd, MemberCmd, PolicyCmd, PolicySetArgs, TelegramCmd, TokenCmd,
+};
 
 fn now_secs() -> i64 {
     i64::try_from(
@@ -641,6 +643,93 @@ pub(crate) async fn token(g: &Globals, c: TokenCmd) -> Result<ExitCode> {
             admin.store.revoke_admin_token(id).await?;
             emit(g, &json!({"id": id, "revoked": true}), || {
                 format!("Revoked token {id}")
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn channel(g: &Globals, c: ChannelCmd) -> Result<ExitCode> {
+    let (admin, team) = open_team(g).await?;
+    match c {
+        ChannelCmd::Telegram(TelegramCmd::Set { chat_id, name }) => {
+            let ch = tap_proxy::team_api::put_channel(
+                admin.store.as_ref(),
+                &team,
+                &name,
+                "telegram",
+                &chat_id,
+            )
+            .await
+            .map_err(|e| anyhow!(e))?;
+            emit(
+                g,
+                &json!({"name": ch.name, "type": ch.kind, "chat_id": ch.chat_id}),
+                || {
+                    format!(
+                        "Telegram channel {} of team {} set to chat {}",
+                        ch.name, team.slug, ch.chat_id
+                    )
+                },
+            );
+        }
+        ChannelCmd::List => {
+            let list = admin.store.channels(team.internal_id).await?;
+            let arr: Vec<Value> = list
+                .iter()
+                .map(|c| json!({"name": c.name, "type": c.kind, "chat_id": c.chat_id}))
+                .collect();
+            emit(g, &Value::Array(arr), || {
+                if list.is_empty() {
+                    return "no channels (approvals use the web page and the terminal)".into();
+                }
+                list.iter()
+                    .map(|c| format!("{}  {}  {}", c.name, c.kind, c.chat_id))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ChannelCmd::Rm { name } => {
+            if !admin.store.delete_channel(team.internal_id, &name).await? {
+                bail!("channel {name} not found in team {}", team.slug);
+            }
+            emit(g, &json!({"deleted": name}), || {
+                format!("Removed channel {name}")
+            });
+        }
+        ChannelCmd::Test { name } => {
+            let ch = admin
+                .store
+                .channels(team.internal_id)
+                .await?
+                .into_iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| anyhow!("channel {name} not found in team {}", team.slug))?;
+            let config = tap_proxy::config::ProxyConfig::from_lookup(|k| std::env::var(k).ok())
+                .map_err(anyhow::Error::msg)?;
+            let resolver = std::sync::Arc::new(tap_proxy::outbound::GuardedResolver::new(
+                config.outbound.clone(),
+                config.resolve.clone(),
+            ));
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let client =
+                tap_proxy::outbound::upstream_client(&config, std::sync::Arc::clone(&resolver))
+                    .map_err(anyhow::Error::msg)?;
+            let text = format!(
+                "TAP test message for team {} (channel {}).",
+                team.slug, ch.name
+            );
+            tap_proxy::telegram::send_message(
+                &client,
+                &resolver,
+                &config.telegram,
+                &ch.chat_id,
+                &text,
+            )
+            .await
+            .map_err(|e| anyhow!(e.to_string()))?;
+            emit(g, &json!({"name": ch.name, "delivered": true}), || {
+                format!("Test message sent to {}", ch.chat_id)
             });
         }
     }

@@ -91,6 +91,9 @@ pub(crate) enum Command {
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Approval notification channels.
+    #[command(subcommand)]
+    Channel(ChannelCmd),
     /// Approvals waiting for a decision.
     Pending,
     /// Approve a pending request.
@@ -393,6 +396,32 @@ pub(crate) enum LinkCmd {
         agent: String,
         #[arg(long)]
         home_team: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChannelCmd {
+    /// Telegram channels.
+    #[command(subcommand)]
+    Telegram(TelegramCmd),
+    /// List channels.
+    List,
+    /// Remove a channel.
+    Rm { name: String },
+    /// Send a test message (needs TELEGRAM_BOT_TOKEN).
+    Test { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TelegramCmd {
+    /// Set the team's Telegram chat.
+    Set {
+        /// Chat id (numeric, or @channelname).
+        #[arg(long)]
+        chat_id: String,
+        /// Channel name.
+        #[arg(long, default_value = "telegram")]
+        name: String,
     },
 }
 

@@ -411,3 +411,20 @@ pub struct Link {
     #[serde(skip)]
     pub created_at: Millis,
 }
+
+/// A team notification channel (today: a Telegram chat).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Channel {
+    /// Owning team.
+    #[serde(skip)]
+    pub team_internal_id: i64,
+    /// Channel name, unique in the team.
+    pub name: String,
+    /// Kind: `telegram`.
+    pub kind: String,
+    /// Telegram chat id.
+    pub chat_id: String,
+    /// Creation time.
+    #[serde(skip)]
+    pub created_at: Millis,
+}

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::audit::{AuditPhase, AuditRecord, AuditRow};
 use crate::model::{
-    Account, AdminToken, Agent, Approval, ApprovalStatus, Credential, Grant, Link, Member,
+    Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
     MemberRole, Role, Team,
 };
 use crate::policy::{ApprovalMode, Policy};
@@ -384,4 +384,11 @@ pub trait Store: Send + Sync + 'static {
     async fn admin_tokens(&self, team_internal_id: i64) -> StoreResult<Vec<(AdminToken, String)>>;
     /// Revokes an admin token by id; false when absent.
     async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool>;
+
+    /// Creates or replaces a notification channel.
+    async fn set_channel(&self, channel: &Channel) -> StoreResult<()>;
+    /// Channels of a team.
+    async fn channels(&self, team_internal_id: i64) -> StoreResult<Vec<Channel>>;
+    /// Deletes a channel; false when absent.
+    async fn delete_channel(&self, team_internal_id: i64, name: &str) -> StoreResult<bool>;
 }

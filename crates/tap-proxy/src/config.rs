@@ -44,6 +44,8 @@ pub struct ProxyConfig {
     pub sync_wait: Duration,
     /// Retention of approval results after the decision (`TAP_RESULT_RETENTION_SECS`).
     pub result_retention: Duration,
+    /// `TELEGRAM_BOT_TOKEN`, `TELEGRAM_API_URL`, `TELEGRAM_CHAT_ID`.
+    pub telegram: crate::telegram::TelegramConfig,
 }
 
 impl Default for ProxyConfig {
@@ -61,6 +63,7 @@ impl Default for ProxyConfig {
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             sync_wait: DEFAULT_SYNC_WAIT,
             result_retention: DEFAULT_RESULT_RETENTION,
+            telegram: crate::telegram::TelegramConfig::default(),
         }
     }
 }
@@ -122,6 +125,13 @@ impl ProxyConfig {
         if let Some(d) = secs("TAP_RESULT_RETENTION_SECS")? {
             c.result_retention = d;
         }
+        if let Some(t) = get("TELEGRAM_BOT_TOKEN").filter(|t| !t.trim().is_empty()) {
+            c.telegram.token = Some(tap_core::secret::Secret::new(t.trim().as_bytes().to_vec()));
+        }
+        if let Some(u) = get("TELEGRAM_API_URL").filter(|u| !u.trim().is_empty()) {
+            c.telegram.api_url = u.trim().to_owned();
+        }
+        c.telegram.default_chat_id = get("TELEGRAM_CHAT_ID").filter(|c| !c.trim().is_empty());
         c.public_url = get("TAP_PUBLIC_URL").filter(|s| !s.trim().is_empty());
         Ok(c)
     }

@@ -17,4 +17,5 @@ pub mod proxy;
 pub mod server;
 pub mod state;
 pub mod team_api;
+pub mod telegram;
 pub mod web;

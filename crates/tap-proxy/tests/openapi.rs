@@ -48,6 +48,9 @@ fn openapi_lists_every_spec_route_with_methods() {
         ("/team/members/{email}/credentials", &["put"]),
         ("/team/links", &["get", "post"]),
         ("/team/links/{home_team}/{agent_id}", &["delete"]),
+        ("/team/notification-channels", &["get", "post"]),
+        ("/team/notification-channels/{name}", &["delete"]),
+        ("/team/notification-channels/{name}/test", &["post"]),
         ("/team/audit", &["get"]),
         ("/team/audit/export", &["get"]),
     ];

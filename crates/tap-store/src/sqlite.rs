@@ -12,8 +12,8 @@ use sqlx::{Row, SqlitePool};
 use tap_core::audit::{AuditPhase, AuditRow, GENESIS_HASH, chain_hash};
 use tap_core::inject::AuthBinding;
 use tap_core::model::{
-    Account, AdminToken, Agent, Approval, ApprovalStatus, Connector, Credential, Grant, Link,
-    Member, MemberRole, Role, Team, Vote,
+    Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Connector, Credential, Grant,
+    Link, Member, MemberRole, Role, Team, Vote,
 };
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
@@ -1909,6 +1909,57 @@ impl Store for SqliteStore {
         .await
         .map_err(unavailable)?
         .rows_affected();
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn set_channel(&self, c: &Channel) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO notification_channels (team_id, name, kind, chat_id, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (team_id, name) DO UPDATE SET kind = excluded.kind, chat_id = excluded.chat_id",
+        )
+        .bind(c.team_internal_id)
+        .bind(&c.name)
+        .bind(&c.kind)
+        .bind(&c.chat_id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        Self::bump(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn channels(&self, team: i64) -> StoreResult<Vec<Channel>> {
+        Ok(
+            sqlx::query("SELECT * FROM notification_channels WHERE team_id = $1 ORDER BY name")
+                .bind(team)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?
+                .iter()
+                .map(|r| Channel {
+                    team_internal_id: r.get("team_id"),
+                    name: r.get("name"),
+                    kind: r.get("kind"),
+                    chat_id: r.get("chat_id"),
+                    created_at: r.get("created_at"),
+                })
+                .collect(),
+        )
+    }
+
+    async fn delete_channel(&self, team: i64, name: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("DELETE FROM notification_channels WHERE team_id = $1 AND name = $2")
+            .bind(team)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        Self::bump(&mut tx).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(n > 0)
     }
