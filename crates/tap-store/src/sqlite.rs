@@ -24,6 +24,14 @@ use crate::now_ms;
 
 /// How long a writer waits for SQLite's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Why the one-round-trip audit append was not used.
+enum FastPath {
+    /// No cached head, an unusable value, or the batch failed and was rolled back.
+    Unavailable,
+    /// A real failure to report.
+    Failed(StoreError),
+}
+
 /// Audit rows per INSERT statement (10 parameters each, under SQLite's 32,766).
 const AUDIT_ROWS_PER_INSERT: usize = 1000;
 /// Connections in the pool (SQLite has one writer; readers share WAL).
@@ -35,6 +43,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Chain heads (team -> last seq and hash) this store last wrote. Only a hint:
+    /// every fast-path insert is guarded by the head in the database.
+    heads: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, (i64, String)>>>,
 }
 
 fn unavailable(e: sqlx::Error) -> StoreError {
@@ -87,7 +98,10 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(unavailable)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            heads: Default::default(),
+        })
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -302,6 +316,195 @@ impl SqliteStore {
             .iter()
             .map(|r| r.get::<String, _>(0))
             .collect())
+    }
+    /// Reads each team's chain head inside the transaction: always correct, a few round trips.
+    async fn append_audit_slow(&self, rows: &[AuditAppend]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // One transaction, one head read per team, one multi-row INSERT: a batch costs
+        // the same few round trips to SQLite whatever its size.
+        let mut tx = self.write_tx().await?;
+        let mut heads: std::collections::HashMap<i64, (i64, String)> =
+            std::collections::HashMap::new();
+        let mut chained = Vec::with_capacity(rows.len());
+        for row in rows {
+            let team = row.team_internal_id;
+            if let std::collections::hash_map::Entry::Vacant(e) = heads.entry(team) {
+                let last: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT seq, row_hash FROM audit WHERE team_id = $1 ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(team)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                let head = match last {
+                    Some(h) => h,
+                    None => {
+                        let anchor: Option<(String, i64)> = sqlx::query_as(
+                            "SELECT anchor_hash, first_seq FROM audit_anchor WHERE team_id = $1",
+                        )
+                        .bind(team)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                        anchor.map_or((0, GENESIS_HASH.to_owned()), |(h, first)| (first - 1, h))
+                    }
+                };
+                e.insert(head);
+            }
+            let Some((seq, prev)) = heads.get_mut(&team) else {
+                return Err(StoreError::Unavailable("audit chain head missing".into()));
+            };
+            let json = serde_json::to_string(&row.record).map_err(corrupt("audit record"))?;
+            let new_seq = *seq + 1;
+            let hash = chain_hash(prev, new_seq, row.phase, &json);
+            chained.push((
+                row,
+                new_seq,
+                json,
+                std::mem::replace(prev, hash.clone()),
+                hash,
+            ));
+            *seq = new_seq;
+        }
+        // SQLite allows 32,766 parameters per statement; 10 per row.
+        for chunk in chained.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO audit (team_id, seq, phase, request_id, agent_id, credential, ts, record, prev_hash, row_hash) ",
+            );
+            q.push_values(chunk, |mut b, (row, seq, json, prev, hash)| {
+                b.push_bind(row.team_internal_id)
+                    .push_bind(*seq)
+                    .push_bind(row.phase.as_str())
+                    .push_bind(row.record.request_id.as_str())
+                    .push_bind(row.record.agent_id.as_str())
+                    .push_bind(row.record.credential_names.first().map(String::as_str))
+                    .push_bind(row.record.timestamp.as_str())
+                    .push_bind(json.as_str())
+                    .push_bind(prev.as_str())
+                    .push_bind(hash.as_str());
+            });
+            q.build().execute(&mut *tx).await.map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        let mut cache = self
+            .heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (team, head) in heads {
+            cache.insert(team, head);
+        }
+        Ok(())
+    }
+
+    /// One round trip: the rows are chained on the cached heads and inserted in a
+    /// single statement batch, each team's rows guarded by the head actually in
+    /// the database (another writer, such as the CLI or another replica, makes the
+    /// guard fail and the whole batch takes the slow path).
+    async fn append_audit_fast(&self, rows: &[AuditAppend]) -> Result<(), FastPath> {
+        let mut teams: Vec<i64> = Vec::new();
+        for r in rows {
+            if !teams.contains(&r.team_internal_id) {
+                teams.push(r.team_internal_id);
+            }
+        }
+        let mut heads: std::collections::HashMap<i64, (i64, String)> = {
+            let cache = self
+                .heads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut h = std::collections::HashMap::new();
+            for t in &teams {
+                let Some(head) = cache.get(t) else {
+                    return Err(FastPath::Unavailable);
+                };
+                h.insert(*t, head.clone());
+            }
+            h
+        };
+        let start: std::collections::HashMap<i64, i64> =
+            heads.iter().map(|(t, (seq, _))| (*t, *seq)).collect();
+        // SQL string literals: quotes doubled; a NUL (never produced by serde_json)
+        // sends the batch to the bound-parameter path.
+        let lit = |s: &str| -> Option<String> {
+            (!s.contains('\0')).then(|| format!("'{}'", s.replace('\'', "''")))
+        };
+        let mut values: std::collections::HashMap<i64, Vec<String>> =
+            std::collections::HashMap::new();
+        for row in rows {
+            let team = row.team_internal_id;
+            let Some((seq, prev)) = heads.get_mut(&team) else {
+                return Err(FastPath::Unavailable);
+            };
+            let json = serde_json::to_string(&row.record)
+                .map_err(|e| FastPath::Failed(corrupt("audit record")(e)))?;
+            let new_seq = *seq + 1;
+            let hash = chain_hash(prev, new_seq, row.phase, &json);
+            let credential = match row.record.credential_names.first() {
+                Some(c) => lit(c).ok_or(FastPath::Unavailable)?,
+                None => "NULL".to_owned(),
+            };
+            let (Some(req), Some(agent), Some(ts), Some(rec), Some(p), Some(h)) = (
+                lit(&row.record.request_id),
+                lit(&row.record.agent_id),
+                lit(&row.record.timestamp),
+                lit(&json),
+                lit(prev),
+                lit(&hash),
+            ) else {
+                return Err(FastPath::Unavailable);
+            };
+            values.entry(team).or_default().push(format!(
+                "({team}, {new_seq}, '{}', {req}, {agent}, {credential}, {ts}, {rec}, {p}, {h})",
+                row.phase.as_str()
+            ));
+            *seq = new_seq;
+            *prev = hash;
+        }
+        // Each team's INSERT is preceded by a guard that raises an error (integer
+        // overflow) when the head in the database is not the cached one; the batch
+        // then rolls back whole and the slow path takes over.
+        let mut sql = String::from("BEGIN IMMEDIATE;\n");
+        for t in &teams {
+            let Some(vals) = values.get(t) else { continue };
+            sql.push_str(&format!(
+                "SELECT CASE WHEN (SELECT MAX(seq) FROM audit WHERE team_id = {t}) = {} THEN 0 ELSE abs(-9223372036854775808) END;\n\
+                 INSERT INTO audit (team_id, seq, phase, request_id, agent_id, credential, ts, record, prev_hash, row_hash) VALUES {};\n",
+                start.get(t).copied().unwrap_or(-1),
+                vals.join(", "),
+            ));
+        }
+        sql.push_str("COMMIT;");
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| FastPath::Failed(unavailable(e)))?;
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+        {
+            // Whatever ran is undone; the slow path decides with fresh heads.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            tracing::debug!(error = %e, "fast audit append refused; using the slow path");
+            let mut cache = self
+                .heads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for t in &teams {
+                cache.remove(t);
+            }
+            return Err(FastPath::Unavailable);
+        }
+        let mut cache = self
+            .heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (t, h) in heads {
+            cache.insert(t, h);
+        }
+        Ok(())
     }
 }
 
@@ -1073,72 +1276,11 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
-        // One transaction, one head read per team, one multi-row INSERT: a batch costs
-        // the same few round trips to SQLite whatever its size.
-        let mut tx = self.write_tx().await?;
-        let mut heads: std::collections::HashMap<i64, (i64, String)> =
-            std::collections::HashMap::new();
-        let mut chained = Vec::with_capacity(rows.len());
-        for row in rows {
-            let team = row.team_internal_id;
-            if let std::collections::hash_map::Entry::Vacant(e) = heads.entry(team) {
-                let last: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT seq, row_hash FROM audit WHERE team_id = $1 ORDER BY seq DESC LIMIT 1",
-                )
-                .bind(team)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                let head = match last {
-                    Some(h) => h,
-                    None => {
-                        let anchor: Option<(String, i64)> = sqlx::query_as(
-                            "SELECT anchor_hash, first_seq FROM audit_anchor WHERE team_id = $1",
-                        )
-                        .bind(team)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
-                        anchor.map_or((0, GENESIS_HASH.to_owned()), |(h, first)| (first - 1, h))
-                    }
-                };
-                e.insert(head);
-            }
-            let Some((seq, prev)) = heads.get_mut(&team) else {
-                return Err(StoreError::Unavailable("audit chain head missing".into()));
-            };
-            let json = serde_json::to_string(&row.record).map_err(corrupt("audit record"))?;
-            let new_seq = *seq + 1;
-            let hash = chain_hash(prev, new_seq, row.phase, &json);
-            chained.push((
-                row,
-                new_seq,
-                json,
-                std::mem::replace(prev, hash.clone()),
-                hash,
-            ));
-            *seq = new_seq;
+        match self.append_audit_fast(rows).await {
+            Ok(()) => Ok(()),
+            Err(FastPath::Unavailable) => self.append_audit_slow(rows).await,
+            Err(FastPath::Failed(e)) => Err(e),
         }
-        // SQLite allows 32,766 parameters per statement; 10 per row.
-        for chunk in chained.chunks(AUDIT_ROWS_PER_INSERT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO audit (team_id, seq, phase, request_id, agent_id, credential, ts, record, prev_hash, row_hash) ",
-            );
-            q.push_values(chunk, |mut b, (row, seq, json, prev, hash)| {
-                b.push_bind(row.team_internal_id)
-                    .push_bind(*seq)
-                    .push_bind(row.phase.as_str())
-                    .push_bind(row.record.request_id.as_str())
-                    .push_bind(row.record.agent_id.as_str())
-                    .push_bind(row.record.credential_names.first().map(String::as_str))
-                    .push_bind(row.record.timestamp.as_str())
-                    .push_bind(json.as_str())
-                    .push_bind(prev.as_str())
-                    .push_bind(hash.as_str());
-            });
-            q.build().execute(&mut *tx).await.map_err(unavailable)?;
-        }
-        tx.commit().await.map_err(unavailable)
     }
 
     async fn audit_rows(&self, team: i64, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
