@@ -10,6 +10,7 @@ use tap_core::model::{ApprovalStatus, Grant, MemberRole};
 use tap_core::policy::{CompiledPolicy, EvalInput, GrantView, NormalizedTarget, Policy, evaluate};
 use tap_core::target::TargetUrl;
 use tap_proxy::approval::{decide as gate_decide, rfc3339_ms};
+use tap_proxy::clock::now_secs;
 use zeroize::Zeroizing;
 
 use crate::commands::{emit, open_team, rfc3339};
@@ -17,16 +18,6 @@ use crate::env::Globals;
 use crate::{
     ChannelCmd, GrantCmd, LinkCmd, MemberCmd, PolicyCmd, PolicySetArgs, TelegramCmd, TokenCmd,
 };
-
-fn now_secs() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    )
-    .unwrap_or(i64::MAX)
-}
 
 fn clean(list: Vec<String>) -> Vec<String> {
     list.into_iter()

@@ -27,6 +27,7 @@ use tap_core::store::{AuditAppend, Store, StoreError, VoteOutcome};
 use tap_core::target::TargetUrl;
 use tokio::sync::Notify;
 
+use crate::clock::now_ms;
 use crate::error::{ProxyError, Reason};
 use crate::proxy::forward::{
     Coding, decoded_stream, response_coding, scrub_headers, send_error, unscannable,
@@ -262,16 +263,6 @@ pub struct Decided {
     pub approvals: u32,
     /// Needed approvals.
     pub min_approvals: u32,
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0),
-    )
-    .unwrap_or(i64::MAX)
 }
 
 /// The one decision gate for every channel.

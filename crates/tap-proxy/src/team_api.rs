@@ -22,6 +22,7 @@ use tap_core::store::{AuditQuery, StoreError};
 
 use crate::admin::{Admin, AdminError, CredentialSpec};
 use crate::approval::rfc3339_ms;
+use crate::clock::now_secs;
 use crate::state::AppState;
 use crate::web::{MemberCtx, api_error, member};
 
@@ -1271,16 +1272,6 @@ struct GrantBody {
     route_scope: String,
     ttl_minutes: u32,
     max_uses: Option<u32>,
-}
-
-fn now_secs() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    )
-    .unwrap_or(i64::MAX)
 }
 
 /// A random grant id.

@@ -16,6 +16,7 @@ use tap_core::crypto::{ADMIN_TOKEN_PREFIX, ct_eq, generate_admin_token};
 use tap_core::model::{Approval, ApprovalStatus, MemberRole, Team};
 
 use crate::approval::{CapturedRequest, GateError, decide, eligible_approvers, rfc3339_ms};
+use crate::clock::now_ms;
 use crate::state::AppState;
 
 /// Session lifetime (SPEC §4: 24 h).
@@ -34,16 +35,6 @@ pub struct MemberCtx {
     pub email: String,
     /// The presented token's keyed hash (binds CSRF tokens).
     pub token_hash: String,
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0),
-    )
-    .unwrap_or(i64::MAX)
 }
 
 /// An admin API error: `{"error", "error_code"}`.

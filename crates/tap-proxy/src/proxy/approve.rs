@@ -16,21 +16,12 @@ use crate::approval::{
     ALWAYS_ON_CHANNELS, ApprovalSummary, CapturedRequest, MAX_PENDING_PER_AGENT, approval_url,
     eligible_approvers, final_error, rfc3339_ms, stored_response, wait_final,
 };
+use crate::clock::now_ms;
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
 
 /// Body preview length in approval summaries.
 const PREVIEW_BYTES: usize = 512;
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0),
-    )
-    .unwrap_or(i64::MAX)
-}
 
 /// The 202 of SPEC §3.3.
 pub(crate) fn accepted(state: &AppState, a: &Approval) -> Response {

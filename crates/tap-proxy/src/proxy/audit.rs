@@ -8,6 +8,7 @@ use tap_core::audit::{AuditPhase, AuditRecord, MAX_AUDIT_BODY_BYTES, cut_on_char
 use tap_core::scrub::Scrubber;
 use tap_core::store::{AuditAppend, StoreError};
 
+use crate::clock::elapsed_ms;
 use crate::journal::Journal;
 
 /// How `X-TAP-Key` is stored.
@@ -34,10 +35,6 @@ pub struct AuditDraft {
     started: Instant,
     journal: Journal,
     start_written: bool,
-}
-
-fn ms(since: Instant) -> f64 {
-    (since.elapsed().as_micros() as f64) / 1000.0
 }
 
 impl AuditDraft {
@@ -156,7 +153,7 @@ impl AuditDraft {
                 self.record.decision = "refused".into();
             }
         }
-        self.record.latency_total_ms = Some(ms(self.started));
+        self.record.latency_total_ms = Some(elapsed_ms(self.started));
         let row = AuditAppend {
             team_internal_id: self.team_internal_id,
             phase: AuditPhase::Finish,
@@ -184,6 +181,6 @@ impl AuditDraft {
 
     /// Milliseconds since the request arrived.
     pub fn elapsed_ms(&self) -> f64 {
-        ms(self.started)
+        elapsed_ms(self.started)
     }
 }

@@ -21,6 +21,7 @@ use tap_core::target::TargetUrl;
 use super::audit::AuditDraft;
 use super::refuse;
 use super::resolve::Resolved;
+use crate::clock::elapsed_ms;
 use crate::error::{ProxyError, Reason};
 use crate::outbound::is_guard_refusal;
 use crate::state::AppState;
@@ -229,7 +230,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     let coding = match response_coding(resp.headers()) {
         Ok(c) => c,
         Err(enc) => {
-            draft.record.latency_upstream_ms = Some(ms(upstream_started));
+            draft.record.latency_upstream_ms = Some(elapsed_ms(upstream_started));
             return refuse(unscannable(enc), draft).await;
         }
     };
@@ -251,7 +252,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
                 return refuse(err, draft).await;
             }
         };
-        draft.record.latency_upstream_ms = Some(ms(upstream_started));
+        draft.record.latency_upstream_ms = Some(elapsed_ms(upstream_started));
         let (body, hits) = scrubber.scrub(&bytes);
         draft.record.response_scrubbed = hits + header_hits > 0;
         draft.finish(None);
@@ -282,10 +283,6 @@ pub(crate) fn unscannable(enc: String) -> ProxyError {
     .with("content_encoding", enc)
 }
 
-fn ms(since: Instant) -> f64 {
-    since.elapsed().as_micros() as f64 / 1000.0
-}
-
 /// A plain (decoded) upstream body.
 pub(crate) type UpstreamStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
@@ -304,7 +301,7 @@ struct ScrubbedBody {
 impl ScrubbedBody {
     fn finish(&mut self, error: Option<&str>) {
         if let Some(mut d) = self.draft.take() {
-            d.record.latency_upstream_ms = Some(ms(self.upstream_started));
+            d.record.latency_upstream_ms = Some(elapsed_ms(self.upstream_started));
             d.record.response_scrubbed = self.scrub.hits() + self.header_hits > 0;
             d.finish(error);
         }
