@@ -26,6 +26,26 @@ use crate::clock::now_secs;
 use crate::state::AppState;
 use crate::web::{MemberCtx, api_error, member};
 
+/// Authenticates and authorises an admin request, or answers the refusal.
+macro_rules! authorized {
+    ($state:expr, $headers:expr, $need:expr) => {
+        match ctx(&$state, &$headers, $need).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        }
+    };
+}
+
+/// Parses a JSON body, or answers 400.
+macro_rules! json_body {
+    ($body:expr) => {
+        match parse_body(&$body) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+}
+
 /// What a route needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
@@ -252,10 +272,7 @@ fn grant_view(g: &Grant) -> Value {
     )
 )]
 pub async fn get_team(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = match ctx(&s, &h, Need::Member).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Member);
     Json(json!({
         "team": c.team.slug,
         "default_approval_mode": c.team.default_approval_mode.as_str(),
@@ -285,14 +302,8 @@ struct SettingsBody {
     )
 )]
 pub async fn put_settings(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: SettingsBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: SettingsBody = json_body!(body);
     let Ok(mode) = b.default_approval_mode.parse::<ApprovalMode>() else {
         return bad("default_approval_mode must be gated or autonomous");
     };
@@ -316,10 +327,7 @@ pub async fn put_settings(State(s): State<AppState>, h: HeaderMap, body: Bytes) 
     )
 )]
 pub async fn list_credentials(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = match ctx(&s, &h, Need::Member).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Member);
     match s.store.credentials(c.team.internal_id).await {
         Ok(list) => Json(Value::Array(
             list.iter()
@@ -416,14 +424,8 @@ fn spec_from(
     )
 )]
 pub async fn create_credential(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: CredentialBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: CredentialBody = json_body!(body);
     let Some(name) = b.name.clone() else {
         return bad("name is required");
     };
@@ -480,10 +482,7 @@ pub async fn get_credential(
     h: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Member).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Member);
     if c.role == MemberRole::Approver && !c.assigned.contains(&name) {
         return not_found(format!("credential {name}"));
     }
@@ -516,14 +515,8 @@ pub async fn patch_credential(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: CredentialBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: CredentialBody = json_body!(body);
     if b.name.as_deref().is_some_and(|n| n != name) {
         return bad("renaming a credential is not supported; create a new one");
     }
@@ -574,10 +567,7 @@ pub async fn delete_credential(
     h: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     match s.store.delete_credential(c.team.internal_id, &name).await {
         Ok(true) => Json(json!({"deleted": name})).into_response(),
         Ok(false) => not_found(format!("credential {name}")),
@@ -612,14 +602,8 @@ pub async fn put_secret(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: SecretBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: SecretBody = json_body!(body);
     let raw = match value_bytes(&b.value) {
         Ok(v) => v,
         Err(r) => return r,
@@ -648,10 +632,7 @@ pub async fn put_secret(
     )
 )]
 pub async fn list_agents(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = match ctx(&s, &h, Need::Read).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Read);
     match s.store.agents(c.team.internal_id).await {
         Ok(list) => Json(Value::Array(list.iter().map(agent_view).collect())).into_response(),
         Err(e) => store_err(e),
@@ -680,14 +661,8 @@ struct AgentBody {
     )
 )]
 pub async fn create_agent(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: AgentBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: AgentBody = json_body!(body);
     let Some(id) = b.id else {
         return bad("id is required");
     };
@@ -737,10 +712,7 @@ pub async fn get_agent(
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Read).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Read);
     match s.store.agent(c.team.internal_id, &id).await {
         Ok(Some(a)) => Json(agent_view(&a)).into_response(),
         Ok(None) => not_found(format!("agent {id}")),
@@ -771,14 +743,8 @@ pub async fn patch_agent(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: Value = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: Value = json_body!(body);
     let t = c.team.internal_id;
     let agent = match s.store.agent(t, &id).await {
         Ok(Some(a)) => a,
@@ -856,10 +822,7 @@ pub async fn delete_agent(
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     match s.store.delete_agent(c.team.internal_id, &id).await {
         Ok(true) => Json(json!({"deleted": id})).into_response(),
         Ok(false) => not_found(format!("agent {id}")),
@@ -868,10 +831,7 @@ pub async fn delete_agent(
 }
 
 async fn set_enabled(s: AppState, h: HeaderMap, id: String, enabled: bool) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     match s
         .store
         .set_agent_enabled(c.team.internal_id, &id, enabled)
@@ -946,10 +906,7 @@ pub async fn rotate_agent_key(
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     match c.admin.rotate_agent_key(&c.team, &id).await {
         Ok(key) => {
             Json(json!({"id": id, "team": c.team.slug, "api_key": key.as_str()})).into_response()
@@ -972,10 +929,7 @@ pub async fn rotate_agent_key(
     )
 )]
 pub async fn list_roles(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = match ctx(&s, &h, Need::Read).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Read);
     match s.store.roles(c.team.internal_id).await {
         Ok(list) => Json(Value::Array(list.iter().map(role_view).collect())).into_response(),
         Err(e) => store_err(e),
@@ -1015,14 +969,8 @@ async fn check_credentials(s: &AppState, team: i64, names: &[String]) -> Result<
     )
 )]
 pub async fn create_role(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: RoleBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: RoleBody = json_body!(body);
     let Some(name) = b.name else {
         return bad("name is required");
     };
@@ -1067,14 +1015,8 @@ pub async fn put_role(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: RoleBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: RoleBody = json_body!(body);
     let t = c.team.internal_id;
     let want = b.credentials.unwrap_or_default();
     if let Err(r) = check_credentials(&s, t, &want).await {
@@ -1139,10 +1081,7 @@ pub async fn delete_role(
     h: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     match s.store.delete_role(c.team.internal_id, &name).await {
         Ok(true) => Json(json!({"deleted": name})).into_response(),
         Ok(false) => not_found(format!("role {name}")),
@@ -1171,10 +1110,7 @@ pub async fn get_policy(
     h: HeaderMap,
     Path(cred): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Read).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Read);
     match s.store.credential(c.team.internal_id, &cred).await {
         Ok(Some(_)) => {}
         Ok(None) => return not_found(format!("credential {cred}")),
@@ -1208,19 +1144,13 @@ pub async fn put_policy(
     Path(cred): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     match s.store.credential(c.team.internal_id, &cred).await {
         Ok(Some(_)) => {}
         Ok(None) => return not_found(format!("credential {cred}")),
         Err(e) => return store_err(e),
     }
-    let p: Policy = match parse_body(&body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p: Policy = json_body!(body);
     let p = match p.normalized() {
         Ok(p) => p,
         Err(e) => return bad(format!("invalid policy: {e}")),
@@ -1253,10 +1183,7 @@ pub async fn delete_policy(
     h: HeaderMap,
     Path(cred): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     match s.store.clear_policy(c.team.internal_id, &cred).await {
         Ok(true) => Json(json!({"credential": cred, "cleared": true})).into_response(),
         Ok(false) => not_found(format!("policy of {cred}")),
@@ -1309,14 +1236,8 @@ pub async fn create_grant(
     Path(cred): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: GrantBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: GrantBody = json_body!(body);
     match s.store.credential(c.team.internal_id, &cred).await {
         Ok(Some(_)) => {}
         Ok(None) => return not_found(format!("credential {cred}")),
@@ -1366,10 +1287,7 @@ pub async fn create_grant(
     )
 )]
 pub async fn list_grants(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = match ctx(&s, &h, Need::Read).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Read);
     match s.store.grants(c.team.internal_id).await {
         Ok(list) => Json(Value::Array(list.iter().map(grant_view).collect())).into_response(),
         Err(e) => store_err(e),
@@ -1396,10 +1314,7 @@ pub async fn revoke_grant(
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     match s.store.revoke_grant(c.team.internal_id, &id).await {
         Ok(true) => Json(json!({"id": id, "revoked": true})).into_response(),
         Ok(false) => not_found(format!("grant {id}")),
@@ -1421,10 +1336,7 @@ pub async fn revoke_grant(
     )
 )]
 pub async fn list_members(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = match ctx(&s, &h, Need::Read).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Read);
     match s.store.members(c.team.internal_id).await {
         Ok(list) => Json(Value::Array(
             list.iter()
@@ -1456,14 +1368,8 @@ struct InviteBody {
     )
 )]
 pub async fn invite_member(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: InviteBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: InviteBody = json_body!(body);
     let Ok(role) = b.role.parse::<MemberRole>() else {
         return bad("role must be owner, admin, approver or viewer");
     };
@@ -1517,14 +1423,8 @@ pub async fn change_member_role(
     Path(email): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Owner).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: RoleChange = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Owner);
+    let b: RoleChange = json_body!(body);
     let Ok(role) = b.role.parse::<MemberRole>() else {
         return bad("role must be owner, admin, approver or viewer");
     };
@@ -1560,10 +1460,7 @@ pub async fn remove_member(
     h: HeaderMap,
     Path(email): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     let email = email.trim().to_ascii_lowercase();
     if c.role != MemberRole::Owner {
         // Admins may not remove owners.
@@ -1612,14 +1509,8 @@ pub async fn set_member_credentials(
     Path(email): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: MemberCredentials = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: MemberCredentials = json_body!(body);
     if let Err(r) = check_credentials(&s, c.team.internal_id, &b.credentials).await {
         return r;
     }
@@ -1724,10 +1615,7 @@ pub async fn audit(
     h: HeaderMap,
     Query(p): Query<AuditParams>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Read).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Read);
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     match audit_records(&s, &c, &p, limit).await {
         Ok(list) => Json(json!(list)).into_response(),
@@ -1751,10 +1639,7 @@ pub async fn audit_export(
     h: HeaderMap,
     Query(p): Query<AuditParams>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Read).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Read);
     match audit_records(&s, &c, &p, p.limit.unwrap_or(100_000).clamp(1, 100_000)).await {
         Ok(list) => {
             let mut out = String::new();
@@ -1789,10 +1674,7 @@ fn link_view(l: &tap_core::model::Link) -> Value {
     )
 )]
 pub async fn list_links(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = match ctx(&s, &h, Need::Read).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Read);
     match s.store.links(c.team.internal_id).await {
         Ok(list) => Json(Value::Array(list.iter().map(link_view).collect())).into_response(),
         Err(e) => store_err(e),
@@ -1906,14 +1788,8 @@ pub async fn make_link(
     )
 )]
 pub async fn create_link(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: LinkBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: LinkBody = json_body!(body);
     match make_link(
         s.store.as_ref(),
         &c.team,
@@ -1948,10 +1824,7 @@ pub async fn delete_link(
     h: HeaderMap,
     Path((home_team, agent_id)): Path<(String, String)>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     let home = match s.store.team(&home_team).await {
         Ok(Some(t)) => t,
         Ok(None) => return not_found(format!("team {home_team}")),
@@ -1986,10 +1859,7 @@ fn channel_view(c: &tap_core::model::Channel) -> Value {
     responses((status = 200, description = "Channels"))
 )]
 pub async fn list_channels(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = match ctx(&s, &h, Need::Read).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Read);
     match s.store.channels(c.team.internal_id).await {
         Ok(list) => Json(Value::Array(list.iter().map(channel_view).collect())).into_response(),
         Err(e) => store_err(e),
@@ -2053,14 +1923,8 @@ pub async fn put_channel(
     responses((status = 201, description = "Stored"), (status = 400, description = "Invalid"))
 )]
 pub async fn create_channel(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let b: ChannelBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
+    let b: ChannelBody = json_body!(body);
     let kind = b.kind.unwrap_or_else(|| "telegram".into());
     let name = b.name.unwrap_or_else(|| kind.clone());
     match put_channel(s.store.as_ref(), &c.team, &name, &kind, &b.chat_id).await {
@@ -2084,10 +1948,7 @@ pub async fn delete_channel(
     h: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     match s.store.delete_channel(c.team.internal_id, &name).await {
         Ok(true) => Json(json!({"deleted": name})).into_response(),
         Ok(false) => not_found(format!("channel {name}")),
@@ -2115,10 +1976,7 @@ pub async fn test_channel(
     h: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let c = match ctx(&s, &h, Need::Write).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let c = authorized!(s, h, Need::Write);
     let ch = match s.store.channels(c.team.internal_id).await {
         Ok(list) => match list.into_iter().find(|x| x.name == name) {
             Some(ch) => ch,
