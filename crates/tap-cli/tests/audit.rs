@@ -178,3 +178,73 @@ async fn tamper(tap: &TapHome, request_id: &str) -> i64 {
     assert_eq!(n, 1);
     seq
 }
+
+/// While another process holds SQLite's write lock, a request waits for its
+/// `start` row (off the runtime workers) and is forwarded only once the row is
+/// committed; nothing is skipped and the chain stays valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_store_delays_the_forward_until_the_start_row_is_committed() {
+    use sqlx::ConnectOptions as _;
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
+    let key = tap.agent("bot", &["--credential", "echo"]);
+    let served = tap.serve();
+    let warm = served
+        .forward(&key)
+        .credential("echo")
+        .target(&format!("{}/echo/warm", up.base()))
+        .send()
+        .await;
+    assert_eq!(warm.status, 200, "{}", warm.text());
+    let before = up.count();
+
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(tap.db_path())
+        .connect()
+        .await
+        .expect("open tap.db");
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .expect("take the write lock");
+    let pending = tokio::spawn(
+        served
+            .forward(&key)
+            .credential("echo")
+            .target(&format!("{}/echo/while-locked", up.base()))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        up.count(),
+        before,
+        "forwarded before its audit row could be committed"
+    );
+    assert!(!pending.is_finished());
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut other)
+        .await
+        .expect("release the write lock");
+    let reply = tokio::time::timeout(Duration::from_secs(20), pending)
+        .await
+        .expect("the request finished once the lock was released")
+        .expect("request task");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(up.count(), before + 1);
+    let id = reply.request_id();
+    let rows = eventually(100, Duration::from_millis(100), || async {
+        let rows = tap.logs(&[]);
+        row(&rows, &id)
+            .is_some_and(|r| r["upstream_status"] == 200)
+            .then_some(rows)
+    })
+    .await
+    .expect("the delayed request's rows");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(served.terminate(), Some(0));
+    let v = tap.json(&["audit", "verify"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["rows"], 4, "{v}");
+}

@@ -70,6 +70,29 @@ pub struct AuditAppend {
     pub record: AuditRecord,
 }
 
+/// Why a synchronous audit append wrote nothing.
+#[derive(Debug)]
+pub enum AppendError {
+    /// Another writer holds the store's write lock and the caller asked not to
+    /// wait. Nothing was written; the rows can be retried as they are.
+    Busy,
+    /// The append failed and was rolled back whole.
+    Failed(StoreError),
+}
+
+/// An in-process, synchronous audit appender that owns its own connection to the
+/// store, so a commit costs no thread hand-off.
+///
+/// Invariants: rows are chained on the head read inside the write transaction,
+/// so interleaving with other writers (other connections, other processes)
+/// keeps one valid chain per team; a call that returns `Ok` has committed every
+/// row (as durable as [`Store::append_audit`]); any error leaves nothing written.
+pub trait AuditWriter: Send {
+    /// Appends `rows` in one transaction. With `wait == false` the call never
+    /// blocks on another writer's lock: it answers [`AppendError::Busy`] instead.
+    fn append(&mut self, rows: &[AuditAppend], wait: bool) -> Result<(), AppendError>;
+}
+
 /// Filters for reading audit rows (newest `limit` requests, returned oldest first).
 #[derive(Clone, Debug, Default)]
 pub struct AuditQuery {
@@ -271,6 +294,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends rows, chaining each to its team's previous row, in one transaction.
     async fn append_audit(&self, rows: &[AuditAppend]) -> StoreResult<()>;
+    /// A synchronous appender on a connection of its own, where the backend has
+    /// one (the embedded SQLite store); `None` means use [`Store::append_audit`].
+    fn audit_writer(&self) -> StoreResult<Option<Box<dyn AuditWriter>>> {
+        Ok(None)
+    }
+    /// Housekeeping after many appends (SQLite: copy the write-ahead log into the
+    /// database without blocking anyone). A no-op where there is nothing to do.
+    async fn checkpoint(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// Rows of a team, filtered, ordered by seq.
     async fn audit_rows(
         &self,

@@ -27,7 +27,7 @@ use crate::{agent_api, team_api as t, web};
 pub struct RequestId(pub String);
 
 async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = uuid::Uuid::now_v7().simple().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -235,6 +235,7 @@ impl Proxy {
             watcher,
             executor,
         } = self;
+        let journal = state.journal.clone();
         let app = router(state);
         let served = axum::serve(
             listener,
@@ -246,8 +247,9 @@ impl Proxy {
         watcher.abort();
         executor.abort();
         let _ = executor.await;
-        // Every AppState clone is gone with the router: the journal drains and stops.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), journal_task).await;
+        // In-flight requests are done: write what is queued, then stop the flusher.
+        journal.shutdown().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), journal_task).await;
         served
     }
 }

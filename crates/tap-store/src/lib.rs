@@ -4,6 +4,7 @@
 //! `synchronous=NORMAL`: durable across a crash or `kill -9` of the proxy).
 
 mod sqlite;
+mod sqlite_audit;
 
 pub use sqlite::SqliteStore;
 

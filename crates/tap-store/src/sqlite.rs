@@ -17,21 +17,15 @@ use tap_core::model::{
 };
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
-    AuditAppend, AuditQuery, NewAgent, Snapshot, Store, StoreError, StoreResult, VoteOutcome,
+    AuditAppend, AuditQuery, AuditWriter, NewAgent, Snapshot, Store, StoreError, StoreResult,
+    VoteOutcome,
 };
 
 use crate::now_ms;
+use crate::sqlite_audit::SqliteAuditWriter;
 
 /// How long a writer waits for SQLite's lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Why the one-round-trip audit append was not used.
-enum FastPath {
-    /// No cached head, an unusable value, or the batch failed and was rolled back.
-    Unavailable,
-    /// A real failure to report.
-    Failed(StoreError),
-}
-
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Audit rows per INSERT statement (10 parameters each, under SQLite's 32,766).
 const AUDIT_ROWS_PER_INSERT: usize = 1000;
 /// Connections in the pool (SQLite has one writer; readers share WAL).
@@ -43,9 +37,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Chain heads (team -> last seq and hash) this store last wrote. Only a hint:
-    /// every fast-path insert is guarded by the head in the database.
-    heads: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, (i64, String)>>>,
+    /// The database file, for the audit writer's own connection (`None` in memory).
+    path: Option<std::path::PathBuf>,
 }
 
 fn unavailable(e: sqlx::Error) -> StoreError {
@@ -95,13 +88,13 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(unavailable)?;
-        Ok(Self {
-            pool,
-            heads: Default::default(),
-        })
+        let file = opts.get_filename();
+        let path = (!file.as_os_str().is_empty() && file != Path::new(":memory:"))
+            .then(|| file.to_path_buf());
+        Ok(Self { pool, path })
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -388,122 +381,6 @@ impl SqliteStore {
             q.build().execute(&mut *tx).await.map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)?;
-        let mut cache = self
-            .heads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (team, head) in heads {
-            cache.insert(team, head);
-        }
-        Ok(())
-    }
-
-    /// One round trip: the rows are chained on the cached heads and inserted in a
-    /// single statement batch, each team's rows guarded by the head actually in
-    /// the database (another writer, such as the CLI or another replica, makes the
-    /// guard fail and the whole batch takes the slow path).
-    async fn append_audit_fast(&self, rows: &[AuditAppend]) -> Result<(), FastPath> {
-        let mut teams: Vec<i64> = Vec::new();
-        for r in rows {
-            if !teams.contains(&r.team_internal_id) {
-                teams.push(r.team_internal_id);
-            }
-        }
-        let mut heads: std::collections::HashMap<i64, (i64, String)> = {
-            let cache = self
-                .heads
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut h = std::collections::HashMap::new();
-            for t in &teams {
-                let Some(head) = cache.get(t) else {
-                    return Err(FastPath::Unavailable);
-                };
-                h.insert(*t, head.clone());
-            }
-            h
-        };
-        let start: std::collections::HashMap<i64, i64> =
-            heads.iter().map(|(t, (seq, _))| (*t, *seq)).collect();
-        // SQL string literals: quotes doubled; a NUL (never produced by serde_json)
-        // sends the batch to the bound-parameter path.
-        let lit = |s: &str| -> Option<String> {
-            (!s.contains('\0')).then(|| format!("'{}'", s.replace('\'', "''")))
-        };
-        let mut values: std::collections::HashMap<i64, Vec<String>> =
-            std::collections::HashMap::new();
-        for row in rows {
-            let team = row.team_internal_id;
-            let Some((seq, prev)) = heads.get_mut(&team) else {
-                return Err(FastPath::Unavailable);
-            };
-            let json = serde_json::to_string(&row.record)
-                .map_err(|e| FastPath::Failed(corrupt("audit record")(e)))?;
-            let new_seq = *seq + 1;
-            let hash = chain_hash(prev, new_seq, row.phase, &json);
-            let credential = match row.record.credential_names.first() {
-                Some(c) => lit(c).ok_or(FastPath::Unavailable)?,
-                None => "NULL".to_owned(),
-            };
-            let (Some(req), Some(agent), Some(ts), Some(rec), Some(p), Some(h)) = (
-                lit(&row.record.request_id),
-                lit(&row.record.agent_id),
-                lit(&row.record.timestamp),
-                lit(&json),
-                lit(prev),
-                lit(&hash),
-            ) else {
-                return Err(FastPath::Unavailable);
-            };
-            values.entry(team).or_default().push(format!(
-                "({team}, {new_seq}, '{}', {req}, {agent}, {credential}, {ts}, {rec}, {p}, {h})",
-                row.phase.as_str()
-            ));
-            *seq = new_seq;
-            *prev = hash;
-        }
-        // Each team's INSERT is preceded by a guard that raises an error (integer
-        // overflow) when the head in the database is not the cached one; the batch
-        // then rolls back whole and the slow path takes over.
-        let mut sql = String::from("BEGIN IMMEDIATE;\n");
-        for t in &teams {
-            let Some(vals) = values.get(t) else { continue };
-            sql.push_str(&format!(
-                "SELECT CASE WHEN (SELECT MAX(seq) FROM audit WHERE team_id = {t}) = {} THEN 0 ELSE abs(-9223372036854775808) END;\n\
-                 INSERT INTO audit (team_id, seq, phase, request_id, agent_id, credential, ts, record, prev_hash, row_hash) VALUES {};\n",
-                start.get(t).copied().unwrap_or(-1),
-                vals.join(", "),
-            ));
-        }
-        sql.push_str("COMMIT;");
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| FastPath::Failed(unavailable(e)))?;
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *conn)
-            .await
-        {
-            // Whatever ran is undone; the slow path decides with fresh heads.
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            tracing::debug!(error = %e, "fast audit append refused; using the slow path");
-            let mut cache = self
-                .heads
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for t in &teams {
-                cache.remove(t);
-            }
-            return Err(FastPath::Unavailable);
-        }
-        let mut cache = self
-            .heads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (t, h) in heads {
-            cache.insert(t, h);
-        }
         Ok(())
     }
 }
@@ -1276,11 +1153,23 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
-        match self.append_audit_fast(rows).await {
-            Ok(()) => Ok(()),
-            Err(FastPath::Unavailable) => self.append_audit_slow(rows).await,
-            Err(FastPath::Failed(e)) => Err(e),
+        self.append_audit_slow(rows).await
+    }
+
+    fn audit_writer(&self) -> StoreResult<Option<Box<dyn AuditWriter>>> {
+        match &self.path {
+            Some(p) => Ok(Some(Box::new(SqliteAuditWriter::open(p)?))),
+            None => Ok(None),
         }
+    }
+
+    async fn checkpoint(&self) -> StoreResult<()> {
+        // PASSIVE: copies what it can without waiting for, or blocking, any writer or reader.
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn audit_rows(&self, team: i64, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
