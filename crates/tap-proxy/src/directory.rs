@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use tap_core::inject::{AuthBinding, injected_header_names};
 use tap_core::model::{Connector, Credential, Grant, Member, Millis};
 use tap_core::policy::{ApprovalMode, CompiledPolicy};
-use tap_core::scrub::{ScrubSecret, Scrubber};
+use tap_core::scrub::{LEAK_MIN_SECRET_LEN, ScrubSecret, Scrubber};
 use tap_core::secret::{CredentialValue, Secret};
 use tap_core::store::{Snapshot, Store, StoreError};
 use tap_core::target::{AllowedHosts, HostPattern, TargetUrl};
@@ -360,15 +360,28 @@ fn team_scrubbers(
             secrets.extend(v.secrets(&c.name));
         }
     }
+    scrubbers_for(&secrets)
+}
+
+/// The team's leak detector and all-secrets scrubber for `secrets`.
+fn scrubbers_for(secrets: &[(String, Secret)]) -> (Arc<Scrubber>, Arc<Scrubber>) {
+    let all = Arc::new(Scrubber::new(secrets.iter().map(|(l, s)| ScrubSecret {
+        label: l,
+        value: s.expose(),
+    })));
+    // Usually every secret is long enough for leak blocking: then both are the
+    // same compiled set, shared (for a team of 10,000 credentials each one is large).
+    if secrets
+        .iter()
+        .all(|(_, s)| s.expose().len() >= LEAK_MIN_SECRET_LEN)
+    {
+        return (Arc::clone(&all), all);
+    }
     let leak = Scrubber::leak_detector(secrets.iter().map(|(l, s)| ScrubSecret {
         label: l,
         value: s.expose(),
     }));
-    let all = Scrubber::new(secrets.iter().map(|(l, s)| ScrubSecret {
-        label: l,
-        value: s.expose(),
-    }));
-    (Arc::new(leak), Arc::new(all))
+    (Arc::new(leak), all)
 }
 
 /// The current directory, swapped atomically on reload.
@@ -401,15 +414,55 @@ impl DirectoryHandle {
     }
 
     /// Rebuilds when the store's revision moved. Returns true when it did.
-    pub async fn refresh(&self, store: &dyn Store, keys: &Keyring) -> Result<bool, StoreError> {
+    ///
+    /// The build (decrypting values, compiling scrubbers: seconds for a store of
+    /// 10,000 credentials) runs on the blocking pool, never on a runtime worker.
+    pub async fn refresh(
+        &self,
+        store: &dyn Store,
+        keys: &Arc<Keyring>,
+    ) -> Result<bool, StoreError> {
         let rev = store.revision().await?;
         let current = self.get();
         if rev == current.revision {
             return Ok(false);
         }
         let snap = store.snapshot().await?;
-        let d = Directory::build(snap, keys, Some(&current));
+        let keys = Arc::clone(keys);
+        let d = tokio::task::spawn_blocking(move || Directory::build(snap, &keys, Some(&current)))
+            .await
+            .map_err(|_| StoreError::Unavailable("configuration rebuild failed".into()))?;
         self.set(d);
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets(values: &[&str]) -> Vec<(String, Secret)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("c{i}"), Secret::new(v.as_bytes().to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn long_secrets_share_one_compiled_set() {
+        let (leak, all) = scrubbers_for(&secrets(&["long-secret-one", "long-secret-two"]));
+        assert!(Arc::ptr_eq(&leak, &all));
+        assert_eq!(leak.find(b"x long-secret-two y"), Some("c1"));
+        assert_eq!(all.scrub(b"long-secret-one").0, b"[REDACTED:c0]");
+    }
+
+    #[test]
+    fn a_short_secret_is_scrubbed_but_not_blocked_as_a_leak() {
+        let (leak, all) = scrubbers_for(&secrets(&["long-secret-one", "pin4"]));
+        assert!(!Arc::ptr_eq(&leak, &all));
+        assert_eq!(leak.find(b"my pin4 here"), None);
+        assert_eq!(leak.find(b"long-secret-one"), Some("c0"));
+        assert_eq!(all.scrub(b"my pin4 here").0, b"my [REDACTED:c1] here");
     }
 }
