@@ -70,27 +70,21 @@ pub struct AuditAppend {
     pub record: AuditRecord,
 }
 
-/// Why a synchronous audit append wrote nothing.
-#[derive(Debug)]
-pub enum AppendError {
-    /// Another writer holds the store's write lock and the caller asked not to
-    /// wait. Nothing was written; the rows can be retried as they are.
-    Busy,
-    /// The append failed and was rolled back whole.
-    Failed(StoreError),
-}
-
-/// An in-process, synchronous audit appender that owns its own connection to the
-/// store, so a commit costs no thread hand-off.
+/// An in-process, synchronous audit appender with a durable log of its own
+/// (for SQLite, an append-only spool file), so that making a row durable costs
+/// no thread hand-off and no database transaction.
 ///
-/// Invariants: rows are chained on the head read inside the write transaction,
-/// so interleaving with other writers (other connections, other processes)
-/// keeps one valid chain per team; a call that returns `Ok` has committed every
-/// row (as durable as [`Store::append_audit`]); any error leaves nothing written.
-pub trait AuditWriter: Send {
-    /// Appends `rows` in one transaction. With `wait == false` the call never
-    /// blocks on another writer's lock: it answers [`AppendError::Busy`] instead.
-    fn append(&mut self, rows: &[AuditAppend], wait: bool) -> Result<(), AppendError>;
+/// Invariants: a call to [`AuditWriter::append`] that returns `Ok` has made
+/// every row durable (as durable as [`Store::append_audit`]) and fixed their
+/// order; any error leaves none of them behind. Appended rows reach the
+/// store's tables, chained in that order, by [`AuditWriter::fold`]; the
+/// store's own audit reads fold first, so they always see them.
+pub trait AuditWriter: Send + Sync {
+    /// Makes `rows` durable, in order. Never waits for the database.
+    fn append(&self, rows: &[AuditAppend]) -> StoreResult<()>;
+    /// Moves appended rows into the store's tables; returns how many. May wait
+    /// for the database's lock: call it off the async runtime's workers.
+    fn fold(&self) -> StoreResult<usize>;
 }
 
 /// Filters for reading audit rows (newest `limit` requests, returned oldest first).
@@ -296,7 +290,7 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, rows: &[AuditAppend]) -> StoreResult<()>;
     /// A synchronous appender on a connection of its own, where the backend has
     /// one (the embedded SQLite store); `None` means use [`Store::append_audit`].
-    fn audit_writer(&self) -> StoreResult<Option<Box<dyn AuditWriter>>> {
+    fn audit_writer(&self) -> StoreResult<Option<std::sync::Arc<dyn AuditWriter>>> {
         Ok(None)
     }
     /// Housekeeping after many appends (SQLite: copy the write-ahead log into the

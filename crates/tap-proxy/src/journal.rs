@@ -1,26 +1,25 @@
 //! The audit journal: group commit of audit rows without a writer thread.
 //!
-//! Rows are queued; whoever finds no commit in progress becomes the leader and
-//! writes everything queued in one transaction on the store's own audit
-//! connection ([`AuditWriter`]), right on the calling task: at one request in
-//! flight a `start` row costs one in-process commit and no thread hand-off;
-//! under load, rows queued while a commit runs share the next one. One
-//! transaction per batch also serialises each team's hash chain.
+//! Rows are queued; whoever finds no write in progress becomes the leader and
+//! appends everything queued, in one `write`, to the store's durable audit log
+//! ([`AuditWriter`]; for SQLite the spool file of `tap-store`), right on the
+//! calling task: a `start` row costs no thread hand-off and no database
+//! transaction. The flusher task folds the log into the store's tables in
+//! large batches a few milliseconds later, on the blocking pool.
 //!
-//! A `start` row is acknowledged only after its transaction committed, so the
-//! upstream never sees a request whose audit row is not durable. `finish` rows
-//! are queued without waiting and ride along with the next commit, or are
-//! written by the flusher task after [`FINISH_LINGER`].
+//! A `start` row is acknowledged only once it is durable, so the upstream never
+//! sees a request whose audit row could be lost with the process. `finish` rows
+//! are queued without waiting and ride along with the next write, or are
+//! written by the flusher after [`FOLD_LINGER`].
 //!
-//! When the inline commit would wait for another writer's lock (another
-//! process, or a configuration write), or the store has no synchronous writer,
-//! the leadership moves to a spawned task that waits off the runtime workers.
+//! A store without such a log (a future Postgres store) gets the same queue,
+//! with batches written by [`Store::append_audit`] on a spawned task.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tap_core::store::{AppendError, AuditAppend, AuditWriter, Store, StoreError};
+use tap_core::store::{AuditAppend, AuditWriter, Store, StoreError};
 use tokio::sync::{Notify, oneshot};
 
 /// Rows waiting for a commit beyond which new `start` rows are refused (fail
@@ -29,8 +28,9 @@ use tokio::sync::{Notify, oneshot};
 pub const JOURNAL_QUEUE: usize = 8192;
 /// Most rows committed in one transaction.
 pub const MAX_BATCH: usize = 512;
-/// How long rows nobody waits on (`finish` rows) wait for company before being written.
-pub const FINISH_LINGER: Duration = Duration::from_millis(3);
+/// How long after a write the flusher waits before folding (and before writing
+/// queued `finish` rows), so that one fold carries many rows.
+pub const FOLD_LINGER: Duration = Duration::from_millis(5);
 /// How often the write-ahead log is copied into the database (when rows were written).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How long shutdown waits for queued rows to be written.
@@ -48,11 +48,11 @@ struct Inner {
     queue: Mutex<Vec<Job>>,
     /// True while some task is the leader (writes the queue).
     leading: AtomicBool,
-    /// The synchronous writer; taken by the leader for a blocking write.
-    writer: Mutex<Option<Box<dyn AuditWriter>>>,
-    /// Wakes the flusher: `finish` rows are waiting, or shutdown.
+    /// The store's durable audit log, when it has one.
+    writer: Option<Arc<dyn AuditWriter>>,
+    /// Wakes the flusher: rows to fold or `finish` rows waiting, or shutdown.
     wake: Notify,
-    /// Rows committed since the last checkpoint.
+    /// Rows folded since the last checkpoint.
     written: AtomicU64,
     closed: AtomicBool,
 }
@@ -78,14 +78,14 @@ fn stopped() -> StoreError {
 }
 
 impl Journal {
-    /// Starts the journal and its flusher task. Without a synchronous writer
-    /// (the store has none, or it could not be opened) commits go through
+    /// Starts the journal and its flusher task. Without a durable log (the
+    /// store has none, or another process owns it) commits go through
     /// [`Store::append_audit`] on a spawned task.
     pub fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
         let writer = match store.audit_writer() {
             Ok(w) => w,
             Err(e) => {
-                tracing::warn!(error = %e, "audit writer connection failed; using the pool");
+                tracing::warn!(error = %e, "audit spool unavailable; committing audit rows to the store directly");
                 None
             }
         };
@@ -93,7 +93,7 @@ impl Journal {
             store,
             queue: Mutex::new(Vec::new()),
             leading: AtomicBool::new(false),
-            writer: Mutex::new(writer),
+            writer,
             wake: Notify::new(),
             written: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -119,6 +119,7 @@ impl Journal {
             });
         }
         lead(&self.inner);
+        self.inner.wake.notify_one();
         wait.await
             .map_err(|_| stopped())?
             .map_err(StoreError::Unavailable)
@@ -130,7 +131,8 @@ impl Journal {
         self.inner.wake.notify_one();
     }
 
-    /// Writes everything queued and stops accepting `start` rows; bounded by [`DRAIN_TIMEOUT`].
+    /// Writes and folds everything queued and stops accepting `start` rows;
+    /// bounded by [`DRAIN_TIMEOUT`].
     pub async fn shutdown(&self) {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.wake.notify_one();
@@ -139,6 +141,7 @@ impl Journal {
                 lead(&self.inner);
                 let idle = !self.inner.leading.load(Ordering::Acquire);
                 if idle && lock(&self.inner.queue).is_empty() {
+                    fold(&self.inner).await;
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -151,16 +154,17 @@ impl Journal {
     }
 }
 
-/// Writes `finish` rows nobody commits for, and checkpoints now and then.
+/// Folds the log into the store's tables, writes `finish` rows nobody
+/// commits for, and checkpoints now and then.
 async fn flusher(inner: Arc<Inner>) {
     let mut checkpoint = tokio::time::interval(CHECKPOINT_EVERY);
     checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = inner.wake.notified() => {
-                // Let the next request's commit take these rows along.
-                tokio::time::sleep(FINISH_LINGER).await;
+                tokio::time::sleep(FOLD_LINGER).await;
                 lead(&inner);
+                fold(&inner).await;
             }
             _ = checkpoint.tick() => {
                 if inner.written.swap(0, Ordering::AcqRel) > 0
@@ -173,6 +177,21 @@ async fn flusher(inner: Arc<Inner>) {
         if inner.closed.load(Ordering::Acquire) && lock(&inner.queue).is_empty() {
             return;
         }
+    }
+}
+
+/// Moves the durable log into the store's tables, off the runtime workers.
+async fn fold(inner: &Arc<Inner>) {
+    let Some(writer) = inner.writer.clone() else {
+        return;
+    };
+    match tokio::task::spawn_blocking(move || writer.fold()).await {
+        Ok(Ok(n)) => {
+            inner.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        // The rows stay in the log; the next fold retries.
+        Ok(Err(e)) => tracing::error!(error = %e, "audit fold failed"),
+        Err(_) => tracing::error!("audit fold panicked"),
     }
 }
 
@@ -202,14 +221,9 @@ fn take_batch(inner: &Inner) -> Batch {
     batch
 }
 
-fn complete(inner: &Inner, batch: Batch, result: &Result<(), StoreError>) {
+fn complete(batch: Batch, result: &Result<(), StoreError>) {
     let outcome = match result {
-        Ok(()) => {
-            inner
-                .written
-                .fetch_add(batch.rows.len() as u64, Ordering::Relaxed);
-            Ok(())
-        }
+        Ok(()) => Ok(()),
         Err(e) => {
             tracing::error!(error = %e, rows = batch.rows.len(), "audit write failed");
             Err(e.to_string())
@@ -247,69 +261,28 @@ fn lead(inner: &Arc<Inner>) {
 
 /// Writes batches in place. Returns false when it handed the leadership to a task.
 fn drain_inline(inner: &Arc<Inner>) -> bool {
-    let mut slot = lock(&inner.writer);
     loop {
         let batch = take_batch(inner);
         if batch.rows.is_empty() {
             return true;
         }
-        let Some(writer) = slot.as_mut() else {
-            drop(slot);
-            tokio::spawn(drain_async(Arc::clone(inner), None, batch));
+        let Some(writer) = &inner.writer else {
+            tokio::spawn(drain_async(Arc::clone(inner), batch));
             return false;
         };
-        match writer.append(&batch.rows, false) {
-            Ok(()) => complete(inner, batch, &Ok(())),
-            Err(AppendError::Failed(e)) => complete(inner, batch, &Err(e)),
-            Err(AppendError::Busy) => {
-                let writer = slot.take();
-                drop(slot);
-                tokio::spawn(drain_async(Arc::clone(inner), writer, batch));
-                return false;
-            }
-        }
+        let result = writer.append(&batch.rows);
+        complete(batch, &result);
     }
 }
 
-/// The leader's work when it has to wait: blocking writes on the blocking pool,
-/// or the store's async append. Releases the leadership when the queue is empty.
-async fn drain_async(inner: Arc<Inner>, mut writer: Option<Box<dyn AuditWriter>>, first: Batch) {
+/// The leader's work for a store without a durable log: batches written by
+/// [`Store::append_audit`]. Releases the leadership when the queue is empty.
+async fn drain_async(inner: Arc<Inner>, first: Batch) {
     let mut batch = first;
     while !batch.rows.is_empty() {
-        let result = match writer.take() {
-            Some(mut w) => {
-                let joined = tokio::task::spawn_blocking(move || {
-                    let r = w.append(&batch.rows, true);
-                    (w, batch, r)
-                })
-                .await;
-                match joined {
-                    Ok((w, b, r)) => {
-                        writer = Some(w);
-                        batch = b;
-                        r.map_err(|e| match e {
-                            AppendError::Busy => {
-                                StoreError::Unavailable("store is locked by another writer".into())
-                            }
-                            AppendError::Failed(e) => e,
-                        })
-                    }
-                    // The writer and the batch's waiters are lost with the panicked
-                    // thread (they see the journal as stopped); the pool carries on.
-                    Err(_) => {
-                        tracing::error!("audit writer failed");
-                        batch = take_batch(&inner);
-                        continue;
-                    }
-                }
-            }
-            None => inner.store.append_audit(&batch.rows).await,
-        };
-        complete(&inner, batch, &result);
+        let result = inner.store.append_audit(&batch.rows).await;
+        complete(batch, &result);
         batch = take_batch(&inner);
-    }
-    if writer.is_some() {
-        *lock(&inner.writer) = writer;
     }
     inner.leading.store(false, Ordering::Release);
     if !lock(&inner.queue).is_empty() {

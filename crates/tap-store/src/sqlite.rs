@@ -22,7 +22,7 @@ use tap_core::store::{
 };
 
 use crate::now_ms;
-use crate::sqlite_audit::SqliteAuditWriter;
+use crate::sqlite_audit::{Spool, spool_path};
 
 /// How long a writer waits for SQLite's lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +39,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The database file, for the audit writer's own connection (`None` in memory).
     path: Option<std::path::PathBuf>,
+    /// The audit spool, once this store handed out its writer.
+    spool: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<Spool>>>>,
 }
 
 fn unavailable(e: sqlx::Error) -> StoreError {
@@ -94,7 +96,11 @@ impl SqliteStore {
         let file = opts.get_filename();
         let path = (!file.as_os_str().is_empty() && file != Path::new(":memory:"))
             .then(|| file.to_path_buf());
-        Ok(Self { pool, path })
+        Ok(Self {
+            pool,
+            path,
+            spool: Default::default(),
+        })
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -310,6 +316,42 @@ impl SqliteStore {
             .map(|r| r.get::<String, _>(0))
             .collect())
     }
+    fn own_spool(&self) -> Option<std::sync::Arc<Spool>> {
+        self.spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn fold_blocking(spool: std::sync::Arc<Spool>) -> StoreResult<()> {
+        tokio::task::spawn_blocking(move || spool.fold())
+            .await
+            .map_err(|_| StoreError::Unavailable("audit fold failed".into()))?
+            .map(|_| ())
+    }
+
+    /// Before reading audit rows: fold this process's spool, or a spool no live
+    /// process owns (left by a proxy that crashed). One owned by a running proxy
+    /// is folded by it within milliseconds.
+    async fn fold_spooled(&self) -> StoreResult<()> {
+        if let Some(spool) = self.own_spool() {
+            return Self::fold_blocking(spool).await;
+        }
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
+        if !spool_path(&path).exists() {
+            return Ok(());
+        }
+        let opened = tokio::task::spawn_blocking(move || Spool::open(&path).map(drop))
+            .await
+            .map_err(|_| StoreError::Unavailable("audit fold failed".into()))?;
+        match opened {
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads each team's chain head inside the transaction: always correct, a few round trips.
     async fn append_audit_slow(&self, rows: &[AuditAppend]) -> StoreResult<()> {
         if rows.is_empty() {
@@ -1153,14 +1195,30 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
+        // With a spool, rows go through it: one order for every row of this process.
+        if let Some(spool) = self.own_spool() {
+            spool.append(rows)?;
+            return Self::fold_blocking(spool).await;
+        }
         self.append_audit_slow(rows).await
     }
 
-    fn audit_writer(&self) -> StoreResult<Option<Box<dyn AuditWriter>>> {
-        match &self.path {
-            Some(p) => Ok(Some(Box::new(SqliteAuditWriter::open(p)?))),
-            None => Ok(None),
+    fn audit_writer(&self) -> StoreResult<Option<std::sync::Arc<dyn AuditWriter>>> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        let mut slot = self
+            .spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = slot.as_ref() {
+            return Ok(Some(
+                std::sync::Arc::clone(s) as std::sync::Arc<dyn AuditWriter>
+            ));
         }
+        let spool = std::sync::Arc::new(Spool::open(path)?);
+        *slot = Some(std::sync::Arc::clone(&spool));
+        Ok(Some(spool))
     }
 
     async fn checkpoint(&self) -> StoreResult<()> {
@@ -1173,6 +1231,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_rows(&self, team: i64, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
+        self.fold_spooled().await?;
         let limit = i64::from(q.limit.unwrap_or(1000));
         // Newest `limit` requests (by their first row), then every row of those requests, oldest first.
         let rows = sqlx::query(
@@ -1197,6 +1256,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_chain(&self, team: i64) -> StoreResult<(String, i64, Vec<AuditRow>)> {
+        self.fold_spooled().await?;
         let anchor: Option<(String, i64)> =
             sqlx::query_as("SELECT anchor_hash, first_seq FROM audit_anchor WHERE team_id = $1")
                 .bind(team)

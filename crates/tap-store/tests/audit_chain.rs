@@ -1,11 +1,11 @@
-//! The audit chain stays intact when writers interleave: the pool, a second
-//! store on the same file (another process) and the synchronous audit writer
-//! each chain on the head they read inside their own transaction.
+//! The audit chain stays intact when writers interleave (the spool's fold, a
+//! second store on the same file as another process would, the pool), and the
+//! spool loses nothing across a crash: rows it acknowledged are folded at the
+//! next open, a line cut short is dropped.
 
-use sqlx::Connection as _;
 use tap_core::audit::{AuditPhase, AuditRecord, verify_chain};
 use tap_core::policy::ApprovalMode;
-use tap_core::store::{AppendError, AuditAppend, Store};
+use tap_core::store::{AuditAppend, Store};
 use tap_store::SqliteStore;
 
 fn row(team: i64, id: &str) -> AuditAppend {
@@ -36,17 +36,17 @@ async fn interleaved_writers_keep_one_valid_chain() {
         .internal_id;
     let b = SqliteStore::open(&path).await.unwrap();
 
-    let mut w = a
+    let w = a
         .audit_writer()
         .unwrap()
         .expect("a file store has a writer");
 
     a.append_audit(&[row(team, "a1")]).await.unwrap();
-    w.append(&[row(team, "a2"), row(team, "a3")], false)
-        .unwrap();
+    w.append(&[row(team, "a2"), row(team, "a3")]).unwrap();
+    w.fold().unwrap();
     b.append_audit(&[row(team, "b1")]).await.unwrap(); // another writer moves the head
     a.append_audit(&[row(team, "a4")]).await.unwrap();
-    w.append(&[row(team, "a5")], true).unwrap();
+    w.append(&[row(team, "a5")]).unwrap(); // folded by the read below
 
     let (anchor, first, rows) = a.audit_chain(team).await.unwrap();
     let ids: Vec<String> = rows
@@ -64,39 +64,83 @@ async fn interleaved_writers_keep_one_valid_chain() {
     );
 }
 
+async fn store_with_team(path: &std::path::Path) -> (SqliteStore, i64) {
+    let s = SqliteStore::open(path).await.expect("open");
+    s.migrate().await.expect("migrate");
+    let team = match s.team("t").await.expect("team") {
+        Some(t) => t.internal_id,
+        None => {
+            s.create_team("t", ApprovalMode::Gated, "dek", b"x")
+                .await
+                .expect("create team")
+                .internal_id
+        }
+    };
+    (s, team)
+}
+
+fn ids(rows: &[tap_core::audit::AuditRow]) -> Vec<String> {
+    rows.iter()
+        .map(|r| r.record().expect("record").request_id)
+        .collect()
+}
+
 #[tokio::test]
-async fn writer_answers_busy_without_writing_while_another_holds_the_lock() {
+async fn acknowledged_rows_survive_a_crash_and_a_cut_short_line_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tap.db");
-    let a = SqliteStore::open(&path).await.unwrap();
-    a.migrate().await.unwrap();
-    let team = a
-        .create_team("t", ApprovalMode::Gated, "dek", b"x")
-        .await
-        .unwrap()
-        .internal_id;
-    let mut w = a.audit_writer().unwrap().unwrap();
-
-    // Another process holds SQLite's write lock.
-    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
+    let spool = {
+        let (a, team) = store_with_team(&path).await;
+        let w = a.audit_writer().unwrap().unwrap();
+        w.append(&[row(team, "r1"), row(team, "r2")]).unwrap();
+        w.fold().unwrap();
+        w.append(&[row(team, "r3")]).unwrap();
+        // The process dies here: r3 is acknowledged but not folded.
+        let p = dir.path().join("tap.db.audit-spool");
+        assert!(p.exists());
+        p
+    };
+    // A write cut short by the crash: never acknowledged.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&spool)
         .unwrap();
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
-    assert!(matches!(
-        w.append(&[row(team, "x1")], false),
-        Err(AppendError::Busy)
-    ));
-    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+    std::io::Write::write_all(&mut f, b"0123456789abcdef [1,\"start\",\"torn").unwrap();
+    drop(f);
 
-    w.append(&[row(team, "x2")], false).unwrap();
-    let (anchor, first, rows) = a.audit_chain(team).await.unwrap();
-    let ids: Vec<String> = rows
-        .iter()
-        .map(|r| r.record().unwrap().request_id)
-        .collect();
-    assert_eq!(ids, ["x2"], "the refused batch left nothing behind");
+    // Another process reading the audit trail folds the abandoned spool.
+    let (b, team) = store_with_team(&path).await;
+    let (anchor, first, rows) = b.audit_chain(team).await.unwrap();
+    assert_eq!(ids(&rows), ["r1", "r2", "r3"]);
     assert!(verify_chain(&anchor, first, &rows).ok);
+
+    // The next owner appends after the dropped line and folds exactly once.
+    let w = b.audit_writer().unwrap().unwrap();
+    w.append(&[row(team, "r4")]).unwrap();
+    let (anchor, first, rows) = b.audit_chain(team).await.unwrap();
+    assert_eq!(ids(&rows), ["r1", "r2", "r3", "r4"]);
+    assert!(verify_chain(&anchor, first, &rows).ok);
+    drop(w);
+    drop(b);
+    let (c, team) = store_with_team(&path).await;
+    let (_, _, rows) = c.audit_chain(team).await.unwrap();
+    assert_eq!(ids(&rows), ["r1", "r2", "r3", "r4"], "nothing folded twice");
+}
+
+#[tokio::test]
+async fn one_process_owns_the_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tap.db");
+    let (a, team) = store_with_team(&path).await;
+    let w = a.audit_writer().unwrap().unwrap();
+    w.append(&[row(team, "mine")]).unwrap();
+    let (b, _) = store_with_team(&path).await;
+    assert!(
+        b.audit_writer().is_err(),
+        "a second owner would break the order"
+    );
+    // Its reads do not fold the owner's rows (the owner does), and do not fail.
+    b.audit_chain(team).await.unwrap();
+    let (_, _, rows) = a.audit_chain(team).await.unwrap();
+    assert_eq!(ids(&rows), ["mine"]);
 }

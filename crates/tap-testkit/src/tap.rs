@@ -228,6 +228,12 @@ impl Served {
         self.log.lock().unwrap().clone()
     }
 
+    /// Kills the server with SIGKILL (a crash) and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit status code.
     pub fn terminate(mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
