@@ -13,8 +13,9 @@
 //! - the fold chains rows in file order on each team's head read inside its
 //!   transaction, and stores how far it got (spool id, byte offset) in the same
 //!   transaction, so after a crash exactly the unfolded rows are replayed;
-//! - a line that is cut short or fails its check is never folded: at open the
-//!   file is truncated there (such a write was never acknowledged);
+//! - a last line cut short (a crash during its write, never acknowledged) is
+//!   dropped at open; a complete line that fails its check is damage: the
+//!   spool refuses to open or fold rather than skip acknowledged rows;
 //! - one process at a time owns the spool (an exclusive lock on the file).
 //!
 //! File format: a header line `TAP-AUDIT-SPOOL v1 <32 hex id>\n`, then one
@@ -301,19 +302,19 @@ impl Spool {
                 .map_err(io("read"))?;
             let mut rows = Vec::new();
             let mut consumed = 0usize;
-            let mut damaged = false;
+            let mut bad_line = false;
             while let Some(nl) = buf[consumed..].iter().position(|&b| b == b'\n') {
                 match decode(&buf[consumed..consumed + nl]) {
                     Some(row) => rows.push(row),
                     None => {
-                        damaged = true;
+                        bad_line = true;
                         break;
                     }
                 }
                 consumed += nl + 1;
             }
-            // A line without its newline at the very end is a write cut short.
-            damaged |= consumed == 0 || (n == end - f.offset && consumed < buf.len());
+            // A crash can only cut the last write short: its bytes end without a newline.
+            let torn_tail = !bad_line && consumed < buf.len() && n == end - f.offset;
             if !rows.is_empty() {
                 let next = f.offset + consumed as u64;
                 insert(&mut f, &rows, next)?;
@@ -321,22 +322,24 @@ impl Spool {
                 self.folded.store(next, Ordering::Release);
                 total += rows.len();
             }
-            if damaged {
-                if !recovering {
-                    return Err(StoreError::Corrupt(format!(
-                        "audit spool damaged at byte {}",
-                        f.offset
-                    )));
-                }
-                // Never acknowledged: drop the damaged tail.
+            if torn_tail && recovering {
+                // Never acknowledged: drop it.
                 let mut a = lock(&self.append);
                 tracing::warn!(
                     bytes = a.len - f.offset,
-                    "audit spool ends in a damaged line (a write cut short); dropping it"
+                    "audit spool ends in a write cut short by a crash; dropping it"
                 );
                 a.file.set_len(f.offset).map_err(io("truncate"))?;
                 a.len = f.offset;
                 break;
+            }
+            if bad_line || torn_tail || consumed == 0 {
+                // A complete line that fails its check is damage, not a crash: stop
+                // loudly rather than drop acknowledged rows.
+                return Err(StoreError::Corrupt(format!(
+                    "audit spool damaged at byte {}",
+                    f.offset
+                )));
             }
         }
         // Start the file over once it is all in the database. The database still
@@ -548,5 +551,38 @@ mod tests {
             bad[i] ^= 0x01;
             assert!(decode(&bad).is_none(), "byte {i} changed unnoticed");
         }
+    }
+
+    #[tokio::test]
+    async fn a_damaged_complete_line_stops_the_fold_instead_of_dropping_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("tap.db");
+        let store = crate::SqliteStore::open(&db).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let team = store
+            .create_team("t", ApprovalMode::Gated, "dek", b"x")
+            .await
+            .expect("team")
+            .internal_id;
+        {
+            let spool = Spool::open(&db).expect("spool");
+            spool
+                .append(&[row(team, "a"), row(team, "b")])
+                .expect("append");
+        }
+        let path = spool_path(&db);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let at = usize::try_from(HEADER_LEN).expect("small") + 20;
+        bytes[at] ^= 0x01;
+        std::fs::write(&path, &bytes).expect("write");
+        match Spool::open(&db) {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("damaged"), "{m}"),
+            other => panic!("expected a corrupt spool, got {other:?}"),
+        }
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            bytes,
+            "the evidence is left as it was"
+        );
     }
 }
