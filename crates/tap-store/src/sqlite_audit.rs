@@ -43,8 +43,10 @@ const MAGIC: &str = "TAP-AUDIT-SPOOL v1 ";
 const HEADER_LEN: u64 = MAGIC.len() as u64 + 33;
 /// Hex digits of the per-line check.
 const CHECK_LEN: usize = 16;
-/// Most bytes read and folded in one transaction (far above any one line).
-const FOLD_MAX_BYTES: u64 = 8 << 20;
+/// Most bytes read and folded in one transaction: above any one line (a
+/// record holds at most 16 KiB of body and hyper's bounded headers), small
+/// enough not to show in the proxy's peak memory.
+const FOLD_MAX_BYTES: u64 = 1 << 20;
 /// Once everything is folded and the file is this long, it starts over.
 const REWIND_AT: u64 = 16 << 20;
 /// Unfolded bytes beyond which appends are refused (fail closed: the caller
