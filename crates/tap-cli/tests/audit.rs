@@ -137,6 +137,29 @@ async fn success_and_refusal_are_audited_and_the_chain_detects_tampering() {
     // start + finish for the success, one finish row per refusal.
     assert_eq!(v["rows"], 4, "{v}");
     assert!(v.get("first_bad_row").is_none_or(Value::is_null), "{v}");
+    // The success's start row holds the request as sent; its finish row adds the
+    // outcome without repeating headers and body (the merge above had them).
+    let stored = stored_records(&tap, &ok_id).await;
+    assert_eq!(stored.len(), 2, "{stored:#?}");
+    assert_eq!(
+        header(&stored[0], "x-note"),
+        Some("first"),
+        "{:#?}",
+        stored[0]
+    );
+    assert!(
+        stored[0].get("request_in_start").is_none(),
+        "{:#?}",
+        stored[0]
+    );
+    assert_eq!(stored[1]["request_in_start"], true, "{:#?}", stored[1]);
+    assert_eq!(stored[1]["request_headers"], serde_json::json!([]));
+    assert_eq!(stored[1]["upstream_status"], 200);
+    // A refusal has one row, which carries everything.
+    let lone = stored_records(&tap, &refused_id).await;
+    assert_eq!(lone.len(), 1, "{lone:#?}");
+    assert_eq!(lone[0]["request_body"], "{\"n\":1}");
+    assert!(lone[0].get("request_in_start").is_none(), "{:#?}", lone[0]);
 
     // Edit one stored record behind TAP's back.
     let bad_seq = tamper(&tap, &refused_id).await;
@@ -149,6 +172,25 @@ async fn success_and_refusal_are_audited_and_the_chain_detects_tampering() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["first_bad_row"], bad_seq, "{v}");
+}
+
+/// The stored records of `request_id`, in chain order.
+async fn stored_records(tap: &TapHome, request_id: &str) -> Vec<Value> {
+    use sqlx::ConnectOptions as _;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(tap.db_path())
+        .connect()
+        .await
+        .expect("open tap.db");
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT record FROM audit WHERE request_id = ? ORDER BY seq")
+            .bind(request_id)
+            .fetch_all(&mut conn)
+            .await
+            .expect("audit rows");
+    rows.iter()
+        .map(|(r,)| serde_json::from_str(r).expect("record JSON"))
+        .collect()
 }
 
 /// Rewrites the `record` of the row of `request_id` in the SQLite file; returns its seq.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::sha256_hex;
+use crate::crypto::sha256_hex_parts;
 
 /// Largest stored request body, cut on a character boundary.
 pub const MAX_AUDIT_BODY_BYTES: usize = 16 * 1024;
@@ -74,6 +74,15 @@ pub struct AuditRecord {
     pub request_body: Option<String>,
     /// RFC 3339 UTC time of the request.
     pub timestamp: String,
+    /// Set on a `finish` row whose `start` row holds the request's headers and
+    /// body: they are not repeated here, and [`merge_rows`] takes them from the
+    /// start. Never set on a merged record, so it never reaches an API answer.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub request_in_start: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A row as stored in the chain.
@@ -100,15 +109,15 @@ impl AuditRow {
 
 /// The chained hash of a row.
 pub fn chain_hash(prev_hash: &str, seq: i64, phase: AuditPhase, record_json: &str) -> String {
-    let mut buf = String::with_capacity(prev_hash.len() + record_json.len() + 32);
-    buf.push_str(prev_hash);
-    buf.push('|');
-    buf.push_str(&seq.to_string());
-    buf.push('|');
-    buf.push_str(phase.as_str());
-    buf.push('|');
-    buf.push_str(record_json);
-    sha256_hex(buf.as_bytes())
+    sha256_hex_parts(&[
+        prev_hash.as_bytes(),
+        b"|",
+        seq.to_string().as_bytes(),
+        b"|",
+        phase.as_str().as_bytes(),
+        b"|",
+        record_json.as_bytes(),
+    ])
 }
 
 /// Result of checking a chain.
@@ -166,15 +175,27 @@ pub fn cut_on_char_boundary(s: &str, max: usize) -> &str {
 }
 
 /// Merges a request's rows (start then finish) into the record an operator sees:
-/// the latest row wins; a start without finish stays as written.
+/// the latest row wins, with the request's headers and body taken from the
+/// start row when the finish row leaves them there; a start without finish
+/// stays as written.
 pub fn merge_rows(rows: &[AuditRow]) -> Vec<AuditRecord> {
     let mut out: Vec<AuditRecord> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for row in rows {
-        let Ok(rec) = row.record() else { continue };
+        let Ok(mut rec) = row.record() else { continue };
         match index.get(&rec.request_id) {
-            Some(&i) => out[i] = rec,
+            Some(&i) => {
+                if rec.request_in_start {
+                    let earlier = &mut out[i];
+                    rec.request_headers = std::mem::take(&mut earlier.request_headers);
+                    rec.request_body = earlier.request_body.take();
+                }
+                rec.request_in_start = false;
+                out[i] = rec;
+            }
             None => {
+                // Its start row is gone (retention): the headers stay unknown.
+                rec.request_in_start = false;
                 index.insert(rec.request_id.clone(), out.len());
                 out.push(rec);
             }
@@ -231,6 +252,64 @@ mod tests {
         let mut rows = chain(5);
         rows.remove(1);
         assert_eq!(verify_chain(GENESIS_HASH, 1, &rows).first_bad_row, Some(3));
+    }
+
+    fn row(seq: i64, phase: AuditPhase, rec: &AuditRecord) -> AuditRow {
+        AuditRow {
+            seq,
+            phase,
+            record_json: serde_json::to_string(rec).unwrap(),
+            prev_hash: String::new(),
+            row_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn merge_takes_headers_and_body_from_the_start_row_when_the_finish_leaves_them_there() {
+        let start = AuditRecord {
+            request_id: "a".into(),
+            decision: "proceed".into(),
+            request_headers: vec![("x-note".into(), "hi".into())],
+            request_body: Some("{}".into()),
+            ..Default::default()
+        };
+        let finish = AuditRecord {
+            upstream_status: Some(200),
+            request_headers: Vec::new(),
+            request_body: None,
+            request_in_start: true,
+            ..start.clone()
+        };
+        let json = serde_json::to_string(&finish).unwrap();
+        assert!(json.contains("\"request_in_start\":true"), "{json}");
+        assert!(!json.contains("x-note"), "{json}");
+        // A refusal's lone finish row carries everything itself.
+        let lone = AuditRecord {
+            request_id: "b".into(),
+            request_headers: vec![("x-other".into(), "1".into())],
+            ..Default::default()
+        };
+        let merged = merge_rows(&[
+            row(1, AuditPhase::Start, &start),
+            row(2, AuditPhase::Finish, &lone),
+            row(3, AuditPhase::Finish, &finish),
+        ]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].upstream_status, Some(200));
+        assert_eq!(merged[0].request_headers, start.request_headers);
+        assert_eq!(merged[0].request_body.as_deref(), Some("{}"));
+        assert!(!merged[0].request_in_start);
+        assert_eq!(merged[1].request_headers, lone.request_headers);
+        let api = serde_json::to_string(&merged[0]).unwrap();
+        assert!(!api.contains("request_in_start"), "{api}");
+    }
+
+    #[test]
+    fn chain_hash_is_the_hash_of_the_joined_fields() {
+        assert_eq!(
+            chain_hash("p", 7, AuditPhase::Start, "{}"),
+            crate::crypto::sha256_hex(b"p|7|start|{}")
+        );
     }
 
     #[test]

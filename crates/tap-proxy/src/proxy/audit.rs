@@ -143,6 +143,10 @@ impl AuditDraft {
             })
             .await?;
         self.start_written = true;
+        // The start row holds the request as sent; the finish row adds the outcome only.
+        self.record.request_headers = Vec::new();
+        self.record.request_body = None;
+        self.record.request_in_start = true;
         Ok(())
     }
 
