@@ -5,12 +5,12 @@
 //! ([`AuditWriter`]; for SQLite the spool file of `tap-store`), right on the
 //! calling task: a `start` row costs no thread hand-off and no database
 //! transaction. The flusher task folds the log into the store's tables in
-//! large batches a few milliseconds later, on the blocking pool.
+//! large batches [`FOLD_LINGER`] later, on the blocking pool.
 //!
 //! A `start` row is acknowledged only once it is durable, so the upstream never
 //! sees a request whose audit row could be lost with the process. `finish` rows
 //! are queued without waiting and ride along with the next write, or are
-//! written by the flusher after [`FOLD_LINGER`].
+//! written by the flusher after [`WRITE_LINGER`].
 //!
 //! A store without such a log (a future Postgres store) gets the same queue,
 //! with batches written by [`Store::append_audit`] on a spawned task.
@@ -28,9 +28,13 @@ use tokio::sync::{Notify, oneshot};
 pub const JOURNAL_QUEUE: usize = 8192;
 /// Most rows committed in one transaction.
 pub const MAX_BATCH: usize = 512;
-/// How long after a write the flusher waits before folding (and before writing
-/// queued `finish` rows), so that one fold carries many rows.
-pub const FOLD_LINGER: Duration = Duration::from_millis(5);
+/// How long the flusher waits after being woken before writing queued `finish`
+/// rows nobody else wrote, so that one write carries many.
+pub const WRITE_LINGER: Duration = Duration::from_millis(5);
+/// How long after the first write since the last fold the flusher folds, so
+/// that one fold carries many rows: fewer database pages written per row (each
+/// transaction rewrites the tails of the table and of its indexes).
+pub const FOLD_LINGER: Duration = Duration::from_millis(50);
 /// How often the write-ahead log is copied into the database (when rows were written).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How long shutdown waits for queued rows to be written.
@@ -159,10 +163,23 @@ impl Journal {
 async fn flusher(inner: Arc<Inner>) {
     let mut checkpoint = tokio::time::interval(CHECKPOINT_EVERY);
     checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the next fold is due: set by the first write after a fold.
+    let mut fold_at: Option<tokio::time::Instant> = None;
     loop {
+        let due = async {
+            match fold_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = inner.wake.notified() => {
-                tokio::time::sleep(FOLD_LINGER).await;
+                tokio::time::sleep(WRITE_LINGER).await;
+                lead(&inner);
+                fold_at.get_or_insert_with(|| tokio::time::Instant::now() + FOLD_LINGER);
+            }
+            () = due => {
+                fold_at = None;
                 lead(&inner);
                 fold(&inner).await;
             }

@@ -18,11 +18,14 @@
 //!   spool refuses to open or fold rather than skip acknowledged rows;
 //! - one process at a time owns the spool (an exclusive lock on the file).
 //!
-//! File format: a header line `TAP-AUDIT-SPOOL v1 <32 hex id>\n`, then one
-//! line per row: `<16 hex check> <meta JSON>\t<record JSON>\n`, where meta is
+//! File format: a header line `TAP-AUDIT-SPOOL v2 <32 hex id>\n`, then one
+//! line per row: `<8 hex check> <meta JSON>\t<record JSON>\n`, where meta is
 //! `[team, phase, request_id, agent_id, credential, ts]` and the check is the
-//! start of the SHA-256 of everything between the space and the newline.
-//! JSON never holds a raw tab or newline.
+//! CRC-32 of everything between the space and the newline (it detects a torn
+//! or damaged line; tampering is the hash chain's business, once folded).
+//! JSON never holds a raw tab or newline. A `v1` file (16 hex digits of
+//! SHA-256 as the check) left by an earlier version is folded, then started
+//! over as `v2`.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -38,11 +41,47 @@ use tap_core::store::{AuditAppend, AuditWriter, StoreError, StoreResult};
 
 use crate::sqlite::BUSY_TIMEOUT;
 
-const MAGIC: &str = "TAP-AUDIT-SPOOL v1 ";
+const MAGIC: &str = "TAP-AUDIT-SPOOL v2 ";
+/// The first format's magic; same length.
+const MAGIC_V1: &str = "TAP-AUDIT-SPOOL v1 ";
 /// Header length: magic, 32 hex digits, newline.
 const HEADER_LEN: u64 = MAGIC.len() as u64 + 33;
-/// Hex digits of the per-line check.
-const CHECK_LEN: usize = 16;
+
+/// How a file's lines are checked, by its header's version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// 16 hex digits of SHA-256 (read only).
+    V1,
+    /// 8 hex digits of CRC-32.
+    V2,
+}
+
+impl Format {
+    fn check_len(self) -> usize {
+        match self {
+            Self::V1 => 16,
+            Self::V2 => 8,
+        }
+    }
+
+    fn check_ok(self, check: &str, body: &[u8]) -> bool {
+        match self {
+            Self::V1 => sha256_hex(body).get(..16) == Some(check),
+            Self::V2 => crc_hex(body).as_slice() == check.as_bytes(),
+        }
+    }
+}
+
+/// The v2 check of `body`.
+fn crc_hex(body: &[u8]) -> [u8; 8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let crc = crc32fast::hash(body);
+    let mut out = [0u8; 8];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = HEX[((crc >> (28 - 4 * i)) & 0xf) as usize];
+    }
+    out
+}
 /// Most bytes read and folded in one transaction: above any one line (a
 /// record holds at most 16 KiB of body and hyper's bounded headers), small
 /// enough not to show in the proxy's peak memory.
@@ -118,24 +157,24 @@ fn encode(row: &AuditAppend, out: &mut Vec<u8>) -> StoreResult<()> {
     .map_err(|e| StoreError::Corrupt(format!("audit row: {e}")))?;
     let record =
         serde_json::to_string(r).map_err(|e| StoreError::Corrupt(format!("audit record: {e}")))?;
-    let mut body = String::with_capacity(meta.len() + record.len() + 1);
-    body.push_str(&meta);
-    body.push('\t');
-    body.push_str(&record);
-    out.extend_from_slice(&sha256_hex(body.as_bytes()).as_bytes()[..CHECK_LEN]);
-    out.push(b' ');
-    out.extend_from_slice(body.as_bytes());
+    // `<check> <meta>\t<record>\n`, the check filled in once the body is there.
+    let start = out.len();
+    out.extend_from_slice(b"00000000 ");
+    out.extend_from_slice(meta.as_bytes());
+    out.push(b'\t');
+    out.extend_from_slice(record.as_bytes());
+    let check = crc_hex(&out[start + 9..]);
+    out[start..start + 8].copy_from_slice(&check);
     out.push(b'\n');
     Ok(())
 }
 
 /// Parses one line (without its newline); `None` when it is damaged.
-fn decode(line: &[u8]) -> Option<Spooled> {
+fn decode(format: Format, line: &[u8]) -> Option<Spooled> {
     let line = std::str::from_utf8(line).ok()?;
-    let (check, body) = (line.get(..CHECK_LEN)?, line.get(CHECK_LEN + 1..)?);
-    if line.as_bytes().get(CHECK_LEN) != Some(&b' ')
-        || sha256_hex(body.as_bytes()).get(..CHECK_LEN) != Some(check)
-    {
+    let n = format.check_len();
+    let (check, body) = (line.get(..n)?, line.get(n + 1..)?);
+    if line.as_bytes().get(n) != Some(&b' ') || !format.check_ok(check, body.as_bytes()) {
         return None;
     }
     let (meta, record) = body.split_once('\t')?;
@@ -164,6 +203,8 @@ struct Folder {
     conn: Connection,
     /// Spool id of the file's current incarnation.
     id: String,
+    /// Its format.
+    format: Format,
     /// Everything below this offset is in the database.
     offset: u64,
 }
@@ -211,13 +252,18 @@ impl Spool {
         let mut len = file.metadata().map_err(io("stat"))?.len();
         let mut head = vec![0u8; usize::try_from(HEADER_LEN.min(len)).unwrap_or(0)];
         file.read_exact_at(&mut head, 0).map_err(io("read"))?;
-        let id = match std::str::from_utf8(&head)
-            .ok()
-            .and_then(|h| h.strip_prefix(MAGIC))
-            .and_then(|h| h.strip_suffix('\n'))
-            .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            Some(id) => id.to_owned(),
+        let parsed = std::str::from_utf8(&head).ok().and_then(|h| {
+            let (format, rest) = match h.strip_prefix(MAGIC) {
+                Some(rest) => (Format::V2, rest),
+                None => (Format::V1, h.strip_prefix(MAGIC_V1)?),
+            };
+            let id = rest
+                .strip_suffix('\n')
+                .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))?;
+            Some((id.to_owned(), format))
+        });
+        let (id, format) = match parsed {
+            Some(found) => found,
             None if len <= HEADER_LEN => {
                 // New, or a header cut short: no row was ever appended after it.
                 let id = new_id();
@@ -225,7 +271,7 @@ impl Spool {
                 file.write_all_at(header(&id).as_bytes(), 0)
                     .map_err(io("write"))?;
                 len = HEADER_LEN;
-                id
+                (id, Format::V2)
             }
             None => {
                 return Err(StoreError::Corrupt(format!(
@@ -274,7 +320,12 @@ impl Spool {
                 len,
                 broken: false,
             }),
-            fold: Mutex::new(Folder { conn, id, offset }),
+            fold: Mutex::new(Folder {
+                conn,
+                id,
+                format,
+                offset,
+            }),
             read,
             folded: AtomicU64::new(offset),
             rewind_at: REWIND_AT,
@@ -306,7 +357,7 @@ impl Spool {
             let mut consumed = 0usize;
             let mut bad_line = false;
             while let Some(nl) = buf[consumed..].iter().position(|&b| b == b'\n') {
-                match decode(&buf[consumed..consumed + nl]) {
+                match decode(f.format, &buf[consumed..consumed + nl]) {
                     Some(row) => rows.push(row),
                     None => {
                         bad_line = true;
@@ -344,10 +395,11 @@ impl Spool {
                 )));
             }
         }
-        // Start the file over once it is all in the database. The database still
-        // names the old id, so a crash from here on replays the new file whole.
+        // Start the file over once it is all in the database (at once for a v1
+        // file: appends are v2). The database still names the old id, so a
+        // crash from here on replays the new file whole.
         let mut a = lock(&self.append);
-        if f.offset == a.len && a.len >= self.rewind_at {
+        if f.offset == a.len && (a.len >= self.rewind_at || f.format != Format::V2) {
             let id = new_id();
             a.file.set_len(HEADER_LEN).map_err(io("truncate"))?;
             a.file
@@ -355,6 +407,7 @@ impl Spool {
                 .map_err(io("write"))?;
             a.len = HEADER_LEN;
             f.id = id;
+            f.format = Format::V2;
             f.offset = HEADER_LEN;
             self.folded.store(HEADER_LEN, Ordering::Release);
         }
@@ -546,13 +599,54 @@ mod tests {
         encode(&row(7, "req"), &mut line).expect("encode");
         assert_eq!(line.last(), Some(&b'\n'));
         let body = &line[..line.len() - 1];
-        let back = decode(body).expect("decodes");
+        let back = decode(Format::V2, body).expect("decodes");
         assert_eq!((back.team, back.request_id.as_str()), (7, "req"));
         for i in 0..body.len() {
             let mut bad = body.to_vec();
             bad[i] ^= 0x01;
-            assert!(decode(&bad).is_none(), "byte {i} changed unnoticed");
+            assert!(
+                decode(Format::V2, &bad).is_none(),
+                "byte {i} changed unnoticed"
+            );
         }
+    }
+
+    #[tokio::test]
+    async fn a_v1_spool_left_by_an_earlier_version_is_folded_then_started_over_as_v2() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("tap.db");
+        let store = crate::SqliteStore::open(&db).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let team = store
+            .create_team("t", ApprovalMode::Gated, "dek", b"x")
+            .await
+            .expect("team")
+            .internal_id;
+        // Two v1 lines: the same body, checked by the start of its SHA-256.
+        let mut file = format!("{MAGIC_V1}{}\n", "ab".repeat(16)).into_bytes();
+        for id in ["old-1", "old-2"] {
+            let mut line = Vec::new();
+            encode(&row(team, id), &mut line).expect("encode");
+            let body = std::str::from_utf8(&line[9..line.len() - 1]).expect("utf-8");
+            file.extend_from_slice(sha256_hex(body.as_bytes())[..16].as_bytes());
+            file.push(b' ');
+            file.extend_from_slice(body.as_bytes());
+            file.push(b'\n');
+        }
+        std::fs::write(spool_path(&db), &file).expect("write v1 spool");
+        let spool = Spool::open(&db).expect("a v1 spool opens");
+        let head = std::fs::read(spool_path(&db)).expect("read");
+        assert!(head.starts_with(MAGIC.as_bytes()), "started over as v2");
+        assert_eq!(head.len() as u64, HEADER_LEN);
+        spool.append(&[row(team, "new")]).expect("append");
+        spool.fold().expect("fold");
+        let (anchor, first, rows) = store.audit_chain(team).await.expect("chain");
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.record().expect("record").request_id)
+            .collect();
+        assert_eq!(ids, ["old-1", "old-2", "new"]);
+        assert!(verify_chain(&anchor, first, &rows).ok);
     }
 
     #[tokio::test]
