@@ -628,7 +628,7 @@ mod tests {
             let mut line = Vec::new();
             encode(&row(team, id), &mut line).expect("encode");
             let body = std::str::from_utf8(&line[9..line.len() - 1]).expect("utf-8");
-            file.extend_from_slice(sha256_hex(body.as_bytes())[..16].as_bytes());
+            file.extend_from_slice(&sha256_hex(body.as_bytes()).as_bytes()[..16]);
             file.push(b' ');
             file.extend_from_slice(body.as_bytes());
             file.push(b'\n');
