@@ -174,34 +174,47 @@ pub fn cut_on_char_boundary(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Merges a request's rows (start then finish) into the record an operator sees:
-/// the latest row wins, with the request's headers and body taken from the
-/// start row when the finish row leaves them there; a start without finish
-/// stays as written.
+/// Merges a request's rows into the record an operator sees: a `finish` row's
+/// outcome wins over the `start` row whatever their order in the chain (a row
+/// written by another process, such as a denial from the CLI, can be chained
+/// before the proxy's spooled `start` row is folded), the request's headers and
+/// body come from the start row when the finish row leaves them there, and a
+/// start without finish stays as written.
 pub fn merge_rows(rows: &[AuditRow]) -> Vec<AuditRecord> {
-    let mut out: Vec<AuditRecord> = Vec::new();
+    // Per request: its record so far and whether a finish row set it.
+    let mut out: Vec<(AuditRecord, bool)> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for row in rows {
         let Ok(mut rec) = row.record() else { continue };
-        match index.get(&rec.request_id) {
-            Some(&i) => {
-                if rec.request_in_start {
-                    let earlier = &mut out[i];
-                    rec.request_headers = std::mem::take(&mut earlier.request_headers);
-                    rec.request_body = earlier.request_body.take();
-                }
+        let finish = row.phase == AuditPhase::Finish;
+        let Some(&i) = index.get(&rec.request_id) else {
+            index.insert(rec.request_id.clone(), out.len());
+            out.push((rec, finish));
+            continue;
+        };
+        let (earlier, earlier_finish) = &mut out[i];
+        if finish {
+            if rec.request_in_start && !*earlier_finish {
+                rec.request_headers = std::mem::take(&mut earlier.request_headers);
+                rec.request_body = earlier.request_body.take();
                 rec.request_in_start = false;
-                out[i] = rec;
             }
-            None => {
-                // Its start row is gone (retention): the headers stay unknown.
-                rec.request_in_start = false;
-                index.insert(rec.request_id.clone(), out.len());
-                out.push(rec);
-            }
+            *earlier = rec;
+            *earlier_finish = true;
+        } else if *earlier_finish && earlier.request_in_start {
+            // The start row arrived after the finish row that points to it.
+            earlier.request_headers = rec.request_headers;
+            earlier.request_body = rec.request_body;
+            earlier.request_in_start = false;
         }
     }
-    out
+    out.into_iter()
+        .map(|(mut rec, _)| {
+            // A finish row whose start row is gone (retention): headers stay unknown.
+            rec.request_in_start = false;
+            rec
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -302,6 +315,27 @@ mod tests {
         assert_eq!(merged[1].request_headers, lone.request_headers);
         let api = serde_json::to_string(&merged[0]).unwrap();
         assert!(!api.contains("request_in_start"), "{api}");
+        // Chained in the other order (a denial written by the CLI before the
+        // proxy folded its spooled start row): the outcome still wins.
+        let merged = merge_rows(&[
+            row(1, AuditPhase::Finish, &finish),
+            row(2, AuditPhase::Start, &start),
+        ]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].upstream_status, Some(200));
+        assert_eq!(merged[0].request_headers, start.request_headers);
+        assert_eq!(merged[0].request_body.as_deref(), Some("{}"));
+        let full_finish = AuditRecord {
+            request_in_start: false,
+            request_headers: vec![("x-own".into(), "v".into())],
+            ..finish.clone()
+        };
+        let merged = merge_rows(&[
+            row(1, AuditPhase::Finish, &full_finish),
+            row(2, AuditPhase::Start, &start),
+        ]);
+        assert_eq!(merged[0].request_headers, full_finish.request_headers);
+        assert_eq!(merged[0].upstream_status, Some(200));
     }
 
     #[test]
