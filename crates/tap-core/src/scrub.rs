@@ -18,6 +18,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, Match, MatchKind, packed};
@@ -445,15 +446,29 @@ impl Scrubber {
     /// replacements. Matches are leftmost-longest and non-overlapping; every
     /// occurrence of a pattern overlaps some replaced span.
     pub fn scrub(&self, input: &[u8]) -> (Vec<u8>, u64) {
+        let mut out = Vec::with_capacity(input.len());
+        let hits = self.scrub_into(input, &mut out);
+        (out, hits)
+    }
+
+    /// [`Scrubber::scrub`] into a sink: the unchanged parts of `input` reach it
+    /// as spans, so a caller holding `input` as shared bytes passes them on
+    /// without a copy. Returns the number of replacements.
+    pub fn scrub_into<S: ScrubSink + ?Sized>(&self, input: &[u8], out: &mut S) -> u64 {
         match &self.matcher {
-            Matcher::Empty => (input.to_vec(), 0),
-            Matcher::Failed if input.is_empty() => (Vec::new(), 0),
-            Matcher::Failed => (FAILED_MARKER.as_bytes().to_vec(), 1),
+            Matcher::Empty => {
+                out.span(input, 0..input.len());
+                0
+            }
+            Matcher::Failed if input.is_empty() => 0,
+            Matcher::Failed => {
+                out.bytes(FAILED_MARKER.as_bytes());
+                1
+            }
             Matcher::Ready(engine) => {
-                let mut out = Vec::with_capacity(input.len());
                 let mut hits = 0;
-                self.scrub_decided(engine, input, 0, &mut out, &mut hits);
-                (out, hits)
+                self.scrub_decided(engine, input, Some((input, 0)), 0, out, &mut hits);
+                hits
             }
         }
     }
@@ -531,28 +546,62 @@ impl Scrubber {
     /// no later byte can produce a match further left or a longer one at `s`.
     /// For the same reason no pattern starts anywhere in `last..len - held`
     /// once the final matches are taken, so those bytes pass through.
-    fn scrub_decided(
+    /// Scrubs `data` up to where a match could still continue beyond it
+    /// (`held` bytes from the end); returns how far it got. `chunk` is `Some`
+    /// when `data` is `chunk[offset..]` of the chunk being pushed: unchanged
+    /// parts then go to the sink as spans of it.
+    fn scrub_decided<S: ScrubSink + ?Sized>(
         &self,
         engine: &Engine,
         data: &[u8],
+        chunk: Option<(&[u8], usize)>,
         held: usize,
-        out: &mut Vec<u8>,
+        out: &mut S,
         hits: &mut u64,
     ) -> usize {
+        let plain = |out: &mut S, from: usize, to: usize| {
+            if from < to {
+                match chunk {
+                    Some((c, offset)) => out.span(c, offset + from..offset + to),
+                    None => out.bytes(&data[from..to]),
+                }
+            }
+        };
         let safe = data.len().saturating_sub(held);
         let mut last = 0;
         for m in engine.find_iter(data) {
             if m.start() >= safe {
                 break;
             }
-            out.extend_from_slice(&data[last..m.start()]);
-            out.extend_from_slice(self.marker(m.pattern().as_usize()).as_bytes());
+            plain(out, last, m.start());
+            out.bytes(self.marker(m.pattern().as_usize()).as_bytes());
             *hits += 1;
             last = m.end();
         }
         let done = last.max(safe);
-        out.extend_from_slice(&data[last..done]);
+        plain(out, last, done);
         done
+    }
+}
+
+/// Where scrubbed output goes. Unchanged parts of the input being scrubbed
+/// arrive as spans of it (by position), everything else (markers, held-back
+/// bytes of an earlier chunk) as bytes; in call order, their concatenation is
+/// the output.
+pub trait ScrubSink {
+    /// Output bytes from outside the current input.
+    fn bytes(&mut self, bytes: &[u8]);
+    /// `input[range]`, unchanged; `input` is the slice given to the call.
+    fn span(&mut self, input: &[u8], range: Range<usize>);
+}
+
+impl ScrubSink for Vec<u8> {
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+
+    fn span(&mut self, input: &[u8], range: Range<usize>) {
+        self.extend_from_slice(&input[range]);
     }
 }
 
@@ -590,7 +639,7 @@ impl ScrubStream {
     /// Appends scrubbed output for everything that can be decided; holds back
     /// at most (longest pattern - 1) bytes. With an empty scrubber the chunk
     /// is appended unchanged and nothing is held back.
-    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+    pub fn push<S: ScrubSink + ?Sized>(&mut self, chunk: &[u8], out: &mut S) {
         let Self {
             scrubber,
             carry,
@@ -599,7 +648,9 @@ impl ScrubStream {
         } = self;
         let engine = match &scrubber.matcher {
             Matcher::Empty => {
-                out.extend_from_slice(chunk);
+                if !chunk.is_empty() {
+                    out.span(chunk, 0..chunk.len());
+                }
                 return;
             }
             Matcher::Failed => {
@@ -616,7 +667,7 @@ impl ScrubStream {
             let held = carry.len();
             let take = rest.len().min(window);
             carry.extend_from_slice(&rest[..take]);
-            let done = scrubber.scrub_decided(engine, carry, window, out, hits);
+            let done = scrubber.scrub_decided(engine, carry, None, window, out, hits);
             if done >= held {
                 carry.clear();
                 rest = &rest[done - held..];
@@ -626,26 +677,28 @@ impl ScrubStream {
             }
         }
         if !rest.is_empty() {
-            let done = scrubber.scrub_decided(engine, rest, window, out, hits);
+            let offset = chunk.len() - rest.len();
+            let done =
+                scrubber.scrub_decided(engine, rest, Some((chunk, offset)), window, out, hits);
             carry.extend_from_slice(&rest[done..]);
         }
     }
 
     /// Flushes the held-back tail, scrubbed. The stream is then empty and may
     /// start a new body.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    pub fn finish<S: ScrubSink + ?Sized>(&mut self, out: &mut S) {
         match &self.scrubber.matcher {
             Matcher::Empty => {}
             Matcher::Failed => {
                 if self.saw_input {
-                    out.extend_from_slice(FAILED_MARKER.as_bytes());
+                    out.bytes(FAILED_MARKER.as_bytes());
                     self.hits += 1;
                     self.saw_input = false;
                 }
             }
             Matcher::Ready(engine) => {
                 self.scrubber
-                    .scrub_decided(engine, &self.carry, 0, out, &mut self.hits);
+                    .scrub_decided(engine, &self.carry, None, 0, out, &mut self.hits);
                 self.carry.zeroize();
             }
         }
@@ -697,6 +750,67 @@ mod tests {
         stream.finish(&mut out);
         assert!(stream.carry.is_empty());
         (out, stream.hits())
+    }
+
+    /// A sink that keeps the output and counts what reached it as spans.
+    #[derive(Default)]
+    struct Recording {
+        out: Vec<u8>,
+        span_bytes: usize,
+        copied_bytes: usize,
+    }
+
+    impl ScrubSink for Recording {
+        fn bytes(&mut self, bytes: &[u8]) {
+            self.copied_bytes += bytes.len();
+            self.out.extend_from_slice(bytes);
+        }
+
+        fn span(&mut self, input: &[u8], range: Range<usize>) {
+            assert!(!range.is_empty(), "empty span");
+            self.span_bytes += range.len();
+            self.out.extend_from_slice(&input[range]);
+        }
+    }
+
+    fn stream_recorded(s: &Arc<Scrubber>, input: &[u8], sizes: &[usize]) -> Recording {
+        let mut stream = s.stream();
+        let mut rec = Recording::default();
+        let mut rest = input;
+        let mut i = 0;
+        while !rest.is_empty() {
+            let n = sizes[i % sizes.len()].clamp(1, rest.len());
+            stream.push(&rest[..n], &mut rec);
+            rest = &rest[n..];
+            i += 1;
+        }
+        stream.finish(&mut rec);
+        rec
+    }
+
+    #[test]
+    fn unchanged_input_reaches_a_sink_as_spans_not_copies() {
+        let s = Arc::new(one("tok", TOKEN));
+        let mut body = b"x".repeat(256 * 1024);
+        body.extend_from_slice(TOKEN);
+        body.extend_from_slice(&b"y".repeat(256 * 1024));
+        let rec = stream_recorded(&s, &body, &[64 * 1024]);
+        assert_eq!(rec.out, s.scrub(&body).0);
+        // Only the seams between chunks (held-back bytes) and the marker are copied.
+        let chunks = body.len().div_ceil(64 * 1024);
+        assert!(
+            rec.copied_bytes <= chunks * 2 * s.window + 64,
+            "{} bytes copied",
+            rec.copied_bytes
+        );
+        let mut whole = Recording::default();
+        assert_eq!(s.scrub_into(&body, &mut whole), 1);
+        assert_eq!(whole.out, rec.out);
+        assert_eq!(whole.span_bytes, body.len() - TOKEN.len());
+        // The identity scrubber hands the whole chunk over as one span.
+        let empty = Arc::new(Scrubber::new(std::iter::empty::<ScrubSecret<'_>>()));
+        let rec = stream_recorded(&empty, &body, &[body.len()]);
+        assert_eq!((rec.span_bytes, rec.copied_bytes), (body.len(), 0));
     }
 
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -1366,6 +1480,7 @@ mod tests {
             let (streamed, stream_hits) = stream_in_chunks(&s, &text, &chunks);
             prop_assert_eq!(&streamed, &expected);
             prop_assert_eq!(stream_hits, hits);
+            prop_assert_eq!(&stream_recorded(&s, &text, &chunks).out, &expected);
             // The automaton engine must agree with the packed one exactly.
             let automaton = Arc::new(Scrubber::build(
                 secrets.iter().map(|(label, value)| ScrubSecret { label, value }),

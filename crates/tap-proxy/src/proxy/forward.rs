@@ -4,6 +4,8 @@
 //! streamed through a [`ScrubStream`] whose memory is bounded by the longest
 //! pattern, so a 1 GiB answer never sits in memory.
 
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
 use tap_core::inject::Injection;
-use tap_core::scrub::{ScrubStream, Scrubber};
+use tap_core::scrub::{ScrubSink, ScrubStream, Scrubber};
 use tap_core::target::TargetUrl;
 
 use super::audit::AuditDraft;
@@ -253,7 +255,9 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
             }
         };
         draft.record.latency_upstream_ms = Some(elapsed_ms(upstream_started));
-        let (body, hits) = scrubber.scrub(&bytes);
+        let mut parts = Parts::new(bytes.clone());
+        let hits = scrubber.scrub_into(&bytes, &mut parts);
+        let body = parts.into_body();
         draft.record.response_scrubbed = hits + header_hits > 0;
         draft.finish(None);
         let mut response = (status, Body::from(body)).into_response();
@@ -261,6 +265,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
         return response;
     }
     let stream = ScrubbedBody {
+        pending: VecDeque::new(),
         decoding: coding != Coding::Identity,
         inner: decoded_stream(resp, coding),
         scrub: scrubber.stream(),
@@ -286,9 +291,61 @@ pub(crate) fn unscannable(enc: String) -> ProxyError {
 /// A plain (decoded) upstream body.
 pub(crate) type UpstreamStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
+/// Scrubbed output of one upstream chunk: unchanged spans are slices of the
+/// chunk (no copy), markers and held-back bytes are gathered in between.
+struct Parts {
+    chunk: Bytes,
+    copied: Vec<u8>,
+    out: VecDeque<Bytes>,
+}
+
+impl Parts {
+    fn new(chunk: Bytes) -> Self {
+        Self {
+            chunk,
+            copied: Vec::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.copied.is_empty() {
+            self.out
+                .push_back(Bytes::from(std::mem::take(&mut self.copied)));
+        }
+    }
+
+    /// Everything as one buffer (one slice of the chunk when nothing changed).
+    fn into_body(mut self) -> Bytes {
+        self.flush();
+        if self.out.len() <= 1 {
+            return self.out.pop_front().unwrap_or_default();
+        }
+        let mut all = Vec::with_capacity(self.out.iter().map(Bytes::len).sum());
+        for b in &self.out {
+            all.extend_from_slice(b);
+        }
+        Bytes::from(all)
+    }
+}
+
+impl ScrubSink for Parts {
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.copied.extend_from_slice(bytes);
+    }
+
+    fn span(&mut self, _input: &[u8], range: Range<usize>) {
+        // `_input` is `self.chunk`: the span is passed on as a slice of it.
+        self.flush();
+        self.out.push_back(self.chunk.slice(range));
+    }
+}
+
 /// The streamed, scrubbed answer. Finishes the audit record when the body ends,
 /// fails, or the agent goes away.
 struct ScrubbedBody {
+    /// Scrubbed output not yet handed to the server, in order.
+    pending: VecDeque<Bytes>,
     inner: UpstreamStream,
     decoding: bool,
     scrub: ScrubStream,
@@ -314,17 +371,19 @@ impl Stream for ScrubbedBody {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
+            if let Some(part) = this.pending.pop_front() {
+                return Poll::Ready(Some(Ok(part)));
+            }
             if this.done {
                 return Poll::Ready(None);
             }
             match this.inner.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
-                    let mut out = Vec::with_capacity(chunk.len() + 64);
-                    this.scrub.push(&chunk, &mut out);
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Bytes::from(out))));
-                    }
+                    let mut parts = Parts::new(chunk.clone());
+                    this.scrub.push(&chunk, &mut parts);
+                    parts.flush();
+                    this.pending = parts.out;
                 }
                 Poll::Ready(Some(Err(e))) => {
                     tracing::warn!(error = %e, "upstream body broke off");
