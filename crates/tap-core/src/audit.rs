@@ -328,7 +328,7 @@ mod tests {
         let full_finish = AuditRecord {
             request_in_start: false,
             request_headers: vec![("x-own".into(), "v".into())],
-            ..finish.clone()
+            ..finish
         };
         let merged = merge_rows(&[
             row(1, AuditPhase::Finish, &full_finish),
