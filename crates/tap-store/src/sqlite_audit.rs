@@ -27,6 +27,7 @@
 //! SHA-256 as the check) left by an earlier version is folded, then started
 //! over as `v2`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -130,39 +131,59 @@ fn new_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// One row as the fold reads it back.
-struct Spooled {
+/// One row as the fold reads it back, borrowed from the bytes read.
+struct Spooled<'a> {
     team: i64,
     phase: AuditPhase,
-    request_id: String,
-    agent_id: String,
-    credential: Option<String>,
-    ts: String,
-    record: String,
+    request_id: Cow<'a, str>,
+    agent_id: Cow<'a, str>,
+    credential: Option<Cow<'a, str>>,
+    ts: Cow<'a, str>,
+    record: &'a str,
 }
 
-type Meta = (i64, AuditPhase, String, String, Option<String>, String);
+/// `[team, phase, request_id, agent_id, credential, ts]`.
+#[derive(serde::Deserialize)]
+struct Meta<'a>(
+    i64,
+    AuditPhase,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Cow<'a, str>,
+);
 
 /// Appends one row's line to `out`.
 fn encode(row: &AuditAppend, out: &mut Vec<u8>) -> StoreResult<()> {
-    let r = &row.record;
-    let meta = serde_json::to_string(&(
-        row.team_internal_id,
-        row.phase,
-        &r.request_id,
-        &r.agent_id,
-        r.credential_names.first(),
-        &r.timestamp,
-    ))
-    .map_err(|e| StoreError::Corrupt(format!("audit row: {e}")))?;
-    let record =
-        serde_json::to_string(r).map_err(|e| StoreError::Corrupt(format!("audit record: {e}")))?;
-    // `<check> <meta>\t<record>\n`, the check filled in once the body is there.
     let start = out.len();
+    let written = encode_line(row, out, start);
+    if written.is_err() {
+        // Nothing of a line that could not be written whole.
+        out.truncate(start);
+    }
+    written
+}
+
+/// `<check> <meta>\t<record>\n`, serialized in place; the check is filled in
+/// once the body is there.
+fn encode_line(row: &AuditAppend, out: &mut Vec<u8>, start: usize) -> StoreResult<()> {
+    let r = &row.record;
     out.extend_from_slice(b"00000000 ");
-    out.extend_from_slice(meta.as_bytes());
+    serde_json::to_writer(
+        &mut *out,
+        &(
+            row.team_internal_id,
+            row.phase,
+            &r.request_id,
+            &r.agent_id,
+            r.credential_names.first(),
+            &r.timestamp,
+        ),
+    )
+    .map_err(|e| StoreError::Corrupt(format!("audit row: {e}")))?;
     out.push(b'\t');
-    out.extend_from_slice(record.as_bytes());
+    serde_json::to_writer(&mut *out, r)
+        .map_err(|e| StoreError::Corrupt(format!("audit record: {e}")))?;
     let check = crc_hex(&out[start + 9..]);
     out[start..start + 8].copy_from_slice(&check);
     out.push(b'\n');
@@ -170,7 +191,7 @@ fn encode(row: &AuditAppend, out: &mut Vec<u8>) -> StoreResult<()> {
 }
 
 /// Parses one line (without its newline); `None` when it is damaged.
-fn decode(format: Format, line: &[u8]) -> Option<Spooled> {
+fn decode(format: Format, line: &[u8]) -> Option<Spooled<'_>> {
     let line = std::str::from_utf8(line).ok()?;
     let n = format.check_len();
     let (check, body) = (line.get(..n)?, line.get(n + 1..)?);
@@ -178,7 +199,7 @@ fn decode(format: Format, line: &[u8]) -> Option<Spooled> {
         return None;
     }
     let (meta, record) = body.split_once('\t')?;
-    let (team, phase, request_id, agent_id, credential, ts): Meta =
+    let Meta(team, phase, request_id, agent_id, credential, ts) =
         serde_json::from_str(meta).ok()?;
     Some(Spooled {
         team,
@@ -187,7 +208,7 @@ fn decode(format: Format, line: &[u8]) -> Option<Spooled> {
         agent_id,
         credential,
         ts,
-        record: record.to_owned(),
+        record,
     })
 }
 
@@ -417,7 +438,7 @@ impl Spool {
 
 /// Chains and inserts `rows` in one transaction that also records `next` as
 /// the fold position.
-fn insert(f: &mut Folder, rows: &[Spooled], next: u64) -> StoreResult<()> {
+fn insert(f: &mut Folder, rows: &[Spooled<'_>], next: u64) -> StoreResult<()> {
     let tx = f
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -600,7 +621,14 @@ mod tests {
         assert_eq!(line.last(), Some(&b'\n'));
         let body = &line[..line.len() - 1];
         let back = decode(Format::V2, body).expect("decodes");
-        assert_eq!((back.team, back.request_id.as_str()), (7, "req"));
+        assert_eq!((back.team, &*back.request_id), (7, "req"));
+        // Text JSON has to escape is decoded too (owned rather than borrowed).
+        let mut odd = row(7, "req");
+        odd.record.credential_names = vec!["we\"ird\\name".into()];
+        let mut odd_line = Vec::new();
+        encode(&odd, &mut odd_line).expect("encode");
+        let back = decode(Format::V2, &odd_line[..odd_line.len() - 1]).expect("decodes");
+        assert_eq!(back.credential.as_deref(), Some("we\"ird\\name"));
         for i in 0..body.len() {
             let mut bad = body.to_vec();
             bad[i] ^= 0x01;
