@@ -489,7 +489,7 @@ fn insert(f: &mut Folder, rows: &[Spooled<'_>], next: u64) -> StoreResult<()> {
                 }
             };
             let new_seq = *seq + 1;
-            let hash = chain_hash(prev, new_seq, row.phase, &row.record);
+            let hash = chain_hash(prev, new_seq, row.phase, row.record);
             ins.execute(params![
                 row.team,
                 new_seq,
