@@ -8,7 +8,7 @@ mod upstream;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use tap::{Served, TapHome};
-pub use upstream::{FakeUpstream, Recorded};
+pub use upstream::{FakeUpstream, OTHER_CA_PEM, Recorded, TEST_CA_PEM};
 
 use std::time::Duration;
 

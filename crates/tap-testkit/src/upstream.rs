@@ -66,6 +66,8 @@ impl Recorded {
 pub struct FakeUpstream {
     /// Address bound.
     pub addr: SocketAddr,
+    /// Serves HTTPS with `fixtures/server.pem` (see [`FakeUpstream::start_tls`]).
+    tls: bool,
     seen: Arc<Mutex<Vec<Recorded>>>,
     task: Arc<tokio::task::JoinHandle<()>>,
 }
@@ -274,37 +276,94 @@ async fn handle(
     Ok(resp)
 }
 
+/// The test CA that signed `server.pem` (PEM): point `SSL_CERT_FILE` at a
+/// copy of it to make TAP trust [`FakeUpstream::start_tls`]. The fixtures are
+/// test-only, valid until 2126, for `IP:127.0.0.1` and `DNS:localhost`.
+pub const TEST_CA_PEM: &str = include_str!("../fixtures/ca.pem");
+/// A CA that signed nothing this upstream serves (PEM): trusting only it,
+/// TAP must refuse the upstream's certificate.
+pub const OTHER_CA_PEM: &str = include_str!("../fixtures/other-ca.pem");
+const SERVER_CERT_PEM: &str = include_str!("../fixtures/server.pem");
+const SERVER_KEY_PEM: &str = include_str!("../fixtures/server.key");
+
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(SERVER_CERT_PEM.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("fixture certificate");
+    let key = PrivateKeyDer::from_pem_slice(SERVER_KEY_PEM.as_bytes()).expect("fixture key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("fixture certificate and key");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 impl FakeUpstream {
     /// Starts on 127.0.0.1 with a free port.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts an HTTPS upstream on 127.0.0.1 (HTTP/1.1) with the fixture
+    /// certificate signed by [`TEST_CA_PEM`]; a client that does not trust
+    /// that CA fails the handshake and no request is recorded.
+    pub async fn start_tls() -> Self {
+        Self::start_with(Some(tls_acceptor())).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = Arc::clone(&seen);
+        let is_tls = tls.is_some();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
                 let seen = Arc::clone(&s2);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(req, Arc::clone(&seen)));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
+                        }
+                        Some(acceptor) => {
+                            // A failed handshake (an untrusting client) just ends the connection.
+                            let Ok(Ok(stream)) =
+                                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                                    .await
+                            else {
+                                return;
+                            };
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         });
         Self {
             addr,
+            tls: is_tls,
             seen,
             task: Arc::new(task),
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` for [`FakeUpstream::start_tls`].
     pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Requests received so far.
