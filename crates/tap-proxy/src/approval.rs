@@ -675,10 +675,10 @@ async fn forward_approved(
     let injection = destination_and_injection(state, credential, &url, false).await?;
     let headers = captured.header_map()?;
     let body = captured.body_bytes()?;
-    let req = upstream_request(state, &captured.method, &url, &headers, &injection, body)?;
+    let req = upstream_request(&captured.method, &url, &headers, &injection, body)?;
     let started = Instant::now();
     let resp =
-        match tokio::time::timeout(state.config.forward_timeout, state.client.execute(req)).await {
+        match tokio::time::timeout(state.config.forward_timeout, state.upstream.send(req)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(send_error(e, url.as_str())),
             Err(_) => {
@@ -696,7 +696,7 @@ async fn forward_approved(
         headers.remove(http::header::CONTENT_ENCODING);
     }
     let mut body = Vec::new();
-    let mut stream = decoded_stream(resp, coding);
+    let mut stream = decoded_stream(resp, coding, state.config.forward_timeout);
     while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
         let c = chunk.map_err(|e| {
             tracing::warn!(error = %e, "approved request's answer broke off");

@@ -179,6 +179,7 @@ impl Proxy {
             config.resolve.clone(),
         ));
         let client = upstream_client(&config, Arc::clone(&resolver))?;
+        let upstream = crate::outbound::UpstreamClient::new(&config, Arc::clone(&resolver))?;
         let keys = Arc::new(keys);
         let config = Arc::new(config);
         let watcher = {
@@ -206,6 +207,7 @@ impl Proxy {
             keys,
             directory,
             journal,
+            upstream,
             client,
             resolver,
             config,

@@ -23,7 +23,9 @@ pub struct AppState {
     pub directory: Arc<DirectoryHandle>,
     /// Audit writer.
     pub journal: Journal,
-    /// The one upstream client.
+    /// The client that forwards agents' requests.
+    pub upstream: crate::outbound::UpstreamClient,
+    /// The client for approval channels (Telegram's Bot API).
     pub client: reqwest::Client,
     /// The guarded resolver (also used by the client).
     pub resolver: Arc<GuardedResolver>,

@@ -12,10 +12,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
+use http_body_util::{BodyDataStream, BodyExt as _, Full};
+use hyper::body::{Body as _, Incoming};
 use tap_core::inject::Injection;
 use tap_core::scrub::{ScrubSink, ScrubStream, Scrubber};
 use tap_core::target::TargetUrl;
@@ -25,7 +28,7 @@ use super::refuse;
 use super::resolve::Resolved;
 use crate::clock::elapsed_ms;
 use crate::error::{ProxyError, Reason};
-use crate::outbound::is_guard_refusal;
+use crate::outbound::{UpstreamBody, idle_timeout, is_guard_refusal};
 use crate::state::AppState;
 
 /// Answers up to this size with a known `Content-Length` are scrubbed in one piece.
@@ -51,28 +54,20 @@ pub(crate) struct Prepared {
     pub(crate) resolved: Resolved,
 }
 
-fn build_request(state: &AppState, p: &Prepared) -> Result<reqwest::Request, ProxyError> {
+fn build_request(p: &Prepared) -> Result<Request<UpstreamBody>, ProxyError> {
     let r = &p.resolved;
-    upstream_request(
-        state,
-        &p.method,
-        &r.url,
-        &r.headers,
-        &r.injection,
-        r.body.clone(),
-    )
+    upstream_request(&p.method, &r.url, &r.headers, &r.injection, r.body.clone())
 }
 
 /// The upstream request: the agent's forwarded headers, the injected secrets,
 /// `Accept-Encoding: identity` (so the answer can be scrubbed) and the body.
 pub(crate) fn upstream_request(
-    state: &AppState,
     method: &str,
     target: &TargetUrl,
     headers: &HeaderMap,
     injection: &Injection,
     body: Bytes,
-) -> Result<reqwest::Request, ProxyError> {
+) -> Result<Request<UpstreamBody>, ProxyError> {
     let mut url = target.url().clone();
     if !injection.query.is_empty() {
         let mut q = url.query_pairs_mut();
@@ -80,17 +75,21 @@ pub(crate) fn upstream_request(
             q.append_pair(k, &String::from_utf8_lossy(v.expose()));
         }
     }
-    let method = reqwest::Method::from_bytes(method.as_bytes())
+    let method = Method::from_bytes(method.as_bytes())
         .map_err(|_| ProxyError::new(Reason::MethodNotAllowed, "method is not a valid token"))?;
-    let mut req = state.client.request(method, url).build().map_err(|e| {
-        tracing::error!(error = %e.without_url(), "upstream request could not be built");
+    // The URL may hold an injected secret (query parameter): never in an error.
+    let uri = Uri::try_from(url.as_str()).map_err(|_| {
+        tracing::error!("upstream request could not be built: the URL is not a valid URI");
         ProxyError::new(Reason::Internal, "upstream request could not be built")
     })?;
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
     let h = req.headers_mut();
     *h = headers.clone();
     for (name, value) in &injection.headers {
         let (Ok(n), Ok(mut v)) = (
-            reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_bytes(value.expose()),
         ) else {
             return Err(ProxyError::new(
@@ -101,32 +100,26 @@ pub(crate) fn upstream_request(
         v.set_sensitive(true);
         h.insert(n, v);
     }
-    h.insert(
-        reqwest::header::ACCEPT_ENCODING,
-        HeaderValue::from_static("identity"),
-    );
-    if !body.is_empty() {
-        *req.body_mut() = Some(reqwest::Body::from(body));
-    }
+    h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     Ok(req)
 }
 
-/// Maps a failed send to the agent's error.
-pub(crate) fn send_error(e: reqwest::Error, target: &str) -> ProxyError {
+/// Maps a failed send to the agent's error. Neither hyper's errors nor their
+/// sources carry the URL (which may hold an injected query-parameter secret).
+pub(crate) fn send_error(e: hyper_util::client::legacy::Error, target: &str) -> ProxyError {
     if is_guard_refusal(&e) {
         return ProxyError::new(
             Reason::TargetNotAllowed,
             "destination resolves to a private or reserved address",
         );
     }
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
+    let kind = if e.is_connect() {
         "could not connect"
     } else {
         "failed"
     };
-    tracing::warn!(error = %e.without_url(), "upstream request failed");
+    let cause = std::error::Error::source(&e).map(ToString::to_string);
+    tracing::warn!(error = %e, cause = cause.as_deref().unwrap_or("-"), "upstream request failed");
     ProxyError::new(
         Reason::UpstreamError,
         format!("the upstream request {kind}"),
@@ -150,7 +143,7 @@ pub(crate) enum Coding {
 /// (unknown codings and stacked codings are refused).
 pub(crate) fn response_coding(headers: &HeaderMap) -> Result<Coding, String> {
     let mut coding = Coding::Identity;
-    for v in headers.get_all(reqwest::header::CONTENT_ENCODING) {
+    for v in headers.get_all(CONTENT_ENCODING) {
         let raw = v.to_str().map_err(|_| "?".to_owned())?;
         for part in raw.split(',').map(|p| p.trim().to_ascii_lowercase()) {
             let c = match part.as_str() {
@@ -170,15 +163,22 @@ pub(crate) fn response_coding(headers: &HeaderMap) -> Result<Coding, String> {
     Ok(coding)
 }
 
-/// The upstream body as plain bytes, decoded when compressed. Errors never carry
-/// the URL (it may hold an injected query-parameter secret).
-pub(crate) fn decoded_stream(resp: reqwest::Response, coding: Coding) -> UpstreamStream {
+/// The upstream body as plain bytes, decoded when compressed; fails when no
+/// chunk arrives for `idle`. Errors never carry the URL (it may hold an
+/// injected query-parameter secret).
+pub(crate) fn decoded_stream(
+    resp: http::Response<Incoming>,
+    coding: Coding,
+    idle: std::time::Duration,
+) -> UpstreamStream {
     use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder};
     use futures_util::TryStreamExt as _;
     use tokio_util::io::{ReaderStream, StreamReader};
-    let raw = resp
-        .bytes_stream()
-        .map_err(|e| std::io::Error::other(e.without_url()));
+    let raw = idle_timeout(
+        BodyDataStream::new(resp.into_body()).map_err(std::io::Error::other),
+        idle,
+    );
+    let raw = Box::pin(raw);
     match coding {
         Coding::Identity => Box::pin(raw),
         Coding::Gzip => Box::pin(ReaderStream::new(GzipDecoder::new(StreamReader::new(raw)))),
@@ -210,14 +210,15 @@ pub(crate) fn scrub_headers(upstream: &HeaderMap, scrubber: &Scrubber) -> (Heade
 }
 
 pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft) -> Response {
-    let req = match build_request(state, &p) {
+    let req = match build_request(&p) {
         Ok(r) => r,
         Err(e) => return refuse(e, draft).await,
     };
     let scrubber = Arc::clone(&p.resolved.credential.scrubber);
     let display_target = p.resolved.url.as_str().to_owned();
     let upstream_started = Instant::now();
-    let sent = tokio::time::timeout(state.config.forward_timeout, state.client.execute(req)).await;
+    let timeout = state.config.forward_timeout;
+    let sent = tokio::time::timeout(timeout, state.upstream.send(req)).await;
     let resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return refuse(send_error(e, &display_target), draft).await,
@@ -239,16 +240,26 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
     if coding != Coding::Identity {
         // Returned decoded: the coding header no longer describes the body.
-        headers.remove(reqwest::header::CONTENT_ENCODING);
+        headers.remove(CONTENT_ENCODING);
     }
-    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let small =
-        coding == Coding::Identity && resp.content_length().is_some_and(|n| n <= WHOLE_BODY_LIMIT);
+    let small = coding == Coding::Identity
+        && resp
+            .body()
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= WHOLE_BODY_LIMIT);
     if small {
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e.without_url(), "upstream body failed");
+        let collected = tokio::time::timeout(timeout, resp.into_body().collect()).await;
+        let bytes = match collected {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "upstream body failed");
+                let err = ProxyError::new(Reason::UpstreamError, "the upstream answer broke off")
+                    .with("target", display_target);
+                return refuse(err, draft).await;
+            }
+            Err(_) => {
+                tracing::warn!("upstream body stalled");
                 let err = ProxyError::new(Reason::UpstreamError, "the upstream answer broke off")
                     .with("target", display_target);
                 return refuse(err, draft).await;
@@ -267,7 +278,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     let stream = ScrubbedBody {
         pending: VecDeque::new(),
         decoding: coding != Coding::Identity,
-        inner: decoded_stream(resp, coding),
+        inner: decoded_stream(resp, coding, timeout),
         scrub: scrubber.stream(),
         done: false,
         header_hits,
