@@ -1,7 +1,6 @@
 //! The HTTP service: routes, request ids, start-up and graceful shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -161,6 +160,63 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
+/// Answer bytes queued per agent connection (HTTP/1.1) before the proxy
+/// stops pulling the upstream's body: bounds memory when agents read slower
+/// than upstreams answer (hyper's default is ~400 KiB).
+pub const CONNECTION_WRITE_BUFFER: usize = 64 * 1024;
+
+/// Accepts connections until `shutdown` resolves, then lets in-flight
+/// requests finish (idle keep-alive connections are closed).
+async fn serve_connections(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt as _;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(CONNECTION_WRITE_BUFFER);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Answers are written whole or in large chunks: no reason to delay small writes.
+        let _ = tcp.set_nodelay(true);
+        let svc = app
+            .clone()
+            .map_request(|req: http::Request<hyper::body::Incoming>| {
+                req.map(axum::body::Body::new)
+            });
+        let conn = builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(svc));
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            // A broken connection ends here; the request's own path logs what matters.
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
 impl Proxy {
     /// Builds the state: first directory, audit journal, upstream client, config watcher.
     pub async fn build(
@@ -239,13 +295,7 @@ impl Proxy {
         } = self;
         let journal = state.journal.clone();
         let app = router(state);
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| e.to_string());
+        let served = serve_connections(listener, app, shutdown).await;
         watcher.abort();
         executor.abort();
         let _ = executor.await;
