@@ -1,6 +1,8 @@
 //! Every refusal `POST /forward` makes today, through the real binary: status,
 //! `error_code`, `X-TAP-Error`, and that the upstream saw nothing.
 
+use std::time::Duration;
+
 use tap_testkit::{FakeUpstream, Served, TapHome};
 
 const SECRET: &str = "s3cr3t-value-for-forward-errors";
@@ -654,4 +656,47 @@ async fn unknown_content_coding_is_unscannable() {
     let seen = up.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].header_all("accept-encoding"), vec!["identity"]);
+}
+
+/// An answer that stops arriving mid-body: the agent's response is cut off
+/// after the idle timeout (never completed with bytes TAP did not scan), and
+/// the audit row records `upstream_error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_stalls_mid_body_is_cut_off_and_audited() {
+    let up = FakeUpstream::start().await;
+    let (tap, key) = home(&up, &[("TAP_FORWARD_TIMEOUT_SECS", "1")]);
+    let served = tap.serve();
+    let resp = tap_testkit::http_client()
+        .post(format!("{}/forward", served.url))
+        .header("X-TAP-Key", &key)
+        .header("X-TAP-Credential", "echo")
+        .header("X-TAP-Target", format!("{}/stall", up.base()))
+        .header("X-TAP-Method", "GET")
+        .send()
+        .await
+        .expect("the head arrives");
+    assert_eq!(resp.status(), 200);
+    let id = resp
+        .headers()
+        .get("x-tap-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("request id")
+        .to_owned();
+    let body = tokio::time::timeout(Duration::from_secs(20), resp.bytes())
+        .await
+        .expect("the stalled answer was not cut off within 20 s");
+    assert!(
+        body.is_err(),
+        "a stalled answer must not end cleanly: {body:?}"
+    );
+    let row = tap_testkit::eventually(100, Duration::from_millis(100), || async {
+        tap.logs(&[])
+            .into_iter()
+            .find(|r| r["request_id"] == id.as_str() && !r["error_code"].is_null())
+    })
+    .await
+    .expect("audit row of the stalled answer");
+    assert_eq!(row["error_code"], "upstream_error", "{row}");
+    assert_eq!(row["upstream_status"], 200, "{row}");
+    assert_eq!(served.terminate(), Some(0));
 }

@@ -44,7 +44,10 @@ async fn a_verified_https_upstream_gets_the_secret_and_the_answer_is_scrubbed() 
     }
     let seen = up.requests();
     assert_eq!(seen.len(), 3);
-    assert_eq!(seen[0].uri, "/echo/tls");
+    // Offered both by ALPN, TAP speaks HTTP/2 to the upstream (whose request
+    // URI then carries scheme and authority).
+    assert_eq!(seen[0].version, "HTTP/2.0");
+    assert_eq!(seen[0].uri, format!("{}/echo/tls", up.base()));
     assert_eq!(
         seen[0].header("authorization"),
         Some(format!("Bearer {SECRET}"))

@@ -9,6 +9,7 @@
 //! - `/gzip`: a body claiming `Content-Encoding: gzip`
 //! - `/status/N`: that status, empty body
 //! - `/slow`: answers after 5 s
+//! - `/stall`: 200 and a first chunk at once, then nothing for 30 s (no length)
 //! - anything else: 200 `{"ok":true}`
 //!
 //! The injected token is the `Authorization` value after its scheme word
@@ -41,6 +42,8 @@ pub struct Recorded {
     pub uri: String,
     /// Headers (lower-case names) in order.
     pub headers: Vec<(String, String)>,
+    /// HTTP version, as `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -146,6 +149,7 @@ async fn handle(
     let rec = Recorded {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
+        version: format!("{:?}", parts.version),
         headers: parts
             .headers
             .iter()
@@ -266,6 +270,21 @@ async fn handle(
     } else if path == "/slow" {
         tokio::time::sleep(Duration::from_secs(5)).await;
         full(StatusCode::OK, &[], "slow")
+    } else if path == "/stall" {
+        // The head and a first chunk at once, then nothing for 30 s.
+        let first = stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from_static(
+            b"partial-",
+        )))]);
+        let late = stream::once(async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(Frame::data(Bytes::from_static(b"late")))
+        });
+        Response::builder()
+            .status(StatusCode::OK)
+            .body(BodyExt::boxed(StreamBody::new(
+                futures_util::StreamExt::chain(first, late),
+            )))
+            .unwrap()
     } else {
         full(
             StatusCode::OK,
@@ -302,6 +321,8 @@ fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .expect("fixture certificate and key");
+    let mut config = config;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
@@ -311,7 +332,7 @@ impl FakeUpstream {
         Self::start_with(None).await
     }
 
-    /// Starts an HTTPS upstream on 127.0.0.1 (HTTP/1.1) with the fixture
+    /// Starts an HTTPS upstream on 127.0.0.1 (HTTP/2 or HTTP/1.1 by ALPN) with the fixture
     /// certificate signed by [`TEST_CA_PEM`]; a client that does not trust
     /// that CA fails the handshake and no request is recorded.
     pub async fn start_tls() -> Self {
@@ -346,7 +367,12 @@ impl FakeUpstream {
                             else {
                                 return;
                             };
-                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                            // HTTP/2 or HTTP/1.1, as the client chose by ALPN.
+                            let _ = hyper_util::server::conn::auto::Builder::new(
+                                hyper_util::rt::TokioExecutor::new(),
+                            )
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
                         }
                     }
                 });
