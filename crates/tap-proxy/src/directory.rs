@@ -8,7 +8,7 @@
 //! waits on the store for configuration.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use tap_core::inject::{AuthBinding, injected_header_names};
 use tap_core::model::{Connector, Credential, Grant, Member, Millis};
@@ -47,8 +47,9 @@ pub struct CredentialEntry {
     pub value: Result<Option<CredentialValue>, String>,
     /// Headers this credential injects (lower-case); stripped from agent input.
     pub injected_headers: Vec<String>,
-    /// Scrubs this credential's secrets.
-    pub scrubber: Arc<Scrubber>,
+    /// Scrubs this credential's secrets: built on first use (most of a large
+    /// store's credentials answer no request between two reloads).
+    scrubber: OnceLock<Arc<Scrubber>>,
     /// The value is a signing bundle (`algorithm` + `private_key`).
     pub signing_key: bool,
     /// Version (last change); an approval is refused when it moved.
@@ -296,6 +297,24 @@ impl Directory {
     }
 }
 
+impl CredentialEntry {
+    /// The scrubber of this credential's secrets (built once, on first use).
+    pub fn scrubber(&self) -> Arc<Scrubber> {
+        Arc::clone(self.scrubber.get_or_init(|| {
+            let secrets: Vec<(String, Secret)> = match &self.value {
+                Ok(Some(v)) => v.secrets(&self.name),
+                _ => Vec::new(),
+            };
+            Arc::new(Scrubber::new(secrets.iter().map(|(label, s)| {
+                ScrubSecret {
+                    label,
+                    value: s.expose(),
+                }
+            })))
+        }))
+    }
+}
+
 fn is_signing_bundle(value: &CredentialValue) -> bool {
     value.is_json() && value.field("algorithm").is_some() && value.field("private_key").is_some()
 }
@@ -304,16 +323,6 @@ fn credential_entry(
     c: Credential,
     value: Result<Option<CredentialValue>, String>,
 ) -> CredentialEntry {
-    let secrets: Vec<(String, Secret)> = match &value {
-        Ok(Some(v)) => v.secrets(&c.name),
-        _ => Vec::new(),
-    };
-    let scrubber = Arc::new(Scrubber::new(secrets.iter().map(|(label, s)| {
-        ScrubSecret {
-            label,
-            value: s.expose(),
-        }
-    })));
     let allowed_hosts = if c.allow_any_host {
         AllowedHosts::Any
     } else {
@@ -345,7 +354,7 @@ fn credential_entry(
         allowed_hosts,
         allowed_hosts_raw: c.allowed_hosts,
         value,
-        scrubber,
+        scrubber: OnceLock::new(),
         signing_key,
         updated_at: c.updated_at,
     }

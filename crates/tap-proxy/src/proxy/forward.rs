@@ -7,7 +7,6 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -214,7 +213,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
         Ok(r) => r,
         Err(e) => return refuse(e, draft).await,
     };
-    let scrubber = Arc::clone(&p.resolved.credential.scrubber);
+    let scrubber = p.resolved.credential.scrubber();
     let display_target = p.resolved.url.as_str().to_owned();
     let upstream_started = Instant::now();
     let timeout = state.config.forward_timeout;
