@@ -576,17 +576,25 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_spool_starts_over_once_folded_and_a_crash_after_that_replays_only_new_rows() {
+    /// A migrated store in a temp dir (`tap.db`) with one team.
+    async fn migrated_store_with_team() -> (tempfile::TempDir, crate::SqliteStore, i64) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("tap.db");
-        let store = crate::SqliteStore::open(&db).await.expect("open");
+        let store = crate::SqliteStore::open(&dir.path().join("tap.db"))
+            .await
+            .expect("open");
         store.migrate().await.expect("migrate");
         let team = store
             .create_team("t", ApprovalMode::Gated, "dek", b"x")
             .await
             .expect("team")
             .internal_id;
+        (dir, store, team)
+    }
+
+    #[tokio::test]
+    async fn the_spool_starts_over_once_folded_and_a_crash_after_that_replays_only_new_rows() {
+        let (dir, store, team) = migrated_store_with_team().await;
+        let db = dir.path().join("tap.db");
         let ids = |rows: &[tap_core::audit::AuditRow]| -> Vec<String> {
             rows.iter()
                 .map(|r| r.record().expect("record").request_id)
@@ -641,15 +649,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_v1_spool_left_by_an_earlier_version_is_folded_then_started_over_as_v2() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let (dir, store, team) = migrated_store_with_team().await;
         let db = dir.path().join("tap.db");
-        let store = crate::SqliteStore::open(&db).await.expect("open");
-        store.migrate().await.expect("migrate");
-        let team = store
-            .create_team("t", ApprovalMode::Gated, "dek", b"x")
-            .await
-            .expect("team")
-            .internal_id;
         // Two v1 lines: the same body, checked by the start of its SHA-256.
         let mut file = format!("{MAGIC_V1}{}\n", "ab".repeat(16)).into_bytes();
         for id in ["old-1", "old-2"] {
@@ -679,15 +680,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_damaged_complete_line_stops_the_fold_instead_of_dropping_rows() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let (dir, _store, team) = migrated_store_with_team().await;
         let db = dir.path().join("tap.db");
-        let store = crate::SqliteStore::open(&db).await.expect("open");
-        store.migrate().await.expect("migrate");
-        let team = store
-            .create_team("t", ApprovalMode::Gated, "dek", b"x")
-            .await
-            .expect("team")
-            .internal_id;
         {
             let spool = Spool::open(&db).expect("spool");
             spool
