@@ -344,8 +344,10 @@ impl ScrubSink for Parts {
         self.copied.extend_from_slice(bytes);
     }
 
-    fn span(&mut self, _input: &[u8], range: Range<usize>) {
-        // `_input` is `self.chunk`: the span is passed on as a slice of it.
+    fn span(&mut self, input: &[u8], range: Range<usize>) {
+        // `input` is `self.chunk` (the caller scrubs the chunk it built `Parts`
+        // with): the span is passed on as a slice of it.
+        debug_assert!(std::ptr::eq(input, &self.chunk[..]));
         self.flush();
         self.out.push_back(self.chunk.slice(range));
     }
