@@ -174,14 +174,29 @@ async fn success_and_refusal_are_audited_and_the_chain_detects_tampering() {
     assert_eq!(v["first_bad_row"], bad_seq, "{v}");
 }
 
-/// The stored records of `request_id`, in chain order.
-async fn stored_records(tap: &TapHome, request_id: &str) -> Vec<Value> {
+/// An upstream and a TAP home with credential `echo` on it and agent `bot`.
+async fn echo_home() -> (FakeUpstream, TapHome, String) {
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
+    let key = tap.agent("bot", &["--credential", "echo"]);
+    (up, tap, key)
+}
+
+/// A direct connection to the home's SQLite file, behind TAP's back.
+async fn open_db(tap: &TapHome) -> sqlx::SqliteConnection {
     use sqlx::ConnectOptions as _;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+    sqlx::sqlite::SqliteConnectOptions::new()
         .filename(tap.db_path())
         .connect()
         .await
-        .expect("open tap.db");
+        .expect("open tap.db")
+}
+
+/// The stored records of `request_id`, in chain order.
+async fn stored_records(tap: &TapHome, request_id: &str) -> Vec<Value> {
+    let mut conn = open_db(tap).await;
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT record FROM audit WHERE request_id = ? ORDER BY seq")
             .bind(request_id)
@@ -195,12 +210,7 @@ async fn stored_records(tap: &TapHome, request_id: &str) -> Vec<Value> {
 
 /// Rewrites the `record` of the row of `request_id` in the SQLite file; returns its seq.
 async fn tamper(tap: &TapHome, request_id: &str) -> i64 {
-    use sqlx::ConnectOptions as _;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(tap.db_path())
-        .connect()
-        .await
-        .expect("open tap.db");
+    let mut conn = open_db(tap).await;
     let (seq, record): (i64, String) =
         sqlx::query_as("SELECT seq, record FROM audit WHERE request_id = ? ORDER BY seq LIMIT 1")
             .bind(request_id)
@@ -226,19 +236,10 @@ async fn tamper(tap: &TapHome, request_id: &str) -> i64 {
 /// database, chained, once the lock is released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_store_does_not_stop_requests_and_their_rows_arrive_after() {
-    use sqlx::ConnectOptions as _;
-    let up = FakeUpstream::start().await;
-    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
-    tap.init();
-    tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
-    let key = tap.agent("bot", &["--credential", "echo"]);
+    let (up, tap, key) = echo_home().await;
     let served = tap.serve();
 
-    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(tap.db_path())
-        .connect()
-        .await
-        .expect("open tap.db");
+    let mut other = open_db(&tap).await;
     sqlx::raw_sql("BEGIN IMMEDIATE")
         .execute(&mut other)
         .await
@@ -281,11 +282,7 @@ async fn a_locked_store_does_not_stop_requests_and_their_rows_arrive_after() {
 /// the next reader (or the next `tap serve`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_proxy_loses_no_audit_row() {
-    let up = FakeUpstream::start().await;
-    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
-    tap.init();
-    tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
-    let key = tap.agent("bot", &["--credential", "echo"]);
+    let (up, tap, key) = echo_home().await;
     let served = tap.serve();
     let mut ids = Vec::new();
     for i in 0..5 {

@@ -735,21 +735,33 @@ mod tests {
         s.scrub(input).0
     }
 
-    fn stream_in_chunks(s: &Arc<Scrubber>, input: &[u8], sizes: &[usize]) -> (Vec<u8>, u64) {
+    /// Pushes `input` through a stream in chunks of the given sizes (cycled),
+    /// checking the held-back tail stays bounded; returns the stream's hits.
+    fn stream_into<S: ScrubSink>(
+        s: &Arc<Scrubber>,
+        input: &[u8],
+        sizes: &[usize],
+        out: &mut S,
+    ) -> u64 {
         let mut stream = s.stream();
-        let mut out = Vec::new();
         let mut rest = input;
         let mut i = 0;
         while !rest.is_empty() {
             let n = sizes[i % sizes.len()].clamp(1, rest.len());
-            stream.push(&rest[..n], &mut out);
+            stream.push(&rest[..n], out);
             assert!(stream.carry.len() <= s.window);
             rest = &rest[n..];
             i += 1;
         }
-        stream.finish(&mut out);
+        stream.finish(out);
         assert!(stream.carry.is_empty());
-        (out, stream.hits())
+        stream.hits()
+    }
+
+    fn stream_in_chunks(s: &Arc<Scrubber>, input: &[u8], sizes: &[usize]) -> (Vec<u8>, u64) {
+        let mut out = Vec::new();
+        let hits = stream_into(s, input, sizes, &mut out);
+        (out, hits)
     }
 
     /// A sink that keeps the output and counts what reached it as spans.
@@ -774,17 +786,8 @@ mod tests {
     }
 
     fn stream_recorded(s: &Arc<Scrubber>, input: &[u8], sizes: &[usize]) -> Recording {
-        let mut stream = s.stream();
         let mut rec = Recording::default();
-        let mut rest = input;
-        let mut i = 0;
-        while !rest.is_empty() {
-            let n = sizes[i % sizes.len()].clamp(1, rest.len());
-            stream.push(&rest[..n], &mut rec);
-            rest = &rest[n..];
-            i += 1;
-        }
-        stream.finish(&mut rec);
+        stream_into(s, input, sizes, &mut rec);
         rec
     }
 
