@@ -67,10 +67,13 @@ async fn success_and_refusal_are_audited_and_the_chain_detects_tampering() {
     missing.assert_refused(404, "credential_not_found");
     let missing_id = missing.request_id();
 
-    // The success's finish row is written after the answer: wait for it (bounded).
+    // Rows reach the store in batches after the answers (the success's finish row last of
+    // all): wait until all three are there (bounded).
     let rows = eventually(100, Duration::from_millis(100), || async {
         let rows = tap.logs(&["--team", "solo"]);
-        let done = row(&rows, &ok_id).is_some_and(|r| r["upstream_status"] == 200);
+        let done = row(&rows, &ok_id).is_some_and(|r| r["upstream_status"] == 200)
+            && row(&rows, &refused_id).is_some()
+            && row(&rows, &missing_id).is_some();
         done.then_some(rows)
     })
     .await

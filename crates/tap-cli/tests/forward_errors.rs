@@ -73,11 +73,14 @@ async fn missing_and_invalid_keys_are_401() {
         .await;
     r.assert_refused(401, "invalid_tap_key");
     assert_eq!(up.count(), 0, "nothing may reach the upstream");
-    // Unauthenticated requests leave no audit row.
-    assert!(tap.logs(&[]).is_empty());
     // The good key still works.
     assert_ok_through(&served, &key, &up).await;
+    // Unauthenticated requests leave no audit row: once the proxy has stopped (every
+    // queued row written), the trail holds the good request alone.
     assert_eq!(served.terminate(), Some(0));
+    let rows = tap.logs(&[]);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["upstream_status"], 200, "{rows:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
