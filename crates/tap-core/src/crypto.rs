@@ -284,7 +284,7 @@ impl KeyMac {
         let mut mac =
             <Hmac<Sha256>>::new_from_slice(&self.0[..]).expect("hmac accepts any key length");
         mac.update(presented.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        digest_hex(&mac.finalize().into_bytes().into())
     }
 
     /// HMAC-SHA-256 of arbitrary bytes, hex-encoded (binds approved requests).
@@ -292,7 +292,7 @@ impl KeyMac {
         let mut mac =
             <Hmac<Sha256>>::new_from_slice(&self.0[..]).expect("hmac accepts any key length");
         mac.update(data);
-        hex::encode(mac.finalize().into_bytes())
+        digest_hex(&mac.finalize().into_bytes().into())
     }
 
     /// Constant-time check that `data` hashes to `stored_hex`.
@@ -342,7 +342,7 @@ pub fn generate_password() -> Result<Zeroizing<String>, CryptoError> {
 /// Lower-case hex SHA-256, used by the audit hash chain and approval binding.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
-    hex::encode(Sha256::digest(data))
+    digest_hex(&Sha256::digest(data).into())
 }
 
 /// Lower-case hex SHA-256 of the concatenation of `parts`, without building it.
@@ -352,12 +352,37 @@ pub fn sha256_hex_parts(parts: &[&[u8]]) -> String {
     for p in parts {
         h.update(p);
     }
-    hex::encode(h.finalize())
+    digest_hex(&h.finalize().into())
+}
+
+/// Lower-case hex of a 32-byte digest in one step (`hex::encode` pushes one
+/// `char` at a time; these run several times per request: key lookup, audit chain).
+fn digest_hex(digest: &[u8; 32]) -> String {
+    let mut out = [0u8; 64];
+    // Cannot fail: the output is exactly twice the input.
+    let _ = hex::encode_to_slice(digest, &mut out);
+    // Hex digits are ASCII, so this borrows and copies once.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_are_lower_case_hex_of_the_sha256_test_vector() {
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256_hex(b"abc"), abc);
+        assert_eq!(sha256_hex_parts(&[b"a", b"", b"bc"]), abc);
+        let mac = KeyMac::generate().unwrap();
+        let d = mac.digest("tap_key");
+        assert_eq!(d.len(), 64);
+        assert!(
+            d.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(d, mac.digest_bytes(b"tap_key"));
+    }
 
     #[test]
     fn key_parses_hex_and_base64_and_rejects_other_lengths() {
