@@ -209,3 +209,95 @@ async fn the_canary_appears_nowhere() {
         }
     }
 }
+
+/// Values of a credential holding many secrets (a JSON object: every field is
+/// one). 400 of them with their encodings are ~2,450 patterns: the team's
+/// leak detector and audit scrubber then use the anchored engine (from 2,048).
+fn bulk_secrets() -> Vec<String> {
+    (0..400u64)
+        .map(|i| {
+            let mixed = (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            format!("bulk_{i:03}_{mixed:016x}{:08x}", mixed >> 20)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_with_hundreds_of_secrets_blocks_each_one_and_nothing_else() {
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    let bulk = bulk_secrets();
+    let fields: serde_json::Map<String, serde_json::Value> = bulk
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("k{i:03}"), v.clone().into()))
+        .collect();
+    tap.add_credential(
+        "bulk",
+        &serde_json::Value::Object(fields).to_string(),
+        &["--allowed-host", &up.base()],
+    );
+    tap.add_credential("canary", CANARY, &["--allowed-host", &up.base()]);
+    let key = tap.agent("bot", &["--credential", "canary"]);
+    let served = tap.serve();
+    let echo = format!("{}/echo", up.base());
+
+    // Any of the secrets, in a header, the body (base64) or the URL (hex), is a leak.
+    let mut refused = Vec::new();
+    for i in [0, 1, 149, 398, 399] {
+        let s = &bulk[i];
+        for req in [
+            served
+                .forward(&key)
+                .credential("canary")
+                .target(&echo)
+                .header("X-Smuggle", &format!("x{s}x")),
+            served
+                .forward(&key)
+                .credential("canary")
+                .target(&echo)
+                .body(format!("t={}", STANDARD.encode(s))),
+            served
+                .forward(&key)
+                .credential("canary")
+                .target(&format!("{echo}?t={}", hex(s))),
+        ] {
+            let r = req.send().await;
+            r.assert_refused(400, "secret_in_request");
+            assert!(!contains(&r.body, s.as_bytes()), "{}", r.text());
+            refused.push(r.request_id());
+        }
+    }
+    assert_eq!(up.count(), 0, "a leak attempt reached the upstream");
+
+    // Near misses are not secrets: the tail without its head, the head without
+    // its tail, one byte changed in the middle.
+    let s = &bulk[77];
+    let changed = format!("{}Z{}", &s[..10], &s[11..]);
+    for near in [&s[1..], &s[..s.len() - 1], changed.as_str()] {
+        let r = served
+            .forward(&key)
+            .credential("canary")
+            .target(&echo)
+            .header("X-Note", near)
+            .send()
+            .await;
+        assert_eq!(r.status, 200, "{near}: {}", r.text());
+    }
+    assert_eq!(up.count(), 3);
+    assert_eq!(served.terminate(), Some(0));
+
+    // The refused requests are audited, scrubbed of the secret they carried.
+    let logs = tap.ok(&["logs", "--json", "--limit", "100"]);
+    for id in &refused {
+        assert!(logs.contains(id.as_str()), "no audit row for {id}");
+    }
+    for i in [0, 1, 149, 398, 399] {
+        let marker = format!("[REDACTED:bulk.k{i:03}]");
+        assert!(logs.contains(&marker), "no {marker}: {logs}");
+    }
+    for s in &bulk {
+        assert!(!logs.contains(s.as_str()), "the audit trail holds {s}");
+    }
+}

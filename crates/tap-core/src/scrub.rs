@@ -16,12 +16,14 @@
 //!   most `longest pattern - 1` bytes.
 //! - Neither type prints secret-derived bytes in its `Debug` output.
 
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, Match, MatchKind, packed};
+use aho_corasick::automaton::OverlappingState;
+use aho_corasick::{AhoCorasick, Input, Match, MatchKind, PatternID, packed};
 use base64::Engine as _;
 use base64::engine::GeneralPurpose;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -239,24 +241,61 @@ fn json_unicode(secret: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     Some(out)
 }
 
+/// From this many patterns on (about 120 secrets with all their variants) the
+/// automaton is built over the patterns' tails only ([`Anchored`]): with a
+/// full automaton a team of 10,000 credentials peaked at 195 MiB while it was
+/// built, with anchors at 101 MiB (docs/benchmarks.md).
+const ANCHORED_MIN_PATTERNS: usize = 2048;
+
+/// Bytes of a pattern's tail that [`Anchored`] compiles (the whole pattern
+/// when shorter). Secrets end in their random part, so tails rarely collide,
+/// and text that holds a tail without its secret costs one comparison.
+const ANCHOR_LEN: usize = 8;
+
+/// Which engine [`Engine::build`] compiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    /// Packed when it can be built, else anchored for large sets, else the automaton.
+    Auto,
+    /// The full automaton whatever the size (tests compare the engines).
+    #[cfg(test)]
+    Automaton,
+    /// The anchored engine with anchors of this many bytes, whatever the size
+    /// (tests compare the engines).
+    #[cfg(test)]
+    Anchored(usize),
+}
+
 /// A compiled multi-pattern searcher with leftmost-longest semantics.
 ///
-/// Both engines report exactly the same matches; they differ only in speed.
-/// The packed (Teddy, SIMD) searcher handles up to 64 patterns (the usual
-/// per-request set) at several GB/s; the automaton takes any number at a few
-/// hundred MB/s.
+/// All engines report exactly the same matches; they differ only in speed
+/// and memory. The packed (Teddy, SIMD) searcher handles up to 64 patterns
+/// (the usual per-request set) at several GB/s; the automaton takes any
+/// number at a few hundred MB/s; the anchored engine takes large sets in a
+/// fraction of the automaton's memory.
 enum Engine {
     /// Teddy; built only when the CPU and the pattern count allow it.
     Packed(packed::Searcher),
     /// Aho-Corasick automaton, for any number of patterns.
     Automaton(AhoCorasick),
+    /// An automaton over the patterns' tails, each hit verified.
+    Anchored(Box<Anchored>),
 }
 
 impl Engine {
     /// Compiles `patterns` (non-empty, deduplicated); `None` only when even the
     /// automaton cannot be built.
-    fn build(patterns: &[&[u8]], prefer_packed: bool) -> Option<Engine> {
-        if prefer_packed
+    fn build(patterns: &[&[u8]], choice: Choice) -> Option<Engine> {
+        #[cfg(test)]
+        match choice {
+            Choice::Auto => {}
+            Choice::Automaton => return Self::automaton(patterns),
+            Choice::Anchored(anchor_len) => {
+                return Anchored::build(patterns, anchor_len)
+                    .map(|a| Engine::Anchored(Box::new(a)));
+            }
+        }
+        if choice == Choice::Auto
             && let Some(searcher) = packed::Config::new()
                 .match_kind(packed::MatchKind::LeftmostLongest)
                 .builder()
@@ -265,6 +304,13 @@ impl Engine {
         {
             return Some(Engine::Packed(searcher));
         }
+        if patterns.len() >= ANCHORED_MIN_PATTERNS {
+            return Anchored::build(patterns, ANCHOR_LEN).map(|a| Engine::Anchored(Box::new(a)));
+        }
+        Self::automaton(patterns)
+    }
+
+    fn automaton(patterns: &[&[u8]]) -> Option<Engine> {
         // No prefilter: its byte-frequency guesses assume prose, and on random
         // or base64 bodies it ran 4x slower than the bare automaton.
         AhoCorasick::builder()
@@ -280,6 +326,11 @@ impl Engine {
         match self {
             Engine::Packed(s) => Matches::Packed(s.find_iter(haystack)),
             Engine::Automaton(ac) => Matches::Automaton(ac.find_iter(haystack)),
+            Engine::Anchored(a) => Matches::Anchored {
+                engine: a,
+                haystack,
+                at: 0,
+            },
         }
     }
 
@@ -287,7 +338,136 @@ impl Engine {
         match self {
             Engine::Packed(s) => s.find(haystack),
             Engine::Automaton(ac) => ac.find(haystack),
+            Engine::Anchored(a) => a.find_at(haystack, 0),
         }
+    }
+}
+
+/// The engine for large pattern sets: an Aho-Corasick automaton over each
+/// pattern's last [`ANCHOR_LEN`] bytes (its anchor; the whole pattern when
+/// shorter), and for each anchor the patterns ending in it, compared whole
+/// where the anchor is found. Its automaton has a fraction of the states of
+/// one over the whole patterns. Patterns sharing a tail share an anchor and
+/// are all compared at each of its hits: slower then, never wrong.
+///
+/// Invariant: reports exactly the leftmost-longest, non-overlapping matches
+/// the full automaton reports (tests compare them on random pattern sets).
+struct Anchored {
+    /// Standard semantics: every anchor occurrence is reported (overlapping search).
+    anchors: AhoCorasick,
+    /// The patterns of anchor `a` are `by_anchor[first[a]..first[a + 1]]`.
+    first: Vec<usize>,
+    by_anchor: Vec<usize>,
+    /// Every pattern's bytes, concatenated: pattern `i` ends at `ends[i]` and
+    /// starts where pattern `i - 1` ends (at 0 for the first).
+    bytes: Zeroizing<Vec<u8>>,
+    ends: Vec<usize>,
+    /// The longest pattern's length.
+    longest: usize,
+}
+
+impl Anchored {
+    fn build(patterns: &[&[u8]], anchor_len: usize) -> Option<Anchored> {
+        if patterns.len() >= PatternID::LIMIT || anchor_len == 0 {
+            return None;
+        }
+        let mut ids: HashMap<&[u8], usize> = HashMap::with_capacity(patterns.len());
+        let mut anchors: Vec<&[u8]> = Vec::new();
+        let mut anchor_of = Vec::with_capacity(patterns.len());
+        for p in patterns {
+            let tail = &p[p.len().saturating_sub(anchor_len)..];
+            let id = *ids.entry(tail).or_insert_with(|| {
+                anchors.push(tail);
+                anchors.len() - 1
+            });
+            anchor_of.push(id);
+        }
+        // Group pattern ids by anchor (a counting sort).
+        let mut first = vec![0usize; anchors.len() + 1];
+        for &a in &anchor_of {
+            first[a + 1] += 1;
+        }
+        for i in 1..first.len() {
+            first[i] += first[i - 1];
+        }
+        let mut next = first.clone();
+        let mut by_anchor = vec![0usize; patterns.len()];
+        for (pattern, &a) in anchor_of.iter().enumerate() {
+            by_anchor[next[a]] = pattern;
+            next[a] += 1;
+        }
+        let mut bytes = Zeroizing::new(Vec::with_capacity(patterns.iter().map(|p| p.len()).sum()));
+        let mut ends = Vec::with_capacity(patterns.len());
+        for p in patterns {
+            bytes.extend_from_slice(p);
+            ends.push(bytes.len());
+        }
+        let anchors = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(&anchors)
+            .ok()?;
+        Some(Anchored {
+            anchors,
+            first,
+            by_anchor,
+            bytes,
+            ends,
+            longest: patterns.iter().map(|p| p.len()).max().unwrap_or(0),
+        })
+    }
+
+    fn pattern(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    /// The leftmost-longest match starting at or after `from`.
+    ///
+    /// Anchors are reported in order of their end. A pattern ending at `e`
+    /// starts at or after `e - longest`, so once an anchor ends more than
+    /// `longest` bytes after the best start found, nothing later can start
+    /// at or before it.
+    fn find_at(&self, haystack: &[u8], from: usize) -> Option<Match> {
+        if from >= haystack.len() {
+            return None;
+        }
+        let input = Input::new(haystack).range(from..);
+        let mut state = OverlappingState::start();
+        // (start, end, pattern) of the best match so far.
+        let mut best: Option<(usize, usize, usize)> = None;
+        loop {
+            if self
+                .anchors
+                .try_find_overlapping(input.clone(), &mut state)
+                .is_err()
+            {
+                // Not reachable with this configuration; fail closed all the same:
+                // everything from here on is treated as a secret.
+                return Some(Match::new(PatternID::ZERO, from..haystack.len()));
+            }
+            let Some(hit) = state.get_match() else { break };
+            let end = hit.end();
+            if best.is_some_and(|(start, _, _)| end > start + self.longest) {
+                break;
+            }
+            let a = hit.pattern().as_usize();
+            for &pattern in &self.by_anchor[self.first[a]..self.first[a + 1]] {
+                let p = self.pattern(pattern);
+                let Some(start) = end.checked_sub(p.len()) else {
+                    continue;
+                };
+                if start < from || haystack.get(start..end) != Some(p) {
+                    continue;
+                }
+                let better = best.is_none_or(|(s, e, _)| start < s || (start == s && end > e));
+                if better {
+                    best = Some((start, end, pattern));
+                }
+            }
+        }
+        // Pattern ids are below `PatternID::LIMIT` (checked when built).
+        best.map(|(start, end, pattern)| Match::new(PatternID::new_unchecked(pattern), start..end))
     }
 }
 
@@ -295,6 +475,12 @@ impl Engine {
 enum Matches<'e, 'h> {
     Packed(packed::FindIter<'e, 'h>),
     Automaton(aho_corasick::FindIter<'e, 'h>),
+    Anchored {
+        engine: &'e Anchored,
+        haystack: &'h [u8],
+        /// Where the next match may start.
+        at: usize,
+    },
 }
 
 impl Iterator for Matches<'_, '_> {
@@ -304,6 +490,16 @@ impl Iterator for Matches<'_, '_> {
         match self {
             Matches::Packed(it) => it.next(),
             Matches::Automaton(it) => it.next(),
+            Matches::Anchored {
+                engine,
+                haystack,
+                at,
+            } => {
+                let m = engine.find_at(haystack, *at)?;
+                // Patterns are never empty; `max` keeps the search moving regardless.
+                *at = m.end().max(*at + 1);
+                Some(m)
+            }
         }
     }
 }
@@ -352,6 +548,7 @@ impl fmt::Debug for Scrubber {
                     Matcher::Empty => "none",
                     Matcher::Ready(Engine::Packed(_)) => "packed",
                     Matcher::Ready(Engine::Automaton(_)) => "automaton",
+                    Matcher::Ready(Engine::Anchored(_)) => "anchored",
                     Matcher::Failed => "failed",
                 },
             )
@@ -364,20 +561,20 @@ impl Scrubber {
     /// Empty secrets are ignored. When two secrets derive the same pattern the
     /// first secret's label wins.
     pub fn new<'a>(secrets: impl IntoIterator<Item = ScrubSecret<'a>>) -> Scrubber {
-        Self::build(secrets, 1, ALL_VARIANTS, true)
+        Self::build(secrets, 1, ALL_VARIANTS, Choice::Auto)
     }
 
     /// A detector for outbound leak blocking: like [`Scrubber::new`] but only
     /// secrets of at least [`LEAK_MIN_SECRET_LEN`] bytes are considered.
     pub fn leak_detector<'a>(secrets: impl IntoIterator<Item = ScrubSecret<'a>>) -> Scrubber {
-        Self::build(secrets, LEAK_MIN_SECRET_LEN, ALL_VARIANTS, true)
+        Self::build(secrets, LEAK_MIN_SECRET_LEN, ALL_VARIANTS, Choice::Auto)
     }
 
     fn build<'a>(
         secrets: impl IntoIterator<Item = ScrubSecret<'a>>,
         min_len: usize,
         variants: &[Variant],
-        prefer_packed: bool,
+        choice: Choice,
     ) -> Scrubber {
         let mut labels: Vec<Box<str>> = Vec::new();
         let mut patterns: Vec<(Zeroizing<Vec<u8>>, usize)> = Vec::new();
@@ -425,7 +622,7 @@ impl Scrubber {
         let matcher = if kept.is_empty() {
             Matcher::Empty
         } else {
-            Engine::build(&kept, prefer_packed).map_or(Matcher::Failed, Matcher::Ready)
+            Engine::build(&kept, choice).map_or(Matcher::Failed, Matcher::Ready)
         };
         Scrubber {
             matcher,
@@ -1341,6 +1538,32 @@ mod tests {
         assert_eq!(s.find(input.as_bytes()), Some("odd"));
     }
 
+    #[test]
+    fn a_team_sized_set_uses_the_anchored_engine_and_still_redacts() {
+        // Shared heads and tails of up to the anchor length: anchors collide.
+        let values: Vec<String> = (0..600)
+            .map(|i| format!("sk-live-{i:04}-secret-value/tail+"))
+            .collect();
+        let s = Arc::new(Scrubber::new(values.iter().enumerate().map(|(i, v)| {
+            ScrubSecret {
+                label: if i % 2 == 0 { "even" } else { "odd" },
+                value: v.as_bytes(),
+            }
+        })));
+        assert!(matches!(s.matcher, Matcher::Ready(Engine::Anchored(_))));
+        let input = format!(
+            "a {} b {} c {} d",
+            values[7],
+            STANDARD.encode(&values[10]),
+            &values[599][1..]
+        );
+        let expected = b"a [REDACTED:odd] b [REDACTED:even] c k-live-0599-secret-value/tail+ d";
+        assert_eq!(scrub(&s, input.as_bytes()), expected);
+        assert_eq!(stream_in_chunks(&s, input.as_bytes(), &[5]).0, expected);
+        assert_eq!(s.find(input.as_bytes()), Some("odd"));
+        assert_eq!(s.find(&input.as_bytes()[input.len() - 40..]), None);
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn a_few_secrets_use_the_packed_engine() {
@@ -1489,11 +1712,29 @@ mod tests {
                 secrets.iter().map(|(label, value)| ScrubSecret { label, value }),
                 1,
                 ALL_VARIANTS,
-                false,
+                Choice::Automaton,
             ));
             prop_assert!(matches!(automaton.matcher, Matcher::Ready(Engine::Automaton(_))));
             prop_assert_eq!(&automaton.scrub(&text).0, &expected);
             prop_assert_eq!(&stream_in_chunks(&automaton, &text, &chunks).0, &expected);
+            // So must the anchored engine, with anchors long and short (short ones
+            // make many patterns share an anchor).
+            for anchor_len in [1, 3, ANCHOR_LEN] {
+                let anchored = Arc::new(Scrubber::build(
+                    secrets.iter().map(|(label, value)| ScrubSecret { label, value }),
+                    1,
+                    ALL_VARIANTS,
+                    Choice::Anchored(anchor_len),
+                ));
+                prop_assert!(matches!(anchored.matcher, Matcher::Ready(Engine::Anchored(_))));
+                prop_assert_eq!(&anchored.scrub(&text), &(expected.clone(), hits));
+                prop_assert_eq!(&stream_in_chunks(&anchored, &text, &chunks).0, &expected);
+                prop_assert_eq!(
+                    anchored.find(&text),
+                    automaton.find(&text),
+                    "anchor length {}", anchor_len
+                );
+            }
             // No occurrence of any pattern survives whole.
             for p in &patterns {
                 for j in 0..text.len() {
