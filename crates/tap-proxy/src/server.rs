@@ -258,7 +258,7 @@ impl Proxy {
                 }
             })
         };
-        let state = AppState {
+        let state = AppState::new(crate::state::Shared {
             store,
             keys,
             directory,
@@ -270,7 +270,7 @@ impl Proxy {
             rate: Arc::new(RateLimiter::default()),
             broker: Arc::new(crate::approval::Broker::default()),
             login_failures: Arc::new(RateLimiter::default()),
-        };
+        });
         let executor = tokio::spawn(crate::approval::run_executor(state.clone()));
         Ok(Self {
             state,

@@ -12,9 +12,28 @@ use crate::journal::Journal;
 use crate::keyring::Keyring;
 use crate::outbound::GuardedResolver;
 
-/// Everything handlers share. Cheap to clone.
+/// Everything handlers share. Cloned for every request (axum's `State`), so
+/// a clone is one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     /// The store.
     pub store: Arc<dyn Store>,
     /// Opened keys.
@@ -39,11 +58,17 @@ pub struct AppState {
     pub login_failures: Arc<RateLimiter>,
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
+        f.debug_struct("Shared")
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 

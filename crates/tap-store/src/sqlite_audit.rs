@@ -377,7 +377,7 @@ impl Spool {
             let mut rows = Vec::new();
             let mut consumed = 0usize;
             let mut bad_line = false;
-            while let Some(nl) = buf[consumed..].iter().position(|&b| b == b'\n') {
+            while let Some(nl) = memchr::memchr(b'\n', &buf[consumed..]) {
                 match decode(f.format, &buf[consumed..consumed + nl]) {
                     Some(row) => rows.push(row),
                     None => {
