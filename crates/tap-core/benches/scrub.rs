@@ -111,6 +111,12 @@ fn bench_small_inputs(c: &mut Criterion) {
     g.sample_size(50);
     g.bench_function("header", |b| b.iter(|| s.scrub_str(black_box(header))));
     g.bench_function("target", |b| b.iter(|| s.scrub_str(black_box(target))));
+    // An agent's 64 KiB request body, searched for any team secret (leak blocking).
+    let agent_body = &body()[..64 * 1024];
+    g.throughput(Throughput::Bytes(agent_body.len() as u64));
+    g.bench_function("body_64KiB", |b| {
+        b.iter(|| s.find(black_box(agent_body)).is_some())
+    });
     g.finish();
 }
 
