@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tap_testkit::FakeUpstream;
 
 use crate::support::{
-    SECRET_A, SECRET_B, add_member, agent_get, api, assert_forbidden, auth_seen, fwd,
+    SECRET_A, SECRET_B, add_member, agent_get, api, assert_forbidden, audit_row, auth_seen, fwd,
     fwd_async_write, json as cli_json, logs, ok, poll_until, session, two_teams, txn_of,
     until_status,
 };
@@ -189,7 +189,14 @@ async fn same_agent_id_in_two_teams_stays_separate() {
     assert_eq!(auth_seen(&up, "/echo/ra0"), [format!("Bearer {SECRET_A}")]);
     assert_eq!(auth_seen(&up, "/echo/rb0"), [format!("Bearer {SECRET_B}")]);
 
-    // Audit rows: same agent id, separate trails.
+    // Audit rows: same agent id, separate trails. The CLI reads what the proxy
+    // has folded: wait for each team's last request.
+    for (team, last) in [("default", "/echo/ra-over"), ("b", "/echo/rb-over")] {
+        audit_row(&t.tap, team, |r| {
+            r["target_url"].as_str().is_some_and(|u| u.ends_with(last))
+        })
+        .await;
+    }
     let a_rows = logs(&t.tap, "default");
     let b_rows = logs(&t.tap, "b");
     let ta = targets(&a_rows);

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use tap_testkit::{FakeUpstream, Served};
 
 use crate::support::{
-    SECRET_A, SECRET_B, agent_get, api, auth_seen, fwd, json as cli_json, logs, ok, poll_until,
-    run, two_teams, txn_of, until_status,
+    SECRET_A, SECRET_B, agent_get, api, audit_row, auth_seen, fwd, json as cli_json, logs, ok,
+    poll_until, run, two_teams, txn_of, until_status,
 };
 
 fn cred_names(config: &Value) -> Vec<String> {
@@ -34,9 +34,15 @@ async fn approval_listed(served: &Served, bearer: &str, team: &str, txn: &str) -
     v.as_array().unwrap().iter().any(|a| a["txn_id"] == txn)
 }
 
+fn ends_with(row: &Value, path: &str) -> bool {
+    row["target_url"]
+        .as_str()
+        .is_some_and(|t| t.ends_with(path))
+}
+
 fn ends(rows: &[Value], path: &str) -> Vec<Value> {
     rows.iter()
-        .filter(|r| r["target_url"].as_str().is_some_and(|t| t.ends_with(path)))
+        .filter(|r| ends_with(r, path))
         .cloned()
         .collect()
 }
@@ -139,6 +145,9 @@ async fn a_linked_agent_uses_exactly_its_link_roles_credentials() {
     assert_eq!(v["services"][0]["name"], "echo", "{v}");
 
     // Audit: the linked requests are in b's trail, marked with the home team; not in default's.
+    // The CLI reads what the proxy has folded: wait for each team's last request.
+    audit_row(&t.tap, "b", |r| ends_with(r, "/echo/b-own")).await;
+    audit_row(&t.tap, "default", |r| ends_with(r, "/echo/home2")).await;
     let b_rows = logs(&t.tap, "b");
     let row = b_rows
         .iter()
