@@ -314,8 +314,9 @@ impl Spool {
         // The pool's durability (WAL, synchronous=NORMAL); statement journals in
         // memory; checkpoints are left to the pool (`Store::checkpoint`). The
         // fold only appends (sequence numbers and UUIDv7 request ids grow), so
-        // it touches the right edge of each b-tree: a small page cache serves
-        // it, where SQLite's default (2 MiB) would only keep written pages.
+        // it touches the right edge of each b-tree (of each active agent's
+        // range in the by-agent index): a small page cache serves it, where
+        // SQLite's default (2 MiB) would mostly keep pages already written.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
