@@ -593,6 +593,13 @@ mod tests {
         }
     }
 
+    /// The request ids of `rows`, in order.
+    fn ids(rows: &[tap_core::audit::AuditRow]) -> Vec<String> {
+        rows.iter()
+            .map(|r| r.record().expect("record").request_id)
+            .collect()
+    }
+
     /// A migrated store in a temp dir (`tap.db`) with one team.
     async fn migrated_store_with_team() -> (tempfile::TempDir, crate::SqliteStore, i64) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -612,11 +619,6 @@ mod tests {
     async fn the_spool_starts_over_once_folded_and_a_crash_after_that_replays_only_new_rows() {
         let (dir, store, team) = migrated_store_with_team().await;
         let db = dir.path().join("tap.db");
-        let ids = |rows: &[tap_core::audit::AuditRow]| -> Vec<String> {
-            rows.iter()
-                .map(|r| r.record().expect("record").request_id)
-                .collect()
-        };
         {
             let mut spool = Spool::open(&db).expect("spool");
             spool.rewind_at = HEADER_LEN + 1;
@@ -654,11 +656,7 @@ mod tests {
             assert_eq!(spool.fold().expect("fold"), 3);
         }
         let (anchor, first, rows) = store.audit_chain(team).await.expect("chain");
-        let ids: Vec<String> = rows
-            .iter()
-            .map(|r| r.record().expect("record").request_id)
-            .collect();
-        assert_eq!(ids, ["a", "long", "b"]);
+        assert_eq!(ids(&rows), ["a", "long", "b"]);
         assert!(verify_chain(&anchor, first, &rows).ok);
     }
 
@@ -710,11 +708,7 @@ mod tests {
         spool.append(&[row(team, "new")]).expect("append");
         spool.fold().expect("fold");
         let (anchor, first, rows) = store.audit_chain(team).await.expect("chain");
-        let ids: Vec<String> = rows
-            .iter()
-            .map(|r| r.record().expect("record").request_id)
-            .collect();
-        assert_eq!(ids, ["old-1", "old-2", "new"]);
+        assert_eq!(ids(&rows), ["old-1", "old-2", "new"]);
         assert!(verify_chain(&anchor, first, &rows).ok);
     }
 
