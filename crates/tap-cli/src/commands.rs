@@ -913,7 +913,7 @@ async fn run_test(proxy: &str, key: &str, a: &TestArgs, target: &str) -> Result<
         Some(code) => {
             let msg = serde_json::from_str::<Value>(&body)
                 .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .and_then(|v| v["detail"].as_str().map(str::to_owned))
                 .unwrap_or_default();
             steps.push(
                 json!({"step": "proxy", "ok": false, "detail": format!("{status} {code}: {msg}")}),

@@ -91,7 +91,8 @@ Calling an API
 
   The answer is the upstream's status, headers and body. Secrets in it appear
   as [REDACTED:<credential>]. An answer made by the proxy itself carries the
-  header X-TAP-Error and a JSON body {"error", "error_code", "fix"}.
+  header X-TAP-Error and a JSON body {"error", "error_code", "detail", "fix"}:
+  error and error_code hold the stable code, detail the sentence.
 
 Approval
   By default reads (GET, HEAD) proceed at once and writes need a human's

@@ -80,10 +80,30 @@ pub enum Reason {
     UnscannableResponse,
     /// The store failed; nothing was forwarded.
     StoreUnavailable,
-    /// A route that does not exist.
+    /// A route that does not exist, or an admin object that does not.
     NotFound,
     /// A bug; the cause is logged once.
     Internal,
+    /// Admin API: no or an invalid bearer token.
+    Unauthorized,
+    /// Admin API: the member's role does not allow the operation.
+    Forbidden,
+    /// Admin API: a body or parameter that does not validate.
+    InvalidRequest,
+    /// Admin API: the write would break an invariant or a uniqueness rule.
+    Conflict,
+    /// Admin API: an approval that is no longer pending.
+    NotPending,
+    /// Admin API: the member already decided this approval.
+    AlreadyDecided,
+    /// Admin API: the approval needs a passkey assertion.
+    PasskeyRequired,
+    /// Admin API: a notification channel could not be reached.
+    ChannelError,
+    /// Admin API: the channel is not configured in this deployment.
+    ChannelUnavailable,
+    /// Too many attempts (failed logins).
+    TooManyAttempts,
 }
 
 /// Every reason, for lookups by code.
@@ -123,6 +143,15 @@ pub const ALL_REASONS: &[Reason] = &[
     Reason::StoreUnavailable,
     Reason::NotFound,
     Reason::Internal,
+    Reason::Unauthorized,
+    Reason::Forbidden,
+    Reason::InvalidRequest,
+    Reason::Conflict,
+    Reason::NotPending,
+    Reason::AlreadyDecided,
+    Reason::PasskeyRequired,
+    Reason::ChannelError,
+    Reason::ChannelUnavailable,
 ];
 
 impl Reason {
@@ -168,6 +197,13 @@ impl Reason {
             Self::ApprovalUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamError | Self::UnscannableResponse => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::PasskeyRequired => StatusCode::FORBIDDEN,
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::Conflict | Self::NotPending | Self::AlreadyDecided => StatusCode::CONFLICT,
+            Self::ChannelError => StatusCode::BAD_GATEWAY,
+            Self::ChannelUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -210,6 +246,16 @@ impl Reason {
             Self::StoreUnavailable => "store_unavailable",
             Self::NotFound => "not_found",
             Self::Internal => "internal",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::InvalidRequest => "invalid_request",
+            Self::Conflict => "conflict",
+            Self::NotPending => "not_pending",
+            Self::AlreadyDecided => "already_decided",
+            Self::PasskeyRequired => "passkey_required",
+            Self::ChannelError => "channel_error",
+            Self::ChannelUnavailable => "channel_unavailable",
+            Self::TooManyAttempts => "rate_limited",
         }
     }
 
@@ -304,6 +350,24 @@ impl Reason {
             }
             Self::NotFound => "GET /instructions describes the agent API.",
             Self::Internal => "Retry later; report the request id to an operator if it persists.",
+            Self::Unauthorized => {
+                "Send Authorization: Bearer with an admin token (tap token create) or a session from POST /login."
+            }
+            Self::Forbidden => {
+                "Ask an owner of the team for the role this operation needs, or pick another team with X-TAP-Team."
+            }
+            Self::InvalidRequest => "Correct the field named in detail and send the request again.",
+            Self::Conflict => "Resolve the conflict named in detail first, then retry.",
+            Self::NotPending => "The approval was already decided or expired; nothing to do.",
+            Self::AlreadyDecided => "Your decision was already counted; another member must decide.",
+            Self::PasskeyRequired => {
+                "Approve on the approval page with your passkey; this credential's policy requires one."
+            }
+            Self::ChannelError => "Check the channel's settings and that the service is reachable.",
+            Self::ChannelUnavailable => {
+                "Configure the channel first (for Telegram: TELEGRAM_BOT_TOKEN)."
+            }
+            Self::TooManyAttempts => "Wait before trying again.",
         }
     }
 }
@@ -341,14 +405,16 @@ impl ProxyError {
         self
     }
 
-    /// The JSON body.
+    /// The JSON body of SPEC §3: `error` and `error_code` carry the code token
+    /// (public clients compare `error`), `detail` the sentence, `fix` the remedy.
     pub fn body(&self) -> Value {
         let mut m = Map::new();
-        m.insert("error".into(), Value::String(self.message.clone()));
+        m.insert("error".into(), Value::String(self.reason.code().into()));
         m.insert(
             "error_code".into(),
             Value::String(self.reason.code().into()),
         );
+        m.insert("detail".into(), Value::String(self.message.clone()));
         m.insert("fix".into(), Value::String(self.reason.fix().into()));
         for (k, v) in &self.extra {
             m.insert(k.clone(), v.clone());

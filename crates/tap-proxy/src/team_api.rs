@@ -23,6 +23,7 @@ use tap_core::store::{AuditQuery, StoreError};
 use crate::admin::{Admin, AdminError, CredentialSpec};
 use crate::approval::rfc3339_ms;
 use crate::clock::now_secs;
+use crate::error::Reason;
 use crate::state::AppState;
 use crate::web::{MemberCtx, api_error, member};
 
@@ -103,9 +104,7 @@ fn admin_of(state: &AppState) -> Admin {
 /// Authenticates, picks the team and checks the role.
 pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ctx, Response> {
     let Some(m) = member(state, headers).await else {
-        return Err(api_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+        return Err(api_error(Reason::Unauthorized,
             "missing or invalid bearer token; log in with POST /login or use an admin token",
         ));
     };
@@ -131,9 +130,7 @@ pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ct
         }
     }
     let Some((team, role, assigned)) = found else {
-        return Err(api_error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+        return Err(api_error(Reason::Forbidden,
             match wanted {
                 Some(w) => format!("you are not a member of team {w}"),
                 None => "you are not a member of any team".into(),
@@ -141,9 +138,7 @@ pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ct
         ));
     };
     if !need.allows(role) {
-        return Err(api_error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+        return Err(api_error(Reason::Forbidden,
             format!(
                 "this needs the {} role; you are {} in team {}",
                 need.name(),
@@ -165,14 +160,12 @@ pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ct
 fn store_err(e: StoreError) -> Response {
     match e {
         StoreError::NotFound(w) => {
-            api_error(StatusCode::NOT_FOUND, "not_found", format!("{w} not found"))
+            api_error(Reason::NotFound, format!("{w} not found"))
         }
-        StoreError::Conflict(w) => api_error(StatusCode::CONFLICT, "conflict", w),
+        StoreError::Conflict(w) => api_error(Reason::Conflict, w),
         other => {
             tracing::error!(error = %other, "store error in admin API");
-            api_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+            api_error(Reason::StoreUnavailable,
                 "the store is unavailable",
             )
         }
@@ -181,16 +174,14 @@ fn store_err(e: StoreError) -> Response {
 
 fn admin_err(e: AdminError) -> Response {
     match e {
-        AdminError::Invalid(m) => api_error(StatusCode::BAD_REQUEST, "invalid_request", m),
+        AdminError::Invalid(m) => api_error(Reason::InvalidRequest, m),
         AdminError::NotFound(w) => {
-            api_error(StatusCode::NOT_FOUND, "not_found", format!("{w} not found"))
+            api_error(Reason::NotFound, format!("{w} not found"))
         }
-        AdminError::Conflict(m) => api_error(StatusCode::CONFLICT, "conflict", m),
+        AdminError::Conflict(m) => api_error(Reason::Conflict, m),
         AdminError::Keys(k) => {
             tracing::error!(error = %k, "key error in admin API");
-            api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+            api_error(Reason::Internal,
                 "key material problem",
             )
         }
@@ -199,13 +190,11 @@ fn admin_err(e: AdminError) -> Response {
 }
 
 fn bad(msg: impl Into<String>) -> Response {
-    api_error(StatusCode::BAD_REQUEST, "invalid_request", msg)
+    api_error(Reason::InvalidRequest, msg)
 }
 
 fn not_found(what: impl Into<String>) -> Response {
-    api_error(
-        StatusCode::NOT_FOUND,
-        "not_found",
+    api_error(Reason::NotFound,
         format!("{} not found", what.into()),
     )
 }
@@ -431,9 +420,7 @@ pub async fn create_credential(State(s): State<AppState>, h: HeaderMap, body: By
     };
     match s.store.credential(c.team.internal_id, &name).await {
         Ok(Some(_)) => {
-            return api_error(
-                StatusCode::CONFLICT,
-                "conflict",
+            return api_error(Reason::Conflict,
                 format!("credential {name} already exists"),
             );
         }
@@ -1374,9 +1361,7 @@ pub async fn invite_member(State(s): State<AppState>, h: HeaderMap, body: Bytes)
         return bad("role must be owner, admin, approver or viewer");
     };
     if role == MemberRole::Owner && c.role != MemberRole::Owner {
-        return api_error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+        return api_error(Reason::Forbidden,
             "making an owner needs the owner role",
         );
     }
@@ -1469,9 +1454,7 @@ pub async fn remove_member(
                 .iter()
                 .any(|m| m.email == email && m.role == MemberRole::Owner)
         {
-            return api_error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+            return api_error(Reason::Forbidden,
                 "removing an owner needs the owner role",
             );
         }
@@ -1695,28 +1678,22 @@ pub async fn make_link(
     agent_id: &str,
     home_team: &str,
     role: Option<&str>,
-) -> Result<tap_core::model::Link, (StatusCode, &'static str, String)> {
+) -> Result<tap_core::model::Link, (Reason, String)> {
     let home = store
         .team(home_team)
         .await
         .map_err(|e| {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+            (Reason::StoreUnavailable,
                 e.to_string(),
             )
         })?
         .ok_or_else(|| {
-            (
-                StatusCode::NOT_FOUND,
-                "not_found",
+            (Reason::NotFound,
                 format!("team {home_team} not found"),
             )
         })?;
     if home.internal_id == team.internal_id {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+        return Err((Reason::InvalidRequest,
             "an agent cannot be linked to its own home team".into(),
         ));
     }
@@ -1724,17 +1701,13 @@ pub async fn make_link(
         .agent(home.internal_id, agent_id)
         .await
         .map_err(|e| {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+            (Reason::StoreUnavailable,
                 e.to_string(),
             )
         })?
         .is_none()
     {
-        return Err((
-            StatusCode::NOT_FOUND,
-            "not_found",
+        return Err((Reason::NotFound,
             format!("agent {agent_id} not found in team {home_team}"),
         ));
     }
@@ -1743,17 +1716,13 @@ pub async fn make_link(
             .role(team.internal_id, r)
             .await
             .map_err(|e| {
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
+                (Reason::StoreUnavailable,
                     e.to_string(),
                 )
             })?
             .is_none()
     {
-        return Err((
-            StatusCode::NOT_FOUND,
-            "not_found",
+        return Err((Reason::NotFound,
             format!("role {r} not found in team {}", team.slug),
         ));
     }
@@ -1766,9 +1735,7 @@ pub async fn make_link(
         created_at: 0,
     };
     store.set_link(&link).await.map_err(|e| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
+        (Reason::StoreUnavailable,
             e.to_string(),
         )
     })?;
@@ -1800,7 +1767,7 @@ pub async fn create_link(State(s): State<AppState>, h: HeaderMap, body: Bytes) -
     .await
     {
         Ok(l) => (StatusCode::CREATED, Json(link_view(&l))).into_response(),
-        Err((status, code, msg)) => api_error(status, code, msg),
+        Err((reason, msg)) => api_error(reason, msg),
     }
 }
 
@@ -1998,11 +1965,9 @@ pub async fn test_channel(
     .await
     {
         Ok(()) => Json(json!({"name": ch.name, "delivered": true})).into_response(),
-        Err(crate::telegram::TelegramError::NotConfigured) => api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "channel_unavailable",
+        Err(crate::telegram::TelegramError::NotConfigured) => api_error(Reason::ChannelUnavailable,
             "Telegram is not configured: set TELEGRAM_BOT_TOKEN",
         ),
-        Err(e) => api_error(StatusCode::BAD_GATEWAY, "channel_error", e.to_string()),
+        Err(e) => api_error(Reason::ChannelError, e.to_string()),
     }
 }

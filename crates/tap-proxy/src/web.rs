@@ -17,6 +17,7 @@ use tap_core::model::{Approval, ApprovalStatus, MemberRole, Team};
 
 use crate::approval::{CapturedRequest, GateError, decide, eligible_approvers, rfc3339_ms};
 use crate::clock::now_ms;
+use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
 
 /// Session lifetime (SPEC §4: 24 h).
@@ -37,19 +38,13 @@ pub struct MemberCtx {
     pub token_hash: String,
 }
 
-/// An admin API error: `{"error", "error_code"}`.
-pub fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error": message.into(), "error_code": code})),
-    )
-        .into_response()
+/// An admin API or page error in the one dialect of [`ProxyError`].
+pub fn api_error(reason: Reason, detail: impl Into<String>) -> Response {
+    ProxyError::new(reason, detail).into_response()
 }
 
 fn unauthorized() -> Response {
-    api_error(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
+    api_error(Reason::Unauthorized,
         "missing or invalid bearer token; log in with POST /login or use an admin token",
     )
 }
@@ -181,9 +176,7 @@ pub async fn login(
         serde_json::from_slice(&body).ok()
     };
     let Some(b) = parsed else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+        return api_error(Reason::InvalidRequest,
             "send {\"email\", \"password\"}",
         );
     };
@@ -191,9 +184,7 @@ pub async fn login(
     let now = std::time::Instant::now();
     if state.login_failures.recent(0, &who, now) >= MAX_LOGIN_FAILURES {
         tracing::warn!("login refused: too many failures for this account");
-        return api_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        return api_error(Reason::TooManyAttempts,
             "too many failed logins for this account; try again later",
         );
     }
@@ -208,16 +199,12 @@ pub async fn login(
                 "<p>Wrong e-mail or password.</p>",
             );
         }
-        return api_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+        return api_error(Reason::Unauthorized,
             "wrong e-mail or password",
         );
     };
     let Some((token, expires)) = start_session(&state, account_id).await else {
-        return api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
+        return api_error(Reason::StoreUnavailable,
             "session could not be stored",
         );
     };
@@ -309,6 +296,19 @@ pub fn esc(s: &str) -> String {
         }
     }
     o
+}
+
+/// A refusal as a page: the same reason, status, detail and fix as the JSON dialect.
+fn error_page(e: &ProxyError, title: &str) -> Response {
+    page(
+        e.reason.status(),
+        title,
+        &format!(
+            "<p>{}</p><p>{}</p>",
+            esc(&e.message),
+            esc(e.reason.fix())
+        ),
+    )
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -546,11 +546,7 @@ async fn web_decide(
             state.broker.changed.notify_waiters();
             Redirect::to(&format!("/approve/{txn}")).into_response()
         }
-        Err(e) => page(
-            gate_status(&e),
-            "Not decided",
-            &format!("<p>{}</p>", esc(&e.to_string())),
-        ),
+        Err(e) => error_page(&ProxyError::new(gate_reason(&e), e.to_string()), "Not decided"),
     }
 }
 
@@ -602,25 +598,14 @@ pub async fn deny_post(
     web_decide(state, headers, txn, form, false).await
 }
 
-fn gate_status(e: &GateError) -> StatusCode {
+fn gate_reason(e: &GateError) -> Reason {
     match e {
-        GateError::NotFound(_) => StatusCode::NOT_FOUND,
-        GateError::NotPending(_) | GateError::AlreadyVoted(_) => StatusCode::CONFLICT,
-        GateError::NotEligible(_) | GateError::NotRouted(_) | GateError::PasskeyRequired => {
-            StatusCode::FORBIDDEN
-        }
-        GateError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-    }
-}
-
-fn gate_code(e: &GateError) -> &'static str {
-    match e {
-        GateError::NotFound(_) => "not_found",
-        GateError::NotPending(_) => "not_pending",
-        GateError::AlreadyVoted(_) => "already_decided",
-        GateError::NotEligible(_) | GateError::NotRouted(_) => "forbidden",
-        GateError::PasskeyRequired => "passkey_required",
-        GateError::Store(_) => "store_unavailable",
+        GateError::NotFound(_) => Reason::NotFound,
+        GateError::NotPending(_) => Reason::NotPending,
+        GateError::AlreadyVoted(_) => Reason::AlreadyDecided,
+        GateError::NotEligible(_) | GateError::NotRouted(_) => Reason::Forbidden,
+        GateError::PasskeyRequired => Reason::PasskeyRequired,
+        GateError::Store(_) => Reason::StoreUnavailable,
     }
 }
 
@@ -640,9 +625,7 @@ async fn team_of(
         _ => teams.into_iter().next(),
     };
     found.ok_or_else(|| {
-        api_error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+        api_error(Reason::Forbidden,
             "you are not a member of that team",
         )
     })
@@ -703,15 +686,13 @@ pub async fn team_approvals(
         None | Some("") | Some("all") => None,
         Some(s) => match s.parse::<ApprovalStatus>() {
             Ok(st) => Some(st),
-            Err(e) => return api_error(StatusCode::BAD_REQUEST, "invalid_status", e),
+            Err(e) => return api_error(Reason::InvalidRequest, e),
         },
     };
     let list = match state.store.approvals(team.internal_id, status, 500).await {
         Ok(l) => l,
         Err(e) => {
-            return api_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+            return api_error(Reason::StoreUnavailable,
                 e.to_string(),
             );
         }
@@ -733,7 +714,7 @@ async fn api_decide(state: AppState, headers: HeaderMap, txn: String, approve: b
             state.broker.changed.notify_waiters();
             Json(json!(d)).into_response()
         }
-        Err(e) => api_error(gate_status(&e), gate_code(&e), e.to_string()),
+        Err(e) => api_error(gate_reason(&e), e.to_string()),
     }
 }
 

@@ -106,8 +106,8 @@ impl Reply {
         let v = self.json();
         assert_eq!(v["error_code"], code, "{v}");
         assert!(
-            v["error"].as_str().is_some_and(|s| !s.is_empty()),
-            "no error sentence: {v}"
+            v["error"] == code && v["detail"].as_str().is_some_and(|s| !s.is_empty()),
+            "error must carry the code and detail the sentence: {v}"
         );
         assert!(
             v["fix"].as_str().is_some_and(|s| !s.is_empty()),

@@ -692,7 +692,7 @@ async fn invariant_breaks_are_409() {
         assert_eq!(r.status, 409, "{method} {path}: {}", r.text());
         let v = r.json();
         assert_eq!(v["error_code"], "conflict", "{v}");
-        assert!(v["error"].as_str().unwrap().contains("last owner"), "{v}");
+        assert!(v["detail"].as_str().unwrap().contains("last owner"), "{v}");
     }
     // The CLI refuses as well.
     assert_eq!(
@@ -752,7 +752,7 @@ async fn invariant_breaks_are_409() {
     assert_eq!(r.status, 409, "{}", r.text());
     let v = r.json();
     assert_eq!(v["error_code"], "conflict", "{v}");
-    assert!(v["error"].as_str().unwrap().contains("keeper"), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("keeper"), "{v}");
     let r = fwd(&served, &d.bot, "echo", &d.up, "/echo/still-there", None).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(

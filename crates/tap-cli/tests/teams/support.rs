@@ -282,7 +282,7 @@ pub(crate) fn assert_forbidden(r: &Reply, what: &str) -> String {
     assert_eq!(r.status, 403, "{what}: expected 403, got {}", r.text());
     let v = r.json();
     assert_eq!(v["error_code"], "forbidden", "{what}: {v}");
-    v["error"].as_str().unwrap_or_default().to_owned()
+    v["detail"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Polls (bounded) until `f` gives a reply with `status`; panics with the last reply otherwise.
