@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use comfy_table::Table;
 use serde_json::{Value, json};
+use tap_core::approval::gate::Decision;
 use tap_core::model::{ApprovalStatus, Grant, MemberRole};
 use tap_core::policy::{CompiledPolicy, EvalInput, GrantView, NormalizedTarget, Policy, evaluate};
 use tap_core::target::TargetUrl;
+use tap_core::time::SystemClock;
 use tap_proxy::approval::{decide as gate_decide, rfc3339_ms};
 use tap_proxy::clock::now_secs;
 use zeroize::Zeroizing;
@@ -474,11 +476,14 @@ pub(crate) async fn decide(
     };
     match gate_decide(
         admin.store.as_ref(),
-        txn,
-        &email,
-        approve,
-        "terminal",
-        false,
+        &SystemClock,
+        Decision {
+            txn_id: txn,
+            email: &email,
+            approve,
+            channel: "terminal",
+            passkey: None,
+        },
     )
     .await
     {
@@ -522,7 +527,7 @@ pub(crate) async fn link(g: &Globals, c: LinkCmd) -> Result<ExitCode> {
                 role.as_deref(),
             )
             .await
-            .map_err(|(_, _, m)| anyhow!(m))?;
+            .map_err(|(_, m)| anyhow!(m))?;
             let v = json!({"team": team.slug, "agent_id": l.agent_id, "home_team": l.home_team, "role": l.role});
             emit(g, &v, || match &l.role {
                 Some(r) => format!(

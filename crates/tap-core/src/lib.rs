@@ -4,6 +4,7 @@
 //! through the [`store::Store`] trait, which `tap-store` implements.
 #![warn(missing_docs)]
 
+pub mod approval;
 pub mod audit;
 pub mod crypto;
 pub mod inject;
@@ -14,3 +15,4 @@ pub mod scrub;
 pub mod secret;
 pub mod store;
 pub mod target;
+pub mod time;

@@ -14,20 +14,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tap_core::approval::gate::{self, Decided, Decision, GateError};
+use tap_core::approval::{ApprovalChannel, ApprovalSummary};
 use tap_core::audit::{AuditPhase, AuditRecord};
-use tap_core::model::{Approval, ApprovalStatus, Member, MemberRole};
+use tap_core::model::{Approval, ApprovalStatus};
 use tap_core::policy::Policy;
-use tap_core::store::{AuditAppend, Store, StoreError, VoteOutcome};
+use tap_core::store::{AuditAppend, Store, StoreError};
 use tap_core::target::TargetUrl;
+use tap_core::time::Clock;
 use tokio::sync::Notify;
 
-use crate::clock::now_ms;
 use crate::error::{ProxyError, Reason};
 use crate::proxy::forward::{
     Coding, decoded_stream, response_coding, scrub_headers, send_error, unscannable,
@@ -42,8 +43,6 @@ pub const MAX_PENDING_PER_AGENT: u32 = 20;
 pub const MAX_STORED_RESPONSE: usize = 10 * 1024 * 1024;
 /// How often the executor looks for decisions made elsewhere (the CLI, another replica).
 pub const EXECUTOR_INTERVAL: Duration = Duration::from_millis(200);
-/// Channels every approval is routed to.
-pub const ALWAYS_ON_CHANNELS: &[&str] = &["web", "terminal"];
 
 /// The request as captured when approval was asked; forwarded byte for byte.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -120,216 +119,130 @@ impl CapturedRequest {
     }
 }
 
-/// A summary of an approval for humans and channels (never a secret).
-#[derive(Clone, Debug, Serialize)]
-pub struct ApprovalSummary {
-    /// Transaction id.
-    pub txn_id: String,
-    /// Team slug.
-    pub team: String,
-    /// Agent id.
-    pub agent_id: String,
-    /// Credential.
-    pub credential: String,
-    /// Method.
-    pub method: String,
-    /// Target.
-    pub target: String,
-    /// Body preview, scrubbed of team secrets.
-    pub body_preview: String,
-    /// Link to the web page.
-    pub approval_url: String,
-    /// Expiry, RFC 3339.
-    pub expires_at: String,
-}
-
-/// A place where humans are asked and decide. Telegram and passkeys plug in here;
-/// decisions come back through [`decide`].
-#[async_trait]
-pub trait ApprovalChannel: Send + Sync {
-    /// Channel name as stored in votes and routes.
-    fn name(&self) -> &'static str;
-    /// Asks for a decision.
-    async fn request(&self, summary: &ApprovalSummary) -> Result<(), String>;
-    /// Announces the outcome.
-    async fn outcome(&self, txn_id: &str, status: ApprovalStatus);
-}
-
 /// The web channel: the `/approve/{txn}` page is always there; nothing to send.
 #[derive(Debug)]
 pub struct WebChannel;
 
-#[async_trait]
 impl ApprovalChannel for WebChannel {
     fn name(&self) -> &'static str {
         "web"
     }
-    async fn request(&self, _summary: &ApprovalSummary) -> Result<(), String> {
-        Ok(())
-    }
-    async fn outcome(&self, _txn_id: &str, _status: ApprovalStatus) {}
 }
 
-/// Approval coordination inside one proxy.
+/// The terminal channel: `tap pending` and `tap approve` read the store; nothing to send.
+#[derive(Debug)]
+pub struct TerminalChannel;
+
+impl ApprovalChannel for TerminalChannel {
+    fn name(&self) -> &'static str {
+        "terminal"
+    }
+}
+
+/// Approval coordination inside one proxy, built from the configured channels.
 pub struct Broker {
     /// Woken whenever an approval changes here.
     pub changed: Notify,
-    /// Channels requests are sent to.
-    pub channels: Vec<Arc<dyn ApprovalChannel>>,
+    channels: Vec<Arc<dyn ApprovalChannel>>,
 }
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
-            .field("channels", &self.channels.len())
+            .field("channels", &self.names(None))
             .finish()
     }
 }
 
 impl Default for Broker {
+    /// Web and terminal: the channels every deployment has.
     fn default() -> Self {
+        Self::new(vec![Arc::new(WebChannel), Arc::new(TerminalChannel)])
+    }
+}
+
+impl Broker {
+    /// A broker over `channels` (web and terminal first, then the configured ones).
+    pub fn new(channels: Vec<Arc<dyn ApprovalChannel>>) -> Self {
         Self {
             changed: Notify::new(),
-            channels: vec![Arc::new(WebChannel)],
+            channels,
         }
     }
-}
 
-/// Members who may decide a request on `credential`: owners and admins, and
-/// approvers assigned the credential; restricted to `allowed_approvers` when the
-/// policy sets it (an empty list means nobody).
-pub fn eligible_approvers(
-    members: &[Member],
-    credential: &str,
-    policy: Option<&Policy>,
-) -> Vec<String> {
-    members
-        .iter()
-        .filter(|m| match m.role {
-            MemberRole::Owner | MemberRole::Admin => true,
-            MemberRole::Approver => m.credentials.iter().any(|c| c == credential),
-            MemberRole::Viewer => false,
-        })
-        .filter(
-            |m| match policy.and_then(|p| p.allowed_approvers.as_ref()) {
-                None => true,
-                Some(list) => list.iter().any(|a| a.trim().eq_ignore_ascii_case(&m.email)),
-            },
-        )
-        .map(|m| m.email.clone())
-        .collect()
-}
+    /// The channels an approval under `policy` is routed to.
+    pub fn route(&self, policy: Option<&Policy>) -> Vec<&Arc<dyn ApprovalChannel>> {
+        self.channels.iter().filter(|c| c.routes(policy)).collect()
+    }
 
-/// Why the gate refused a decision.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum GateError {
-    /// No such approval.
-    #[error("approval {0} not found")]
-    NotFound(String),
-    /// Already decided or expired.
-    #[error("approval is {0}, not pending")]
-    NotPending(&'static str),
-    /// The member may not decide this request.
-    #[error("{0} may not decide this request")]
-    NotEligible(String),
-    /// The member already voted.
-    #[error("{0} has already decided this request")]
-    AlreadyVoted(String),
-    /// The channel was not one the request was routed to.
-    #[error("this request was not routed to the {0} channel")]
-    NotRouted(String),
-    /// The policy needs a passkey.
-    #[error("this credential needs a passkey approval")]
-    PasskeyRequired,
-    /// Store failure.
-    #[error("store unavailable: {0}")]
-    Store(String),
-}
+    /// Names of the channels an approval under `policy` is routed to; all when `None`.
+    pub fn names(&self, policy: Option<&Policy>) -> Vec<String> {
+        self.channels
+            .iter()
+            .filter(|c| policy.is_none() || c.routes(policy))
+            .map(|c| c.name().to_owned())
+            .collect()
+    }
 
-impl From<StoreError> for GateError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e.to_string())
+    /// The channel named to the agent as `notification_channel`: the first
+    /// routed channel that pushes notifications, else the web page.
+    pub fn notification_channel(&self, policy: Option<&Policy>) -> &'static str {
+        self.route(policy)
+            .into_iter()
+            .find(|c| c.notifies())
+            .map_or("web", |c| c.name())
+    }
+
+    /// Asks every routed channel for a decision; failures are logged, never fatal
+    /// (the web page always works).
+    pub async fn notify_new(&self, policy: Option<&Policy>, summary: &ApprovalSummary) {
+        for ch in self.route(policy) {
+            if let Err(e) = ch.notify_new(summary).await {
+                tracing::warn!(channel = ch.name(), error = %e, "approval request could not be sent");
+            }
+        }
+    }
+
+    /// Announces a counted vote that did not end the approval.
+    pub async fn notify_progress(&self, d: &Decided) {
+        for ch in &self.channels {
+            ch.notify_progress(&d.txn_id, d.approvals, d.min_approvals)
+                .await;
+        }
+    }
+
+    /// Announces an outcome to every channel and wakes local waiters.
+    pub async fn notify_outcome(&self, txn_id: &str, status: ApprovalStatus) {
+        for ch in &self.channels {
+            ch.notify_outcome(txn_id, status).await;
+        }
+        self.changed.notify_waiters();
     }
 }
 
-/// The result of a counted decision.
-#[derive(Debug, Clone, Serialize)]
-pub struct Decided {
-    /// Transaction id.
-    pub txn_id: String,
-    /// Status after the vote.
-    pub status: &'static str,
-    /// Distinct approvals so far.
-    pub approvals: u32,
-    /// Needed approvals.
-    pub min_approvals: u32,
-}
-
-/// The one decision gate for every channel.
+/// Decides through the gate and records what a decision ends: a denial's
+/// finish audit row is written here, by whichever process the member decided in.
+/// Every channel and the admin service call this, never the store's vote.
 pub async fn decide(
     store: &dyn Store,
-    txn_id: &str,
-    email: &str,
-    approve: bool,
-    channel: &str,
-    passkey_verified: bool,
+    clock: &dyn Clock,
+    d: Decision<'_>,
 ) -> Result<Decided, GateError> {
-    let email = email.trim().to_ascii_lowercase();
-    let a = store
-        .approval(txn_id)
-        .await?
-        .ok_or_else(|| GateError::NotFound(txn_id.to_owned()))?;
-    let members = store.members(a.team_internal_id).await?;
-    if !members.iter().any(|m| m.email == email) {
-        // Someone outside the team cannot even learn that the transaction exists.
-        return Err(GateError::NotFound(txn_id.to_owned()));
-    }
-    if a.status != ApprovalStatus::Pending {
-        return Err(GateError::NotPending(a.status.public_str()));
-    }
-    if !a.channels.iter().any(|c| c == channel) {
-        return Err(GateError::NotRouted(channel.to_owned()));
-    }
-    let policy = store.policy(a.team_internal_id, &a.credential).await?;
-    if !eligible_approvers(&members, &a.credential, policy.as_ref()).contains(&email) {
-        return Err(GateError::NotEligible(email));
-    }
-    if approve && policy.as_ref().is_some_and(|p| p.require_passkey) && !passkey_verified {
-        return Err(GateError::PasskeyRequired);
-    }
-    match store
-        .vote(txn_id, &email, approve, channel, now_ms())
-        .await?
+    let decided = gate::decide(store, clock, d).await?;
+    if decided.denied()
+        && let Some(a) = store.approval(&decided.txn_id).await?
+        && let Ok(c) = serde_json::from_str::<CapturedRequest>(&a.request)
     {
-        VoteOutcome::Counted { status, approvals } => {
-            if status == ApprovalStatus::Denied {
-                // The denial ends the request: its finish row is written here, by whichever
-                // process the member decided in.
-                if let (Some(a), Ok(c)) = (
-                    store.approval(txn_id).await?,
-                    serde_json::from_str::<CapturedRequest>(&a.request),
-                ) {
-                    let rec = final_record(&a, &c, ApprovalStatus::Denied, None);
-                    store
-                        .append_audit(&[AuditAppend {
-                            team_internal_id: a.team_internal_id,
-                            phase: AuditPhase::Finish,
-                            record: rec,
-                        }])
-                        .await?;
-                }
-            }
-            Ok(Decided {
-                txn_id: txn_id.to_owned(),
-                status: status.public_str(),
-                approvals,
-                min_approvals: a.min_approvals,
-            })
-        }
-        VoteOutcome::AlreadyVoted => Err(GateError::AlreadyVoted(email)),
-        VoteOutcome::NotPending(s) => Err(GateError::NotPending(s.public_str())),
-        VoteOutcome::Missing => Err(GateError::NotFound(txn_id.to_owned())),
+        let rec = final_record(&a, &c, ApprovalStatus::Denied, None, clock.now_ms());
+        store
+            .append_audit(&[AuditAppend {
+                team_internal_id: a.team_internal_id,
+                phase: AuditPhase::Finish,
+                record: rec,
+            }])
+            .await?;
     }
+    Ok(decided)
 }
 
 /// RFC 3339 of a millisecond timestamp.
@@ -481,7 +394,7 @@ fn finish_audit(
     state.journal.enqueue(AuditAppend {
         team_internal_id: a.team_internal_id,
         phase: AuditPhase::Finish,
-        record: final_record(a, captured, status, upstream),
+        record: final_record(a, captured, status, upstream, state.clock.now_ms()),
     });
 }
 
@@ -491,6 +404,7 @@ fn final_record(
     captured: &CapturedRequest,
     status: ApprovalStatus,
     upstream: Option<(u16, f64, bool)>,
+    now: i64,
 ) -> AuditRecord {
     let mut rec = captured.audit.clone();
     rec.approval_status = Some(status.public_str().to_owned());
@@ -509,9 +423,9 @@ fn final_record(
         ApprovalStatus::Error => a.error_code.clone(),
         _ => None,
     };
-    let decided = a.decided_at.unwrap_or_else(now_ms);
+    let decided = a.decided_at.unwrap_or(now);
     rec.latency_approval_ms = Some((decided - a.created_at).max(0) as f64);
-    rec.latency_total_ms = Some((now_ms() - a.created_at).max(0) as f64);
+    rec.latency_total_ms = Some((now - a.created_at).max(0) as f64);
     if let Some((status, upstream_ms, scrubbed)) = upstream {
         rec.upstream_status = Some(status);
         rec.latency_upstream_ms = Some(upstream_ms);
@@ -539,7 +453,7 @@ async fn execute(state: &AppState, txn_id: &str) -> Result<(), StoreError> {
                 ApprovalStatus::Error,
                 Some("request_tampered"),
                 None,
-                now_ms(),
+                state.clock.now_ms(),
             )
             .await?;
         if let Some(a) = state.store.approval(txn_id).await? {
@@ -551,7 +465,7 @@ async fn execute(state: &AppState, txn_id: &str) -> Result<(), StoreError> {
             let agent_home_team = (a.agent_team_internal_id != a.team_internal_id)
                 .then(|| slug(a.agent_team_internal_id))
                 .flatten();
-            let decided = a.decided_at.unwrap_or_else(now_ms);
+            let decided = a.decided_at.unwrap_or(state.clock.now_ms());
             let rec = AuditRecord {
                 request_id: a.txn_id.clone(),
                 team_id,
@@ -566,7 +480,7 @@ async fn execute(state: &AppState, txn_id: &str) -> Result<(), StoreError> {
                 approval_status: Some("error".into()),
                 approvers: a.approvers(),
                 latency_approval_ms: Some((decided - a.created_at).max(0) as f64),
-                latency_total_ms: Some((now_ms() - a.created_at).max(0) as f64),
+                latency_total_ms: Some((state.clock.now_ms() - a.created_at).max(0) as f64),
                 timestamp: crate::proxy::audit::now_rfc3339(),
                 ..Default::default()
             };
@@ -604,15 +518,12 @@ async fn execute(state: &AppState, txn_id: &str) -> Result<(), StoreError> {
             status,
             code.as_deref(),
             response.as_deref(),
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     let a = state.store.approval(txn_id).await?.unwrap_or(a);
     finish_audit(state, &a, &captured, status, upstream);
-    for ch in &state.broker.channels {
-        ch.outcome(txn_id, status).await;
-    }
-    state.broker.changed.notify_waiters();
+    state.broker.notify_outcome(txn_id, status).await;
     Ok(())
 }
 
@@ -744,26 +655,24 @@ async fn forward_approved(
 }
 
 async fn expire(state: &AppState) -> Result<(), StoreError> {
-    let expired = state.store.expire_approvals(now_ms()).await?;
+    let expired = state.store.expire_approvals(state.clock.now_ms()).await?;
     for txn in &expired {
         if let Some(a) = state.store.approval(txn).await?
             && let Ok(c) = serde_json::from_str::<CapturedRequest>(&a.request)
         {
             finish_audit(state, &a, &c, ApprovalStatus::TimedOut, None);
         }
-        for ch in &state.broker.channels {
-            ch.outcome(txn, ApprovalStatus::TimedOut).await;
-        }
-    }
-    if !expired.is_empty() {
-        state.broker.changed.notify_waiters();
+        state
+            .broker
+            .notify_outcome(txn, ApprovalStatus::TimedOut)
+            .await;
     }
     Ok(())
 }
 
 /// The executor loop: expiry, forwarding of approved requests, result retention.
 pub async fn run_executor(state: AppState) {
-    match state.store.fail_interrupted(now_ms()).await {
+    match state.store.fail_interrupted(state.clock.now_ms()).await {
         Ok(n) if n > 0 => tracing::warn!(
             count = n,
             "approvals interrupted by a restart marked as error"
@@ -803,7 +712,7 @@ pub async fn run_executor(state: AppState) {
         }
         if last_purge.elapsed() > Duration::from_secs(60) {
             last_purge = Instant::now();
-            let before = now_ms()
+            let before = state.clock.now_ms()
                 - i64::try_from(state.config.result_retention.as_millis()).unwrap_or(i64::MAX);
             if let Err(e) = state.store.purge_approvals(before).await {
                 tracing::warn!(error = %e, "approval purge failed");

@@ -359,7 +359,9 @@ impl Reason {
             Self::InvalidRequest => "Correct the field named in detail and send the request again.",
             Self::Conflict => "Resolve the conflict named in detail first, then retry.",
             Self::NotPending => "The approval was already decided or expired; nothing to do.",
-            Self::AlreadyDecided => "Your decision was already counted; another member must decide.",
+            Self::AlreadyDecided => {
+                "Your decision was already counted; another member must decide."
+            }
             Self::PasskeyRequired => {
                 "Approve on the approval page with your passkey; this credential's policy requires one."
             }

@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tap_core::store::Store;
+use tap_core::time::{Clock, SystemClock};
 use tokio::net::TcpListener;
 
 use crate::config::ProxyConfig;
@@ -224,6 +225,16 @@ impl Proxy {
         keys: Keyring,
         config: ProxyConfig,
     ) -> Result<Self, String> {
+        Self::build_with_clock(store, keys, config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Proxy::build`] reading time from `clock` (tests pass a manual clock).
+    pub async fn build_with_clock(
+        store: Arc<dyn Store>,
+        keys: Keyring,
+        config: ProxyConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let snapshot = store.snapshot().await.map_err(|e| e.to_string())?;
         let directory = Arc::new(DirectoryHandle::new(Directory::build(
@@ -269,6 +280,7 @@ impl Proxy {
             config,
             rate: Arc::new(RateLimiter::default()),
             broker: Arc::new(crate::approval::Broker::default()),
+            clock,
             login_failures: Arc::new(RateLimiter::default()),
         });
         let executor = tokio::spawn(crate::approval::run_executor(state.clone()));

@@ -22,7 +22,6 @@ use tap_core::store::{AuditQuery, StoreError};
 
 use crate::admin::{Admin, AdminError, CredentialSpec};
 use crate::approval::rfc3339_ms;
-use crate::clock::now_secs;
 use crate::error::Reason;
 use crate::state::AppState;
 use crate::web::{MemberCtx, api_error, member};
@@ -104,7 +103,8 @@ fn admin_of(state: &AppState) -> Admin {
 /// Authenticates, picks the team and checks the role.
 pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ctx, Response> {
     let Some(m) = member(state, headers).await else {
-        return Err(api_error(Reason::Unauthorized,
+        return Err(api_error(
+            Reason::Unauthorized,
             "missing or invalid bearer token; log in with POST /login or use an admin token",
         ));
     };
@@ -130,7 +130,8 @@ pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ct
         }
     }
     let Some((team, role, assigned)) = found else {
-        return Err(api_error(Reason::Forbidden,
+        return Err(api_error(
+            Reason::Forbidden,
             match wanted {
                 Some(w) => format!("you are not a member of team {w}"),
                 None => "you are not a member of any team".into(),
@@ -138,7 +139,8 @@ pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ct
         ));
     };
     if !need.allows(role) {
-        return Err(api_error(Reason::Forbidden,
+        return Err(api_error(
+            Reason::Forbidden,
             format!(
                 "this needs the {} role; you are {} in team {}",
                 need.name(),
@@ -159,15 +161,11 @@ pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ct
 
 fn store_err(e: StoreError) -> Response {
     match e {
-        StoreError::NotFound(w) => {
-            api_error(Reason::NotFound, format!("{w} not found"))
-        }
+        StoreError::NotFound(w) => api_error(Reason::NotFound, format!("{w} not found")),
         StoreError::Conflict(w) => api_error(Reason::Conflict, w),
         other => {
             tracing::error!(error = %other, "store error in admin API");
-            api_error(Reason::StoreUnavailable,
-                "the store is unavailable",
-            )
+            api_error(Reason::StoreUnavailable, "the store is unavailable")
         }
     }
 }
@@ -175,15 +173,11 @@ fn store_err(e: StoreError) -> Response {
 fn admin_err(e: AdminError) -> Response {
     match e {
         AdminError::Invalid(m) => api_error(Reason::InvalidRequest, m),
-        AdminError::NotFound(w) => {
-            api_error(Reason::NotFound, format!("{w} not found"))
-        }
+        AdminError::NotFound(w) => api_error(Reason::NotFound, format!("{w} not found")),
         AdminError::Conflict(m) => api_error(Reason::Conflict, m),
         AdminError::Keys(k) => {
             tracing::error!(error = %k, "key error in admin API");
-            api_error(Reason::Internal,
-                "key material problem",
-            )
+            api_error(Reason::Internal, "key material problem")
         }
         AdminError::Store(s) => store_err(s),
     }
@@ -194,9 +188,7 @@ fn bad(msg: impl Into<String>) -> Response {
 }
 
 fn not_found(what: impl Into<String>) -> Response {
-    api_error(Reason::NotFound,
-        format!("{} not found", what.into()),
-    )
+    api_error(Reason::NotFound, format!("{} not found", what.into()))
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
@@ -420,7 +412,8 @@ pub async fn create_credential(State(s): State<AppState>, h: HeaderMap, body: By
     };
     match s.store.credential(c.team.internal_id, &name).await {
         Ok(Some(_)) => {
-            return api_error(Reason::Conflict,
+            return api_error(
+                Reason::Conflict,
                 format!("credential {name} already exists"),
             );
         }
@@ -1249,7 +1242,7 @@ pub async fn create_grant(
         credential: cred,
         methods,
         route_scope: b.route_scope,
-        expires_at: now_secs() + i64::from(b.ttl_minutes) * 60,
+        expires_at: s.clock.now_secs() + i64::from(b.ttl_minutes) * 60,
         max_uses: b.max_uses,
         uses: 0,
         created_by: c.member.email.clone(),
@@ -1361,9 +1354,7 @@ pub async fn invite_member(State(s): State<AppState>, h: HeaderMap, body: Bytes)
         return bad("role must be owner, admin, approver or viewer");
     };
     if role == MemberRole::Owner && c.role != MemberRole::Owner {
-        return api_error(Reason::Forbidden,
-            "making an owner needs the owner role",
-        );
+        return api_error(Reason::Forbidden, "making an owner needs the owner role");
     }
     match c
         .admin
@@ -1454,9 +1445,7 @@ pub async fn remove_member(
                 .iter()
                 .any(|m| m.email == email && m.role == MemberRole::Owner)
         {
-            return api_error(Reason::Forbidden,
-                "removing an owner needs the owner role",
-            );
+            return api_error(Reason::Forbidden, "removing an owner needs the owner role");
         }
     }
     match s.store.remove_member(c.team.internal_id, &email).await {
@@ -1682,32 +1671,22 @@ pub async fn make_link(
     let home = store
         .team(home_team)
         .await
-        .map_err(|e| {
-            (Reason::StoreUnavailable,
-                e.to_string(),
-            )
-        })?
-        .ok_or_else(|| {
-            (Reason::NotFound,
-                format!("team {home_team} not found"),
-            )
-        })?;
+        .map_err(|e| (Reason::StoreUnavailable, e.to_string()))?
+        .ok_or_else(|| (Reason::NotFound, format!("team {home_team} not found")))?;
     if home.internal_id == team.internal_id {
-        return Err((Reason::InvalidRequest,
+        return Err((
+            Reason::InvalidRequest,
             "an agent cannot be linked to its own home team".into(),
         ));
     }
     if store
         .agent(home.internal_id, agent_id)
         .await
-        .map_err(|e| {
-            (Reason::StoreUnavailable,
-                e.to_string(),
-            )
-        })?
+        .map_err(|e| (Reason::StoreUnavailable, e.to_string()))?
         .is_none()
     {
-        return Err((Reason::NotFound,
+        return Err((
+            Reason::NotFound,
             format!("agent {agent_id} not found in team {home_team}"),
         ));
     }
@@ -1715,14 +1694,11 @@ pub async fn make_link(
         && store
             .role(team.internal_id, r)
             .await
-            .map_err(|e| {
-                (Reason::StoreUnavailable,
-                    e.to_string(),
-                )
-            })?
+            .map_err(|e| (Reason::StoreUnavailable, e.to_string()))?
             .is_none()
     {
-        return Err((Reason::NotFound,
+        return Err((
+            Reason::NotFound,
             format!("role {r} not found in team {}", team.slug),
         ));
     }
@@ -1734,11 +1710,10 @@ pub async fn make_link(
         role: role.map(str::to_owned),
         created_at: 0,
     };
-    store.set_link(&link).await.map_err(|e| {
-        (Reason::StoreUnavailable,
-            e.to_string(),
-        )
-    })?;
+    store
+        .set_link(&link)
+        .await
+        .map_err(|e| (Reason::StoreUnavailable, e.to_string()))?;
     Ok(link)
 }
 
@@ -1965,7 +1940,8 @@ pub async fn test_channel(
     .await
     {
         Ok(()) => Json(json!({"name": ch.name, "delivered": true})).into_response(),
-        Err(crate::telegram::TelegramError::NotConfigured) => api_error(Reason::ChannelUnavailable,
+        Err(crate::telegram::TelegramError::NotConfigured) => api_error(
+            Reason::ChannelUnavailable,
             "Telegram is not configured: set TELEGRAM_BOT_TOKEN",
         ),
         Err(e) => api_error(Reason::ChannelError, e.to_string()),

@@ -15,8 +15,10 @@ use serde_json::{Value, json};
 use tap_core::crypto::{ADMIN_TOKEN_PREFIX, ct_eq, generate_admin_token};
 use tap_core::model::{Approval, ApprovalStatus, MemberRole, Team};
 
-use crate::approval::{CapturedRequest, GateError, decide, eligible_approvers, rfc3339_ms};
-use crate::clock::now_ms;
+use tap_core::approval::eligible_approvers;
+use tap_core::approval::gate::{Decision, GateError};
+
+use crate::approval::{CapturedRequest, decide, rfc3339_ms};
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
 
@@ -44,7 +46,8 @@ pub fn api_error(reason: Reason, detail: impl Into<String>) -> Response {
 }
 
 fn unauthorized() -> Response {
-    api_error(Reason::Unauthorized,
+    api_error(
+        Reason::Unauthorized,
         "missing or invalid bearer token; log in with POST /login or use an admin token",
     )
 }
@@ -79,7 +82,11 @@ pub async fn member(state: &AppState, headers: &HeaderMap) -> Option<MemberCtx> 
     let hash = state.keys.mac().digest(&token);
     let account_id = match state.store.admin_token(&hash).await.ok()? {
         Some(t) if ct_eq(t.token_hash.as_bytes(), hash.as_bytes()) => t.account_id,
-        _ => state.store.session_account(&hash, now_ms()).await.ok()??,
+        _ => state
+            .store
+            .session_account(&hash, state.clock.now_ms())
+            .await
+            .ok()??,
     };
     let account = state.store.account(account_id).await.ok()??;
     Some(MemberCtx {
@@ -132,7 +139,7 @@ async fn check_password(state: &AppState, email: &str, password: &str) -> Option
 
 async fn start_session(state: &AppState, account_id: i64) -> Option<(String, i64)> {
     let token = generate_admin_token().ok()?;
-    let expires = now_ms() + SESSION_TTL_MS;
+    let expires = state.clock.now_ms() + SESSION_TTL_MS;
     state
         .store
         .create_session(account_id, &state.keys.mac().digest(&token), expires)
@@ -176,15 +183,14 @@ pub async fn login(
         serde_json::from_slice(&body).ok()
     };
     let Some(b) = parsed else {
-        return api_error(Reason::InvalidRequest,
-            "send {\"email\", \"password\"}",
-        );
+        return api_error(Reason::InvalidRequest, "send {\"email\", \"password\"}");
     };
     let who = b.email.trim().to_ascii_lowercase();
     let now = std::time::Instant::now();
     if state.login_failures.recent(0, &who, now) >= MAX_LOGIN_FAILURES {
         tracing::warn!("login refused: too many failures for this account");
-        return api_error(Reason::TooManyAttempts,
+        return api_error(
+            Reason::TooManyAttempts,
             "too many failed logins for this account; try again later",
         );
     }
@@ -199,14 +205,10 @@ pub async fn login(
                 "<p>Wrong e-mail or password.</p>",
             );
         }
-        return api_error(Reason::Unauthorized,
-            "wrong e-mail or password",
-        );
+        return api_error(Reason::Unauthorized, "wrong e-mail or password");
     };
     let Some((token, expires)) = start_session(&state, account_id).await else {
-        return api_error(Reason::StoreUnavailable,
-            "session could not be stored",
-        );
+        return api_error(Reason::StoreUnavailable, "session could not be stored");
     };
     if is_form {
         let next = b
@@ -303,11 +305,7 @@ fn error_page(e: &ProxyError, title: &str) -> Response {
     page(
         e.reason.status(),
         title,
-        &format!(
-            "<p>{}</p><p>{}</p>",
-            esc(&e.message),
-            esc(e.reason.fix())
-        ),
+        &format!("<p>{}</p><p>{}</p>", esc(&e.message), esc(e.reason.fix())),
     )
 }
 
@@ -541,12 +539,27 @@ async fn web_decide(
             "<p>The form expired; reload the page.</p>",
         );
     }
-    match decide(state.store.as_ref(), &txn, &m.email, approve, "web", false).await {
+    match decide(
+        state.store.as_ref(),
+        state.clock.as_ref(),
+        Decision {
+            txn_id: &txn,
+            email: &m.email,
+            approve,
+            channel: "web",
+            passkey: None,
+        },
+    )
+    .await
+    {
         Ok(_) => {
             state.broker.changed.notify_waiters();
             Redirect::to(&format!("/approve/{txn}")).into_response()
         }
-        Err(e) => error_page(&ProxyError::new(gate_reason(&e), e.to_string()), "Not decided"),
+        Err(e) => error_page(
+            &ProxyError::new(gate_reason(&e), e.to_string()),
+            "Not decided",
+        ),
     }
 }
 
@@ -624,11 +637,7 @@ async fn team_of(
         Some(slug) if !slug.is_empty() => teams.into_iter().find(|(t, _, _)| t.slug == slug),
         _ => teams.into_iter().next(),
     };
-    found.ok_or_else(|| {
-        api_error(Reason::Forbidden,
-            "you are not a member of that team",
-        )
-    })
+    found.ok_or_else(|| api_error(Reason::Forbidden, "you are not a member of that team"))
 }
 
 /// Query of `GET /team/approvals`.
@@ -692,9 +701,7 @@ pub async fn team_approvals(
     let list = match state.store.approvals(team.internal_id, status, 500).await {
         Ok(l) => l,
         Err(e) => {
-            return api_error(Reason::StoreUnavailable,
-                e.to_string(),
-            );
+            return api_error(Reason::StoreUnavailable, e.to_string());
         }
     };
     let rows: Vec<Value> = list
@@ -709,7 +716,19 @@ async fn api_decide(state: AppState, headers: HeaderMap, txn: String, approve: b
     let Some(m) = member(&state, &headers).await else {
         return unauthorized();
     };
-    match decide(state.store.as_ref(), &txn, &m.email, approve, "web", false).await {
+    match decide(
+        state.store.as_ref(),
+        state.clock.as_ref(),
+        Decision {
+            txn_id: &txn,
+            email: &m.email,
+            approve,
+            channel: "web",
+            passkey: None,
+        },
+    )
+    .await
+    {
         Ok(d) => {
             state.broker.changed.notify_waiters();
             Json(json!(d)).into_response()

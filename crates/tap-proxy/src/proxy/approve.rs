@@ -12,11 +12,12 @@ use tap_core::model::{Approval, ApprovalStatus};
 use super::audit::AuditDraft;
 use super::forward::Prepared;
 use super::{Prefer, refuse};
+use tap_core::approval::{ApprovalSummary, eligible_approvers};
+
 use crate::approval::{
-    ALWAYS_ON_CHANNELS, ApprovalSummary, CapturedRequest, MAX_PENDING_PER_AGENT, approval_url,
-    eligible_approvers, final_error, rfc3339_ms, stored_response, wait_final,
+    CapturedRequest, MAX_PENDING_PER_AGENT, approval_url, final_error, rfc3339_ms, stored_response,
+    wait_final,
 };
-use crate::clock::now_ms;
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
 
@@ -24,8 +25,8 @@ use crate::state::AppState;
 const PREVIEW_BYTES: usize = 512;
 
 /// The 202 of SPEC §3.3.
-pub(crate) fn accepted(state: &AppState, a: &Approval) -> Response {
-    let expires_in = ((a.expires_at - now_ms()) / 1000).max(0);
+pub(crate) fn accepted(state: &AppState, a: &Approval, notification_channel: &str) -> Response {
+    let expires_in = ((a.expires_at - state.clock.now_ms()) / 1000).max(0);
     (
         StatusCode::ACCEPTED,
         Json(json!({
@@ -34,7 +35,7 @@ pub(crate) fn accepted(state: &AppState, a: &Approval) -> Response {
             "poll_url": format!("/agent/approvals/{}", a.txn_id),
             "approval_url": approval_url(state, &a.txn_id),
             "expires_in": expires_in,
-            "notification_channel": "web",
+            "notification_channel": notification_channel,
             "agent_hint": "A human must approve this request. Show approval_url to your human, then poll poll_url with your X-TAP-Key until status is forwarded, denied, timed_out or error.",
         })),
     )
@@ -100,7 +101,7 @@ pub(crate) async fn request_approval(
         )
         .await;
     };
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let timeout = i64::try_from(state.config.approval_timeout.as_millis()).unwrap_or(i64::MAX);
     let approval = Approval {
         txn_id: draft.record.request_id.clone(),
@@ -116,7 +117,7 @@ pub(crate) async fn request_approval(
         status: ApprovalStatus::Pending,
         policy_reason,
         min_approvals: policy.as_ref().map_or(1, |p| p.min_approvals.max(1)),
-        channels: ALWAYS_ON_CHANNELS.iter().map(|s| (*s).to_owned()).collect(),
+        channels: state.broker.names(policy.as_ref()),
         created_at: now,
         expires_at: now.saturating_add(timeout),
         decided_at: None,
@@ -144,16 +145,14 @@ pub(crate) async fn request_approval(
             .scrub_str(&captured.body_preview(PREVIEW_BYTES))
             .0,
         approval_url: approval_url(state, &approval.txn_id),
+        min_approvals: approval.min_approvals,
         expires_at: rfc3339_ms(approval.expires_at),
     };
-    for ch in &state.broker.channels {
-        if let Err(e) = ch.request(&summary).await {
-            tracing::warn!(channel = ch.name(), error = %e, "approval request could not be sent");
-        }
-    }
+    state.broker.notify_new(policy.as_ref(), &summary).await;
+    let notification_channel = state.broker.notification_channel(policy.as_ref());
     tracing::info!(txn = %approval.txn_id, agent = %approval.agent_id, credential = %cred, "approval requested");
     if prefer.respond_async {
-        return accepted(state, &approval);
+        return accepted(state, &approval, notification_channel);
     }
     let wait = prefer.wait_secs.map_or(state.config.sync_wait, |w| {
         Duration::from_secs(w).min(state.config.sync_wait)
@@ -167,8 +166,8 @@ pub(crate) async fn request_approval(
             crate::error::error_response(err.reason, scrubbed, None)
         }
         Ok(None) => match state.store.approval(&approval.txn_id).await {
-            Ok(Some(a)) => accepted(state, &a),
-            _ => accepted(state, &approval),
+            Ok(Some(a)) => accepted(state, &a, notification_channel),
+            _ => accepted(state, &approval, notification_channel),
         },
         Err(e) => ProxyError::from(e).into_response(),
     }
