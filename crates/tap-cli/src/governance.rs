@@ -519,7 +519,7 @@ pub(crate) async fn link(g: &Globals, c: LinkCmd) -> Result<ExitCode> {
             home_team,
             role,
         } => {
-            let l = tap_proxy::team_api::make_link(
+            let l = tap_proxy::http::admin::make_link(
                 admin.store.as_ref(),
                 &team,
                 &agent,
@@ -649,7 +649,7 @@ pub(crate) async fn channel(g: &Globals, c: ChannelCmd) -> Result<ExitCode> {
     let (admin, team) = open_team(g).await?;
     match c {
         ChannelCmd::Telegram(TelegramCmd::Set { chat_id, name }) => {
-            let ch = tap_proxy::team_api::put_channel(
+            let ch = tap_proxy::http::admin::put_channel(
                 admin.store.as_ref(),
                 &team,
                 &name,

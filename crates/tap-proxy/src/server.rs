@@ -16,11 +16,12 @@ use tokio::net::TcpListener;
 use crate::config::ProxyConfig;
 use crate::directory::{Directory, DirectoryHandle};
 use crate::error::{ProxyError, Reason};
+use crate::http::admin as t;
 use crate::journal::Journal;
 use crate::keyring::Keyring;
 use crate::outbound::{GuardedResolver, upstream_client};
 use crate::state::{AppState, RateLimiter};
-use crate::{agent_api, team_api as t, web};
+use crate::{agent_api, web};
 
 /// The request id of the current request; equals the `X-TAP-Request-Id` answered.
 #[derive(Clone, Debug)]

@@ -1,0 +1,3 @@
+//! HTTP adapters over the admin service and the proxy.
+
+pub mod admin;
