@@ -11,7 +11,7 @@ use tap_core::audit::{AuditPhase, AuditRecord, merge_rows};
 use tap_core::inject::AuthBinding;
 use tap_core::model::{Agent, Connector, Credential, Role, Team};
 use tap_core::store::AuditQuery;
-use tap_proxy::admin::{Admin, CredentialSpec, InitReport};
+use tap_proxy::ops::{CredentialSpec, InitReport, Ops as Admin};
 use zeroize::Zeroizing;
 
 use crate::env::{Globals, KeySource, display};

@@ -6,12 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use comfy_table::Table;
 use serde_json::{Value, json};
-use tap_core::approval::gate::Decision;
 use tap_core::model::{ApprovalStatus, Grant, MemberRole};
 use tap_core::policy::{CompiledPolicy, EvalInput, GrantView, NormalizedTarget, Policy, evaluate};
 use tap_core::target::TargetUrl;
-use tap_core::time::SystemClock;
-use tap_proxy::approval::{decide as gate_decide, rfc3339_ms};
 use tap_proxy::clock::now_secs;
 use zeroize::Zeroizing;
 
@@ -409,28 +406,11 @@ pub(crate) async fn member(g: &Globals, c: MemberCmd) -> Result<ExitCode> {
 
 pub(crate) async fn pending(g: &Globals) -> Result<ExitCode> {
     let (admin, team) = open_team(g).await?;
+    let scope = admin.operator_scope(&team.slug, None).await?;
     let list = admin
-        .store
-        .approvals(team.internal_id, Some(ApprovalStatus::Pending), 1000)
+        .approvals(&scope, Some(ApprovalStatus::Pending))
         .await?;
-    let now = now_secs() * 1000;
-    let rows: Vec<Value> = list
-        .iter()
-        .filter(|a| a.expires_at > now)
-        .map(|a| {
-            json!({
-                "txn_id": a.txn_id,
-                "agent_id": a.agent_id,
-                "credential": a.credential,
-                "method": a.method,
-                "target": a.target,
-                "created_at": rfc3339_ms(a.created_at),
-                "expires_at": rfc3339_ms(a.expires_at),
-                "approvals": a.approvers().len(),
-                "min_approvals": a.min_approvals,
-            })
-        })
-        .collect();
+    let rows: Vec<Value> = list.iter().map(|a| json!(a)).collect();
     emit(g, &Value::Array(rows.clone()), || {
         if rows.is_empty() {
             return "no pending approvals".into();
@@ -470,23 +450,10 @@ pub(crate) async fn decide(
     approve: bool,
 ) -> Result<ExitCode> {
     let (admin, team) = open_team(g).await?;
-    let email = match as_email {
-        Some(e) => e.trim().to_ascii_lowercase(),
-        None => admin.default_actor(&team).await?,
-    };
-    match gate_decide(
-        admin.store.as_ref(),
-        &SystemClock,
-        Decision {
-            txn_id: txn,
-            email: &email,
-            approve,
-            channel: "terminal",
-            passkey: None,
-        },
-    )
-    .await
-    {
+    let scope = admin
+        .operator_scope(&team.slug, as_email.as_deref())
+        .await?;
+    match admin.decide(&scope, txn, approve, "terminal").await {
         Ok(d) => {
             let v = json!(d);
             emit(g, &v, || {

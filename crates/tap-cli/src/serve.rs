@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tap_proxy::admin::Admin;
 use tap_proxy::config::ProxyConfig;
+use tap_proxy::ops::Ops as Admin;
 use tap_proxy::server::Proxy;
 
 use crate::commands::print_init;
@@ -52,7 +52,7 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
     let addr = listener.local_addr()?;
     // The bound address (port 0 resolved) is what links such as `approval_url` name.
     config.listen = addr;
-    let proxy = Proxy::build(Arc::clone(&store), admin.keys.clone(), config.clone())
+    let proxy = Proxy::build(Arc::clone(&store), (*admin.keys).clone(), config.clone())
         .await
         .map_err(anyhow::Error::msg)?;
     // Install the handlers before announcing the address: a SIGTERM sent as soon as

@@ -4,7 +4,6 @@
 //! and credential → outbound safety → policy → approval → inject → forward →
 //! scrub → audit.
 
-pub mod admin;
 pub mod agent_api;
 pub mod approval;
 pub mod clock;
@@ -14,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod journal;
 pub mod keyring;
+pub mod ops;
 pub mod outbound;
 pub mod proxy;
 pub mod server;

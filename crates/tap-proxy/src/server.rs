@@ -90,9 +90,9 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(web::approve_page))
         .routes(routes!(web::approve_post))
         .routes(routes!(web::deny_post))
-        .routes(routes!(web::team_approvals))
-        .routes(routes!(web::team_approve))
-        .routes(routes!(web::team_deny))
+        .routes(routes!(t::team_approvals))
+        .routes(routes!(t::team_approve))
+        .routes(routes!(t::team_deny))
         .routes(routes!(t::get_team))
         .routes(routes!(t::put_settings))
         .routes(routes!(t::list_credentials, t::create_credential))
@@ -270,6 +270,9 @@ impl Proxy {
                 }
             })
         };
+        let broker = Arc::new(crate::approval::Broker::default());
+        let ops = crate::ops::Ops::new(Arc::clone(&store), Arc::clone(&keys), Arc::clone(&clock))
+            .attach(Arc::clone(&directory), Arc::clone(&broker));
         let state = AppState::new(crate::state::Shared {
             store,
             keys,
@@ -280,7 +283,8 @@ impl Proxy {
             resolver,
             config,
             rate: Arc::new(RateLimiter::default()),
-            broker: Arc::new(crate::approval::Broker::default()),
+            broker,
+            ops,
             clock,
             login_failures: Arc::new(RateLimiter::default()),
         });

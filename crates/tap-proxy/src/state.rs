@@ -54,6 +54,8 @@ pub struct Shared {
     pub rate: Arc<RateLimiter>,
     /// Approval coordination.
     pub broker: Arc<crate::approval::Broker>,
+    /// The admin service, attached to this proxy (read your writes).
+    pub ops: crate::ops::Ops,
     /// The one source of wall-clock time.
     pub clock: Arc<dyn tap_core::time::Clock>,
     /// Failed logins per e-mail (brute-force bound).

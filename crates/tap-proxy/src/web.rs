@@ -7,13 +7,13 @@
 
 use argon2::{Argon2, PasswordVerifier};
 use axum::Json;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tap_core::crypto::{ADMIN_TOKEN_PREFIX, ct_eq, generate_admin_token};
-use tap_core::model::{Approval, ApprovalStatus, MemberRole, Team};
+use tap_core::model::{ApprovalStatus, MemberRole, Team};
 
 use tap_core::approval::eligible_approvers;
 use tap_core::approval::gate::{Decision, GateError};
@@ -43,13 +43,6 @@ pub struct MemberCtx {
 /// An admin API or page error in the one dialect of [`ProxyError`].
 pub fn api_error(reason: Reason, detail: impl Into<String>) -> Response {
     ProxyError::new(reason, detail).into_response()
-}
-
-fn unauthorized() -> Response {
-    api_error(
-        Reason::Unauthorized,
-        "missing or invalid bearer token; log in with POST /login or use an admin token",
-    )
 }
 
 fn presented_token(headers: &HeaderMap) -> Option<String> {
@@ -620,167 +613,4 @@ fn gate_reason(e: &GateError) -> Reason {
         GateError::PasskeyRequired => Reason::PasskeyRequired,
         GateError::Store(_) => Reason::StoreUnavailable,
     }
-}
-
-/// Resolves the member's team: `X-TAP-Team` or their only/first team.
-async fn team_of(
-    state: &AppState,
-    m: &MemberCtx,
-    headers: &HeaderMap,
-) -> Result<(Team, MemberRole, Vec<String>), Response> {
-    let teams = member_teams(state, m).await;
-    let wanted = headers
-        .get("x-tap-team")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    let found = match wanted {
-        Some(slug) if !slug.is_empty() => teams.into_iter().find(|(t, _, _)| t.slug == slug),
-        _ => teams.into_iter().next(),
-    };
-    found.ok_or_else(|| api_error(Reason::Forbidden, "you are not a member of that team"))
-}
-
-/// Query of `GET /team/approvals`.
-#[derive(Debug, Deserialize)]
-pub struct ApprovalsQuery {
-    status: Option<String>,
-}
-
-/// One approval as listed to members.
-pub fn approval_row(a: &Approval) -> Value {
-    json!({
-        "txn_id": a.txn_id,
-        "agent_id": a.agent_id,
-        "credential": a.credential,
-        "method": a.method,
-        "target": a.target,
-        "status": a.status.public_str(),
-        "policy_reason": a.policy_reason,
-        "created_at": rfc3339_ms(a.created_at),
-        "expires_at": rfc3339_ms(a.expires_at),
-        "approvals": a.approvers().len(),
-        "min_approvals": a.min_approvals,
-        "votes": a.votes,
-    })
-}
-
-/// `GET /team/approvals?status=`.
-#[utoipa::path(
-    get,
-    path = "/team/approvals",
-    tag = "approvals",
-    summary = "List approvals",
-    params(
-        ("status" = String, Query, description = "pending, approved, forwarded, denied, timed_out, error or all"),
-    ),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "Approvals"),
-        (status = 401, description = "Unauthorized"),
-    )
-)]
-pub async fn team_approvals(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<ApprovalsQuery>,
-) -> Response {
-    let Some(m) = member(&state, &headers).await else {
-        return unauthorized();
-    };
-    let (team, role, assigned) = match team_of(&state, &m, &headers).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let status = match q.status.as_deref() {
-        None | Some("") | Some("all") => None,
-        Some(s) => match s.parse::<ApprovalStatus>() {
-            Ok(st) => Some(st),
-            Err(e) => return api_error(Reason::InvalidRequest, e),
-        },
-    };
-    let list = match state.store.approvals(team.internal_id, status, 500).await {
-        Ok(l) => l,
-        Err(e) => {
-            return api_error(Reason::StoreUnavailable, e.to_string());
-        }
-    };
-    let rows: Vec<Value> = list
-        .iter()
-        .filter(|a| role != MemberRole::Approver || assigned.contains(&a.credential))
-        .map(approval_row)
-        .collect();
-    Json(Value::Array(rows)).into_response()
-}
-
-async fn api_decide(state: AppState, headers: HeaderMap, txn: String, approve: bool) -> Response {
-    let Some(m) = member(&state, &headers).await else {
-        return unauthorized();
-    };
-    match decide(
-        state.store.as_ref(),
-        state.clock.as_ref(),
-        Decision {
-            txn_id: &txn,
-            email: &m.email,
-            approve,
-            channel: "web",
-            passkey: None,
-        },
-    )
-    .await
-    {
-        Ok(d) => {
-            state.broker.changed.notify_waiters();
-            Json(json!(d)).into_response()
-        }
-        Err(e) => api_error(gate_reason(&e), e.to_string()),
-    }
-}
-
-/// `POST /team/approvals/{id}/approve`.
-#[utoipa::path(
-    post,
-    path = "/team/approvals/{txn}/approve",
-    tag = "approvals",
-    summary = "Approve",
-    params(
-        ("txn" = String, Path, description = "Transaction id"),
-    ),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "Counted"),
-        (status = 403, description = "Not eligible"),
-        (status = 409, description = "Not pending or already decided"),
-    )
-)]
-pub async fn team_approve(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(txn): Path<String>,
-) -> Response {
-    api_decide(state, headers, txn, true).await
-}
-
-/// `POST /team/approvals/{id}/deny`.
-#[utoipa::path(
-    post,
-    path = "/team/approvals/{txn}/deny",
-    tag = "approvals",
-    summary = "Deny",
-    params(
-        ("txn" = String, Path, description = "Transaction id"),
-    ),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "Counted"),
-        (status = 403, description = "Not eligible"),
-        (status = 409, description = "Not pending or already decided"),
-    )
-)]
-pub async fn team_deny(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(txn): Path<String>,
-) -> Response {
-    api_decide(state, headers, txn, false).await
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use tap_core::crypto::MasterKey;
 use tap_core::store::Store;
-use tap_proxy::admin::{Admin, CredentialSpec};
+use tap_proxy::ops::{CredentialSpec, Ops as Admin};
 use tap_store::SqliteStore;
 
 /// Default number of agents and of credentials.
@@ -166,7 +166,7 @@ async fn seed(o: Options) -> Result<(), String> {
 }
 
 async fn join_one(
-    tasks: &mut tokio::task::JoinSet<Result<(), tap_proxy::admin::AdminError>>,
+    tasks: &mut tokio::task::JoinSet<Result<(), tap_proxy::ops::OpsError>>,
 ) -> Result<(), String> {
     match tasks.join_next().await {
         Some(Ok(Ok(()))) | None => Ok(()),

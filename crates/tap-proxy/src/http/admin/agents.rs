@@ -1,4 +1,4 @@
-//! Admin API: agents (SPEC §4).
+//! Ops API: agents (SPEC §4).
 
 #![allow(clippy::result_large_err)]
 

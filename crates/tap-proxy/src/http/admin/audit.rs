@@ -1,4 +1,4 @@
-//! Admin API: audit (SPEC §4).
+//! Ops API: audit (SPEC §4).
 
 #![allow(clippy::result_large_err)]
 

@@ -1,4 +1,4 @@
-//! Admin API: notification channels (SPEC §4).
+//! Ops API: notification channels (SPEC §4).
 
 #![allow(clippy::result_large_err)]
 

@@ -1,9 +1,9 @@
-//! Admin API: credentials (SPEC §4).
+//! Ops API: credentials (SPEC §4).
 
 #![allow(clippy::result_large_err)]
 
-use crate::admin::{Admin, CredentialSpec};
 use crate::error::Reason;
+use crate::ops::{CredentialSpec, Ops};
 use crate::state::AppState;
 use crate::web::api_error;
 use axum::Json;
@@ -150,7 +150,7 @@ pub async fn create_credential(State(s): State<AppState>, h: HeaderMap, body: By
         Ok(v) => v,
         Err(r) => return r,
     };
-    let value = match value.map(|v| Admin::parse_value(&v)).transpose() {
+    let value = match value.map(|v| Ops::parse_value(&v)).transpose() {
         Ok(v) => v,
         Err(e) => return admin_err(e),
     };
@@ -235,7 +235,7 @@ pub async fn patch_credential(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let value = match value.map(|v| Admin::parse_value(&v)).transpose() {
+    let value = match value.map(|v| Ops::parse_value(&v)).transpose() {
         Ok(v) => v,
         Err(e) => return admin_err(e),
     };
@@ -310,7 +310,7 @@ pub async fn put_secret(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let value = match Admin::parse_value(&raw) {
+    let value = match Ops::parse_value(&raw) {
         Ok(v) => v,
         Err(e) => return admin_err(e),
     };

@@ -1,4 +1,4 @@
-//! Admin API: grants (SPEC §4).
+//! Ops API: grants (SPEC §4).
 
 #![allow(clippy::result_large_err)]
 

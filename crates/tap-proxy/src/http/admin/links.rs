@@ -1,4 +1,4 @@
-//! Admin API: links (SPEC §4).
+//! Ops API: links (SPEC §4).
 
 #![allow(clippy::result_large_err)]
 

@@ -1,4 +1,4 @@
-//! Admin API: members (SPEC §4).
+//! Ops API: members (SPEC §4).
 
 #![allow(clippy::result_large_err)]
 

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use tap_core::model::{Agent, Credential, Grant, MemberRole, Role, Team};
 use tap_core::store::StoreError;
 
-use crate::admin::{Admin, AdminError};
 use crate::approval::rfc3339_ms;
 use crate::error::Reason;
+use crate::ops::{Ops, OpsError, Scope};
 use crate::state::AppState;
 use crate::web::{MemberCtx, api_error, member};
 
@@ -39,38 +39,7 @@ macro_rules! json_body {
     };
 }
 
-/// What a route needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Need {
-    /// Any member (approvers see only their credentials).
-    Member,
-    /// Viewer or above (not approver-only reads).
-    Read,
-    /// Admin or owner.
-    Write,
-    /// Owner.
-    Owner,
-}
-
-impl Need {
-    fn allows(self, role: MemberRole) -> bool {
-        match self {
-            Need::Member => true,
-            Need::Read => role != MemberRole::Approver,
-            Need::Write => matches!(role, MemberRole::Owner | MemberRole::Admin),
-            Need::Owner => role == MemberRole::Owner,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Need::Member => "member",
-            Need::Read => "viewer",
-            Need::Write => "admin",
-            Need::Owner => "owner",
-        }
-    }
-}
+pub use crate::ops::Need;
 
 /// An authorised admin request.
 pub struct Ctx {
@@ -82,73 +51,35 @@ pub struct Ctx {
     pub role: MemberRole,
     /// Credentials assigned to an approver.
     pub assigned: Vec<String>,
+    /// Who acts where, for the admin service.
+    pub scope: Scope,
     /// Operations.
-    pub admin: Admin,
+    pub admin: Ops,
 }
 
-fn admin_of(state: &AppState) -> Admin {
-    Admin {
-        store: state.store.clone(),
-        keys: (*state.keys).clone(),
-    }
-}
-
-/// Authenticates, picks the team and checks the role.
+/// Authenticates, picks the team (`X-TAP-Team`) and checks the role.
 pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ctx, Response> {
     let Some(m) = member(state, headers).await else {
-        return Err(api_error(
-            Reason::Unauthorized,
-            "missing or invalid bearer token; log in with POST /login or use an admin token",
-        ));
+        return Err(OpsError::Unauthorized.into_response());
     };
-    let teams = state.store.teams().await.map_err(store_err)?;
     let wanted = headers
         .get("x-tap-team")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|s| !s.is_empty());
-    let mut found = None;
-    for t in teams {
-        if wanted.is_some_and(|w| w != t.slug) {
-            continue;
-        }
-        let members = state
-            .store
-            .members(t.internal_id)
-            .await
-            .map_err(store_err)?;
-        if let Some(me) = members.into_iter().find(|x| x.account_id == m.account_id) {
-            found = Some((t, me.role, me.credentials));
-            break;
-        }
-    }
-    let Some((team, role, assigned)) = found else {
-        return Err(api_error(
-            Reason::Forbidden,
-            match wanted {
-                Some(w) => format!("you are not a member of team {w}"),
-                None => "you are not a member of any team".into(),
-            },
-        ));
-    };
-    if !need.allows(role) {
-        return Err(api_error(
-            Reason::Forbidden,
-            format!(
-                "this needs the {} role; you are {} in team {}",
-                need.name(),
-                role.as_str(),
-                team.slug
-            ),
-        )
-        .into_response());
-    }
+    let scope = state
+        .ops
+        .member_scope(m.account_id, wanted)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    scope.require(need).map_err(IntoResponse::into_response)?;
     Ok(Ctx {
         member: m,
-        team,
-        role,
-        assigned,
-        admin: admin_of(state),
+        team: scope.team.clone(),
+        role: scope.role,
+        assigned: scope.assigned.clone(),
+        scope,
+        admin: state.ops.clone(),
     })
 }
 
@@ -163,17 +94,8 @@ fn store_err(e: StoreError) -> Response {
     }
 }
 
-fn admin_err(e: AdminError) -> Response {
-    match e {
-        AdminError::Invalid(m) => api_error(Reason::InvalidRequest, m),
-        AdminError::NotFound(w) => api_error(Reason::NotFound, format!("{w} not found")),
-        AdminError::Conflict(m) => api_error(Reason::Conflict, m),
-        AdminError::Keys(k) => {
-            tracing::error!(error = %k, "key error in admin API");
-            api_error(Reason::Internal, "key material problem")
-        }
-        AdminError::Store(s) => store_err(s),
-    }
+fn admin_err(e: OpsError) -> Response {
+    e.into_response()
 }
 
 fn bad(msg: impl Into<String>) -> Response {
@@ -233,6 +155,7 @@ fn grant_view(g: &Grant) -> Value {
 }
 
 mod agents;
+mod approvals;
 mod audit;
 mod channels;
 mod credentials;
@@ -243,6 +166,7 @@ mod policies;
 mod roles;
 mod team;
 pub use agents::*;
+pub use approvals::*;
 pub use audit::*;
 pub use channels::*;
 pub use credentials::*;

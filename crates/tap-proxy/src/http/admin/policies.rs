@@ -1,4 +1,4 @@
-//! Admin API: policies (SPEC §4).
+//! Ops API: policies (SPEC §4).
 
 #![allow(clippy::result_large_err)]
 

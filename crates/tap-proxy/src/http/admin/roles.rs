@@ -1,4 +1,4 @@
-//! Admin API: roles (SPEC §4).
+//! Ops API: roles (SPEC §4).
 
 #![allow(clippy::result_large_err)]
 

@@ -1,4 +1,4 @@
-//! Admin API: team (SPEC §4).
+//! Ops API: team (SPEC §4).
 
 #![allow(clippy::result_large_err)]
 
