@@ -426,5 +426,5 @@ pub async fn approval(
     if !mine {
         return not_found();
     }
-    Json(crate::approval::poll_body(&a)).into_response()
+    Json(crate::approval::results::poll_body(&a)).into_response()
 }

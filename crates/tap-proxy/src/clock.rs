@@ -19,3 +19,12 @@ pub fn now_secs() -> i64 {
 pub fn elapsed_ms(since: Instant) -> f64 {
     since.elapsed().as_micros() as f64 / 1000.0
 }
+
+/// RFC 3339 of a millisecond timestamp.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}

@@ -21,6 +21,30 @@ pub const DEFAULT_RESULT_RETENTION: Duration = Duration::from_secs(3600);
 /// How often the proxy checks the store for configuration changes (the 1 s revocation promise).
 pub const RELOAD_INTERVAL: Duration = Duration::from_millis(200);
 
+/// The public Telegram Bot API.
+pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
+
+/// Bot API settings.
+#[derive(Clone, Debug)]
+pub struct TelegramConfig {
+    /// API base.
+    pub api_url: String,
+    /// Bot token.
+    pub token: Option<tap_core::secret::Secret>,
+    /// Default chat.
+    pub default_chat_id: Option<String>,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        Self {
+            api_url: DEFAULT_API_URL.to_owned(),
+            token: None,
+            default_chat_id: None,
+        }
+    }
+}
+
 /// Everything the proxy reads from its environment.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
@@ -45,7 +69,7 @@ pub struct ProxyConfig {
     /// Retention of approval results after the decision (`TAP_RESULT_RETENTION_SECS`).
     pub result_retention: Duration,
     /// `TELEGRAM_BOT_TOKEN`, `TELEGRAM_API_URL`, `TELEGRAM_CHAT_ID`.
-    pub telegram: crate::telegram::TelegramConfig,
+    pub telegram: TelegramConfig,
 }
 
 impl Default for ProxyConfig {
@@ -63,7 +87,7 @@ impl Default for ProxyConfig {
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             sync_wait: DEFAULT_SYNC_WAIT,
             result_retention: DEFAULT_RESULT_RETENTION,
-            telegram: crate::telegram::TelegramConfig::default(),
+            telegram: TelegramConfig::default(),
         }
     }
 }
@@ -76,6 +100,15 @@ fn truthy(v: &str) -> bool {
 }
 
 impl ProxyConfig {
+    /// The approval page link (`TAP_PUBLIC_URL`, else the listen address).
+    pub fn approval_url(&self, txn_id: &str) -> String {
+        let base = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen));
+        format!("{}/approve/{txn_id}", base.trim_end_matches('/'))
+    }
+
     /// Reads `TAP_*` variables through `get` (the process environment in production).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut c = Self::default();

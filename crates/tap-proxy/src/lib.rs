@@ -16,6 +16,7 @@ pub mod keyring;
 pub mod ops;
 pub mod outbound;
 pub mod proxy;
+pub mod request_id;
 pub mod server;
 pub mod state;
 pub mod telegram;

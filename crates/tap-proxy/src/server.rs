@@ -4,9 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tap_core::store::Store;
@@ -22,20 +19,6 @@ use crate::keyring::Keyring;
 use crate::outbound::{GuardedResolver, upstream_client};
 use crate::state::{AppState, RateLimiter};
 use crate::{agent_api, web};
-
-/// The request id of the current request; equals the `X-TAP-Request-Id` answered.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
-
-async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-tap-request-id", v);
-    }
-    resp
-}
 
 async fn not_found() -> Response {
     ProxyError::new(Reason::NotFound, "no such endpoint").into_response()
@@ -141,7 +124,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn(request_id))
+        .layer(axum::middleware::from_fn(crate::request_id::request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ProxyError::new(Reason::Internal, "internal error").into_response()
         }))
@@ -270,7 +253,7 @@ impl Proxy {
                 }
             })
         };
-        let broker = Arc::new(crate::approval::Broker::default());
+        let broker = Arc::new(crate::approval::broker::Broker::default());
         let ops = crate::ops::Ops::new(Arc::clone(&store), Arc::clone(&keys), Arc::clone(&clock))
             .attach(Arc::clone(&directory), Arc::clone(&broker));
         let state = AppState::new(crate::state::Shared {
@@ -288,7 +271,7 @@ impl Proxy {
             clock,
             login_failures: Arc::new(RateLimiter::default()),
         });
-        let executor = tokio::spawn(crate::approval::run_executor(state.clone()));
+        let executor = tokio::spawn(crate::approval::executor::run_executor(state.clone()));
         Ok(Self {
             state,
             journal_task,

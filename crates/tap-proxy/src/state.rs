@@ -53,7 +53,7 @@ pub struct Shared {
     /// Agent rate limits.
     pub rate: Arc<RateLimiter>,
     /// Approval coordination.
-    pub broker: Arc<crate::approval::Broker>,
+    pub broker: Arc<crate::approval::broker::Broker>,
     /// The admin service, attached to this proxy (read your writes).
     pub ops: crate::ops::Ops,
     /// The one source of wall-clock time.

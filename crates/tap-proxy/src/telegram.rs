@@ -5,13 +5,10 @@
 //! appears in logs or errors (the URL holding it is stripped from every error).
 
 use serde_json::{Value, json};
-use tap_core::secret::Secret;
 use tap_core::target::{AllowedHosts, TargetUrl};
 
+use crate::config::TelegramConfig;
 use crate::outbound::GuardedResolver;
-
-/// The public Bot API.
-pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
 
 /// Why a Telegram call failed. Never carries the token.
 #[derive(Debug, thiserror::Error)]
@@ -28,27 +25,6 @@ pub enum TelegramError {
     /// The Bot API answered `ok: false`.
     #[error("Telegram refused the message: {0}")]
     Api(String),
-}
-
-/// Bot API settings.
-#[derive(Clone, Debug)]
-pub struct TelegramConfig {
-    /// API base.
-    pub api_url: String,
-    /// Bot token.
-    pub token: Option<Secret>,
-    /// Default chat.
-    pub default_chat_id: Option<String>,
-}
-
-impl Default for TelegramConfig {
-    fn default() -> Self {
-        Self {
-            api_url: DEFAULT_API_URL.to_owned(),
-            token: None,
-            default_chat_id: None,
-        }
-    }
 }
 
 /// Sends a message; the destination passes the same outbound rule as any target.

@@ -18,7 +18,9 @@ use tap_core::model::{ApprovalStatus, MemberRole, Team};
 use tap_core::approval::eligible_approvers;
 use tap_core::approval::gate::{Decision, GateError};
 
-use crate::approval::{CapturedRequest, decide, rfc3339_ms};
+use crate::approval::captured::CapturedRequest;
+use crate::approval::decide::decide;
+use crate::clock::rfc3339_ms;
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
 

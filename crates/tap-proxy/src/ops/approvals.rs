@@ -40,7 +40,7 @@ impl Ops {
         approve: bool,
         channel: &str,
     ) -> OpsResult<DecidedView> {
-        let d = crate::approval::decide(
+        let d = crate::approval::decide::decide(
             self.store.as_ref(),
             self.clock.as_ref(),
             Decision {

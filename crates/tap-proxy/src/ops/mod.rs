@@ -31,7 +31,7 @@ pub use credentials::CredentialSpec;
 pub use error::{OpsError, OpsResult};
 pub use scope::{Need, Scope};
 
-use crate::approval::Broker;
+use crate::approval::broker::Broker;
 use crate::directory::DirectoryHandle;
 use crate::keyring::Keyring;
 use members::hash_password;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tap_core::model::Approval;
 use utoipa::ToSchema;
 
-use crate::approval::rfc3339_ms;
+use crate::clock::rfc3339_ms;
 
 /// One member's vote on an approval.
 #[derive(Clone, Debug, Serialize, ToSchema)]

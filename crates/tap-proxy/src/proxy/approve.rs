@@ -14,12 +14,15 @@ use super::forward::Prepared;
 use super::{Prefer, refuse};
 use tap_core::approval::{ApprovalSummary, eligible_approvers};
 
-use crate::approval::{
-    CapturedRequest, MAX_PENDING_PER_AGENT, approval_url, final_error, rfc3339_ms, stored_response,
-    wait_final,
-};
+use crate::approval::captured::CapturedRequest;
+use crate::approval::executor::wait_final;
+use crate::approval::results::{final_error, stored_response};
+use crate::clock::rfc3339_ms;
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
+
+/// Most approvals one agent may have pending at once (429 beyond).
+pub(super) const MAX_PENDING_PER_AGENT: u32 = 20;
 
 /// Body preview length in approval summaries.
 const PREVIEW_BYTES: usize = 512;
@@ -33,7 +36,7 @@ pub(crate) fn accepted(state: &AppState, a: &Approval, notification_channel: &st
             "txn_id": a.txn_id,
             "status": a.status.public_str(),
             "poll_url": format!("/agent/approvals/{}", a.txn_id),
-            "approval_url": approval_url(state, &a.txn_id),
+            "approval_url": state.config.approval_url(&a.txn_id),
             "expires_in": expires_in,
             "notification_channel": notification_channel,
             "agent_hint": "A human must approve this request. Show approval_url to your human, then poll poll_url with your X-TAP-Key until status is forwarded, denied, timed_out or error.",
@@ -144,7 +147,7 @@ pub(crate) async fn request_approval(
             .all_secrets
             .scrub_str(&captured.body_preview(PREVIEW_BYTES))
             .0,
-        approval_url: approval_url(state, &approval.txn_id),
+        approval_url: state.config.approval_url(&approval.txn_id),
         min_approvals: approval.min_approvals,
         expires_at: rfc3339_ms(approval.expires_at),
     };

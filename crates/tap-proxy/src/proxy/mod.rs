@@ -24,7 +24,7 @@ use tap_core::policy::{
 };
 
 use crate::error::{ProxyError, Reason, error_response};
-use crate::server::RequestId;
+use crate::request_id::RequestId;
 use crate::state::AppState;
 
 use self::audit::AuditDraft;

@@ -2,7 +2,7 @@
 
 #![allow(clippy::result_large_err)]
 
-use crate::approval::rfc3339_ms;
+use crate::clock::rfc3339_ms;
 use crate::error::Reason;
 use crate::state::AppState;
 use crate::web::api_error;

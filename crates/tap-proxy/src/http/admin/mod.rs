@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tap_core::model::{Agent, Credential, Grant, MemberRole, Role, Team};
 use tap_core::store::StoreError;
 
-use crate::approval::rfc3339_ms;
+use crate::clock::rfc3339_ms;
 use crate::error::Reason;
 use crate::ops::{Ops, OpsError, Scope};
 use crate::state::AppState;

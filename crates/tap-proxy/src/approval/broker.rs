@@ -1,0 +1,111 @@
+//! The broker: approval coordination inside one proxy, built from the list of
+//! configured channels (routing, notifications, outcome announcements).
+
+use std::sync::Arc;
+
+use tap_core::approval::gate::Decided;
+use tap_core::approval::{ApprovalChannel, ApprovalSummary};
+use tap_core::model::ApprovalStatus;
+use tap_core::policy::Policy;
+use tokio::sync::Notify;
+
+/// The web channel: the `/approve/{txn}` page is always there; nothing to send.
+#[derive(Debug)]
+pub struct WebChannel;
+
+impl ApprovalChannel for WebChannel {
+    fn name(&self) -> &'static str {
+        "web"
+    }
+}
+
+/// The terminal channel: `tap pending` and `tap approve` read the store; nothing to send.
+#[derive(Debug)]
+pub struct TerminalChannel;
+
+impl ApprovalChannel for TerminalChannel {
+    fn name(&self) -> &'static str {
+        "terminal"
+    }
+}
+
+/// Approval coordination inside one proxy, built from the configured channels.
+pub struct Broker {
+    /// Woken whenever an approval changes here.
+    pub changed: Notify,
+    channels: Vec<Arc<dyn ApprovalChannel>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("channels", &self.names(None))
+            .finish()
+    }
+}
+
+impl Default for Broker {
+    /// Web and terminal: the channels every deployment has.
+    fn default() -> Self {
+        Self::new(vec![Arc::new(WebChannel), Arc::new(TerminalChannel)])
+    }
+}
+
+impl Broker {
+    /// A broker over `channels` (web and terminal first, then the configured ones).
+    pub fn new(channels: Vec<Arc<dyn ApprovalChannel>>) -> Self {
+        Self {
+            changed: Notify::new(),
+            channels,
+        }
+    }
+
+    /// The channels an approval under `policy` is routed to.
+    pub fn route(&self, policy: Option<&Policy>) -> Vec<&Arc<dyn ApprovalChannel>> {
+        self.channels.iter().filter(|c| c.routes(policy)).collect()
+    }
+
+    /// Names of the channels an approval under `policy` is routed to; all when `None`.
+    pub fn names(&self, policy: Option<&Policy>) -> Vec<String> {
+        self.channels
+            .iter()
+            .filter(|c| policy.is_none() || c.routes(policy))
+            .map(|c| c.name().to_owned())
+            .collect()
+    }
+
+    /// The channel named to the agent as `notification_channel`: the first
+    /// routed channel that pushes notifications, else the web page.
+    pub fn notification_channel(&self, policy: Option<&Policy>) -> &'static str {
+        self.route(policy)
+            .into_iter()
+            .find(|c| c.notifies())
+            .map_or("web", |c| c.name())
+    }
+
+    /// Asks every routed channel for a decision; failures are logged, never fatal
+    /// (the web page always works).
+    pub async fn notify_new(&self, policy: Option<&Policy>, summary: &ApprovalSummary) {
+        for ch in self.route(policy) {
+            if let Err(e) = ch.notify_new(summary).await {
+                tracing::warn!(channel = ch.name(), error = %e, "approval request could not be sent");
+            }
+        }
+    }
+
+    /// Announces a counted vote that did not end the approval.
+    pub async fn notify_progress(&self, d: &Decided) {
+        for ch in &self.channels {
+            ch.notify_progress(&d.txn_id, d.approvals, d.min_approvals)
+                .await;
+        }
+    }
+
+    /// Announces an outcome to every channel and wakes local waiters.
+    pub async fn notify_outcome(&self, txn_id: &str, status: ApprovalStatus) {
+        for ch in &self.channels {
+            ch.notify_outcome(txn_id, status).await;
+        }
+        self.changed.notify_waiters();
+    }
+}
