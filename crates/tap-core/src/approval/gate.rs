@@ -134,7 +134,7 @@ pub fn eligible_approvers(
         .collect()
 }
 
-/// The pure part of the gate: may `email` cast `d` on `a` now?
+/// The pure part of the gate: may `email` cast `d` on `a` at `now_ms`?
 ///
 /// `email` is already lower-cased. Distinctness is left to the store's atomic
 /// vote; everything else is decided here.
@@ -144,6 +144,7 @@ pub fn check(
     policy: Option<&Policy>,
     email: &str,
     d: &Decision<'_>,
+    now_ms: i64,
 ) -> Result<(), GateError> {
     if !members.iter().any(|m| m.email == email) {
         // Someone outside the team cannot even learn that the transaction exists.
@@ -151,6 +152,10 @@ pub fn check(
     }
     if a.status != ApprovalStatus::Pending {
         return Err(GateError::NotPending(a.status.public_str()));
+    }
+    if a.expires_at <= now_ms {
+        // Expired but not yet swept by an executor: as final as `timed_out`.
+        return Err(GateError::NotPending(ApprovalStatus::TimedOut.public_str()));
     }
     if !a.channels.iter().any(|c| c == d.channel) {
         return Err(GateError::NotRouted(d.channel.to_owned()));
@@ -183,9 +188,10 @@ pub async fn decide(
         .ok_or_else(|| GateError::NotFound(d.txn_id.to_owned()))?;
     let members = store.members(a.team_internal_id).await?;
     let policy = store.policy(a.team_internal_id, &a.credential).await?;
-    check(&a, &members, policy.as_ref(), &email, &d)?;
+    let now = clock.now_ms();
+    check(&a, &members, policy.as_ref(), &email, &d, now)?;
     match store
-        .vote(d.txn_id, &email, d.approve, d.channel, clock.now_ms())
+        .vote(d.txn_id, &email, d.approve, d.channel, now)
         .await?
     {
         VoteOutcome::Counted { status, approvals } => Ok(Decided {
@@ -199,3 +205,6 @@ pub async fn decide(
         VoteOutcome::Missing => Err(GateError::NotFound(d.txn_id.to_owned())),
     }
 }
+
+#[cfg(test)]
+mod tests;
