@@ -1,6 +1,7 @@
 //! The OpenAPI document is generated from the routes and lists every one of them.
 
 use tap_proxy::server::api_router;
+use tap_testkit::SPEC_ROUTES;
 
 #[test]
 fn openapi_lists_every_spec_route_with_methods() {
@@ -12,48 +13,7 @@ fn openapi_lists_every_spec_route_with_methods() {
         doc["openapi"]
     );
     let paths = doc["paths"].as_object().unwrap();
-    let expected: &[(&str, &[&str])] = &[
-        ("/forward", &["post"]),
-        ("/health", &["get"]),
-        ("/instructions", &["get"]),
-        ("/agent/services", &["get"]),
-        ("/agent/config", &["get"]),
-        ("/agent/logs", &["get"]),
-        ("/agent/bootstrap", &["get"]),
-        ("/agent/approvals/{txn_id}", &["get"]),
-        ("/login", &["post"]),
-        ("/logout", &["post"]),
-        ("/team", &["get"]),
-        ("/team/settings", &["put"]),
-        ("/team/credentials", &["get", "post"]),
-        ("/team/credentials/{name}", &["get", "patch", "delete"]),
-        ("/team/credentials/{name}/secret", &["put"]),
-        ("/team/credentials/{name}/grants", &["post"]),
-        ("/team/grants", &["get"]),
-        ("/team/grants/{id}/revoke", &["post"]),
-        ("/team/agents", &["get", "post"]),
-        ("/team/agents/{id}", &["get", "patch", "delete"]),
-        ("/team/agents/{id}/enable", &["post"]),
-        ("/team/agents/{id}/disable", &["post"]),
-        ("/team/agents/{id}/rotate-key", &["post"]),
-        ("/team/roles", &["get", "post"]),
-        ("/team/roles/{name}", &["put", "delete"]),
-        ("/team/policies/{credential}", &["get", "put", "delete"]),
-        ("/team/approvals", &["get"]),
-        ("/team/approvals/{txn}/approve", &["post"]),
-        ("/team/approvals/{txn}/deny", &["post"]),
-        ("/team/members", &["get", "post"]),
-        ("/team/members/{email}", &["delete"]),
-        ("/team/members/{email}/role", &["put"]),
-        ("/team/members/{email}/credentials", &["put"]),
-        ("/team/links", &["get", "post"]),
-        ("/team/links/{home_team}/{agent_id}", &["delete"]),
-        ("/team/notification-channels", &["get", "post"]),
-        ("/team/notification-channels/{name}", &["delete"]),
-        ("/team/notification-channels/{name}/test", &["post"]),
-        ("/team/audit", &["get"]),
-        ("/team/audit/export", &["get"]),
-    ];
+    let expected = SPEC_ROUTES;
     for (path, methods) in expected {
         let item = paths
             .get(*path)

@@ -3,10 +3,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod client;
+mod routes;
 mod tap;
 mod upstream;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
+pub use routes::SPEC_ROUTES;
 pub use tap::{Served, TapHome};
 pub use upstream::{FakeUpstream, OTHER_CA_PEM, Recorded, TEST_CA_PEM};
 

@@ -2,46 +2,7 @@
 //! from the routes, listing every agent and admin endpoint (issue 4).
 
 use serde_json::Value;
-use tap_testkit::{FakeUpstream, TapHome};
-
-/// Every route of SPEC §3 and §4 with its methods, in the document's spelling.
-const ROUTES: &[(&str, &[&str])] = &[
-    ("/forward", &["post"]),
-    ("/health", &["get"]),
-    ("/instructions", &["get"]),
-    ("/agent/services", &["get"]),
-    ("/agent/config", &["get"]),
-    ("/agent/logs", &["get"]),
-    ("/agent/bootstrap", &["get"]),
-    ("/agent/approvals/{txn_id}", &["get"]),
-    ("/login", &["post"]),
-    ("/logout", &["post"]),
-    ("/team", &["get"]),
-    ("/team/settings", &["put"]),
-    ("/team/credentials", &["get", "post"]),
-    ("/team/credentials/{name}", &["get", "patch", "delete"]),
-    ("/team/credentials/{name}/secret", &["put"]),
-    ("/team/credentials/{name}/grants", &["post"]),
-    ("/team/grants", &["get"]),
-    ("/team/grants/{id}/revoke", &["post"]),
-    ("/team/agents", &["get", "post"]),
-    ("/team/agents/{id}", &["get", "patch", "delete"]),
-    ("/team/agents/{id}/enable", &["post"]),
-    ("/team/agents/{id}/disable", &["post"]),
-    ("/team/agents/{id}/rotate-key", &["post"]),
-    ("/team/roles", &["get", "post"]),
-    ("/team/roles/{name}", &["put", "delete"]),
-    ("/team/policies/{credential}", &["get", "put", "delete"]),
-    ("/team/approvals", &["get"]),
-    ("/team/members", &["get", "post"]),
-    ("/team/members/{email}/role", &["put"]),
-    ("/team/members/{email}", &["delete"]),
-    ("/team/members/{email}/credentials", &["put"]),
-    ("/team/links", &["get", "post"]),
-    ("/team/links/{home_team}/{agent_id}", &["delete"]),
-    ("/team/audit", &["get"]),
-    ("/team/audit/export", &["get"]),
-];
+use tap_testkit::{FakeUpstream, SPEC_ROUTES, TapHome};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_lists_every_route() {
@@ -63,7 +24,7 @@ async fn openapi_document_lists_every_route() {
     assert!(doc["info"]["title"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(doc["info"]["version"].is_string(), "{}", doc["info"]);
     let paths = doc["paths"].as_object().expect("paths");
-    for (path, methods) in ROUTES {
+    for (path, methods) in SPEC_ROUTES {
         let item = paths
             .get(*path)
             .unwrap_or_else(|| panic!("{path} missing; paths: {:?}", paths.keys()));
