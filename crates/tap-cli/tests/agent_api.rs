@@ -100,27 +100,71 @@ async fn services_config_and_bootstrap_describe_what_the_agent_may_use() {
         "an ungranted credential is listed"
     );
     let v = s.json();
-    let services = v["services"].as_array().unwrap_or_else(|| panic!("{v}"));
-    let names: Vec<&str> = services
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    // The public TAP shape (SPEC §3.4): services keyed by credential name.
+    let services = v["services"].as_object().unwrap_or_else(|| panic!("{v}"));
+    let names: Vec<&str> = services.keys().map(String::as_str).collect();
     assert_eq!(names, ["echo", "rel"], "{v}");
-    let echo = &services[0];
+    let echo = &services["echo"];
     assert_eq!(echo["description"], "the echo API");
     assert_eq!(echo["target_shape"], "full_url");
+    assert_eq!(echo["target_is_relative_path"], false);
     assert_eq!(echo["allowed_hosts"], serde_json::json!([up.base()]));
-    assert!(echo["auth_mode"].is_string(), "{echo}");
+    assert_eq!(echo["auth_mode"], "authorization_header", "{echo}");
+    assert_eq!(
+        echo["auth_header_names"],
+        serde_json::json!(["Authorization"])
+    );
     assert_eq!(
         echo["request_template"]["headers"]["X-TAP-Credential"], "echo",
         "{echo}"
     );
-    assert!(echo["approval"]["rules"].is_object(), "{echo}");
-    let rel = &services[1];
+    assert_eq!(echo["request_template"]["method"], "POST", "{echo}");
+    assert!(
+        echo["request_template"]["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http") && u.ends_with("/forward")),
+        "{echo}"
+    );
+    // Team default `gated`: reads proceed, everything else pauses for a human.
+    let approval = &echo["approval"];
+    assert_eq!(
+        approval["default_decision"], "pauses_for_human",
+        "{approval}"
+    );
+    assert_eq!(
+        approval["url_match"],
+        "path_prefix_or_exact_host_path_prefix_with_star_segments"
+    );
+    assert_eq!(
+        approval["rules"],
+        serde_json::json!([
+            {"target": "*", "methods": ["GET", "HEAD"], "decision": "proceeds_immediately"},
+            {"target": "*", "methods": ["*"], "decision": "pauses_for_human"}
+        ]),
+        "{approval}"
+    );
+    let rel = &services["rel"];
     assert_eq!(rel["target_shape"], "relative_path");
+    assert_eq!(rel["target_is_relative_path"], true);
     assert_eq!(rel["target_base"], format!("{}/api", up.base()));
-    assert!(v.get("approval").is_some(), "{v}");
-    assert!(v["usage"].is_string() || v["usage"].is_object(), "{v}");
+    assert_eq!(v["agent_id"], "bot");
+    assert_eq!(v["team_id"], "default");
+    assert_eq!(v["home_team_id"], "default");
+    assert!(v.get("accounts").is_none(), "{v}");
+    // The approval block tells the truth: web and terminal approval work here.
+    let channels = v["approval"]["channels"].as_array().unwrap();
+    assert!(channels.iter().any(|c| c == "web"), "{v}");
+    assert!(v["approval"].get("available").is_none(), "{v}");
+    assert_eq!(v["approval"]["timeout_seconds"], 3600, "{v}");
+    assert_eq!(v["usage"]["method"], "POST", "{v}");
+    assert!(
+        v["usage"]["supported_tap_headers"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|h| h == "X-TAP-Credential")),
+        "{v}"
+    );
+    assert!(v["usage"]["request_body"].is_string(), "{v}");
+    assert_eq!(v["linked_teams"], serde_json::json!([]), "{v}");
 
     let c = served.get("/agent/config", Some(&key)).await;
     assert_eq!(c.status, 200, "{}", c.text());
@@ -146,13 +190,17 @@ async fn services_config_and_bootstrap_describe_what_the_agent_may_use() {
     assert_eq!(b["agent_id"], "bot");
     assert_eq!(b["team_id"], "default");
     assert_eq!(b["credential_count"], 2);
+    assert_eq!(b["services_url"], "/agent/services");
+    assert_eq!(b["forward_url"], "/forward");
+    assert_eq!(b["logs_url"], "/agent/logs");
+    assert_eq!(b["safe_to_retry"], true);
 
     let b = served.get("/agent/bootstrap", Some(&idle)).await.json();
     assert_eq!(b["status"], "needs_credentials", "{b}");
     assert_eq!(b["agent_id"], "idle");
     assert_eq!(b["credential_count"], 0);
     let s = served.get("/agent/services", Some(&idle)).await.json();
-    assert_eq!(s["services"], serde_json::json!([]), "{s}");
+    assert_eq!(s["services"], serde_json::json!({}), "{s}");
     assert_eq!(served.terminate(), Some(0));
 }
 

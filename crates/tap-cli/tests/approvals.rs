@@ -507,6 +507,31 @@ async fn timeout_is_504_approval_timed_out_distinct_from_deny() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_without_prefer_answers_202_after_the_default_wait() {
+    // Public TAP clients send writes without Prefer and time out after 30-60 s:
+    // the default sync wait (20 s) must answer them with a txn id before that.
+    let up = FakeUpstream::start().await;
+    let (tap, _, key) = setup(&up, &[]);
+    let served = tap.serve();
+    let r = tokio::time::timeout(
+        Duration::from_secs(29),
+        served
+            .forward(&key)
+            .credential("echo")
+            .target(&format!("{}/echo/default-wait", up.base()))
+            .method("POST")
+            .body("d")
+            .send(),
+    )
+    .await
+    .expect("the default sync wait must end before a public client's 30 s timeout");
+    let txn = assert_accepted(&r, &served);
+    assert_eq!(poll(&served, &key, &txn).await.json()["status"], "pending");
+    assert_eq!(seen(&up, "/echo/default-wait"), 0);
+    assert_eq!(served.terminate(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_wait_that_runs_out_answers_202_and_the_approval_stays_pending() {
     let up = FakeUpstream::start().await;
     let (tap, _, key) = setup(&up, &[("TAP_SYNC_APPROVAL_WAIT_SECS", "1")]);

@@ -35,6 +35,9 @@ async fn agent_headers_are_filtered_and_authorization_injected_once() {
         .header("Host", "evil.test")
         .header("Forwarded", "for=1.2.3.4")
         .header("X-Forwarded-For", "1.2.3.4")
+        .header("Prefer", "respond-async")
+        .header("X-Original-URL", "/admin")
+        .header("X-Rewrite-URL", "/admin")
         .header("Accept-Encoding", "gzip, br")
         .header("X-Custom-Thing", "hello from the agent")
         .header("Content-Type", "text/plain")
@@ -65,6 +68,11 @@ async fn agent_headers_are_filtered_and_authorization_injected_once() {
         "proxy-authorization",
         "forwarded",
         "x-forwarded-for",
+        // Addressed to the proxy (RFC 7240); some upstreams act on it.
+        "prefer",
+        // Routing overrides some upstream frameworks obey.
+        "x-original-url",
+        "x-rewrite-url",
     ] {
         assert!(
             got.header(absent).is_none(),

@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tap_core::audit::merge_rows;
-use tap_core::policy::ApprovalMode;
 use tap_core::store::AuditQuery;
 
-use crate::directory::{AgentEntry, CredentialEntry, Directory, TeamEntry};
+use crate::agent_services::granted;
+use crate::directory::{AgentEntry, Directory, TeamEntry};
 use crate::error::{ProxyError, Reason};
 use crate::proxy::authenticate::authenticate;
 use crate::state::AppState;
@@ -96,9 +96,19 @@ Calling an API
 
 Approval
   By default reads (GET, HEAD) proceed at once and writes need a human's
-  approval. GET /agent/services tells you, per credential, what proceeds and
-  what pauses. When no approval channel can decide, the answer is
-  503 approval_unavailable and nothing was sent.
+  approval. GET /agent/services tells you, per credential, which rules apply
+  (approval.rules: first match wins; proceeds_immediately or pauses_for_human).
+  A request that pauses:
+    - without Prefer, blocks until a human decides (then answers as usual, or
+      403 approval_denied / 504 approval_timed_out) for up to about 20 s, then
+      answers 202 Accepted;
+    - with "Prefer: respond-async", answers 202 at once; "Prefer: wait=N" waits
+      up to N seconds first.
+  The 202 body holds txn_id, poll_url and approval_url. Show approval_url to
+  your human, then GET poll_url with your X-TAP-Key until status is forwarded
+  (the upstream answer is in "response"), denied, timed_out or error. Never
+  send the same write again while it is pending. When no human may decide,
+  the answer is 503 approval_unavailable and nothing was sent.
 
 Other endpoints
   GET /agent/services    what you may use and how
@@ -153,127 +163,6 @@ fn agent_ctx(state: &AppState, headers: &HeaderMap) -> Result<AgentCtx, ProxyErr
     Ok((dir, agent, team))
 }
 
-fn granted<'t>(agent: &AgentEntry, team: &'t TeamEntry) -> Vec<&'t Arc<CredentialEntry>> {
-    let Some(mine) = agent.credentials_in(team.internal_id) else {
-        return Vec::new();
-    };
-    let mut v: Vec<_> = team
-        .credentials
-        .values()
-        .filter(|c| mine.contains(&c.name))
-        .collect();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    v
-}
-
-fn approval_rules(team: &TeamEntry, cred: &CredentialEntry) -> Value {
-    match team.policies.get(&cred.name) {
-        None => match team.mode {
-            ApprovalMode::Gated => json!({
-                "proceed_at_once": ["GET", "HEAD"],
-                "needs_approval": ["every other method"],
-                "summary": "reads proceed at once; writes pause for a human"
-            }),
-            ApprovalMode::Autonomous => json!({
-                "proceed_at_once": ["every method"],
-                "needs_approval": [],
-                "summary": "every request proceeds at once"
-            }),
-        },
-        Some(p) => {
-            let p = p.policy();
-            json!({
-                "auto_approve_methods": p.auto_approve_methods,
-                "require_approval_methods": p.require_approval_methods,
-                "auto_approve_urls": p.auto_approve_urls,
-                "require_approval_urls": p.require_approval_urls,
-                "min_approvals": p.min_approvals,
-                "summary": "URL rules first (require before auto), then method rules; anything else pauses for a human"
-            })
-        }
-    }
-}
-
-/// `GET /agent/services`.
-#[utoipa::path(
-    get,
-    path = "/agent/services",
-    tag = "agent",
-    summary = "What this agent may use and how",
-    responses(
-        (status = 200, description = "Services"),
-        (status = 401, description = "Missing or invalid agent key"),
-    )
-)]
-pub async fn services(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (_, agent, team) = match agent_ctx(&state, &headers) {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let services: Vec<Value> = granted(&agent, &team)
-        .into_iter()
-        .map(|c| {
-            let shape = if c.relative_target {
-                "relative_path"
-            } else {
-                "full_url"
-            };
-            let target_example = if c.relative_target {
-                "/path/on/the/api".to_owned()
-            } else {
-                let host = c
-                    .allowed_hosts_raw
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| "api.example.com".into());
-                let host = host.trim_start_matches("*.");
-                if host.starts_with("http://") || host.starts_with("https://") {
-                    format!("{host}/path")
-                } else {
-                    format!("https://{host}/path")
-                }
-            };
-            let auth_mode = if c.bindings.is_empty() {
-                "header"
-            } else {
-                "bindings"
-            };
-            json!({
-                "name": c.name,
-                "description": c.description,
-                "target_shape": shape,
-                "target_base": c.api_base_raw,
-                "allowed_hosts": c.allowed_hosts_raw,
-                "auth_mode": auth_mode,
-                "value_set": matches!(c.value, Ok(Some(_))),
-                "request_template": {
-                    "method": "POST",
-                    "path": "/forward",
-                    "headers": {
-                        "X-TAP-Key": "<your agent key>",
-                        "X-TAP-Credential": c.name,
-                        "X-TAP-Target": target_example,
-                        "X-TAP-Method": "GET"
-                    }
-                },
-                "approval": { "rules": approval_rules(&team, c) }
-            })
-        })
-        .collect();
-    Json(json!({
-        "agent_id": agent.id,
-        "team_id": team.slug,
-        "services": services,
-        "approval": {
-            "channels": [],
-            "available": false,
-            "note": "requests that need approval are refused with 503 approval_unavailable in this deployment"
-        },
-        "usage": "POST /forward with X-TAP-Key, X-TAP-Credential, X-TAP-Target and X-TAP-Method; see GET /instructions"
-    }))
-    .into_response()
-}
-
 /// `GET /agent/config`.
 #[utoipa::path(
     get,
@@ -320,7 +209,11 @@ pub async fn bootstrap(State(state): State<AppState>, headers: HeaderMap) -> Res
         "status": if n > 0 { "ready" } else { "needs_credentials" },
         "agent_id": agent.id,
         "team_id": team.slug,
-        "credential_count": n
+        "credential_count": n,
+        "services_url": "/agent/services",
+        "forward_url": "/forward",
+        "logs_url": "/agent/logs",
+        "safe_to_retry": true
     }))
     .into_response()
 }

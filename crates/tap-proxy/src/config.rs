@@ -14,7 +14,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// Default life of a pending approval.
 pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Default time a synchronous request waits for a decision before answering 202.
-pub const DEFAULT_SYNC_WAIT: Duration = Duration::from_secs(300);
+/// Below the 30–60 s socket timeouts of public TAP clients, which send writes
+/// without `Prefer` and expect a 202 (SPEC §3.3).
+pub const DEFAULT_SYNC_WAIT: Duration = Duration::from_secs(20);
 /// Default retention of approval results after the decision.
 pub const DEFAULT_RESULT_RETENTION: Duration = Duration::from_secs(3600);
 
@@ -100,13 +102,18 @@ fn truthy(v: &str) -> bool {
 }
 
 impl ProxyConfig {
-    /// The approval page link (`TAP_PUBLIC_URL`, else the listen address).
+    /// Where humans and agents reach this proxy: `TAP_PUBLIC_URL`, else the
+    /// listen address; without a trailing slash.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The approval page link.
     pub fn approval_url(&self, txn_id: &str) -> String {
-        let base = self
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen));
-        format!("{}/approve/{txn_id}", base.trim_end_matches('/'))
+        format!("{}/approve/{txn_id}", self.public_base())
     }
 
     /// Reads `TAP_*` variables through `get` (the process environment in production).

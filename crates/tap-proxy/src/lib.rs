@@ -5,6 +5,7 @@
 //! scrub → audit.
 
 pub mod agent_api;
+pub mod agent_services;
 pub mod approval;
 pub mod clock;
 pub mod config;

@@ -63,7 +63,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::proxy::forward_handler))
         .routes(routes!(agent_api::health))
         .routes(routes!(agent_api::instructions))
-        .routes(routes!(agent_api::services))
+        .routes(routes!(crate::agent_services::services))
         .routes(routes!(agent_api::config))
         .routes(routes!(agent_api::logs))
         .routes(routes!(agent_api::bootstrap))

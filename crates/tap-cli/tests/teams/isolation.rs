@@ -12,10 +12,17 @@ use crate::support::{
 };
 
 fn names(v: &Value, field: &str) -> Vec<String> {
-    let mut n: Vec<String> = v
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
+    // Lists are arrays; `/agent/services` keys its services by name (public TAP shape).
+    let items: Vec<&Value> = match v {
+        Value::Object(m) => m.values().collect(),
+        _ => v
+            .as_array()
+            .unwrap_or_else(|| panic!("not an array: {v}"))
+            .iter()
+            .collect(),
+    };
+    let mut n: Vec<String> = items
+        .into_iter()
         .map(|x| x[field].as_str().unwrap_or_default().to_owned())
         .collect();
     n.sort();

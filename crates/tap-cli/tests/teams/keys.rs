@@ -277,3 +277,51 @@ async fn a_role_rate_limit_applies_to_each_agent_holding_it() {
     }
     assert_eq!(served.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_of_a_key_list_name_every_account() {
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    cli_json(&tap, &["init"]);
+    add_cred(&tap, "default", "one", S1, &up.base());
+    add_cred(&tap, "default", "two", S2, &up.base());
+    let alpha = agent(&tap, "default", "alpha", &["--credential", "one"]);
+    let beta = agent(&tap, "default", "beta", &["--credential", "one,two"]);
+    let served = tap.serve();
+
+    let r = crate::support::agent_get(&served, "/agent/services", &format!("{alpha},{beta}"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    // The first key's services under their plain names, later keys' as "<agent>.<credential>".
+    let services = v["services"].as_object().unwrap_or_else(|| panic!("{v}"));
+    let names: Vec<&str> = services.keys().map(String::as_str).collect();
+    assert_eq!(names, ["beta.one", "beta.two", "one"], "{v}");
+    assert_eq!(services["one"]["account"], "alpha", "{v}");
+    assert_eq!(services["beta.two"]["account"], "beta", "{v}");
+    assert_eq!(
+        services["beta.two"]["request_template"]["headers"]["X-TAP-Credential"],
+        "beta.two"
+    );
+    assert_eq!(
+        v["accounts"],
+        json!({
+            "alpha": {"agent_id": "alpha", "key_index": 0},
+            "beta": {"agent_id": "beta", "key_index": 1}
+        }),
+        "{v}"
+    );
+    assert!(v.get("home_team_id").is_none(), "{v}");
+    assert_eq!(v["agent_id"], "alpha", "{v}");
+    for s in [S1, S2, &alpha, &beta] {
+        assert!(!r.text().contains(s), "a secret or key in /agent/services");
+    }
+    // One key: no accounts, and the home team is named.
+    let v = crate::support::agent_get(&served, "/agent/services", &beta, None)
+        .await
+        .json();
+    assert!(v.get("accounts").is_none(), "{v}");
+    assert_eq!(v["home_team_id"], "default", "{v}");
+    assert_eq!(v["services"].as_object().map(|s| s.len()), Some(2), "{v}");
+    assert_eq!(served.terminate(), Some(0));
+}

@@ -141,8 +141,8 @@ async fn a_linked_agent_uses_exactly_its_link_roles_credentials() {
     let v = agent_get(&served, "/agent/services", &t.key_a, Some("b"))
         .await
         .json();
-    assert_eq!(v["services"].as_array().map(Vec::len), Some(1), "{v}");
-    assert_eq!(v["services"][0]["name"], "echo", "{v}");
+    assert_eq!(v["services"].as_object().map(|s| s.len()), Some(1), "{v}");
+    assert_eq!(v["services"]["echo"]["name"], "echo", "{v}");
 
     // Audit: the linked requests are in b's trail, marked with the home team; not in default's.
     // The CLI reads what the proxy has folded: wait for each team's last request.

@@ -40,6 +40,13 @@ const STRIPPED: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    // Addressed to the proxy (RFC 7240: respond-async, wait=N); some upstreams
+    // (Microsoft Graph) act on it.
+    "prefer",
+    // Routing overrides some upstream frameworks obey instead of the path.
+    "x-original-url",
+    "x-rewrite-url",
+    "x-override-url",
 ];
 
 /// What the agent named as target before the credential is known.
