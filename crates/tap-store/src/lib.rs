@@ -5,6 +5,7 @@
 
 mod sqlite;
 mod sqlite_audit;
+mod sqlite_schema;
 
 pub use sqlite::SqliteStore;
 

@@ -2,14 +2,13 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
-use tap_core::audit::{AuditPhase, AuditRow, GENESIS_HASH, chain_hash};
+use tap_core::audit::{AuditPhase, AuditRow, ChainHead, Chainer, GENESIS_HASH};
 use tap_core::inject::AuthBinding;
 use tap_core::model::{
     Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Connector, Credential, Grant,
@@ -23,9 +22,7 @@ use tap_core::store::{
 
 use crate::now_ms;
 use crate::sqlite_audit::{Spool, spool_path};
-
-/// How long a writer waits for SQLite's lock before failing.
-pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::sqlite_schema::{AUDIT_ANCHOR, AUDIT_LAST_ROW, BUSY_TIMEOUT};
 /// Audit rows per INSERT statement (10 parameters each, under SQLite's 32,766).
 const AUDIT_ROWS_PER_INSERT: usize = 1000;
 /// Connections in the pool (SQLite has one writer; readers share WAL).
@@ -367,48 +364,31 @@ impl SqliteStore {
         // One transaction, one head read per team, one multi-row INSERT: a batch costs
         // the same few round trips to SQLite whatever its size.
         let mut tx = self.write_tx().await?;
-        let mut heads: std::collections::HashMap<i64, (i64, String)> =
-            std::collections::HashMap::new();
-        let mut chained = Vec::with_capacity(rows.len());
-        for row in rows {
-            let team = row.team_internal_id;
-            if let std::collections::hash_map::Entry::Vacant(e) = heads.entry(team) {
-                let last: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT seq, row_hash FROM audit WHERE team_id = $1 ORDER BY seq DESC LIMIT 1",
-                )
+        let mut chainer = Chainer::new();
+        for team in Chainer::teams_of(rows.iter().map(|r| r.team_internal_id)) {
+            let last: Option<(i64, String)> = sqlx::query_as(AUDIT_LAST_ROW)
                 .bind(team)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(unavailable)?;
-                let head = match last {
-                    Some(h) => h,
-                    None => {
-                        let anchor: Option<(String, i64)> = sqlx::query_as(
-                            "SELECT anchor_hash, first_seq FROM audit_anchor WHERE team_id = $1",
-                        )
-                        .bind(team)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
-                        anchor.map_or((0, GENESIS_HASH.to_owned()), |(h, first)| (first - 1, h))
-                    }
-                };
-                e.insert(head);
-            }
-            let Some((seq, prev)) = heads.get_mut(&team) else {
-                return Err(StoreError::Unavailable("audit chain head missing".into()));
+            let anchor: Option<(String, i64)> = if last.is_some() {
+                None
+            } else {
+                sqlx::query_as(AUDIT_ANCHOR)
+                    .bind(team)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?
             };
+            chainer.set_head(team, ChainHead::resume(last, anchor));
+        }
+        let mut chained = Vec::with_capacity(rows.len());
+        for row in rows {
             let json = serde_json::to_string(&row.record).map_err(corrupt("audit record"))?;
-            let new_seq = *seq + 1;
-            let hash = chain_hash(prev, new_seq, row.phase, &json);
-            chained.push((
-                row,
-                new_seq,
-                json,
-                std::mem::replace(prev, hash.clone()),
-                hash,
-            ));
-            *seq = new_seq;
+            let link = chainer
+                .link(row.team_internal_id, row.phase, &json)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            chained.push((row, link.seq, json, link.prev_hash, link.row_hash));
         }
         // SQLite allows 32,766 parameters per statement; 10 per row.
         for chunk in chained.chunks(AUDIT_ROWS_PER_INSERT) {

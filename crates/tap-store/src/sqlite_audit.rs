@@ -28,7 +28,6 @@
 //! over as `v2`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -36,11 +35,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
-use tap_core::audit::{AuditPhase, GENESIS_HASH, chain_hash};
+use tap_core::audit::{AuditPhase, ChainHead, Chainer};
 use tap_core::crypto::sha256_hex;
 use tap_core::store::{AuditAppend, AuditWriter, StoreError, StoreResult};
 
-use crate::sqlite::BUSY_TIMEOUT;
+use crate::sqlite_schema::{AUDIT_ANCHOR, AUDIT_LAST_ROW, BUSY_TIMEOUT};
 
 const MAGIC: &str = "TAP-AUDIT-SPOOL v2 ";
 /// The first format's magic; same length.
@@ -115,6 +114,15 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> StoreError {
 
 fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// `None` for a query that found no row.
+fn optional<T>(found: rusqlite::Result<T>) -> StoreResult<Option<T>> {
+    match found {
+        Ok(v) => Ok(Some(v)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(sql(e)),
+    }
 }
 
 fn header(id: &str) -> String {
@@ -327,18 +335,11 @@ impl Spool {
         .map_err(sql)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
-        let stored: Option<(String, i64)> = conn
-            .query_row(
-                "SELECT spool_id, position FROM audit_spool WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                other => Err(other),
-            })
-            .map_err(sql)?;
+        let stored: Option<(String, i64)> = optional(conn.query_row(
+            "SELECT spool_id, position FROM audit_spool WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ))?;
         let offset = match stored {
             // Beyond the end only after a rewind that a crash cut short: nothing to fold.
             Some((sid, pos)) if sid == id => u64::try_from(pos).unwrap_or(0).clamp(HEADER_LEN, len),
@@ -462,16 +463,20 @@ fn insert(f: &mut Folder, rows: &[Spooled<'_>], next: u64) -> StoreResult<()> {
         .map_err(sql)?;
     // Heads are read inside the write transaction: other writers (the pool,
     // other processes) may have moved them.
-    let mut heads: HashMap<i64, (i64, String)> = HashMap::new();
+    let mut chainer = Chainer::new();
     {
-        let mut head = tx
-            .prepare_cached(
-                "SELECT seq, row_hash FROM audit WHERE team_id = ?1 ORDER BY seq DESC LIMIT 1",
-            )
-            .map_err(sql)?;
-        let mut anchor = tx
-            .prepare_cached("SELECT anchor_hash, first_seq FROM audit_anchor WHERE team_id = ?1")
-            .map_err(sql)?;
+        let mut last_row = tx.prepare_cached(AUDIT_LAST_ROW).map_err(sql)?;
+        let mut anchor = tx.prepare_cached(AUDIT_ANCHOR).map_err(sql)?;
+        for team in Chainer::teams_of(rows.iter().map(|r| r.team)) {
+            let last = optional(last_row.query_row([team], |r| Ok((r.get(0)?, r.get(1)?))))?;
+            let anchored = match last {
+                Some(_) => None,
+                None => optional(anchor.query_row([team], |r| Ok((r.get(0)?, r.get(1)?))))?,
+            };
+            chainer.set_head(team, ChainHead::resume(last, anchored));
+        }
+    }
+    {
         let mut ins = tx
             .prepare_cached(
                 "INSERT INTO audit (team_id, seq, phase, request_id, agent_id, credential, ts, record, prev_hash, row_hash) \
@@ -479,49 +484,22 @@ fn insert(f: &mut Folder, rows: &[Spooled<'_>], next: u64) -> StoreResult<()> {
             )
             .map_err(sql)?;
         for row in rows {
-            let (seq, prev) = match heads.entry(row.team) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    let last = head
-                        .query_row([row.team], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))
-                        .map(Some)
-                        .or_else(|e| match e {
-                            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                            other => Err(other),
-                        })
-                        .map_err(sql)?;
-                    let h = match last {
-                        Some(h) => h,
-                        None => anchor
-                            .query_row([row.team], |r| Ok((r.get::<_, i64>(1)? - 1, r.get(0)?)))
-                            .or_else(|e| match e {
-                                rusqlite::Error::QueryReturnedNoRows => {
-                                    Ok((0, GENESIS_HASH.to_owned()))
-                                }
-                                other => Err(other),
-                            })
-                            .map_err(sql)?,
-                    };
-                    slot.insert(h)
-                }
-            };
-            let new_seq = *seq + 1;
-            let hash = chain_hash(prev, new_seq, row.phase, row.record);
+            let link = chainer
+                .link(row.team, row.phase, row.record)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             ins.execute(params![
                 row.team,
-                new_seq,
+                link.seq,
                 row.phase.as_str(),
                 row.request_id,
                 row.agent_id,
                 row.credential,
                 row.ts,
                 row.record,
-                prev.as_str(),
-                hash,
+                link.prev_hash,
+                link.row_hash,
             ])
             .map_err(sql)?;
-            *seq = new_seq;
-            *prev = hash;
         }
         tx.prepare_cached(
             "INSERT INTO audit_spool (id, spool_id, position) VALUES (1, ?1, ?2) \
