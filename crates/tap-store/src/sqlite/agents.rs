@@ -1,10 +1,12 @@
 //! Agents with their roles and direct credential grants.
 
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 use tap_core::model::Agent;
-use tap_core::store::{NewAgent, StoreError, StoreResult};
+use tap_core::store::{AgentUpdate, NewAgent, StoreError, StoreResult};
 
+use super::credentials::require_credential;
 use super::pool::{bump, conflict_as, unavailable, write_tx};
+use super::roles::require_role;
 use super::rows::{AGENT_SELECT, agent_from_row};
 use crate::clock::now_ms;
 
@@ -23,16 +25,7 @@ pub(super) async fn create_agent(pool: &SqlitePool, a: &NewAgent) -> StoreResult
     .await
     .map_err(conflict_as(format!("agent {} already exists", a.id)))?;
     for role in &a.roles {
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM roles WHERE team_id = $1 AND name = $2")
-                .bind(a.team_internal_id)
-                .bind(role)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(format!("role {role}")));
-        }
+        require_role(&mut tx, a.team_internal_id, role).await?;
         sqlx::query(
             "INSERT OR IGNORE INTO agent_roles (team_id, agent_id, role) VALUES ($1, $2, $3)",
         )
@@ -53,72 +46,80 @@ pub(super) async fn create_agent(pool: &SqlitePool, a: &NewAgent) -> StoreResult
             .map_err(unavailable)?;
     }
     bump(&mut tx).await?;
-    tx.commit().await.map_err(unavailable)?;
-    agent(pool, a.team_internal_id, &a.id)
+    let created = load_agent(&mut tx, a.team_internal_id, &a.id)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("agent {}", a.id)))
+        .ok_or_else(|| StoreError::NotFound(format!("agent {}", a.id)))?;
+    tx.commit().await.map_err(unavailable)?;
+    Ok(created)
 }
 
 pub(super) async fn agent(pool: &SqlitePool, team: i64, id: &str) -> StoreResult<Option<Agent>> {
-    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{AGENT_SELECT} WHERE a.team_id = $1 AND a.id = $2"
-    )))
-    .bind(team)
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-    .map_err(unavailable)?
-    else {
-        return Ok(None);
-    };
-    let (roles, creds) = agent_links(pool, team, id).await?;
-    Ok(Some(agent_from_row(&r, roles, creds)))
+    let mut conn = pool.acquire().await.map_err(unavailable)?;
+    load_agent(&mut conn, team, id).await
 }
 
 pub(super) async fn agents(pool: &SqlitePool, team: i64) -> StoreResult<Vec<Agent>> {
+    let mut conn = pool.acquire().await.map_err(unavailable)?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{AGENT_SELECT} WHERE a.team_id = $1 ORDER BY a.id"
     )))
     .bind(team)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(unavailable)?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let id: String = r.get("id");
-        let (roles, creds) = agent_links(pool, team, &id).await?;
+        let (roles, creds) = agent_links(&mut conn, team, &id).await?;
         out.push(agent_from_row(&r, roles, creds));
     }
     Ok(out)
 }
 
+/// An agent read on `conn`: inside a write transaction it sees that
+/// transaction's changes.
+async fn load_agent(
+    conn: &mut SqliteConnection,
+    team: i64,
+    id: &str,
+) -> StoreResult<Option<Agent>> {
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{AGENT_SELECT} WHERE a.team_id = $1 AND a.id = $2"
+    )))
+    .bind(team)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(unavailable)?
+    else {
+        return Ok(None);
+    };
+    let (roles, creds) = agent_links(conn, team, id).await?;
+    Ok(Some(agent_from_row(&r, roles, creds)))
+}
+
+/// An agent's roles and direct credentials, each sorted.
 async fn agent_links(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     team: i64,
     id: &str,
 ) -> StoreResult<(Vec<String>, Vec<String>)> {
-    let roles = sqlx::query(
+    let roles = sqlx::query_scalar(
         "SELECT role FROM agent_roles WHERE team_id = $1 AND agent_id = $2 ORDER BY role",
     )
     .bind(team)
     .bind(id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
-    .map_err(unavailable)?
-    .iter()
-    .map(|r| r.get::<String, _>(0))
-    .collect();
-    let creds = sqlx::query(
+    .map_err(unavailable)?;
+    let creds = sqlx::query_scalar(
         "SELECT credential FROM agent_credentials WHERE team_id = $1 AND agent_id = $2 ORDER BY credential",
     )
     .bind(team)
     .bind(id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
-    .map_err(unavailable)?
-    .iter()
-    .map(|r| r.get::<String, _>(0))
-    .collect();
+    .map_err(unavailable)?;
     Ok((roles, creds))
 }
 
@@ -230,16 +231,7 @@ pub(super) async fn set_agent_role(
         return Ok(false);
     }
     if held {
-        let role_exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM roles WHERE team_id = $1 AND name = $2")
-                .bind(team)
-                .bind(role)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-        if role_exists.is_none() {
-            return Err(StoreError::NotFound(format!("role {role}")));
-        }
+        require_role(&mut tx, team, role).await?;
     }
     let q = if held {
         "INSERT OR IGNORE INTO agent_roles (team_id, agent_id, role) VALUES ($1, $2, $3)"
@@ -256,4 +248,81 @@ pub(super) async fn set_agent_role(
     bump(&mut tx).await?;
     tx.commit().await.map_err(unavailable)?;
     Ok(true)
+}
+
+pub(super) async fn update_agent(
+    pool: &SqlitePool,
+    team: i64,
+    id: &str,
+    u: &AgentUpdate,
+) -> StoreResult<Option<Agent>> {
+    let mut tx = write_tx(pool).await?;
+    // Dropping `tx` on any early return below rolls back everything before
+    // it: an update is applied whole or not at all.
+    let n = sqlx::query(
+        "UPDATE agents SET
+           description = COALESCE($1, description),
+           enabled = COALESCE($2, enabled),
+           rate_limit_per_hour = CASE WHEN $3 THEN $4 ELSE rate_limit_per_hour END
+         WHERE team_id = $5 AND id = $6",
+    )
+    .bind(u.description.as_deref())
+    .bind(u.enabled.map(i64::from))
+    .bind(u.rate_limit_per_hour.is_some())
+    .bind(u.rate_limit_per_hour.flatten().map(i64::from))
+    .bind(team)
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(unavailable)?
+    .rows_affected();
+    if n == 0 {
+        return Ok(None);
+    }
+    if let Some(roles) = &u.roles {
+        for role in roles {
+            require_role(&mut tx, team, role).await?;
+        }
+        sqlx::query("DELETE FROM agent_roles WHERE team_id = $1 AND agent_id = $2")
+            .bind(team)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        for role in roles {
+            sqlx::query(
+                "INSERT OR IGNORE INTO agent_roles (team_id, agent_id, role) VALUES ($1, $2, $3)",
+            )
+            .bind(team)
+            .bind(id)
+            .bind(role)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+    }
+    if let Some(credentials) = &u.credentials {
+        for credential in credentials {
+            require_credential(&mut tx, team, credential).await?;
+        }
+        sqlx::query("DELETE FROM agent_credentials WHERE team_id = $1 AND agent_id = $2")
+            .bind(team)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        for credential in credentials {
+            sqlx::query("INSERT OR IGNORE INTO agent_credentials (team_id, agent_id, credential) VALUES ($1, $2, $3)")
+                .bind(team)
+                .bind(id)
+                .bind(credential)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+    }
+    bump(&mut tx).await?;
+    let updated = load_agent(&mut tx, team, id).await?;
+    tx.commit().await.map_err(unavailable)?;
+    Ok(updated)
 }

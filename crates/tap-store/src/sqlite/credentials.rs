@@ -1,6 +1,6 @@
 //! Credentials (values stay sealed) and the policy of each.
 
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 use tap_core::model::Credential;
 use tap_core::policy::Policy;
 use tap_core::store::{StoreError, StoreResult};
@@ -203,4 +203,23 @@ pub(super) async fn clear_policy(
     bump(&mut tx).await?;
     tx.commit().await.map_err(unavailable)?;
     Ok(n > 0)
+}
+
+/// `NotFound("credential X")` unless `name` exists in `team`; inside the
+/// caller's transaction, so the check holds for what it then writes.
+pub(super) async fn require_credential(
+    conn: &mut SqliteConnection,
+    team: i64,
+    name: &str,
+) -> StoreResult<()> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM credentials WHERE team_id = $1 AND name = $2")
+            .bind(team)
+            .bind(name)
+            .fetch_optional(conn)
+            .await
+            .map_err(unavailable)?;
+    found
+        .map(drop)
+        .ok_or_else(|| StoreError::NotFound(format!("credential {name}")))
 }

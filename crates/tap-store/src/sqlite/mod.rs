@@ -41,7 +41,8 @@ use tap_core::model::{
 };
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
-    AuditAppend, AuditQuery, AuditWriter, NewAgent, Snapshot, Store, StoreResult, VoteOutcome,
+    AgentUpdate, AuditAppend, AuditQuery, AuditWriter, NewAgent, Snapshot, Store, StoreResult,
+    VoteOutcome,
 };
 
 /// The embedded SQLite store.
@@ -198,6 +199,15 @@ impl Store for SqliteStore {
         agents::set_agent_role(&self.pool, team, id, role, held).await
     }
 
+    async fn update_agent(
+        &self,
+        team: i64,
+        id: &str,
+        update: &AgentUpdate,
+    ) -> StoreResult<Option<Agent>> {
+        agents::update_agent(&self.pool, team, id, update).await
+    }
+
     async fn upsert_credential(&self, c: &Credential) -> StoreResult<bool> {
         credentials::upsert_credential(&self.pool, c).await
     }
@@ -248,6 +258,10 @@ impl Store for SqliteStore {
 
     async fn delete_role(&self, team: i64, name: &str) -> StoreResult<bool> {
         roles::delete_role(&self.pool, team, name).await
+    }
+
+    async fn put_role(&self, role: &Role) -> StoreResult<bool> {
+        roles::put_role(&self.pool, role).await
     }
 
     async fn policy(&self, team: i64, credential: &str) -> StoreResult<Option<Policy>> {

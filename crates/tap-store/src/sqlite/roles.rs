@@ -1,9 +1,10 @@
 //! Roles: named sets of credentials with an optional rate limit.
 
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 use tap_core::model::Role;
-use tap_core::store::StoreResult;
+use tap_core::store::{StoreError, StoreResult};
 
+use super::credentials::require_credential;
 use super::pool::{bump, conflict_as, unavailable, write_tx};
 use super::rows::role_from_row;
 use crate::clock::now_ms;
@@ -128,4 +129,73 @@ pub(super) async fn delete_role(pool: &SqlitePool, team: i64, name: &str) -> Sto
     bump(&mut tx).await?;
     tx.commit().await.map_err(unavailable)?;
     Ok(n > 0)
+}
+
+/// `NotFound("role X")` unless `role` exists in `team`; inside the caller's
+/// transaction, so the check holds for what it then writes.
+pub(super) async fn require_role(
+    conn: &mut SqliteConnection,
+    team: i64,
+    role: &str,
+) -> StoreResult<()> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM roles WHERE team_id = $1 AND name = $2")
+            .bind(team)
+            .bind(role)
+            .fetch_optional(conn)
+            .await
+            .map_err(unavailable)?;
+    found
+        .map(drop)
+        .ok_or_else(|| StoreError::NotFound(format!("role {role}")))
+}
+
+pub(super) async fn put_role(pool: &SqlitePool, role: &Role) -> StoreResult<bool> {
+    let team = role.team_internal_id;
+    let mut tx = write_tx(pool).await?;
+    // Dropping `tx` on any `?` below rolls back everything before it.
+    for c in &role.credentials {
+        require_credential(&mut tx, team, c).await?;
+    }
+    let existed: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM roles WHERE team_id = $1 AND name = $2")
+            .bind(team)
+            .bind(&role.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+    // An upsert rather than delete-and-insert: `agent_roles` rows that name the
+    // role must survive its replacement.
+    sqlx::query(
+        "INSERT INTO roles (team_id, name, description, rate_limit_per_hour, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (team_id, name) DO UPDATE SET description = excluded.description, rate_limit_per_hour = excluded.rate_limit_per_hour",
+    )
+    .bind(team)
+    .bind(&role.name)
+    .bind(&role.description)
+    .bind(role.rate_limit_per_hour.map(i64::from))
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    sqlx::query("DELETE FROM role_credentials WHERE team_id = $1 AND role = $2")
+        .bind(team)
+        .bind(&role.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    for c in &role.credentials {
+        sqlx::query(
+            "INSERT OR IGNORE INTO role_credentials (team_id, role, credential) VALUES ($1, $2, $3)",
+        )
+        .bind(team)
+        .bind(&role.name)
+        .bind(c)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    }
+    bump(&mut tx).await?;
+    tx.commit().await.map_err(unavailable)?;
+    Ok(existed.is_none())
 }
