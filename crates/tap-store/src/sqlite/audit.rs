@@ -19,7 +19,7 @@ const AUDIT_ROWS_PER_INSERT: usize = 1000;
 
 /// The audit spool of a file-backed store, opened when the store first hands
 /// out its writer; clones share it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(super) struct SpoolSlot {
     /// The database file, for the spool's own connection (`None` in memory).
     path: Option<PathBuf>,
