@@ -120,6 +120,115 @@ pub fn chain_hash(prev_hash: &str, seq: i64, phase: AuditPhase, record_json: &st
     ])
 }
 
+/// Where a team's chain continues: the sequence number and hash of its last
+/// row. Invariant: the next row gets `seq + 1` and `prev_hash == hash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Sequence number of the last row; 0 before the first.
+    pub seq: i64,
+    /// Hash of the last row, or the genesis or retention anchor hash.
+    pub hash: String,
+}
+
+impl ChainHead {
+    /// The head of a chain that never had a row.
+    pub fn genesis() -> Self {
+        Self {
+            seq: 0,
+            hash: GENESIS_HASH.to_owned(),
+        }
+    }
+
+    /// The head as a store finds it: its last row `(seq, row_hash)` when it has
+    /// one; else the retention anchor `(anchor_hash, first_seq)` (retention
+    /// deleted every row: the chain goes on at `first_seq` from the anchor);
+    /// else genesis.
+    pub fn resume(last_row: Option<(i64, String)>, anchor: Option<(String, i64)>) -> Self {
+        match (last_row, anchor) {
+            (Some((seq, hash)), _) => Self { seq, hash },
+            (None, Some((hash, first_seq))) => Self {
+                seq: first_seq - 1,
+                hash,
+            },
+            (None, None) => Self::genesis(),
+        }
+    }
+
+    /// Chains one row onto this head and moves the head to it.
+    pub fn link(&mut self, phase: AuditPhase, record_json: &str) -> ChainLink {
+        let seq = self.seq + 1;
+        let row_hash = chain_hash(&self.hash, seq, phase, record_json);
+        let prev_hash = std::mem::replace(&mut self.hash, row_hash.clone());
+        self.seq = seq;
+        ChainLink {
+            seq,
+            prev_hash,
+            row_hash,
+        }
+    }
+}
+
+/// One row's place in its team's chain, as stored beside the row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainLink {
+    /// Position in the team's chain.
+    pub seq: i64,
+    /// Hash of the previous row (or the anchor).
+    pub prev_hash: String,
+    /// Hash of this row.
+    pub row_hash: String,
+}
+
+/// A row was offered for a team whose head the caller did not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no audit chain head was read for team {0}")]
+pub struct MissingHead(pub i64);
+
+/// Chains a batch of rows of several teams, in the order given, each onto its
+/// own team's chain. Every store's append path uses it, so there is one
+/// definition of how rows link.
+///
+/// Invariant: a row is only ever chained onto a head the store read inside the
+/// write transaction that inserts it ([`Chainer::link`] refuses a team whose
+/// head was not given), so two writers never fork a chain.
+#[derive(Clone, Debug, Default)]
+pub struct Chainer {
+    heads: std::collections::HashMap<i64, ChainHead>,
+}
+
+impl Chainer {
+    /// A chainer that knows no team's head yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Distinct teams of a batch, ascending: the heads to read before chaining it.
+    pub fn teams_of(teams: impl IntoIterator<Item = i64>) -> Vec<i64> {
+        let mut teams: Vec<i64> = teams.into_iter().collect();
+        teams.sort_unstable();
+        teams.dedup();
+        teams
+    }
+
+    /// Gives the head of `team`, as read from the store.
+    pub fn set_head(&mut self, team: i64, head: ChainHead) {
+        self.heads.insert(team, head);
+    }
+
+    /// Chains the next row of `team`.
+    pub fn link(
+        &mut self,
+        team: i64,
+        phase: AuditPhase,
+        record_json: &str,
+    ) -> Result<ChainLink, MissingHead> {
+        self.heads
+            .get_mut(&team)
+            .map(|head| head.link(phase, record_json))
+            .ok_or(MissingHead(team))
+    }
+}
+
 /// Result of checking a chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verification {
@@ -336,6 +445,81 @@ mod tests {
         ]);
         assert_eq!(merged[0].request_headers, full_finish.request_headers);
         assert_eq!(merged[0].upstream_status, Some(200));
+    }
+
+    fn rows_of(chainer: &mut Chainer, team: i64, ids: &[&str]) -> Vec<AuditRow> {
+        ids.iter()
+            .map(|id| {
+                let json = serde_json::to_string(&AuditRecord {
+                    request_id: (*id).to_owned(),
+                    ..Default::default()
+                })
+                .unwrap();
+                let link = chainer.link(team, AuditPhase::Start, &json).unwrap();
+                AuditRow {
+                    seq: link.seq,
+                    phase: AuditPhase::Start,
+                    record_json: json,
+                    prev_hash: link.prev_hash,
+                    row_hash: link.row_hash,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chainer_keeps_one_verifiable_chain_per_team() {
+        let mut chainer = Chainer::new();
+        chainer.set_head(1, ChainHead::genesis());
+        chainer.set_head(2, ChainHead::genesis());
+        let mut one = rows_of(&mut chainer, 1, &["a", "b"]);
+        let two = rows_of(&mut chainer, 2, &["x"]);
+        one.extend(rows_of(&mut chainer, 1, &["c"]));
+        assert_eq!(one.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(two[0].seq, 1);
+        assert!(verify_chain(GENESIS_HASH, 1, &one).ok);
+        assert!(verify_chain(GENESIS_HASH, 1, &two).ok);
+    }
+
+    #[test]
+    fn chainer_refuses_a_team_whose_head_was_not_read() {
+        let mut chainer = Chainer::new();
+        assert_eq!(
+            chainer.link(7, AuditPhase::Start, "{}"),
+            Err(MissingHead(7))
+        );
+    }
+
+    #[test]
+    fn a_chain_resumes_after_its_last_row_else_after_the_anchor() {
+        let mut chainer = Chainer::new();
+        chainer.set_head(1, ChainHead::genesis());
+        let first = rows_of(&mut chainer, 1, &["a", "b"]);
+        let last = first.last().unwrap();
+        let anchor = ("f".repeat(64), 40);
+        let mut resumed = Chainer::new();
+        resumed.set_head(
+            1,
+            ChainHead::resume(
+                Some((last.seq, last.row_hash.clone())),
+                Some(anchor.clone()),
+            ),
+        );
+        let mut all = first.clone();
+        all.extend(rows_of(&mut resumed, 1, &["c"]));
+        assert!(verify_chain(GENESIS_HASH, 1, &all).ok);
+        // Retention deleted every row: the chain goes on from the anchor.
+        let mut anchored = Chainer::new();
+        anchored.set_head(1, ChainHead::resume(None, Some(anchor.clone())));
+        let rows = rows_of(&mut anchored, 1, &["d"]);
+        assert_eq!(rows[0].seq, 40);
+        assert!(verify_chain(&anchor.0, 40, &rows).ok);
+        assert_eq!(ChainHead::resume(None, None), ChainHead::genesis());
+    }
+
+    #[test]
+    fn teams_of_a_batch_are_distinct() {
+        assert_eq!(Chainer::teams_of([3, 1, 3, 2, 1]), [1, 2, 3]);
     }
 
     #[test]

@@ -59,6 +59,25 @@ pub struct NewAgent {
     pub rate_limit_per_hour: Option<u32>,
 }
 
+/// Changes to an agent, applied together by [`Store::update_agent`]. Every
+/// field is optional: `None` leaves that part of the agent unchanged.
+#[derive(Clone, Debug, Default)]
+pub struct AgentUpdate {
+    /// New free text; `None` = unchanged.
+    pub description: Option<String>,
+    /// Enable or disable; `None` = unchanged.
+    pub enabled: Option<bool>,
+    /// Replaces the whole set of roles held (`Some(vec![])` removes all);
+    /// `None` = unchanged. Every role must exist in the agent's team.
+    pub roles: Option<Vec<String>>,
+    /// Replaces the whole set of direct credential grants (`Some(vec![])`
+    /// removes all); `None` = unchanged. Every credential must exist in the
+    /// agent's team.
+    pub credentials: Option<Vec<String>>,
+    /// `Some(Some(n))` sets the limit, `Some(None)` removes it; `None` = unchanged.
+    pub rate_limit_per_hour: Option<Option<u32>>,
+}
+
 /// One audit row to append.
 #[derive(Clone, Debug)]
 pub struct AuditAppend {
@@ -235,6 +254,18 @@ pub trait Store: Send + Sync + 'static {
         held: bool,
     ) -> StoreResult<bool>;
 
+    /// Applies `update` to an agent in one transaction that bumps the revision
+    /// once; returns the agent as updated, `None` when it is absent. A named
+    /// role or credential that does not exist in the team is
+    /// `NotFound("role X")` / `NotFound("credential X")`, and then nothing is
+    /// written.
+    async fn update_agent(
+        &self,
+        team_internal_id: i64,
+        id: &str,
+        update: &AgentUpdate,
+    ) -> StoreResult<Option<Agent>>;
+
     /// Creates or replaces a credential's metadata; keeps the stored value when
     /// `credential.sealed_value` is `None`. Returns true when created.
     async fn upsert_credential(&self, credential: &Credential) -> StoreResult<bool>;
@@ -273,6 +304,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Deletes a role; false when absent.
     async fn delete_role(&self, team_internal_id: i64, name: &str) -> StoreResult<bool>;
+    /// Creates a role or replaces its description, credential set and rate
+    /// limit, in one transaction that bumps the revision once; true when
+    /// created. Agents holding the role keep it. A credential that does not
+    /// exist in the team is `NotFound("credential X")`, and then nothing is
+    /// written.
+    async fn put_role(&self, role: &Role) -> StoreResult<bool>;
 
     /// A credential's policy.
     async fn policy(&self, team_internal_id: i64, credential: &str) -> StoreResult<Option<Policy>>;

@@ -1,0 +1,231 @@
+//! The audit trail as the pool sees it: appends chained inside one write
+//! transaction, reads that fold the spool first, and the spool this store
+//! hands out as its [`AuditWriter`].
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sqlx::{Row, SqlitePool};
+use tap_core::audit::{AuditRow, ChainHead, Chainer, GENESIS_HASH};
+use tap_core::store::{AuditAppend, AuditQuery, AuditWriter, StoreError, StoreResult};
+
+use super::pool::{unavailable, write_tx};
+use super::rows::{audit_from_row, corrupt};
+use super::schema::{AUDIT_ANCHOR, AUDIT_LAST_ROW};
+use super::spool::{Spool, spool_path};
+
+/// Audit rows per INSERT statement (10 parameters each, under SQLite's 32,766).
+const AUDIT_ROWS_PER_INSERT: usize = 1000;
+
+/// The audit spool of a file-backed store, opened when the store first hands
+/// out its writer; clones share it.
+#[derive(Clone, Debug)]
+pub(super) struct SpoolSlot {
+    /// The database file, for the spool's own connection (`None` in memory).
+    path: Option<PathBuf>,
+    spool: Arc<Mutex<Option<Arc<Spool>>>>,
+}
+
+impl SpoolSlot {
+    pub(super) fn new(path: Option<PathBuf>) -> Self {
+        Self {
+            path,
+            spool: Arc::default(),
+        }
+    }
+
+    /// This store's spool, once handed out.
+    fn own(&self) -> Option<Arc<Spool>> {
+        self.spool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The store's [`AuditWriter`]: one spool per store, opened on first use.
+    /// `Conflict` when another live process owns the file's spool.
+    pub(super) fn writer(&self) -> StoreResult<Option<Arc<dyn AuditWriter>>> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        let mut slot = self.spool.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = slot.as_ref() {
+            return Ok(Some(Arc::clone(s) as Arc<dyn AuditWriter>));
+        }
+        let spool = Arc::new(Spool::open(path)?);
+        *slot = Some(Arc::clone(&spool));
+        Ok(Some(spool))
+    }
+
+    /// Before reading audit rows: fold this process's spool, or a spool no live
+    /// process owns (left by a proxy that crashed). One owned by a running proxy
+    /// is folded by it within milliseconds.
+    async fn fold_pending(&self) -> StoreResult<()> {
+        if let Some(spool) = self.own() {
+            return fold_blocking(spool).await;
+        }
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
+        if !spool_path(&path).exists() {
+            return Ok(());
+        }
+        let opened = tokio::task::spawn_blocking(move || Spool::open(&path).map(drop))
+            .await
+            .map_err(|_| StoreError::Unavailable("audit fold failed".into()))?;
+        match opened {
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Folds off the async runtime's workers: the fold may wait for SQLite's lock.
+async fn fold_blocking(spool: Arc<Spool>) -> StoreResult<()> {
+    tokio::task::spawn_blocking(move || spool.fold())
+        .await
+        .map_err(|_| StoreError::Unavailable("audit fold failed".into()))?
+        .map(|_| ())
+}
+
+pub(super) async fn append_audit(
+    pool: &SqlitePool,
+    spool: &SpoolSlot,
+    rows: &[AuditAppend],
+) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // With a spool, rows go through it: one order for every row of this process.
+    if let Some(spool) = spool.own() {
+        spool.append(rows)?;
+        return fold_blocking(spool).await;
+    }
+    append_chained(pool, rows).await
+}
+
+/// Appends through the pool, reading each team's chain head inside the write
+/// transaction: always correct, a few round trips.
+async fn append_chained(pool: &SqlitePool, rows: &[AuditAppend]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // One transaction, one head read per team, one multi-row INSERT: a batch costs
+    // the same few round trips to SQLite whatever its size.
+    let mut tx = write_tx(pool).await?;
+    let mut chainer = Chainer::new();
+    for team in Chainer::teams_of(rows.iter().map(|r| r.team_internal_id)) {
+        let last: Option<(i64, String)> = sqlx::query_as(AUDIT_LAST_ROW)
+            .bind(team)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let anchor: Option<(String, i64)> = if last.is_some() {
+            None
+        } else {
+            sqlx::query_as(AUDIT_ANCHOR)
+                .bind(team)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?
+        };
+        chainer.set_head(team, ChainHead::resume(last, anchor));
+    }
+    let mut chained = Vec::with_capacity(rows.len());
+    for row in rows {
+        let json = serde_json::to_string(&row.record).map_err(corrupt("audit record"))?;
+        let link = chainer
+            .link(row.team_internal_id, row.phase, &json)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        chained.push((row, link.seq, json, link.prev_hash, link.row_hash));
+    }
+    // SQLite allows 32,766 parameters per statement; 10 per row.
+    for chunk in chained.chunks(AUDIT_ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit (team_id, seq, phase, request_id, agent_id, credential, ts, record, prev_hash, row_hash) ",
+        );
+        q.push_values(chunk, |mut b, (row, seq, json, prev, hash)| {
+            b.push_bind(row.team_internal_id)
+                .push_bind(*seq)
+                .push_bind(row.phase.as_str())
+                .push_bind(row.record.request_id.as_str())
+                .push_bind(row.record.agent_id.as_str())
+                .push_bind(row.record.credential_names.first().map(String::as_str))
+                .push_bind(row.record.timestamp.as_str())
+                .push_bind(json.as_str())
+                .push_bind(prev.as_str())
+                .push_bind(hash.as_str());
+        });
+        q.build().execute(&mut *tx).await.map_err(unavailable)?;
+    }
+    tx.commit().await.map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) async fn audit_rows(
+    pool: &SqlitePool,
+    spool: &SpoolSlot,
+    team: i64,
+    q: &AuditQuery,
+) -> StoreResult<Vec<AuditRow>> {
+    spool.fold_pending().await?;
+    let limit = i64::from(q.limit.unwrap_or(1000));
+    // Newest `limit` requests (by their first row), then every row of those requests, oldest first.
+    let rows = sqlx::query(
+        "SELECT * FROM audit WHERE team_id = $1 AND request_id IN (
+             SELECT request_id FROM audit
+             WHERE team_id = $1
+               AND ($2 IS NULL OR agent_id = $2)
+               AND ($3 IS NULL OR credential = $3)
+               AND ($4 IS NULL OR seq > $4)
+             GROUP BY request_id ORDER BY min(seq) DESC LIMIT $5)
+         ORDER BY seq",
+    )
+    .bind(team)
+    .bind(&q.agent)
+    .bind(&q.credential)
+    .bind(q.after_seq)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    rows.iter().map(audit_from_row).collect()
+}
+
+pub(super) async fn audit_chain(
+    pool: &SqlitePool,
+    spool: &SpoolSlot,
+    team: i64,
+) -> StoreResult<(String, i64, Vec<AuditRow>)> {
+    spool.fold_pending().await?;
+    let anchor: Option<(String, i64)> =
+        sqlx::query_as("SELECT anchor_hash, first_seq FROM audit_anchor WHERE team_id = $1")
+            .bind(team)
+            .fetch_optional(pool)
+            .await
+            .map_err(unavailable)?;
+    let (anchor, first) = anchor.unwrap_or((GENESIS_HASH.to_owned(), 1));
+    let rows = sqlx::query("SELECT * FROM audit WHERE team_id = $1 ORDER BY seq")
+        .bind(team)
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let row = audit_from_row(r)?;
+        // The index columns must agree with the hashed record, or the row was edited.
+        let consistent = row.record().is_ok_and(|rec| {
+            rec.request_id == r.get::<String, _>("request_id")
+                && rec.agent_id == r.get::<String, _>("agent_id")
+                && rec.credential_names.first().cloned() == r.get::<Option<String>, _>("credential")
+                && rec.timestamp == r.get::<String, _>("ts")
+                && r.get::<String, _>("phase") == row.phase.as_str()
+        });
+        let mut row = row;
+        if !consistent {
+            row.row_hash = String::from("index-mismatch");
+        }
+        out.push(row);
+    }
+    Ok((anchor, first, out))
+}

@@ -1,0 +1,287 @@
+//! The audit trail: per-team hash chains that stay gap-free and verifiable
+//! whatever the mix of writers, and the reads over them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tap_core::audit::{AuditPhase, AuditRow, GENESIS_HASH, verify_chain};
+use tap_core::store::{AuditAppend, AuditQuery, Store};
+
+use super::{audit_row, migrated_with_team, new_team, race};
+
+fn request_ids(rows: &[AuditRow]) -> Vec<String> {
+    rows.iter()
+        .map(|r| r.record().expect("record").request_id)
+        .collect()
+}
+
+fn seqs(rows: &[AuditRow]) -> Vec<i64> {
+    rows.iter().map(|r| r.seq).collect()
+}
+
+/// Reads `team`'s chain and asserts it starts at genesis, runs 1..=n with no
+/// gap, links every row to the one before, and verifies.
+async fn assert_whole_chain(store: &dyn Store, team: i64) -> Vec<AuditRow> {
+    let (anchor, first, rows) = store.audit_chain(team).await.expect("chain");
+    assert_eq!((anchor.as_str(), first), (GENESIS_HASH, 1));
+    let expected: Vec<i64> = (1..).take(rows.len()).collect();
+    assert_eq!(seqs(&rows), expected, "one gap-free sequence");
+    let mut prev = GENESIS_HASH.to_owned();
+    for row in &rows {
+        assert_eq!(
+            row.prev_hash, prev,
+            "row {} links to the row before",
+            row.seq
+        );
+        prev.clone_from(&row.row_hash);
+    }
+    let v = verify_chain(&anchor, first, &rows);
+    assert!(v.ok, "{v:?}");
+    rows
+}
+
+pub(crate) async fn appended_rows_are_chained_per_team_from_genesis(store: Arc<dyn Store>) {
+    let a = migrated_with_team(&*store, "alpha").await;
+    let b = new_team(&*store, "beta").await;
+    store
+        .append_audit(&[])
+        .await
+        .expect("an empty batch is fine");
+    let first = audit_row(a, "a1", AuditPhase::Start, "bot", "c");
+    store
+        .append_audit(&[
+            first.clone(),
+            audit_row(b, "b1", AuditPhase::Finish, "bot", "c"),
+            audit_row(a, "a1", AuditPhase::Finish, "bot", "c"),
+        ])
+        .await
+        .expect("append");
+    store
+        .append_audit(&[audit_row(a, "a2", AuditPhase::Finish, "bot", "c")])
+        .await
+        .expect("append");
+    let rows = assert_whole_chain(&*store, a).await;
+    assert_eq!(request_ids(&rows), ["a1", "a1", "a2"]);
+    assert_eq!(
+        rows.iter().map(|r| r.phase).collect::<Vec<_>>(),
+        [AuditPhase::Start, AuditPhase::Finish, AuditPhase::Finish]
+    );
+    assert_eq!(
+        rows[0].record().expect("record"),
+        first.record,
+        "stored as appended"
+    );
+    let rows = assert_whole_chain(&*store, b).await;
+    assert_eq!(request_ids(&rows), ["b1"], "each team has its own chain");
+}
+
+pub(crate) async fn audit_rows_select_the_newest_requests_by_filter(store: Arc<dyn Store>) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    let other = new_team(&*store, "beta").await;
+    store
+        .append_audit(&[
+            audit_row(team, "r1", AuditPhase::Start, "x", "c1"),
+            audit_row(team, "r1", AuditPhase::Finish, "x", "c1"),
+            audit_row(team, "r2", AuditPhase::Finish, "y", "c2"),
+            audit_row(other, "elsewhere", AuditPhase::Finish, "x", "c1"),
+            audit_row(team, "r3", AuditPhase::Start, "x", "c2"),
+            audit_row(team, "r3", AuditPhase::Finish, "x", "c2"),
+        ])
+        .await
+        .expect("append");
+    let read = |q: AuditQuery| {
+        let store = Arc::clone(&store);
+        async move { seqs(&store.audit_rows(team, &q).await.expect("rows")) }
+    };
+    assert_eq!(read(AuditQuery::default()).await, [1, 2, 3, 4, 5]);
+    assert_eq!(
+        read(AuditQuery {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await,
+        [3, 4, 5],
+        "the newest two requests with all their rows, oldest first"
+    );
+    assert_eq!(
+        read(AuditQuery {
+            agent: Some("x".into()),
+            ..Default::default()
+        })
+        .await,
+        [1, 2, 4, 5]
+    );
+    assert_eq!(
+        read(AuditQuery {
+            credential: Some("c2".into()),
+            ..Default::default()
+        })
+        .await,
+        [3, 4, 5]
+    );
+    assert_eq!(
+        read(AuditQuery {
+            after_seq: Some(3),
+            ..Default::default()
+        })
+        .await,
+        [4, 5]
+    );
+    assert_eq!(
+        read(AuditQuery {
+            agent: Some("nobody".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<i64>::new()
+    );
+    let rows = store
+        .audit_rows(team, &AuditQuery::default())
+        .await
+        .expect("rows");
+    assert_eq!(request_ids(&rows), ["r1", "r1", "r2", "r3", "r3"]);
+}
+
+pub(crate) async fn the_audit_writer_makes_rows_durable_and_folds_them_into_the_chain(
+    store: Arc<dyn Store>,
+) {
+    let a = migrated_with_team(&*store, "alpha").await;
+    let b = new_team(&*store, "beta").await;
+    // Backends without an appender of their own use `append_audit` (covered
+    // by every other audit case).
+    let Some(writer) = store.audit_writer().expect("audit_writer") else {
+        return;
+    };
+    writer
+        .append(&[
+            audit_row(a, "w1", AuditPhase::Start, "bot", "c"),
+            audit_row(a, "w1", AuditPhase::Finish, "bot", "c"),
+        ])
+        .expect("append");
+    // The store's reads see appended rows without an explicit fold.
+    let rows = assert_whole_chain(&*store, a).await;
+    assert_eq!(request_ids(&rows), ["w1", "w1"]);
+    // The store's own appends keep the order with the writer's.
+    store
+        .append_audit(&[audit_row(a, "s1", AuditPhase::Finish, "bot", "c")])
+        .await
+        .expect("append");
+    let again = store
+        .audit_writer()
+        .expect("audit_writer")
+        .expect("still there");
+    again
+        .append(&[audit_row(a, "w2", AuditPhase::Finish, "bot", "c")])
+        .expect("append");
+    writer
+        .append(&[audit_row(b, "wb", AuditPhase::Finish, "bot", "c")])
+        .expect("append");
+    assert_eq!(writer.fold().expect("fold"), 2, "both rows waiting");
+    assert_eq!(writer.fold().expect("fold"), 0, "nothing left");
+    let rows = assert_whole_chain(&*store, a).await;
+    assert_eq!(request_ids(&rows), ["w1", "w1", "s1", "w2"]);
+    let rows = assert_whole_chain(&*store, b).await;
+    assert_eq!(request_ids(&rows), ["wb"]);
+}
+
+pub(crate) async fn checkpoint_keeps_the_chain_intact(store: Arc<dyn Store>) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    store
+        .checkpoint()
+        .await
+        .expect("checkpoint with nothing to do");
+    for round in 0..3 {
+        let rows: Vec<AuditAppend> = (0..50)
+            .map(|i| {
+                audit_row(
+                    team,
+                    &format!("r{round}-{i}"),
+                    AuditPhase::Finish,
+                    "bot",
+                    "c",
+                )
+            })
+            .collect();
+        store.append_audit(&rows).await.expect("append");
+        store.checkpoint().await.expect("checkpoint");
+    }
+    let rows = assert_whole_chain(&*store, team).await;
+    assert_eq!(rows.len(), 150);
+}
+
+/// The rows task `i` appends: a start and a finish in `a`, one row in `b`.
+fn batch(a: i64, b: i64, i: usize) -> Vec<AuditAppend> {
+    vec![
+        audit_row(a, &format!("a{i}"), AuditPhase::Start, "bot", "c"),
+        audit_row(b, &format!("b{i}"), AuditPhase::Finish, "bot", "c"),
+        audit_row(a, &format!("a{i}"), AuditPhase::Finish, "bot", "c"),
+    ]
+}
+
+/// Asserts both chains hold exactly the rows of tasks `0..n`, a request's
+/// start before its finish.
+async fn assert_chains_of(store: &dyn Store, a: i64, b: i64, n: usize) {
+    let rows = assert_whole_chain(store, a).await;
+    assert_eq!(rows.len(), 2 * n);
+    let mut started = BTreeSet::new();
+    for row in &rows {
+        let id = row.record().expect("record").request_id;
+        match row.phase {
+            AuditPhase::Start => assert!(started.insert(id), "one start per request"),
+            AuditPhase::Finish => assert!(started.contains(&id), "{id} finished before it started"),
+        }
+    }
+    let expected: BTreeSet<String> = (0..n).map(|i| format!("a{i}")).collect();
+    assert_eq!(started, expected);
+    let rows = assert_whole_chain(store, b).await;
+    let ids: BTreeSet<String> = request_ids(&rows).into_iter().collect();
+    let expected: BTreeSet<String> = (0..n).map(|i| format!("b{i}")).collect();
+    assert_eq!((rows.len(), ids), (n, expected));
+}
+
+pub(crate) async fn concurrent_appends_keep_one_gap_free_chain_per_team(store: Arc<dyn Store>) {
+    const TASKS: usize = 16;
+    let a = migrated_with_team(&*store, "alpha").await;
+    let b = new_team(&*store, "beta").await;
+    race(TASKS, |i| {
+        let store = Arc::clone(&store);
+        async move { store.append_audit(&batch(a, b, i)).await.expect("append") }
+    })
+    .await;
+    assert_chains_of(&*store, a, b, TASKS).await;
+}
+
+pub(crate) async fn concurrent_writer_appends_keep_one_gap_free_chain_per_team(
+    store: Arc<dyn Store>,
+) {
+    const TASKS: usize = 16;
+    let a = migrated_with_team(&*store, "alpha").await;
+    let b = new_team(&*store, "beta").await;
+    let Some(writer) = store.audit_writer().expect("audit_writer") else {
+        return;
+    };
+    // Half the tasks append through the writer (and fold, as the proxy's
+    // folder does), half through the store; reads fold too.
+    race(TASKS, |i| {
+        let store = Arc::clone(&store);
+        let writer = Arc::clone(&writer);
+        async move {
+            if i % 2 == 0 {
+                tokio::task::spawn_blocking(move || {
+                    writer.append(&batch(a, b, i)).expect("append");
+                    writer.fold().expect("fold");
+                })
+                .await
+                .expect("blocking task");
+            } else {
+                store.append_audit(&batch(a, b, i)).await.expect("append");
+                store
+                    .audit_rows(a, &AuditQuery::default())
+                    .await
+                    .expect("read while others append");
+            }
+        }
+    })
+    .await;
+    assert_chains_of(&*store, a, b, TASKS).await;
+}

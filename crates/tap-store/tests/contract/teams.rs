@@ -1,0 +1,327 @@
+//! Teams, memberships (with the last-owner rule), links and channels.
+
+use std::sync::Arc;
+
+use tap_core::model::{Channel, Link, Member, MemberRole};
+use tap_core::policy::ApprovalMode;
+use tap_core::store::Store;
+
+use super::{add_credential, assert_conflict, migrated_with_team, new_team};
+
+pub(crate) async fn teams_are_created_found_and_listed(store: Arc<dyn Store>) {
+    store.migrate().await.expect("migrate");
+    assert!(store.teams().await.expect("teams").is_empty());
+    let a = store
+        .create_team("alpha", ApprovalMode::Autonomous, "dek-a", b"wrapped-a")
+        .await
+        .expect("create");
+    let b = store
+        .create_team("beta", ApprovalMode::Gated, "dek-b", b"wrapped-b")
+        .await
+        .expect("create");
+    assert_eq!(a.slug, "alpha");
+    assert_eq!(a.default_approval_mode, ApprovalMode::Autonomous);
+    assert_eq!(
+        (a.dek_id.as_str(), &a.wrapped_dek[..]),
+        ("dek-a", &b"wrapped-a"[..])
+    );
+    assert_ne!(a.internal_id, b.internal_id);
+    assert_eq!(store.team("alpha").await.expect("team"), Some(a.clone()));
+    assert_eq!(store.team("beta").await.expect("team"), Some(b.clone()));
+    assert_eq!(store.team("gamma").await.expect("team"), None);
+    assert_eq!(store.teams().await.expect("teams"), vec![a, b]);
+}
+
+pub(crate) async fn a_team_slug_is_unique(store: Arc<dyn Store>) {
+    migrated_with_team(&*store, "alpha").await;
+    assert_conflict(
+        store
+            .create_team("alpha", ApprovalMode::Gated, "dek-2", b"w")
+            .await,
+    );
+    assert_eq!(store.teams().await.expect("teams").len(), 1);
+}
+
+pub(crate) async fn set_team_mode_changes_the_default(store: Arc<dyn Store>) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    new_team(&*store, "beta").await;
+    store
+        .set_team_mode(team, ApprovalMode::Autonomous)
+        .await
+        .expect("set mode");
+    let mode = |slug: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .team(slug)
+                .await
+                .expect("team")
+                .expect("exists")
+                .default_approval_mode
+        }
+    };
+    assert_eq!(mode("alpha").await, ApprovalMode::Autonomous);
+    assert_eq!(
+        mode("beta").await,
+        ApprovalMode::Gated,
+        "other teams keep theirs"
+    );
+    store
+        .set_team_mode(team, ApprovalMode::Gated)
+        .await
+        .expect("set mode");
+    assert_eq!(mode("alpha").await, ApprovalMode::Gated);
+}
+
+fn summary(members: &[Member]) -> Vec<(String, MemberRole, Vec<String>)> {
+    members
+        .iter()
+        .map(|m| (m.email.clone(), m.role, m.credentials.clone()))
+        .collect()
+}
+
+pub(crate) async fn memberships_hold_roles_and_approver_credentials(store: Arc<dyn Store>) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    let other_team = new_team(&*store, "beta").await;
+    add_credential(&*store, team, "c1").await;
+    add_credential(&*store, team, "c2").await;
+    let zed = store
+        .create_account("zed@example.com", "h")
+        .await
+        .expect("account");
+    let amy = store
+        .create_account("amy@example.com", "h")
+        .await
+        .expect("account");
+    store
+        .set_membership(team, zed, MemberRole::Owner)
+        .await
+        .expect("membership");
+    store
+        .set_membership(team, amy, MemberRole::Viewer)
+        .await
+        .expect("membership");
+    // Setting it again changes the role of the existing membership.
+    store
+        .set_membership(team, amy, MemberRole::Approver)
+        .await
+        .expect("membership");
+    assert!(
+        store
+            .set_member_credentials(team, "amy@example.com", &["c2".into(), "c1".into()])
+            .await
+            .expect("assign")
+    );
+    let members = store.members(team).await.expect("members");
+    assert_eq!(
+        summary(&members),
+        vec![
+            (
+                "amy@example.com".into(),
+                MemberRole::Approver,
+                vec!["c1".into(), "c2".into()]
+            ),
+            ("zed@example.com".into(), MemberRole::Owner, vec![]),
+        ],
+        "ordered by e-mail, credentials sorted"
+    );
+    assert_eq!(members[0].account_id, amy);
+    // The assignment is replaced, not merged.
+    assert!(
+        store
+            .set_member_credentials(team, "amy@example.com", &["c2".into()])
+            .await
+            .expect("assign")
+    );
+    assert_eq!(
+        store.members(team).await.expect("members")[0].credentials,
+        vec!["c2".to_owned()]
+    );
+    assert!(
+        !store
+            .set_member_credentials(team, "nobody@example.com", &["c1".into()])
+            .await
+            .expect("assign"),
+        "not a member"
+    );
+    assert!(store.members(other_team).await.expect("members").is_empty());
+}
+
+pub(crate) async fn the_last_owner_can_be_neither_demoted_nor_removed(store: Arc<dyn Store>) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    let first = store
+        .create_account("first@example.com", "h")
+        .await
+        .expect("account");
+    let second = store
+        .create_account("second@example.com", "h")
+        .await
+        .expect("account");
+    store
+        .set_membership(team, first, MemberRole::Owner)
+        .await
+        .expect("membership");
+    store
+        .set_membership(team, second, MemberRole::Admin)
+        .await
+        .expect("membership");
+    assert_conflict(
+        store
+            .set_member_role(team, "first@example.com", MemberRole::Admin)
+            .await,
+    );
+    assert_conflict(store.remove_member(team, "first@example.com").await);
+    let roles = |members: Vec<Member>| {
+        summary(&members)
+            .into_iter()
+            .map(|(e, r, _)| (e, r))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        roles(store.members(team).await.expect("members")),
+        vec![
+            ("first@example.com".into(), MemberRole::Owner),
+            ("second@example.com".into(), MemberRole::Admin),
+        ],
+        "a refused change leaves the members as they were"
+    );
+    // With a second owner, the first may step down and then leave.
+    assert!(
+        store
+            .set_member_role(team, "second@example.com", MemberRole::Owner)
+            .await
+            .expect("promote")
+    );
+    assert!(
+        store
+            .set_member_role(team, "first@example.com", MemberRole::Viewer)
+            .await
+            .expect("demote")
+    );
+    assert!(
+        store
+            .remove_member(team, "first@example.com")
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !store
+            .remove_member(team, "first@example.com")
+            .await
+            .expect("remove again")
+    );
+    assert!(
+        !store
+            .set_member_role(team, "nobody@example.com", MemberRole::Viewer)
+            .await
+            .expect("set role of a non-member")
+    );
+    assert_eq!(
+        roles(store.members(team).await.expect("members")),
+        vec![("second@example.com".into(), MemberRole::Owner)]
+    );
+    assert_conflict(store.remove_member(team, "second@example.com").await);
+}
+
+pub(crate) async fn links_are_set_replaced_listed_and_deleted(store: Arc<dyn Store>) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    let home = new_team(&*store, "home").await;
+    let link = Link {
+        team_internal_id: team,
+        home_team_internal_id: home,
+        home_team: "home".into(),
+        agent_id: "visitor".into(),
+        role: Some("reader".into()),
+        created_at: 0,
+    };
+    store.set_link(&link).await.expect("set");
+    let listed = store.links(team).await.expect("links");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].home_team_internal_id,
+            listed[0].home_team.as_str(),
+            listed[0].agent_id.as_str(),
+            listed[0].role.as_deref()
+        ),
+        (home, "home", "visitor", Some("reader"))
+    );
+    // Setting it again replaces the role; there is still one link.
+    store
+        .set_link(&Link {
+            role: None,
+            ..link.clone()
+        })
+        .await
+        .expect("replace");
+    let listed = store.links(team).await.expect("links");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].role, None);
+    assert!(
+        store.links(home).await.expect("links").is_empty(),
+        "links belong to the linking team"
+    );
+    assert!(
+        store
+            .delete_link(team, home, "visitor")
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_link(team, home, "visitor")
+            .await
+            .expect("delete again")
+    );
+    assert!(store.links(team).await.expect("links").is_empty());
+}
+
+pub(crate) async fn channels_are_set_replaced_listed_and_deleted(store: Arc<dyn Store>) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    let other = new_team(&*store, "beta").await;
+    let ops = Channel {
+        team_internal_id: team,
+        name: "ops".into(),
+        kind: "telegram".into(),
+        chat_id: "-100".into(),
+        created_at: 0,
+    };
+    store.set_channel(&ops).await.expect("set");
+    store
+        .set_channel(&Channel {
+            name: "alerts".into(),
+            ..ops.clone()
+        })
+        .await
+        .expect("set");
+    store
+        .set_channel(&Channel {
+            chat_id: "-200".into(),
+            ..ops.clone()
+        })
+        .await
+        .expect("replace");
+    let listed: Vec<(String, String, String)> = store
+        .channels(team)
+        .await
+        .expect("channels")
+        .into_iter()
+        .map(|c| (c.name, c.kind, c.chat_id))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("alerts".into(), "telegram".into(), "-100".into()),
+            ("ops".into(), "telegram".into(), "-200".into()),
+        ]
+    );
+    assert!(store.channels(other).await.expect("channels").is_empty());
+    assert!(store.delete_channel(team, "ops").await.expect("delete"));
+    assert!(
+        !store
+            .delete_channel(team, "ops")
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(store.channels(team).await.expect("channels").len(), 1);
+}
