@@ -146,7 +146,8 @@ impl SqliteStore {
             team_internal_id: r.get("team_id"),
             name: r.get("name"),
             description: r.get("description"),
-            connector: Connector::from_str(&connector).map_err(StoreError::Corrupt)?,
+            connector: Connector::from_str(&connector)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             api_base: r.get("api_base"),
             relative_target: r.get::<i64, _>("relative_target") != 0,
             auth_header_format: r.get("auth_header_format"),
@@ -263,7 +264,8 @@ impl SqliteStore {
             target: r.get("target"),
             request: r.get("request"),
             request_hash: r.get("request_hash"),
-            status: ApprovalStatus::from_str(&status).map_err(StoreError::Corrupt)?,
+            status: ApprovalStatus::from_str(&status)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             policy_reason: r.get("policy_reason"),
             min_approvals: u32::try_from(r.get::<i64, _>("min_approvals")).unwrap_or(1),
             channels: json_list(&channels)?,
@@ -635,7 +637,8 @@ impl Store for SqliteStore {
             out.push(Member {
                 account_id,
                 email: r.get("email"),
-                role: MemberRole::from_str(&role).map_err(StoreError::Corrupt)?,
+                role: MemberRole::from_str(&role)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 credentials,
                 created_at: r.get("created_at"),
             });
@@ -1443,7 +1446,7 @@ impl Store for SqliteStore {
                 Member {
                     account_id,
                     email: r.get("email"),
-                    role: MemberRole::from_str(&role).map_err(StoreError::Corrupt)?,
+                    role: MemberRole::from_str(&role).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                     credentials: member_creds.remove(&(team, account_id)).unwrap_or_default(),
                     created_at: r.get("created_at"),
                 },
@@ -1649,7 +1652,8 @@ impl Store for SqliteStore {
         let Some((status, expires_at, min)) = row else {
             return Ok(VoteOutcome::Missing);
         };
-        let status = ApprovalStatus::from_str(&status).map_err(StoreError::Corrupt)?;
+        let status =
+            ApprovalStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if status != ApprovalStatus::Pending {
             return Ok(VoteOutcome::NotPending(status));
         }
