@@ -190,7 +190,10 @@ fn parse_bindings(a: &AddArgs) -> Result<Vec<AuthBinding>> {
 async fn add(g: &Globals, a: AddArgs) -> Result<ExitCode> {
     let (admin, team) = open_team(g).await?;
     let existing = admin.store.credential(team.internal_id, &a.name).await?;
-    let connector: Connector = a.connector.parse().map_err(|e: String| anyhow!(e))?;
+    let connector: Connector = a
+        .connector
+        .parse()
+        .map_err(|e: tap_core::model::ParseEnumError| anyhow!(e))?;
     let spec = CredentialSpec {
         name: a.name.clone(),
         description: a

@@ -27,8 +27,7 @@ fn init_logging() {
 
 pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCode> {
     init_logging();
-    let mut config =
-        ProxyConfig::from_lookup(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    let mut config = ProxyConfig::from_lookup(|k| std::env::var(k).ok())?;
     if let Some(l) = listen {
         config.listen = l
             .trim()
@@ -52,9 +51,7 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
     let addr = listener.local_addr()?;
     // The bound address (port 0 resolved) is what links such as `approval_url` name.
     config.listen = addr;
-    let proxy = Proxy::build(Arc::clone(&store), (*admin.keys).clone(), config.clone())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let proxy = Proxy::build(Arc::clone(&store), (*admin.keys).clone(), config.clone()).await?;
     // Install the handlers before announcing the address: a SIGTERM sent as soon as
     // "listening" is printed must shut down gracefully, not kill the process.
     use tokio::signal::unix::{SignalKind, signal};
@@ -71,10 +68,7 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
         }
         tracing::info!("shutting down: finishing in-flight requests");
     };
-    proxy
-        .serve(listener, shutdown)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    proxy.serve(listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,38 @@ use crate::policy::ApprovalMode;
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
+/// Longest part of a refused spelling echoed back in a [`ParseEnumError`].
+pub const MAX_ECHO_LEN: usize = 64;
+
+/// A spelling that is not one of an enum's wire values ([`MemberRole`],
+/// [`Connector`], [`ApprovalStatus`]). Displays as
+/// `unknown <what> "<value>": use <expected>`. Invariant: `value` holds at
+/// most [`MAX_ECHO_LEN`] bytes of the input, cut on a character boundary.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}: use {expected}")]
+pub struct ParseEnumError {
+    /// What was being parsed, such as `member role`.
+    pub what: &'static str,
+    /// The refused spelling, clipped.
+    pub value: String,
+    /// The accepted spellings, as prose (`direct or sidecar`).
+    pub expected: &'static str,
+}
+
+impl ParseEnumError {
+    fn new(what: &'static str, value: &str, expected: &'static str) -> Self {
+        let mut end = value.len().min(MAX_ECHO_LEN);
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self {
+            what,
+            value: value.get(..end).unwrap_or_default().to_owned(),
+            expected,
+        }
+    }
+}
+
 /// A team: the isolation boundary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Team {
@@ -61,15 +93,17 @@ impl fmt::Display for MemberRole {
 }
 
 impl FromStr for MemberRole {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, ParseEnumError> {
         match s {
             "owner" => Ok(Self::Owner),
             "admin" => Ok(Self::Admin),
             "approver" => Ok(Self::Approver),
             "viewer" => Ok(Self::Viewer),
-            other => Err(format!(
-                "unknown member role {other:?}: use owner, admin, approver or viewer"
+            other => Err(ParseEnumError::new(
+                "member role",
+                other,
+                "owner, admin, approver or viewer",
             )),
         }
     }
@@ -167,14 +201,12 @@ impl Connector {
 }
 
 impl FromStr for Connector {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, ParseEnumError> {
         match s {
             "direct" => Ok(Self::Direct),
             "sidecar" => Ok(Self::Sidecar),
-            other => Err(format!(
-                "unknown connector {other:?}: use direct or sidecar"
-            )),
+            other => Err(ParseEnumError::new("connector", other, "direct or sidecar")),
         }
     }
 }
@@ -280,8 +312,8 @@ impl ApprovalStatus {
 }
 
 impl FromStr for ApprovalStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, ParseEnumError> {
         Ok(match s {
             "pending" => Self::Pending,
             "approved" => Self::Approved,
@@ -290,7 +322,13 @@ impl FromStr for ApprovalStatus {
             "denied" => Self::Denied,
             "timed_out" => Self::TimedOut,
             "error" => Self::Error,
-            other => return Err(format!("unknown approval status {other:?}")),
+            other => {
+                return Err(ParseEnumError::new(
+                    "approval status",
+                    other,
+                    "pending, approved, forwarding, forwarded, denied, timed_out or error",
+                ));
+            }
         })
     }
 }
@@ -427,4 +465,64 @@ pub struct Channel {
     /// Creation time.
     #[serde(skip)]
     pub created_at: Millis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_names_the_value_and_the_accepted_spellings() {
+        let e = "root".parse::<MemberRole>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"unknown member role "root": use owner, admin, approver or viewer"#
+        );
+        let e = "proxy".parse::<Connector>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"unknown connector "proxy": use direct or sidecar"#
+        );
+        let e = "done".parse::<ApprovalStatus>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"unknown approval status "done": use pending, approved, forwarding, forwarded, denied, timed_out or error"#
+        );
+        assert_eq!(e.what, "approval status");
+        assert_eq!(e.value, "done");
+    }
+
+    #[test]
+    fn parse_error_clips_a_long_value_on_a_char_boundary() {
+        let long = format!("{}é{}", "a".repeat(MAX_ECHO_LEN - 1), "b".repeat(100));
+        let e = long.parse::<MemberRole>().unwrap_err();
+        assert_eq!(e.value, "a".repeat(MAX_ECHO_LEN - 1));
+        assert!(e.to_string().len() < 200, "{e}");
+    }
+
+    #[test]
+    fn parses_every_wire_spelling_back() {
+        for r in [
+            MemberRole::Owner,
+            MemberRole::Admin,
+            MemberRole::Approver,
+            MemberRole::Viewer,
+        ] {
+            assert_eq!(r.as_str().parse::<MemberRole>(), Ok(r));
+        }
+        for c in [Connector::Direct, Connector::Sidecar] {
+            assert_eq!(c.as_str().parse::<Connector>(), Ok(c));
+        }
+        for s in [
+            ApprovalStatus::Pending,
+            ApprovalStatus::Approved,
+            ApprovalStatus::Forwarding,
+            ApprovalStatus::Forwarded,
+            ApprovalStatus::Denied,
+            ApprovalStatus::TimedOut,
+            ApprovalStatus::Error,
+        ] {
+            assert_eq!(s.as_str().parse::<ApprovalStatus>(), Ok(s));
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tap_core::target::{OutboundRule, PrivateAllowlist, ResolvePins};
+use tap_core::target::{OutboundRule, PrivateAllowlist, ResolvePins, TargetError};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
@@ -25,6 +25,45 @@ pub const RELOAD_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The public Telegram Bot API.
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
+
+/// A `TAP_*` variable the proxy cannot start with. Names the variable; echoes
+/// only values that are addresses, numbers or outbound settings, never a token
+/// or a URL.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not a socket address.
+    #[error("{var} {value:?} is not an address like 127.0.0.1:3100")]
+    NotAnAddress {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// Not a whole number of seconds.
+    #[error("{var} {value:?} is not a number of seconds")]
+    NotSeconds {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// Not a whole number of bytes.
+    #[error("{var} {value:?} is not a number of bytes")]
+    NotBytes {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// `TAP_PRIVATE_ALLOWLIST` or `TAP_RESOLVE` did not parse.
+    #[error("{var}: {source}")]
+    Outbound {
+        /// The variable.
+        var: &'static str,
+        /// Why (names the entry, not the whole value).
+        source: TargetError,
+    },
+}
 
 /// Bot API settings.
 #[derive(Clone, Debug)]
@@ -117,45 +156,49 @@ impl ProxyConfig {
     }
 
     /// Reads `TAP_*` variables through `get` (the process environment in production).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = Self::default();
         if let Some(v) = get("TAP_LISTEN_ADDR") {
-            c.listen = v.trim().parse().map_err(|_| {
-                format!("TAP_LISTEN_ADDR {v:?} is not an address like 127.0.0.1:3100")
+            c.listen = v.trim().parse().map_err(|_| ConfigError::NotAnAddress {
+                var: "TAP_LISTEN_ADDR",
+                value: v.clone(),
             })?;
         }
-        if let Some(v) = get("TAP_FORWARD_TIMEOUT_SECS") {
-            let s: u64 = v.trim().parse().map_err(|_| {
-                format!("TAP_FORWARD_TIMEOUT_SECS {v:?} is not a number of seconds")
-            })?;
-            c.forward_timeout = Duration::from_secs(s.max(1));
+        let secs = |var: &'static str| -> Result<Option<Duration>, ConfigError> {
+            get(var)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .map(Duration::from_secs)
+                        .map_err(|_| ConfigError::NotSeconds { var, value: v })
+                })
+                .transpose()
+        };
+        if let Some(d) = secs("TAP_FORWARD_TIMEOUT_SECS")? {
+            c.forward_timeout = d.max(Duration::from_secs(1));
         }
         if let Some(v) = get("TAP_MAX_BODY_BYTES") {
-            c.max_body_bytes = v
-                .trim()
-                .parse()
-                .map_err(|_| format!("TAP_MAX_BODY_BYTES {v:?} is not a number of bytes"))?;
+            c.max_body_bytes = v.trim().parse().map_err(|_| ConfigError::NotBytes {
+                var: "TAP_MAX_BODY_BYTES",
+                value: v.clone(),
+            })?;
         }
         if let Some(v) = get("TAP_ALLOW_PRIVATE_TARGETS") {
             c.outbound.allow_all_private = truthy(&v);
         }
         if let Some(v) = get("TAP_PRIVATE_ALLOWLIST") {
             c.outbound.allowlist =
-                PrivateAllowlist::parse(&v).map_err(|e| format!("TAP_PRIVATE_ALLOWLIST: {e}"))?;
+                PrivateAllowlist::parse(&v).map_err(|source| ConfigError::Outbound {
+                    var: "TAP_PRIVATE_ALLOWLIST",
+                    source,
+                })?;
         }
         if let Some(v) = get("TAP_RESOLVE") {
-            c.resolve = ResolvePins::parse(&v).map_err(|e| format!("TAP_RESOLVE: {e}"))?;
+            c.resolve = ResolvePins::parse(&v).map_err(|source| ConfigError::Outbound {
+                var: "TAP_RESOLVE",
+                source,
+            })?;
         }
-        let secs = |name: &str| -> Result<Option<Duration>, String> {
-            get(name)
-                .map(|v| {
-                    v.trim()
-                        .parse::<u64>()
-                        .map(Duration::from_secs)
-                        .map_err(|_| format!("{name} {v:?} is not a number of seconds"))
-                })
-                .transpose()
-        };
         if let Some(d) = secs("TAP_APPROVAL_TIMEOUT_SECS")? {
             c.approval_timeout = d.max(Duration::from_secs(1));
         }
@@ -174,5 +217,41 @@ impl ProxyConfig {
         c.telegram.default_chat_id = get("TELEGRAM_CHAT_ID").filter(|c| !c.trim().is_empty());
         c.public_url = get("TAP_PUBLIC_URL").filter(|s| !s.trim().is_empty());
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(var: &'static str, value: &'static str) -> impl Fn(&str) -> Option<String> {
+        move |k| (k == var).then(|| value.to_owned())
+    }
+
+    #[test]
+    fn config_errors_name_the_variable_and_the_problem() {
+        let msg = |var, value| {
+            ProxyConfig::from_lookup(lookup(var, value))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            msg("TAP_LISTEN_ADDR", "nowhere"),
+            r#"TAP_LISTEN_ADDR "nowhere" is not an address like 127.0.0.1:3100"#
+        );
+        assert_eq!(
+            msg("TAP_FORWARD_TIMEOUT_SECS", "soon"),
+            r#"TAP_FORWARD_TIMEOUT_SECS "soon" is not a number of seconds"#
+        );
+        assert_eq!(
+            msg("TAP_SYNC_APPROVAL_WAIT_SECS", "-1"),
+            r#"TAP_SYNC_APPROVAL_WAIT_SECS "-1" is not a number of seconds"#
+        );
+        assert_eq!(
+            msg("TAP_MAX_BODY_BYTES", "10MB"),
+            r#"TAP_MAX_BODY_BYTES "10MB" is not a number of bytes"#
+        );
+        assert!(msg("TAP_RESOLVE", "nonsense").starts_with("TAP_RESOLVE: "));
+        assert!(msg("TAP_PRIVATE_ALLOWLIST", "10.0.0.0/99").starts_with("TAP_PRIVATE_ALLOWLIST: "));
     }
 }

@@ -40,7 +40,22 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How long shutdown waits for queued rows to be written.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Done = oneshot::Sender<Result<(), String>>;
+/// Why an audit row was not committed. Clone-able: every waiter of a failed
+/// batch gets the same store error. Names no row content.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The journal is shutting down or its task is gone.
+    #[error("audit journal stopped")]
+    Stopped,
+    /// [`JOURNAL_QUEUE`] rows are already waiting.
+    #[error("audit queue is full")]
+    QueueFull,
+    /// The store refused the batch the row was in.
+    #[error("audit write failed: {0}")]
+    Write(Arc<StoreError>),
+}
+
+type Done = oneshot::Sender<Result<(), JournalError>>;
 
 struct Job {
     row: AuditAppend,
@@ -77,10 +92,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn stopped() -> StoreError {
-    StoreError::Unavailable("audit journal stopped".into())
-}
-
 impl Journal {
     /// Starts the journal and its flusher task. Without a durable log (the
     /// store has none, or another process owns it) commits go through
@@ -107,15 +118,15 @@ impl Journal {
     }
 
     /// Appends a row and waits until it is committed.
-    pub async fn commit(&self, row: AuditAppend) -> Result<(), StoreError> {
+    pub async fn commit(&self, row: AuditAppend) -> Result<(), JournalError> {
         if self.inner.closed.load(Ordering::Acquire) {
-            return Err(stopped());
+            return Err(JournalError::Stopped);
         }
         let (done, wait) = oneshot::channel();
         {
             let mut q = lock(&self.inner.queue);
             if q.len() >= JOURNAL_QUEUE {
-                return Err(StoreError::Unavailable("audit queue is full".into()));
+                return Err(JournalError::QueueFull);
             }
             q.push(Job {
                 row,
@@ -124,9 +135,7 @@ impl Journal {
         }
         lead(&self.inner);
         self.inner.wake.notify_one();
-        wait.await
-            .map_err(|_| stopped())?
-            .map_err(StoreError::Unavailable)
+        wait.await.map_err(|_| JournalError::Stopped)?
     }
 
     /// Queues a row without waiting for the commit.
@@ -238,14 +247,11 @@ fn take_batch(inner: &Inner) -> Batch {
     batch
 }
 
-fn complete(batch: Batch, result: &Result<(), StoreError>) {
-    let outcome = match result {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            tracing::error!(error = %e, rows = batch.rows.len(), "audit write failed");
-            Err(e.to_string())
-        }
-    };
+fn complete(batch: Batch, result: Result<(), StoreError>) {
+    let outcome = result.map_err(|e| {
+        tracing::error!(error = %e, rows = batch.rows.len(), "audit write failed");
+        JournalError::Write(Arc::new(e))
+    });
     for done in batch.waiters {
         // The waiting request may be gone (agent disconnected): nothing to tell.
         let _ = done.send(outcome.clone());
@@ -288,7 +294,7 @@ fn drain_inline(inner: &Arc<Inner>) -> bool {
             return false;
         };
         let result = writer.append(&batch.rows);
-        complete(batch, &result);
+        complete(batch, result);
     }
 }
 
@@ -298,7 +304,7 @@ async fn drain_async(inner: Arc<Inner>, first: Batch) {
     let mut batch = first;
     while !batch.rows.is_empty() {
         let result = inner.store.append_audit(&batch.rows).await;
-        complete(batch, &result);
+        complete(batch, result);
         batch = take_batch(&inner);
     }
     inner.leading.store(false, Ordering::Release);

@@ -47,6 +47,17 @@ pub enum GuardError {
     },
 }
 
+/// The upstream clients could not be built. Never carries a URL.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// The platform's TLS trust store could not be loaded.
+    #[error("cannot load the TLS trust store: {0}")]
+    TrustStore(#[source] rustls::Error),
+    /// The HTTP client for the Bot API could not be built.
+    #[error("cannot build the upstream client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
 /// Resolves names with `TAP_RESOLVE` pins and the system resolver, keeping only permitted addresses.
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
@@ -181,14 +192,17 @@ pub const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
 
 impl UpstreamClient {
     /// Builds the client; fails when the TLS trust store cannot be loaded.
-    pub fn new(config: &ProxyConfig, resolver: Arc<GuardedResolver>) -> Result<Self, String> {
+    pub fn new(
+        config: &ProxyConfig,
+        resolver: Arc<GuardedResolver>,
+    ) -> Result<Self, OutboundError> {
         let mut http = HttpConnector::new_with_resolver(GuardedDns(resolver));
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.forward_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .try_with_platform_verifier()
-            .map_err(|e| format!("cannot load the TLS trust store: {e}"))?
+            .map_err(OutboundError::TrustStore)?
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -248,7 +262,7 @@ where
 pub fn upstream_client(
     config: &ProxyConfig,
     resolver: Arc<GuardedResolver>,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, OutboundError> {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -259,5 +273,5 @@ pub fn upstream_client(
         .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .tcp_nodelay(true)
         .build()
-        .map_err(|e| format!("cannot build the upstream client: {e}"))
+        .map_err(|e| OutboundError::Client(e.without_url()))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tap_core::store::Store;
+use tap_core::store::{Store, StoreError};
 use tap_core::time::{Clock, SystemClock};
 use tokio::net::TcpListener;
 
@@ -16,7 +16,7 @@ use crate::error::{ProxyError, Reason};
 use crate::http::admin as t;
 use crate::journal::Journal;
 use crate::keyring::Keyring;
-use crate::outbound::{GuardedResolver, upstream_client};
+use crate::outbound::{GuardedResolver, OutboundError, upstream_client};
 use crate::state::{AppState, RateLimiter};
 use crate::{agent_api, web};
 
@@ -130,6 +130,17 @@ pub fn router(state: AppState) -> Router {
         }))
 }
 
+/// Why the proxy could not start. Never carries a secret or a URL.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The first configuration snapshot could not be read from the store.
+    #[error("cannot read the configuration from the store: {0}")]
+    Store(#[source] StoreError),
+    /// An upstream client could not be built.
+    #[error(transparent)]
+    Outbound(#[from] OutboundError),
+}
+
 /// A proxy whose state is built and whose background tasks run.
 pub struct Proxy {
     /// Shared state.
@@ -151,12 +162,13 @@ impl std::fmt::Debug for Proxy {
 pub const CONNECTION_WRITE_BUFFER: usize = 64 * 1024;
 
 /// Accepts connections until `shutdown` resolves, then lets in-flight
-/// requests finish (idle keep-alive connections are closed).
+/// requests finish (idle keep-alive connections are closed). A failed accept
+/// (out of file descriptors and the like) is logged and retried, never fatal.
 async fn serve_connections(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::server::graceful::GracefulShutdown;
@@ -199,7 +211,6 @@ async fn serve_connections(
     }
     drop(listener);
     graceful.shutdown().await;
-    Ok(())
 }
 
 impl Proxy {
@@ -208,7 +219,7 @@ impl Proxy {
         store: Arc<dyn Store>,
         keys: Keyring,
         config: ProxyConfig,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ServerError> {
         Self::build_with_clock(store, keys, config, Arc::new(SystemClock)).await
     }
 
@@ -218,9 +229,9 @@ impl Proxy {
         keys: Keyring,
         config: ProxyConfig,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ServerError> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let snapshot = store.snapshot().await.map_err(|e| e.to_string())?;
+        let snapshot = store.snapshot().await.map_err(ServerError::Store)?;
         let directory = Arc::new(DirectoryHandle::new(Directory::build(
             snapshot, &keys, None,
         )));
@@ -281,12 +292,13 @@ impl Proxy {
     }
 
     /// Serves on `listener` until `shutdown` resolves; in-flight requests finish and
-    /// queued audit rows are written before this returns.
+    /// queued audit rows are written before this returns. Failed accepts are
+    /// logged and retried, so today this always returns `Ok`.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), String> {
+    ) -> Result<(), ServerError> {
         let Self {
             state,
             journal_task,
@@ -295,13 +307,13 @@ impl Proxy {
         } = self;
         let journal = state.journal.clone();
         let app = router(state);
-        let served = serve_connections(listener, app, shutdown).await;
+        serve_connections(listener, app, shutdown).await;
         watcher.abort();
         executor.abort();
         let _ = executor.await;
         // In-flight requests are done: write what is queued, then stop the flusher.
         journal.shutdown().await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), journal_task).await;
-        served
+        Ok(())
     }
 }

@@ -6,10 +6,10 @@ use std::time::Instant;
 use axum::http::HeaderMap;
 use tap_core::audit::{AuditPhase, AuditRecord, MAX_AUDIT_BODY_BYTES, cut_on_char_boundary};
 use tap_core::scrub::Scrubber;
-use tap_core::store::{AuditAppend, StoreError};
+use tap_core::store::AuditAppend;
 
 use crate::clock::elapsed_ms;
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalError};
 
 /// How `X-TAP-Key` is stored.
 pub const REDACTED_KEY: &str = "[REDACTED:tap_key]";
@@ -131,7 +131,7 @@ impl AuditDraft {
     }
 
     /// Writes the `start` row and waits for its commit (fail closed: the caller must not forward on error).
-    pub async fn commit_start(&mut self) -> Result<(), StoreError> {
+    pub async fn commit_start(&mut self) -> Result<(), JournalError> {
         if self.record.decision == "refused" {
             self.record.decision = "proceed".into();
         }

@@ -138,12 +138,40 @@ pub(crate) enum Coding {
     Zstd,
 }
 
-/// The answer's coding, or the `Content-Encoding` the scrubber cannot read
-/// (unknown codings and stacked codings are refused).
-pub(crate) fn response_coding(headers: &HeaderMap) -> Result<Coding, String> {
+/// An upstream answer whose `Content-Encoding` the scrubber cannot read.
+/// Carries the header as the upstream sent it (trimmed), which the refusal
+/// shows the agent; `?` when it is not visible ASCII. The upstream chose that
+/// value and may echo an injected secret in it: it reaches the agent only
+/// through the team scrubber, and is never logged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CodingError {
+    /// A coding the proxy cannot decode.
+    #[error("unsupported content encoding {0:?}")]
+    Unsupported(String),
+    /// More than one coding applied on top of each other.
+    #[error("stacked content encodings {0:?}")]
+    Stacked(String),
+    /// The header value is not visible ASCII.
+    #[error("content encoding header is not visible ascii")]
+    Unreadable,
+}
+
+impl CodingError {
+    /// The refused `Content-Encoding` value (`?` when unreadable).
+    pub(crate) fn encoding(&self) -> &str {
+        match self {
+            Self::Unsupported(enc) | Self::Stacked(enc) => enc,
+            Self::Unreadable => "?",
+        }
+    }
+}
+
+/// The answer's coding, or why the scrubber cannot read it (unknown codings
+/// and stacked codings are refused).
+pub(crate) fn response_coding(headers: &HeaderMap) -> Result<Coding, CodingError> {
     let mut coding = Coding::Identity;
     for v in headers.get_all(CONTENT_ENCODING) {
-        let raw = v.to_str().map_err(|_| "?".to_owned())?;
+        let raw = v.to_str().map_err(|_| CodingError::Unreadable)?;
         for part in raw.split(',').map(|p| p.trim().to_ascii_lowercase()) {
             let c = match part.as_str() {
                 "" | "identity" => continue,
@@ -151,10 +179,10 @@ pub(crate) fn response_coding(headers: &HeaderMap) -> Result<Coding, String> {
                 "deflate" => Coding::Deflate,
                 "br" => Coding::Brotli,
                 "zstd" => Coding::Zstd,
-                _ => return Err(raw.trim().to_owned()),
+                _ => return Err(CodingError::Unsupported(raw.trim().to_owned())),
             };
             if coding != Coding::Identity {
-                return Err(raw.trim().to_owned());
+                return Err(CodingError::Stacked(raw.trim().to_owned()));
             }
             coding = c;
         }
@@ -231,9 +259,9 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     draft.record.upstream_status = Some(status.as_u16());
     let coding = match response_coding(resp.headers()) {
         Ok(c) => c,
-        Err(enc) => {
+        Err(e) => {
             draft.record.latency_upstream_ms = Some(elapsed_ms(upstream_started));
-            return refuse(unscannable(enc), draft).await;
+            return refuse(unscannable(e), draft).await;
         }
     };
     let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
@@ -289,13 +317,14 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     response
 }
 
-/// The refusal for an answer the scrubber cannot read.
-pub(crate) fn unscannable(enc: String) -> ProxyError {
+/// The refusal for an answer the scrubber cannot read (its body is scrubbed
+/// by [`refuse`] like every refusal).
+pub(crate) fn unscannable(e: CodingError) -> ProxyError {
     ProxyError::new(
         Reason::UnscannableResponse,
         "the upstream answered with a content encoding the proxy cannot scan; nothing was returned",
     )
-    .with("content_encoding", enc)
+    .with("content_encoding", e.encoding())
 }
 
 /// A plain (decoded) upstream body.
@@ -431,5 +460,41 @@ impl Drop for ScrubbedBody {
     fn drop(&mut self) {
         // The agent disconnected before the end.
         self.finish(Some("client_disconnected"));
+    }
+}
+
+#[cfg(test)]
+mod coding_tests {
+    use super::*;
+
+    fn headers(values: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(CONTENT_ENCODING, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn refuses_unknown_and_stacked_codings_naming_the_header() {
+        let e = response_coding(&headers(&["compress"])).unwrap_err();
+        assert_eq!(e, CodingError::Unsupported("compress".into()));
+        assert_eq!(e.encoding(), "compress");
+        let e = response_coding(&headers(&["gzip, br"])).unwrap_err();
+        assert_eq!(e.encoding(), "gzip, br");
+        assert_eq!(e.to_string(), r#"stacked content encodings "gzip, br""#);
+        let unreadable = HeaderValue::from_bytes(b"g\xffzip").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_ENCODING, unreadable);
+        assert_eq!(response_coding(&h).unwrap_err().encoding(), "?");
+    }
+
+    #[test]
+    fn accepts_one_known_coding() {
+        assert_eq!(response_coding(&headers(&[])), Ok(Coding::Identity));
+        assert_eq!(
+            response_coding(&headers(&["identity", "X-Gzip"])),
+            Ok(Coding::Gzip)
+        );
     }
 }

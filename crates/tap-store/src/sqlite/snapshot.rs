@@ -145,7 +145,7 @@ pub(super) async fn snapshot(pool: &SqlitePool) -> StoreResult<Snapshot> {
             Member {
                 account_id,
                 email: r.get("email"),
-                role: MemberRole::from_str(&role).map_err(StoreError::Corrupt)?,
+                role: MemberRole::from_str(&role).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 credentials: member_creds.remove(&(team, account_id)).unwrap_or_default(),
                 created_at: r.get("created_at"),
             },

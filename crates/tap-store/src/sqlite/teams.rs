@@ -124,7 +124,7 @@ pub(super) async fn members(pool: &SqlitePool, team: i64) -> StoreResult<Vec<Mem
         out.push(Member {
             account_id,
             email: r.get("email"),
-            role: MemberRole::from_str(&role).map_err(StoreError::Corrupt)?,
+            role: MemberRole::from_str(&role).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             credentials,
             created_at: r.get("created_at"),
         });

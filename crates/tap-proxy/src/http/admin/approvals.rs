@@ -45,7 +45,7 @@ pub async fn team_approvals(
         None | Some("") | Some("all") => None,
         Some(s) => match s.parse::<ApprovalStatus>() {
             Ok(st) => Some(st),
-            Err(e) => return OpsError::Invalid(e).into_response(),
+            Err(e) => return OpsError::Invalid(e.to_string()).into_response(),
         },
     };
     match state.ops.approvals(&c.scope, status).await {

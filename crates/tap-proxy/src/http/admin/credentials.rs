@@ -72,7 +72,9 @@ fn spec_from(
     base: Option<&Credential>,
 ) -> Result<CredentialSpec, Response> {
     let connector = match b.connector.as_deref() {
-        Some(c) => c.parse().map_err(|e: String| bad(e))?,
+        Some(c) => c
+            .parse()
+            .map_err(|e: tap_core::model::ParseEnumError| bad(e.to_string()))?,
         None => base.map(|c| c.connector).unwrap_or_default(),
     };
     Ok(CredentialSpec {
