@@ -415,3 +415,47 @@ async fn an_agent_created_and_granted_through_the_api_works_on_the_next_request(
         .assert_refused(401, "invalid_tap_key");
     assert_eq!(served.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_the_typed_bodies_and_views() {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    cli_json(&tap, &["init"]);
+    let served = tap.serve();
+    let doc = served.get("/openapi.json", None).await.json();
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "CredentialFields",
+        "CredentialView",
+        "SetSecret",
+        "CreateAgent",
+        "PatchAgent",
+        "AgentView",
+        "AgentKeyView",
+        "CreateRole",
+        "PutRole",
+        "RoleView",
+        "TeamView",
+        "TeamSettings",
+        "TeamSettingsView",
+    ] {
+        assert!(schemas[name].is_object(), "schema {name} missing");
+    }
+    let props = &schemas["CredentialView"]["properties"];
+    assert!(props["value_kind"].is_object(), "{props}");
+    assert!(
+        props.get("value").is_none(),
+        "a view documents no value: {props}"
+    );
+    let key_props = &schemas["AgentKeyView"]["properties"];
+    for f in ["id", "team", "api_key", "message"] {
+        assert!(key_props[f].is_object(), "AgentKeyView.{f}: {key_props}");
+    }
+    let paths = &doc["paths"];
+    let body = paths["/team/agents"]["post"]["requestBody"].to_string();
+    assert!(body.contains("#/components/schemas/CreateAgent"), "{body}");
+    let ok = paths["/team/agents/{id}"]["get"]["responses"]["200"].to_string();
+    assert!(ok.contains("#/components/schemas/AgentView"), "{ok}");
+    let put = paths["/team/roles/{name}"]["put"]["requestBody"].to_string();
+    assert!(put.contains("#/components/schemas/PutRole"), "{put}");
+    assert_eq!(served.terminate(), Some(0));
+}
