@@ -242,6 +242,14 @@ pub(crate) enum TeamCmd {
     Create { slug: String },
     /// List teams.
     List,
+    /// Show the team (`--team`) and its settings.
+    Show,
+    /// Change the team's settings.
+    Settings {
+        /// gated or autonomous: what happens for credentials without a policy.
+        #[arg(long)]
+        default_approval_mode: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,8 @@ use tap_core::crypto::MasterKey;
 use tap_core::store::Store;
 use tap_core::time::{Clock, ManualClock};
 use tap_proxy::config::ProxyConfig;
+use tap_proxy::ops::agents::CreateAgent;
+use tap_proxy::ops::credentials::{PutCredential, ValueInput};
 use tap_proxy::ops::{CredentialSpec, Ops};
 use tap_proxy::server::Proxy;
 use tap_store::SqliteStore;
@@ -23,18 +25,36 @@ async fn a_pending_approval_expires_when_the_clock_passes_its_deadline() {
     let (ops, _) = Ops::init(Arc::clone(&store), MasterKey::generate().unwrap(), None)
         .await
         .unwrap();
-    let team = ops.team("default").await.unwrap();
+    let scope = ops.operator_scope("default", None).await.unwrap();
     let spec = CredentialSpec {
         name: "svc".into(),
         allowed_hosts: vec!["http://127.0.0.1:9".into()],
         ..CredentialSpec::default()
     };
-    let value = Ops::parse_value(b"clock-test-secret-value").unwrap();
-    ops.put_credential(&team, spec, Some(&value)).await.unwrap();
-    let (_, key) = ops
-        .create_agent(&team, "bot", "", &[], &["svc".into()], None)
+    ops.put_credential(
+        &scope,
+        PutCredential {
+            spec,
+            keep_description: false,
+            value: Some(ValueInput::from_bytes(b"clock-test-secret-value".to_vec())),
+        },
+    )
+    .await
+    .unwrap();
+    let key = ops
+        .create_agent(
+            &scope,
+            CreateAgent {
+                id: "bot".into(),
+                description: None,
+                roles: None,
+                credentials: Some(vec!["svc".into()]),
+                rate_limit_per_hour: None,
+            },
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .api_key;
 
     let mut config = ProxyConfig::from_lookup(|k| match k {
         "TAP_ALLOW_PRIVATE_TARGETS" => Some("true".into()),
@@ -97,7 +117,6 @@ async fn a_pending_approval_expires_when_the_clock_passes_its_deadline() {
 
     // 599 s later it is still pending; one more second and it has timed out.
     clock.advance(Duration::from_secs(599));
-    let scope = ops.operator_scope("default", None).await.unwrap();
     assert_eq!(
         ops.approvals(&scope, Some(tap_core::model::ApprovalStatus::Pending))
             .await

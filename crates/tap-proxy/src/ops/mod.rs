@@ -8,13 +8,15 @@
 //! visible to that proxy before the call returns; other processes see it
 //! within their reload interval (1 s).
 
-mod agents;
+pub mod agents;
 mod approvals;
-mod audit;
-mod credentials;
+pub mod audit;
+pub mod credentials;
 mod error;
 mod members;
+pub mod roles;
 mod scope;
+pub mod team;
 pub mod views;
 
 use std::sync::Arc;

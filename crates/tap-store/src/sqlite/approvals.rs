@@ -128,7 +128,8 @@ pub(super) async fn vote(
     let Some((status, expires_at, min)) = row else {
         return Ok(VoteOutcome::Missing);
     };
-    let status = ApprovalStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let status =
+        ApprovalStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     if status != ApprovalStatus::Pending {
         return Ok(VoteOutcome::NotPending(status));
     }

@@ -50,7 +50,8 @@ pub(super) fn credential_from_row(r: &SqliteRow) -> StoreResult<Credential> {
         team_internal_id: r.get("team_id"),
         name: r.get("name"),
         description: r.get("description"),
-        connector: Connector::from_str(&connector).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        connector: Connector::from_str(&connector)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         api_base: r.get("api_base"),
         relative_target: r.get::<i64, _>("relative_target") != 0,
         auth_header_format: r.get("auth_header_format"),
@@ -152,7 +153,8 @@ pub(super) fn approval_from_row(r: &SqliteRow, votes: Vec<Vote>) -> StoreResult<
         target: r.get("target"),
         request: r.get("request"),
         request_hash: r.get("request_hash"),
-        status: ApprovalStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        status: ApprovalStatus::from_str(&status)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         policy_reason: r.get("policy_reason"),
         min_approvals: u32::try_from(r.get::<i64, _>("min_approvals")).unwrap_or(1),
         channels: json_list(&channels)?,

@@ -17,6 +17,8 @@ use std::time::Instant;
 
 use tap_core::crypto::MasterKey;
 use tap_core::store::Store;
+use tap_proxy::ops::agents::CreateAgent;
+use tap_proxy::ops::credentials::{PutCredential, ValueInput};
 use tap_proxy::ops::{CredentialSpec, Ops as Admin};
 use tap_store::SqliteStore;
 
@@ -98,8 +100,8 @@ async fn seed(o: Options) -> Result<(), String> {
     let admin = Admin::open(store, kek)
         .await
         .map_err(|e| format!("open: {e}"))?;
-    let team = admin
-        .team(&o.team)
+    let scope = admin
+        .operator_scope(&o.team, None)
         .await
         .map_err(|e| format!("team: {e}"))?;
 
@@ -110,16 +112,23 @@ async fn seed(o: Options) -> Result<(), String> {
             .map_or(0, |d| d.as_nanos() as u64);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..o.credentials {
-        let value = Admin::parse_value(token(&mut seed).as_bytes()).map_err(|e| e.to_string())?;
+        let value = ValueInput::from_bytes(token(&mut seed).into_bytes());
         let spec = CredentialSpec {
             name: format!("bench-cred-{i:05}"),
             allowed_hosts: vec![o.allowed_host.clone()],
             ..CredentialSpec::default()
         };
-        let (admin, team) = (admin.clone(), team.clone());
+        let (admin, scope) = (admin.clone(), scope.clone());
         tasks.spawn(async move {
             admin
-                .put_credential(&team, spec, Some(&value))
+                .put_credential(
+                    &scope,
+                    PutCredential {
+                        spec,
+                        keep_description: false,
+                        value: Some(value),
+                    },
+                )
                 .await
                 .map(drop)
         });
@@ -132,17 +141,17 @@ async fn seed(o: Options) -> Result<(), String> {
     }
     let creds_done = started.elapsed();
     for i in 0..o.agents {
-        let (admin, team) = (admin.clone(), team.clone());
+        let (admin, scope) = (admin.clone(), scope.clone());
         let credential = format!("bench-cred-{:05}", i % o.credentials.max(1));
         tasks.spawn(async move {
             admin
                 .create_agent(
-                    &team,
-                    &format!("bench-agent-{i:05}"),
-                    "",
-                    &[],
-                    &[credential],
-                    None,
+                    &scope,
+                    CreateAgent {
+                        id: format!("bench-agent-{i:05}"),
+                        credentials: Some(vec![credential]),
+                        ..CreateAgent::default()
+                    },
                 )
                 .await
                 .map(drop)
@@ -160,7 +169,7 @@ async fn seed(o: Options) -> Result<(), String> {
         creds_done.as_secs_f64(),
         o.agents,
         (started.elapsed() - creds_done).as_secs_f64(),
-        team.slug
+        scope.team.slug
     );
     Ok(())
 }

@@ -1,17 +1,16 @@
-//! Ops API: agents (SPEC §4).
+//! Admin API: agents (SPEC §4) over the admin service. Keys appear only in
+//! the answer that made them.
 
-#![allow(clippy::result_large_err)]
-
-use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::*;
+use super::{Need, ctx, parse_body};
+use crate::ops::agents::{AgentEnabled, AgentKeyView, AgentView, CreateAgent, PatchAgent};
+use crate::ops::credentials::Deleted;
+use crate::state::AppState;
 
 /// `GET /team/agents`.
 #[utoipa::path(
@@ -21,67 +20,46 @@ use super::*;
     summary = "List agents",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Agents"),
+        (status = 200, description = "Agents", body = Vec<AgentView>),
     )
 )]
 pub async fn list_agents(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = authorized!(s, h, Need::Read);
-    match s.store.agents(c.team.internal_id).await {
-        Ok(list) => Json(Value::Array(list.iter().map(agent_view).collect())).into_response(),
-        Err(e) => store_err(e),
+    let c = match ctx(&s, &h, Need::Member).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match c.admin.agents(&c.scope).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
-#[derive(Deserialize)]
-struct AgentBody {
-    id: Option<String>,
-    description: Option<String>,
-    roles: Option<Vec<String>>,
-    credentials: Option<Vec<String>>,
-    rate_limit_per_hour: Option<u32>,
-}
-
-/// `POST /team/agents` → `201 {"id", "api_key", "message"}`.
+/// `POST /team/agents` → `201 {"id", "team", "api_key", "message"}`.
 #[utoipa::path(
     post,
-    request_body(content = Object, content_type = "application/json"),
+    request_body = CreateAgent,
     path = "/team/agents",
     tag = "agents",
     summary = "Create an agent; the key is shown once",
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created with api_key"),
+        (status = 201, description = "Created with api_key", body = AgentKeyView),
+        (status = 404, description = "A named credential or role does not exist"),
+        (status = 409, description = "Exists"),
     )
 )]
 pub async fn create_agent(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    let b: AgentBody = json_body!(body);
-    let Some(id) = b.id else {
-        return bad("id is required");
+    let c = match ctx(&s, &h, Need::Member).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    match c
-        .admin
-        .create_agent(
-            &c.team,
-            &id,
-            b.description.as_deref().unwrap_or(""),
-            &b.roles.unwrap_or_default(),
-            &b.credentials.unwrap_or_default(),
-            b.rate_limit_per_hour,
-        )
-        .await
-    {
-        Ok((a, key)) => (
-            StatusCode::CREATED,
-            Json(json!({
-                "id": a.id,
-                "team": a.team,
-                "api_key": key.as_str(),
-                "message": "Store this key now: it is shown only once."
-            })),
-        )
-            .into_response(),
-        Err(e) => admin_err(e),
+    let cmd: CreateAgent = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match c.admin.create_agent(&c.scope, cmd).await {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -96,7 +74,7 @@ pub async fn create_agent(State(s): State<AppState>, h: HeaderMap, body: Bytes) 
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Agent"),
+        (status = 200, description = "Agent", body = AgentView),
         (status = 404, description = "Not found"),
     )
 )]
@@ -105,19 +83,20 @@ pub async fn get_agent(
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let c = authorized!(s, h, Need::Read);
-    match s.store.agent(c.team.internal_id, &id).await {
-        Ok(Some(a)) => Json(agent_view(&a)).into_response(),
-        Ok(None) => not_found(format!("agent {id}")),
-        Err(e) => store_err(e),
+    let c = match ctx(&s, &h, Need::Member).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match c.admin.agent(&c.scope, &id).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
-/// `PATCH /team/agents/{id}`: description is not stored separately yet; roles,
-/// credentials and enabled are replaced when given.
+/// `PATCH /team/agents/{id}`: roles, credentials and enabled are replaced when given.
 #[utoipa::path(
     patch,
-    request_body(content = Object, content_type = "application/json"),
+    request_body = PatchAgent,
     path = "/team/agents/{id}",
     tag = "agents",
     summary = "Update an agent",
@@ -126,7 +105,7 @@ pub async fn get_agent(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Agent"),
+        (status = 200, description = "Agent", body = AgentView),
         (status = 404, description = "Not found"),
     )
 )]
@@ -136,62 +115,17 @@ pub async fn patch_agent(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    let b: Value = json_body!(body);
-    let t = c.team.internal_id;
-    let agent = match s.store.agent(t, &id).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return not_found(format!("agent {id}")),
-        Err(e) => return store_err(e),
+    let c = match ctx(&s, &h, Need::Member).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    if let Some(en) = b.get("enabled").and_then(Value::as_bool)
-        && let Err(e) = s.store.set_agent_enabled(t, &id, en).await
-    {
-        return store_err(e);
-    }
-    if let Some(list) = b.get("credentials").and_then(Value::as_array) {
-        let want: Vec<String> = list
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect();
-        for cr in &want {
-            match s.store.credential(t, cr).await {
-                Ok(Some(_)) => {}
-                Ok(None) => return not_found(format!("credential {cr}")),
-                Err(e) => return store_err(e),
-            }
-        }
-        for cr in agent.credentials.iter().filter(|x| !want.contains(x)) {
-            if let Err(e) = s.store.set_agent_credential(t, &id, cr, false).await {
-                return store_err(e);
-            }
-        }
-        for cr in &want {
-            if let Err(e) = s.store.set_agent_credential(t, &id, cr, true).await {
-                return store_err(e);
-            }
-        }
-    }
-    if let Some(list) = b.get("roles").and_then(Value::as_array) {
-        let want: Vec<String> = list
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect();
-        for r in agent.roles.iter().filter(|x| !want.contains(x)) {
-            if let Err(e) = s.store.set_agent_role(t, &id, r, false).await {
-                return store_err(e);
-            }
-        }
-        for r in &want {
-            if let Err(e) = s.store.set_agent_role(t, &id, r, true).await {
-                return store_err(e);
-            }
-        }
-    }
-    match s.store.agent(t, &id).await {
-        Ok(Some(a)) => Json(agent_view(&a)).into_response(),
-        Ok(None) => not_found(format!("agent {id}")),
-        Err(e) => store_err(e),
+    let cmd: PatchAgent = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match c.admin.patch_agent(&c.scope, &id, cmd).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -206,7 +140,7 @@ pub async fn patch_agent(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Deleted"),
+        (status = 200, description = "Deleted", body = Deleted),
         (status = 404, description = "Not found"),
     )
 )]
@@ -215,24 +149,24 @@ pub async fn delete_agent(
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    match s.store.delete_agent(c.team.internal_id, &id).await {
-        Ok(true) => Json(json!({"deleted": id})).into_response(),
-        Ok(false) => not_found(format!("agent {id}")),
-        Err(e) => store_err(e),
+    let c = match ctx(&s, &h, Need::Member).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match c.admin.delete_agent(&c.scope, &id).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
 async fn set_enabled(s: AppState, h: HeaderMap, id: String, enabled: bool) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    match s
-        .store
-        .set_agent_enabled(c.team.internal_id, &id, enabled)
-        .await
-    {
-        Ok(true) => Json(json!({"id": id, "enabled": enabled})).into_response(),
-        Ok(false) => not_found(format!("agent {id}")),
-        Err(e) => store_err(e),
+    let c = match ctx(&s, &h, Need::Member).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match c.admin.set_agent_enabled(&c.scope, &id, enabled).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -247,7 +181,8 @@ async fn set_enabled(s: AppState, h: HeaderMap, id: String, enabled: bool) -> Re
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Enabled"),
+        (status = 200, description = "Enabled", body = AgentEnabled),
+        (status = 404, description = "Not found"),
     )
 )]
 pub async fn enable_agent(
@@ -269,7 +204,8 @@ pub async fn enable_agent(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Disabled"),
+        (status = 200, description = "Disabled", body = AgentEnabled),
+        (status = 404, description = "Not found"),
     )
 )]
 pub async fn disable_agent(
@@ -291,7 +227,8 @@ pub async fn disable_agent(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "New api_key"),
+        (status = 200, description = "New api_key", body = AgentKeyView),
+        (status = 404, description = "Not found"),
     )
 )]
 pub async fn rotate_agent_key(
@@ -299,11 +236,12 @@ pub async fn rotate_agent_key(
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    match c.admin.rotate_agent_key(&c.team, &id).await {
-        Ok(key) => {
-            Json(json!({"id": id, "team": c.team.slug, "api_key": key.as_str()})).into_response()
-        }
-        Err(e) => admin_err(e),
+    let c = match ctx(&s, &h, Need::Member).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match c.admin.rotate_agent_key(&c.scope, &id).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }

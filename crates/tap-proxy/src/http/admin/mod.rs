@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tap_core::model::{Agent, Credential, Grant, MemberRole, Role, Team};
+use tap_core::model::{Grant, MemberRole, Team};
 use tap_core::store::StoreError;
 
 use crate::clock::rfc3339_ms;
@@ -108,42 +108,6 @@ fn not_found(what: impl Into<String>) -> Response {
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
-}
-
-/// A credential as answered: never the value.
-pub fn credential_view(c: &Credential) -> Value {
-    json!({
-        "name": c.name,
-        "description": c.description,
-        "connector": c.connector.as_str(),
-        "api_base": c.api_base,
-        "relative_target": c.relative_target,
-        "auth_header_format": c.auth_header_format,
-        "auth_bindings": c.auth_bindings,
-        "allowed_hosts": c.allowed_hosts,
-        "allow_any_host": c.allow_any_host,
-        "value_set": c.sealed_value.is_some(),
-        "created_at": rfc3339_ms(c.created_at),
-        "updated_at": rfc3339_ms(c.updated_at),
-    })
-}
-
-/// An agent as answered: never the key.
-pub fn agent_view(a: &Agent) -> Value {
-    json!({
-        "id": a.id,
-        "team": a.team,
-        "description": a.description,
-        "enabled": a.enabled,
-        "roles": a.roles,
-        "credentials": a.credentials,
-        "rate_limit_per_hour": a.rate_limit_per_hour,
-        "created_at": rfc3339_ms(a.created_at),
-    })
-}
-
-fn role_view(r: &Role) -> Value {
-    json!({"name": r.name, "description": r.description, "credentials": r.credentials, "rate_limit_per_hour": r.rate_limit_per_hour})
 }
 
 fn grant_view(g: &Grant) -> Value {

@@ -1,19 +1,14 @@
-//! Ops API: team (SPEC §4).
+//! Admin API: the team (SPEC §4) over the admin service.
 
-#![allow(clippy::result_large_err)]
-
-use crate::clock::rfc3339_ms;
-use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
-use tap_core::policy::ApprovalMode;
 
-use super::*;
+use super::{Need, ctx, parse_body};
+use crate::ops::team::{TeamSettings, TeamSettingsView, TeamView};
+use crate::state::AppState;
 
 /// `GET /team`.
 #[utoipa::path(
@@ -23,47 +18,44 @@ use super::*;
     summary = "The selected team and your role",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Team"),
+        (status = 200, description = "Team", body = TeamView),
     )
 )]
 pub async fn get_team(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = authorized!(s, h, Need::Member);
-    Json(json!({
-        "team": c.team.slug,
-        "default_approval_mode": c.team.default_approval_mode.as_str(),
-        "your_role": c.role.as_str(),
-        "your_email": c.member.email,
-        "created_at": rfc3339_ms(c.team.created_at),
-    }))
-    .into_response()
-}
-
-#[derive(Deserialize)]
-struct SettingsBody {
-    default_approval_mode: String,
+    let c = match ctx(&s, &h, Need::Member).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match c.admin.team_view(&c.scope).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `PUT /team/settings`.
 #[utoipa::path(
     put,
-    request_body(content = Object, content_type = "application/json"),
+    request_body = TeamSettings,
     path = "/team/settings",
     tag = "team",
     summary = "Set default_approval_mode (gated or autonomous)",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Settings"),
+        (status = 200, description = "Settings", body = TeamSettingsView),
         (status = 403, description = "Needs admin"),
     )
 )]
 pub async fn put_settings(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    let b: SettingsBody = json_body!(body);
-    let Ok(mode) = b.default_approval_mode.parse::<ApprovalMode>() else {
-        return bad("default_approval_mode must be gated or autonomous");
+    let c = match ctx(&s, &h, Need::Member).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    if let Err(e) = s.store.set_team_mode(c.team.internal_id, mode).await {
-        return store_err(e);
+    let cmd: TeamSettings = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match c.admin.set_team_settings(&c.scope, cmd).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
-    Json(json!({"team": c.team.slug, "default_approval_mode": mode.as_str()})).into_response()
 }
