@@ -11,10 +11,15 @@
 mod agents;
 mod approvals;
 mod audit;
+pub mod channels;
 mod credentials;
 mod error;
-mod members;
+pub mod grants;
+pub mod links;
+pub mod members;
+pub mod policies;
 mod scope;
+pub mod tokens;
 pub mod views;
 
 use std::sync::Arc;

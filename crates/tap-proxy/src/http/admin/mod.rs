@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tap_core::model::{Agent, Credential, Grant, MemberRole, Role, Team};
+use tap_core::model::{Agent, Credential, MemberRole, Role, Team};
 use tap_core::store::StoreError;
 
 use crate::approval::rfc3339_ms;
@@ -144,14 +144,6 @@ pub fn agent_view(a: &Agent) -> Value {
 
 fn role_view(r: &Role) -> Value {
     json!({"name": r.name, "description": r.description, "credentials": r.credentials, "rate_limit_per_hour": r.rate_limit_per_hour})
-}
-
-fn grant_view(g: &Grant) -> Value {
-    json!({
-        "id": g.id, "credential": g.credential, "methods": g.methods, "route_scope": g.route_scope,
-        "expires_at": rfc3339_ms(g.expires_at * 1000), "max_uses": g.max_uses, "uses": g.uses,
-        "created_by": g.created_by, "revoked": g.revoked_at.is_some(),
-    })
 }
 
 mod agents;
