@@ -2,7 +2,10 @@
 
 use tap_core::model::{MemberRole, Team};
 
-use super::{Ops, OpsError, OpsResult};
+use super::{META_INIT_OWNER, Ops, OpsError, OpsResult};
+
+/// The name the local operator acts under when no init owner is recorded.
+const OPERATOR: &str = "operator";
 
 /// What an operation needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +116,20 @@ impl Ops {
         let team = self.team(team).await?;
         let email = match as_email {
             Some(e) => e.trim().to_ascii_lowercase(),
-            None => self.default_actor(&team).await?,
+            None => match self.default_actor(&team).await {
+                Ok(e) => e,
+                // A team nobody owns yet (`tap team create` adds no member) is
+                // still the operator's to manage: they act under the init
+                // owner's name, which only shows in `created_by`; the approval
+                // gate refuses non-members on its own.
+                Err(OpsError::NotFound(_)) => self
+                    .store
+                    .meta(META_INIT_OWNER)
+                    .await?
+                    .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+                    .unwrap_or_else(|| OPERATOR.to_owned()),
+                Err(e) => return Err(e),
+            },
         };
         let members = self.store.members(team.internal_id).await?;
         let me = members.into_iter().find(|m| m.email == email);
