@@ -75,14 +75,6 @@ pub(crate) fn emit(g: &Globals, v: &Value, pretty: impl FnOnce() -> String) {
     }
 }
 
-pub(crate) fn rfc3339(ms: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_default()
-}
-
 pub(crate) fn print_init(g: &Globals, r: &InitReport, source: &KeySource) -> Result<()> {
     let key_file = match source {
         KeySource::DataDir(p) | KeySource::File(p) => Value::String(display(p)),

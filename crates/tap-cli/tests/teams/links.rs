@@ -80,10 +80,14 @@ async fn a_linked_agent_uses_exactly_its_link_roles_credentials() {
     assert_eq!(v["agent_id"], "bot", "{v}");
     assert_eq!(v["home_team"], "default", "{v}");
     assert_eq!(v["role"], "r", "{v}");
-    let list = cli_json(&t.tap, &["--team", "b", "link", "list"]);
+    let mut list = cli_json(&t.tap, &["--team", "b", "link", "list"]);
+    // One link view for the CLI and the API (issue 11): it names the linking
+    // team and carries the stored creation time.
+    assert!(list[0]["created_at"].is_string(), "{list}");
+    list[0].as_object_mut().unwrap().remove("created_at");
     assert_eq!(
         list,
-        json!([{"agent_id": "bot", "home_team": "default", "role": "r"}]),
+        json!([{"team": "b", "agent_id": "bot", "home_team": "default", "role": "r"}]),
         "{list}"
     );
     assert_eq!(cli_json(&t.tap, &["link", "list"]), json!([]));

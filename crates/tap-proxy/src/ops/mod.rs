@@ -11,12 +11,17 @@
 pub mod agents;
 mod approvals;
 pub mod audit;
+pub mod channels;
 pub mod credentials;
 mod error;
-mod members;
+pub mod grants;
+pub mod links;
+pub mod members;
+pub mod policies;
 pub mod roles;
 mod scope;
 pub mod team;
+pub mod tokens;
 pub mod views;
 
 use std::sync::Arc;

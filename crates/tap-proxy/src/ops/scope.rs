@@ -2,7 +2,10 @@
 
 use tap_core::model::{MemberRole, Team};
 
-use super::{Ops, OpsError, OpsResult};
+use super::{META_INIT_OWNER, Ops, OpsError, OpsResult};
+
+/// The name the local operator acts under when no init owner is recorded.
+const OPERATOR: &str = "operator";
 
 /// What an operation needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,10 +118,16 @@ impl Ops {
             Some(e) => e.trim().to_ascii_lowercase(),
             None => match self.default_actor(&team).await {
                 Ok(e) => e,
-                // A team nobody owns yet (just made by `tap team create`) is
-                // still configured by the operator; approvals there find no
-                // eligible member and are refused by the gate.
-                Err(OpsError::NotFound(_)) => String::new(),
+                // A team nobody owns yet (`tap team create` adds no member) is
+                // still the operator's to manage: they act under the init
+                // owner's name, which only shows in `created_by`; the approval
+                // gate refuses non-members on its own.
+                Err(OpsError::NotFound(_)) => self
+                    .store
+                    .meta(META_INIT_OWNER)
+                    .await?
+                    .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+                    .unwrap_or_else(|| OPERATOR.to_owned()),
                 Err(e) => return Err(e),
             },
         };

@@ -1,26 +1,16 @@
-//! Ops API: links (SPEC §4).
+//! Admin API: links (SPEC §3.6, §4) over the admin service.
 
 #![allow(clippy::result_large_err)]
 
-use crate::clock::rfc3339_ms;
-use crate::error::Reason;
-use crate::state::AppState;
-use crate::web::api_error;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tap_core::model::Team;
 
-use super::*;
-
-/// A link as answered.
-fn link_view(l: &tap_core::model::Link) -> Value {
-    json!({"agent_id": l.agent_id, "home_team": l.home_team, "role": l.role, "created_at": rfc3339_ms(l.created_at)})
-}
+use super::{Need, ctx, parse_body};
+use crate::ops::links::{CreateLink, LinkRemovedView, LinkView};
+use crate::state::AppState;
 
 /// `GET /team/links`.
 #[utoipa::path(
@@ -30,107 +20,37 @@ fn link_view(l: &tap_core::model::Link) -> Value {
     summary = "List links made by this team",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Links"),
+        (status = 200, description = "Links", body = Vec<LinkView>),
     )
 )]
 pub async fn list_links(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = authorized!(s, h, Need::Read);
-    match s.store.links(c.team.internal_id).await {
-        Ok(list) => Json(Value::Array(list.iter().map(link_view).collect())).into_response(),
-        Err(e) => store_err(e),
+    let c = authorized!(s, h, Need::Member);
+    match s.ops.links(&c.scope).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
-}
-
-#[derive(Deserialize)]
-struct LinkBody {
-    agent_id: String,
-    home_team: String,
-    role: Option<String>,
-}
-
-/// Creates or replaces a link made by `team` (shared by the API and the CLI).
-pub async fn make_link(
-    store: &dyn tap_core::store::Store,
-    team: &Team,
-    agent_id: &str,
-    home_team: &str,
-    role: Option<&str>,
-) -> Result<tap_core::model::Link, (Reason, String)> {
-    let home = store
-        .team(home_team)
-        .await
-        .map_err(|e| (Reason::StoreUnavailable, e.to_string()))?
-        .ok_or_else(|| (Reason::NotFound, format!("team {home_team} not found")))?;
-    if home.internal_id == team.internal_id {
-        return Err((
-            Reason::InvalidRequest,
-            "an agent cannot be linked to its own home team".into(),
-        ));
-    }
-    if store
-        .agent(home.internal_id, agent_id)
-        .await
-        .map_err(|e| (Reason::StoreUnavailable, e.to_string()))?
-        .is_none()
-    {
-        return Err((
-            Reason::NotFound,
-            format!("agent {agent_id} not found in team {home_team}"),
-        ));
-    }
-    if let Some(r) = role
-        && store
-            .role(team.internal_id, r)
-            .await
-            .map_err(|e| (Reason::StoreUnavailable, e.to_string()))?
-            .is_none()
-    {
-        return Err((
-            Reason::NotFound,
-            format!("role {r} not found in team {}", team.slug),
-        ));
-    }
-    let link = tap_core::model::Link {
-        team_internal_id: team.internal_id,
-        home_team_internal_id: home.internal_id,
-        home_team: home.slug,
-        agent_id: agent_id.to_owned(),
-        role: role.map(str::to_owned),
-        created_at: 0,
-    };
-    store
-        .set_link(&link)
-        .await
-        .map_err(|e| (Reason::StoreUnavailable, e.to_string()))?;
-    Ok(link)
 }
 
 /// `POST /team/links` (owner or admin of the linking team).
 #[utoipa::path(
     post,
-    request_body(content = Object, content_type = "application/json"),
+    request_body = CreateLink,
     path = "/team/links",
     tag = "links",
     summary = "Link another team's agent with a role",
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Linked"),
+        (status = 201, description = "Linked", body = LinkView),
+        (status = 400, description = "The agent's own team"),
+        (status = 404, description = "No such team, agent or role"),
     )
 )]
 pub async fn create_link(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    let b: LinkBody = json_body!(body);
-    match make_link(
-        s.store.as_ref(),
-        &c.team,
-        &b.agent_id,
-        &b.home_team,
-        b.role.as_deref(),
-    )
-    .await
-    {
-        Ok(l) => (StatusCode::CREATED, Json(link_view(&l))).into_response(),
-        Err((reason, msg)) => api_error(reason, msg),
+    let c = authorized!(s, h, Need::Member);
+    let cmd: CreateLink = json_body!(body);
+    match s.ops.create_link(&c.scope, cmd).await {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -146,7 +66,8 @@ pub async fn create_link(State(s): State<AppState>, h: HeaderMap, body: Bytes) -
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Removed"),
+        (status = 200, description = "Removed", body = LinkRemovedView),
+        (status = 404, description = "No such link"),
     )
 )]
 pub async fn delete_link(
@@ -154,21 +75,9 @@ pub async fn delete_link(
     h: HeaderMap,
     Path((home_team, agent_id)): Path<(String, String)>,
 ) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    let home = match s.store.team(&home_team).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return not_found(format!("team {home_team}")),
-        Err(e) => return store_err(e),
-    };
-    match s
-        .store
-        .delete_link(c.team.internal_id, home.internal_id, &agent_id)
-        .await
-    {
-        Ok(true) => {
-            Json(json!({"deleted": {"home_team": home_team, "agent_id": agent_id}})).into_response()
-        }
-        Ok(false) => not_found(format!("link of {home_team}/{agent_id}")),
-        Err(e) => store_err(e),
+    let c = authorized!(s, h, Need::Member);
+    match s.ops.delete_link(&c.scope, &home_team, &agent_id).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }

@@ -1,21 +1,18 @@
-//! Ops API: members (SPEC §4).
+//! Admin API: members (SPEC §4) over the admin service.
 
 #![allow(clippy::result_large_err)]
 
-use crate::clock::rfc3339_ms;
-use crate::error::Reason;
-use crate::state::AppState;
-use crate::web::api_error;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tap_core::model::MemberRole;
 
-use super::*;
+use super::{Need, ctx, parse_body};
+use crate::ops::members::{
+    ChangeRole, InviteMember, InvitedView, MemberCredentials, MemberRemovedView, MemberView,
+};
+use crate::state::AppState;
 
 /// `GET /team/members`.
 #[utoipa::path(
@@ -25,75 +22,43 @@ use super::*;
     summary = "List members",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Members"),
+        (status = 200, description = "Members", body = Vec<MemberView>),
     )
 )]
 pub async fn list_members(State(s): State<AppState>, h: HeaderMap) -> Response {
-    let c = authorized!(s, h, Need::Read);
-    match s.store.members(c.team.internal_id).await {
-        Ok(list) => Json(Value::Array(
-            list.iter()
-                .map(|m| json!({"email": m.email, "role": m.role.as_str(), "credentials": m.credentials, "created_at": rfc3339_ms(m.created_at)}))
-                .collect(),
-        ))
-        .into_response(),
-        Err(e) => store_err(e),
+    let c = authorized!(s, h, Need::Member);
+    match s.ops.members(&c.scope).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
-}
-
-#[derive(Deserialize)]
-struct InviteBody {
-    email: String,
-    role: String,
-    password: Option<String>,
 }
 
 /// `POST /team/members`: invites (creates the account with a generated password when new).
 #[utoipa::path(
     post,
-    request_body(content = Object, content_type = "application/json"),
+    request_body = InviteMember,
     path = "/team/members",
     tag = "members",
     summary = "Invite a member",
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Invited"),
+        (status = 201, description = "Invited; `password` only when generated (shown once)", body = InvitedView),
+        (status = 409, description = "Already a member"),
     )
 )]
 pub async fn invite_member(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    let b: InviteBody = json_body!(body);
-    let Ok(role) = b.role.parse::<MemberRole>() else {
-        return bad("role must be owner, admin, approver or viewer");
-    };
-    if role == MemberRole::Owner && c.role != MemberRole::Owner {
-        return api_error(Reason::Forbidden, "making an owner needs the owner role");
+    let c = authorized!(s, h, Need::Member);
+    let cmd: InviteMember = json_body!(body);
+    match s.ops.invite_member(&c.scope, cmd).await {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Err(e) => e.into_response(),
     }
-    match c
-        .admin
-        .add_member(&c.team, &b.email, role, b.password.as_deref())
-        .await
-    {
-        Ok((email, generated)) => {
-            let mut v = json!({"email": email, "role": role.as_str(), "team": c.team.slug});
-            if let Some(pw) = generated {
-                v["password"] = json!(pw.as_str());
-            }
-            (StatusCode::CREATED, Json(v)).into_response()
-        }
-        Err(e) => admin_err(e),
-    }
-}
-
-#[derive(Deserialize)]
-struct RoleChange {
-    role: String,
 }
 
 /// `PUT /team/members/{email}/role` (owner only).
 #[utoipa::path(
     put,
-    request_body(content = Object, content_type = "application/json"),
+    request_body = ChangeRole,
     path = "/team/members/{email}/role",
     tag = "members",
     summary = "Change a member's role (owner)",
@@ -102,7 +67,7 @@ struct RoleChange {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Changed"),
+        (status = 200, description = "Changed", body = MemberView),
         (status = 409, description = "Last owner"),
     )
 )]
@@ -112,20 +77,11 @@ pub async fn change_member_role(
     Path(email): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = authorized!(s, h, Need::Owner);
-    let b: RoleChange = json_body!(body);
-    let Ok(role) = b.role.parse::<MemberRole>() else {
-        return bad("role must be owner, admin, approver or viewer");
-    };
-    let email = email.trim().to_ascii_lowercase();
-    match s
-        .store
-        .set_member_role(c.team.internal_id, &email, role)
-        .await
-    {
-        Ok(true) => Json(json!({"email": email, "role": role.as_str()})).into_response(),
-        Ok(false) => not_found(format!("member {email}")),
-        Err(e) => store_err(e),
+    let c = authorized!(s, h, Need::Member);
+    let cmd: ChangeRole = json_body!(body);
+    match s.ops.change_member_role(&c.scope, &email, cmd).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -140,7 +96,7 @@ pub async fn change_member_role(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Removed"),
+        (status = 200, description = "Removed", body = MemberRemovedView),
         (status = 409, description = "Last owner"),
     )
 )]
@@ -149,34 +105,17 @@ pub async fn remove_member(
     h: HeaderMap,
     Path(email): Path<String>,
 ) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    let email = email.trim().to_ascii_lowercase();
-    if c.role != MemberRole::Owner {
-        // Admins may not remove owners.
-        if let Ok(ms) = s.store.members(c.team.internal_id).await
-            && ms
-                .iter()
-                .any(|m| m.email == email && m.role == MemberRole::Owner)
-        {
-            return api_error(Reason::Forbidden, "removing an owner needs the owner role");
-        }
-    }
-    match s.store.remove_member(c.team.internal_id, &email).await {
-        Ok(true) => Json(json!({"removed": email})).into_response(),
-        Ok(false) => not_found(format!("member {email}")),
-        Err(e) => store_err(e),
+    let c = authorized!(s, h, Need::Member);
+    match s.ops.remove_member(&c.scope, &email).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
-#[derive(Deserialize)]
-struct MemberCredentials {
-    credentials: Vec<String>,
-}
-
-/// `PUT /team/members/{email}/credentials`.
+/// `PUT /team/members/{email}/credentials`: replaces the credentials assigned to an approver.
 #[utoipa::path(
     put,
-    request_body(content = Object, content_type = "application/json"),
+    request_body = MemberCredentials,
     path = "/team/members/{email}/credentials",
     tag = "members",
     summary = "Assign credentials to an approver",
@@ -185,7 +124,8 @@ struct MemberCredentials {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Assigned"),
+        (status = 200, description = "Assigned", body = MemberView),
+        (status = 404, description = "No such member or credential"),
     )
 )]
 pub async fn set_member_credentials(
@@ -194,19 +134,10 @@ pub async fn set_member_credentials(
     Path(email): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    let b: MemberCredentials = json_body!(body);
-    if let Err(r) = check_credentials(&s, c.team.internal_id, &b.credentials).await {
-        return r;
-    }
-    let email = email.trim().to_ascii_lowercase();
-    match s
-        .store
-        .set_member_credentials(c.team.internal_id, &email, &b.credentials)
-        .await
-    {
-        Ok(true) => Json(json!({"email": email, "credentials": b.credentials})).into_response(),
-        Ok(false) => not_found(format!("member {email}")),
-        Err(e) => store_err(e),
+    let c = authorized!(s, h, Need::Member);
+    let cmd: MemberCredentials = json_body!(body);
+    match s.ops.set_member_credentials(&c.scope, &email, cmd).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }

@@ -9,11 +9,8 @@
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
-use tap_core::model::{Grant, MemberRole, Team};
-use tap_core::store::StoreError;
+use tap_core::model::{MemberRole, Team};
 
-use crate::clock::rfc3339_ms;
 use crate::error::Reason;
 use crate::ops::{Ops, OpsError, Scope};
 use crate::state::AppState;
@@ -83,39 +80,12 @@ pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ct
     })
 }
 
-fn store_err(e: StoreError) -> Response {
-    match e {
-        StoreError::NotFound(w) => api_error(Reason::NotFound, format!("{w} not found")),
-        StoreError::Conflict(w) => api_error(Reason::Conflict, w),
-        other => {
-            tracing::error!(error = %other, "store error in admin API");
-            api_error(Reason::StoreUnavailable, "the store is unavailable")
-        }
-    }
-}
-
-fn admin_err(e: OpsError) -> Response {
-    e.into_response()
-}
-
 fn bad(msg: impl Into<String>) -> Response {
     api_error(Reason::InvalidRequest, msg)
 }
 
-fn not_found(what: impl Into<String>) -> Response {
-    api_error(Reason::NotFound, format!("{} not found", what.into()))
-}
-
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
-}
-
-fn grant_view(g: &Grant) -> Value {
-    json!({
-        "id": g.id, "credential": g.credential, "methods": g.methods, "route_scope": g.route_scope,
-        "expires_at": rfc3339_ms(g.expires_at * 1000), "max_uses": g.max_uses, "uses": g.uses,
-        "created_by": g.created_by, "revoked": g.revoked_at.is_some(),
-    })
 }
 
 mod agents;

@@ -1,17 +1,16 @@
-//! Ops API: policies (SPEC §4).
+//! Admin API: policies (SPEC §4, §5) over the admin service.
 
 #![allow(clippy::result_large_err)]
 
-use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
-use tap_core::policy::{CompiledPolicy, Policy};
 
-use super::*;
+use super::{Need, ctx, parse_body};
+use crate::ops::policies::{PolicyClearedView, PolicyView, SetPolicy};
+use crate::state::AppState;
 
 /// `GET /team/policies/{credential}`.
 #[utoipa::path(
@@ -24,7 +23,8 @@ use super::*;
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Policy"),
+        (status = 200, description = "Policy (null when the team default applies)", body = PolicyView),
+        (status = 404, description = "No such credential"),
     )
 )]
 pub async fn get_policy(
@@ -32,22 +32,18 @@ pub async fn get_policy(
     h: HeaderMap,
     Path(cred): Path<String>,
 ) -> Response {
-    let c = authorized!(s, h, Need::Read);
-    match s.store.credential(c.team.internal_id, &cred).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return not_found(format!("credential {cred}")),
-        Err(e) => return store_err(e),
-    }
-    match s.store.policy(c.team.internal_id, &cred).await {
-        Ok(p) => Json(json!({"credential": cred, "policy": p, "team_default": c.team.default_approval_mode.as_str()})).into_response(),
-        Err(e) => store_err(e),
+    let c = authorized!(s, h, Need::Member);
+    match s.ops.policy(&c.scope, &cred).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
-/// `PUT /team/policies/{credential}` with a §5 policy body.
+/// `PUT /team/policies/{credential}` with a §5 policy body (the whole policy:
+/// fields left out take their defaults).
 #[utoipa::path(
     put,
-    request_body(content = Object, content_type = "application/json"),
+    request_body = SetPolicy,
     path = "/team/policies/{credential}",
     tag = "policies",
     summary = "Set a credential's policy",
@@ -56,8 +52,9 @@ pub async fn get_policy(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Policy"),
+        (status = 200, description = "Policy", body = PolicyView),
         (status = 400, description = "Invalid"),
+        (status = 404, description = "No such credential"),
     )
 )]
 pub async fn put_policy(
@@ -66,23 +63,11 @@ pub async fn put_policy(
     Path(cred): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    match s.store.credential(c.team.internal_id, &cred).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return not_found(format!("credential {cred}")),
-        Err(e) => return store_err(e),
-    }
-    let p: Policy = json_body!(body);
-    let p = match p.normalized() {
-        Ok(p) => p,
-        Err(e) => return bad(format!("invalid policy: {e}")),
-    };
-    if let Err(e) = CompiledPolicy::new(&p) {
-        return bad(format!("invalid policy: {e}"));
-    }
-    match s.store.set_policy(c.team.internal_id, &cred, &p).await {
-        Ok(()) => Json(json!({"credential": cred, "policy": p})).into_response(),
-        Err(e) => store_err(e),
+    let c = authorized!(s, h, Need::Member);
+    let cmd: SetPolicy = json_body!(body);
+    match s.ops.set_policy(&c.scope, &cred, cmd).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -97,7 +82,8 @@ pub async fn put_policy(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Cleared"),
+        (status = 200, description = "Cleared (false when there was none)", body = PolicyClearedView),
+        (status = 404, description = "No such credential"),
     )
 )]
 pub async fn delete_policy(
@@ -105,10 +91,9 @@ pub async fn delete_policy(
     h: HeaderMap,
     Path(cred): Path<String>,
 ) -> Response {
-    let c = authorized!(s, h, Need::Write);
-    match s.store.clear_policy(c.team.internal_id, &cred).await {
-        Ok(true) => Json(json!({"credential": cred, "cleared": true})).into_response(),
-        Ok(false) => not_found(format!("policy of {cred}")),
-        Err(e) => store_err(e),
+    let c = authorized!(s, h, Need::Member);
+    match s.ops.clear_policy(&c.scope, &cred).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{Need, ctx, not_found, parse_body, store_err};
+use super::{Need, ctx, parse_body};
 use crate::ops::credentials::Deleted;
 use crate::ops::roles::{CreateRole, PutRole, RoleView};
 use crate::state::AppState;
@@ -31,23 +31,6 @@ pub async fn list_roles(State(s): State<AppState>, h: HeaderMap) -> Response {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     }
-}
-
-/// Answers 404 for the first of `names` that is not a credential of `team`
-/// (members' credential assignment uses it).
-pub(super) async fn check_credentials(
-    s: &AppState,
-    team: i64,
-    names: &[String],
-) -> Result<(), Response> {
-    for n in names {
-        match s.store.credential(team, n).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(not_found(format!("credential {n}"))),
-            Err(e) => return Err(store_err(e)),
-        }
-    }
-    Ok(())
 }
 
 /// `POST /team/roles`.
