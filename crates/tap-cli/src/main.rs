@@ -3,6 +3,7 @@
 mod commands;
 mod env;
 mod governance;
+mod init_report;
 mod serve;
 
 use std::path::PathBuf;

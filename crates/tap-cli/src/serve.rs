@@ -8,8 +8,8 @@ use tap_proxy::config::ProxyConfig;
 use tap_proxy::ops::Ops as Admin;
 use tap_proxy::server::Proxy;
 
-use crate::commands::print_init;
 use crate::env::Globals;
+use crate::init_report::print_init;
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
