@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use tap_core::crypto::generate_agent_key;
 use tap_core::model::{Agent, Team};
 use tap_core::names::validate_name;
-use tap_core::store::NewAgent;
+use tap_core::store::{AgentUpdate, NewAgent};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
@@ -37,7 +37,7 @@ pub struct CreateAgent {
 /// Body of `PATCH /team/agents/{id}`: each field given replaces the stored one.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 pub struct PatchAgent {
-    /// Accepted for compatibility; not stored separately yet (see `apply_agent_update`).
+    /// Free text.
     #[serde(default)]
     pub description: Option<String>,
     /// Enabled or disabled (disabled agents get `invalid_tap_key`).
@@ -242,25 +242,21 @@ impl Ops {
         agent: &Agent,
         p: &PatchAgent,
     ) -> OpsResult<()> {
-        let (t, id) = (team.internal_id, agent.id.as_str());
-        if let Some(en) = p.enabled {
-            self.store.set_agent_enabled(t, id, en).await?;
-        }
-        if let Some(want) = &p.credentials {
-            for c in agent.credentials.iter().filter(|x| !want.contains(x)) {
-                self.store.set_agent_credential(t, id, c, false).await?;
-            }
-            for c in want {
-                self.store.set_agent_credential(t, id, c, true).await?;
-            }
-        }
-        if let Some(want) = &p.roles {
-            for r in agent.roles.iter().filter(|x| !want.contains(x)) {
-                self.store.set_agent_role(t, id, r, false).await?;
-            }
-            for r in want {
-                self.store.set_agent_role(t, id, r, true).await?;
-            }
+        // One store transaction: a PATCH is applied whole or not at all.
+        let update = AgentUpdate {
+            description: p.description.clone(),
+            enabled: p.enabled,
+            roles: p.roles.clone(),
+            credentials: p.credentials.clone(),
+            rate_limit_per_hour: None,
+        };
+        if self
+            .store
+            .update_agent(team.internal_id, &agent.id, &update)
+            .await?
+            .is_none()
+        {
+            return Err(OpsError::NotFound(format!("agent {}", agent.id)));
         }
         Ok(())
     }

@@ -129,7 +129,8 @@ impl Ops {
         Ok(RoleView::from(&role))
     }
 
-    /// `PUT /team/roles/{name}`: creates the role, or replaces its credentials.
+    /// `PUT /team/roles/{name}`: creates the role, or replaces its credentials
+    /// (and description and rate limit when given).
     pub async fn put_role(&self, scope: &Scope, name: &str, cmd: PutRole) -> OpsResult<RoleView> {
         scope.require(Need::Write)?;
         let want = cmd.credentials.unwrap_or_default();
@@ -138,40 +139,23 @@ impl Ops {
         if existing.is_none() {
             validate_name("role", name).map_err(|e| OpsError::Invalid(e.to_string()))?;
         }
+        // Fields left out keep their stored value; the credential set is replaced.
         let role = Role {
             team_internal_id: scope.team.internal_id,
             name: name.to_owned(),
-            description: cmd.description.unwrap_or_default(),
+            description: cmd
+                .description
+                .or_else(|| existing.as_ref().map(|r| r.description.clone()))
+                .unwrap_or_default(),
             credentials: want,
-            rate_limit_per_hour: cmd.rate_limit_per_hour,
+            rate_limit_per_hour: cmd
+                .rate_limit_per_hour
+                .or_else(|| existing.as_ref().and_then(|r| r.rate_limit_per_hour)),
         };
-        self.apply_role_put(existing.as_ref(), &role).await?;
+        // One store transaction: the role is replaced whole or not at all.
+        self.store.put_role(&role).await?;
         self.wrote().await?;
         Ok(RoleView::from(&self.stored_role(&scope.team, name).await?))
-    }
-
-    /// Writes a checked PUT.
-    // one transaction once Store::put_role lands: this body becomes
-    // `self.store.put_role(role)` (with description and rate limit merged from
-    // `existing`, which today's store cannot update); until then a replaced
-    // role's credentials are written one by one.
-    async fn apply_role_put(&self, existing: Option<&Role>, role: &Role) -> OpsResult<()> {
-        let Some(old) = existing else {
-            self.store.create_role(role).await?;
-            return Ok(());
-        };
-        let (t, name) = (role.team_internal_id, role.name.as_str());
-        for c in old
-            .credentials
-            .iter()
-            .filter(|x| !role.credentials.contains(x))
-        {
-            self.store.set_role_credential(t, name, c, false).await?;
-        }
-        for c in &role.credentials {
-            self.store.set_role_credential(t, name, c, true).await?;
-        }
-        Ok(())
     }
 
     /// Adds a credential to a role (it must exist) or removes it.
