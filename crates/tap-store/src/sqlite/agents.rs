@@ -177,6 +177,22 @@ pub(super) async fn delete_agent(pool: &SqlitePool, team: i64, id: &str) -> Stor
     Ok(n > 0)
 }
 
+/// Whether the agent exists, read inside the caller's write transaction.
+async fn agent_exists(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    team: i64,
+    id: &str,
+) -> StoreResult<bool> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM agents WHERE team_id = $1 AND id = $2")
+            .bind(team)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+    Ok(exists.is_some())
+}
+
 pub(super) async fn set_agent_credential(
     pool: &SqlitePool,
     team: i64,
@@ -185,14 +201,7 @@ pub(super) async fn set_agent_credential(
     granted: bool,
 ) -> StoreResult<bool> {
     let mut tx = write_tx(pool).await?;
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM agents WHERE team_id = $1 AND id = $2")
-            .bind(team)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-    if exists.is_none() {
+    if !agent_exists(&mut tx, team, id).await? {
         return Ok(false);
     }
     let q = if granted {
@@ -220,14 +229,7 @@ pub(super) async fn set_agent_role(
     held: bool,
 ) -> StoreResult<bool> {
     let mut tx = write_tx(pool).await?;
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM agents WHERE team_id = $1 AND id = $2")
-            .bind(team)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-    if exists.is_none() {
+    if !agent_exists(&mut tx, team, id).await? {
         return Ok(false);
     }
     if held {
