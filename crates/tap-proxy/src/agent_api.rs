@@ -7,13 +7,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tap_core::audit::merge_rows;
 use tap_core::store::AuditQuery;
 
 use crate::agent_services::granted;
+use crate::agent_views::{
+    AgentConfigView, AgentLogsView, ApprovalPollView, BootstrapView, ConfigCredentialView,
+    ErrorBody, HealthView,
+};
 use crate::directory::{AgentEntry, Directory, TeamEntry};
 use crate::error::{ProxyError, Reason};
+use crate::ops::audit::AuditEntry;
 use crate::proxy::authenticate::authenticate;
 use crate::state::AppState;
 
@@ -28,18 +32,25 @@ const LOGS_MAX: u32 = 100;
     tag = "agent",
     summary = "Liveness and store health",
     responses(
-        (status = 200, description = "Healthy"),
-        (status = 503, description = "Store unreachable"),
+        (status = 200, description = "Healthy", body = HealthView),
+        (status = 503, description = "Store unreachable", body = HealthView),
     )
 )]
 pub async fn health(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => {
-            Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})).into_response()
-        }
+        Ok(()) => Json(HealthView {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            db: None,
+        })
+        .into_response(),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "error", "db": "unreachable"})),
+            Json(HealthView {
+                status: "error",
+                version: env!("CARGO_PKG_VERSION"),
+                db: Some("unreachable"),
+            }),
         )
             .into_response(),
     }
@@ -52,7 +63,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
     tag = "agent",
     summary = "Plain-text primer for LLM agents",
     responses(
-        (status = 200, description = "text/plain primer"),
+        (status = 200, description = "The primer", body = String, content_type = "text/plain"),
     )
 )]
 pub async fn instructions() -> Response {
@@ -168,10 +179,12 @@ fn agent_ctx(state: &AppState, headers: &HeaderMap) -> Result<AgentCtx, ProxyErr
     get,
     path = "/agent/config",
     tag = "agent",
+    security(("agent_key" = [])),
     summary = "Agent id, team and credential names",
     responses(
-        (status = 200, description = "Config"),
-        (status = 401, description = "Missing or invalid agent key"),
+        (status = 200, description = "Config", body = AgentConfigView),
+        (status = 401, description = "Missing or invalid agent key", body = ErrorBody),
+        (status = 403, description = "X-TAP-Team names a team the key is not linked to", body = ErrorBody),
     )
 )]
 pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -179,11 +192,20 @@ pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let creds: Vec<Value> = granted(&agent, &team)
+    let credentials = granted(&agent, &team)
         .into_iter()
-        .map(|c| json!({"name": c.name, "description": c.description, "api_base": c.api_base_raw}))
+        .map(|c| ConfigCredentialView {
+            name: c.name.clone(),
+            description: c.description.clone(),
+            api_base: c.api_base_raw.clone(),
+        })
         .collect();
-    Json(json!({"agent_id": agent.id, "team_id": team.slug, "credentials": creds})).into_response()
+    Json(AgentConfigView {
+        agent_id: agent.id.clone(),
+        team_id: team.slug.clone(),
+        credentials,
+    })
+    .into_response()
 }
 
 /// `GET /agent/bootstrap`.
@@ -191,10 +213,12 @@ pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Respon
     get,
     path = "/agent/bootstrap",
     tag = "agent",
+    security(("agent_key" = [])),
     summary = "Readiness summary",
     responses(
-        (status = 200, description = "Bootstrap"),
-        (status = 401, description = "Missing or invalid agent key"),
+        (status = 200, description = "Bootstrap", body = BootstrapView),
+        (status = 401, description = "Missing or invalid agent key", body = ErrorBody),
+        (status = 403, description = "X-TAP-Team names a team the key is not linked to", body = ErrorBody),
     )
 )]
 pub async fn bootstrap(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -203,18 +227,18 @@ pub async fn bootstrap(State(state): State<AppState>, headers: HeaderMap) -> Res
         Err(e) => return e.into_response(),
     };
     let n = granted(&agent, &team).len();
-    Json(json!({
-        "protocol": "tap",
-        "version": 1,
-        "status": if n > 0 { "ready" } else { "needs_credentials" },
-        "agent_id": agent.id,
-        "team_id": team.slug,
-        "credential_count": n,
-        "services_url": "/agent/services",
-        "forward_url": "/forward",
-        "logs_url": "/agent/logs",
-        "safe_to_retry": true
-    }))
+    Json(BootstrapView {
+        protocol: "tap",
+        version: 1,
+        status: if n > 0 { "ready" } else { "needs_credentials" },
+        agent_id: agent.id.clone(),
+        team_id: team.slug.clone(),
+        credential_count: n,
+        services_url: "/agent/services",
+        forward_url: "/forward",
+        logs_url: "/agent/logs",
+        safe_to_retry: true,
+    })
     .into_response()
 }
 
@@ -229,13 +253,14 @@ pub struct LogsQuery {
     get,
     path = "/agent/logs",
     tag = "agent",
+    security(("agent_key" = [])),
     summary = "The agent's own latest audit entries",
     params(
         ("limit" = u32, Query, description = "Entries, default 20, max 100"),
     ),
     responses(
-        (status = 200, description = "Entries"),
-        (status = 401, description = "Missing or invalid agent key"),
+        (status = 200, description = "Entries, newest first", body = AgentLogsView),
+        (status = 401, description = "Missing or invalid agent key", body = ErrorBody),
     )
 )]
 pub async fn logs(
@@ -271,8 +296,15 @@ pub async fn logs(
     let entries: Vec<_> = merge_rows(&rows)
         .into_iter()
         .filter(|r| r.agent_home_team.as_deref().unwrap_or(&r.team_id) == agent.team)
+        .map(AuditEntry)
         .collect();
-    Json(json!({"agent_id": agent.id, "team_id": team.slug, "count": entries.len(), "entries": entries})).into_response()
+    Json(AgentLogsView {
+        agent_id: agent.id.clone(),
+        team_id: team.slug.clone(),
+        count: entries.len(),
+        entries,
+    })
+    .into_response()
 }
 
 /// `GET /agent/approvals/{txn_id}`: only the creating agent may read; anyone else gets 404.
@@ -280,13 +312,15 @@ pub async fn logs(
     get,
     path = "/agent/approvals/{txn_id}",
     tag = "agent",
+    security(("agent_key" = [])),
     summary = "Poll an approval",
     params(
         ("txn_id" = String, Path, description = "Transaction id"),
     ),
     responses(
-        (status = 200, description = "Approval status and result"),
-        (status = 404, description = "Not this agent's approval"),
+        (status = 200, description = "Approval status and result", body = ApprovalPollView),
+        (status = 401, description = "Missing or invalid agent key", body = ErrorBody),
+        (status = 404, description = "Not this agent's approval", body = ErrorBody),
     )
 )]
 pub async fn approval(

@@ -10,10 +10,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
 use tap_core::model::Connector;
 use tap_core::policy::{ApprovalMode, Policy};
 
+use crate::agent_views::{
+    AccountView, ApprovalInfoView, AsyncApprovalView, ErrorBody, RequestTemplateView, RuleView,
+    ServiceApprovalView, ServiceView, ServicesView, UsageView,
+};
 use crate::directory::{AgentEntry, CredentialEntry, Directory, TeamEntry};
 use crate::error::{ProxyError, Reason};
 use crate::proxy::authenticate::authenticate;
@@ -34,14 +39,19 @@ const SUPPORTED: &[&str] = &[
     "X-TAP-Auth-Mode",
 ];
 
-fn rule(target: &str, methods: &[&str], decision: &str) -> Value {
-    json!({"target": target, "methods": methods, "decision": decision})
+fn rule(target: &str, methods: &[&str], decision: &'static str) -> RuleView {
+    RuleView {
+        target: target.to_owned(),
+        methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+        decision,
+        priority: None,
+    }
 }
 
 /// The approval rules an agent meets for one credential, in evaluation order:
 /// require-URL overrides, auto-URL overrides, auto methods (GET implies HEAD),
 /// require methods, then the team default. Returns the rules and the default decision.
-fn approval_rules(mode: ApprovalMode, policy: Option<&Policy>) -> (Vec<Value>, &'static str) {
+fn approval_rules(mode: ApprovalMode, policy: Option<&Policy>) -> (Vec<RuleView>, &'static str) {
     let Some(p) = policy else {
         return match mode {
             ApprovalMode::Gated => (
@@ -61,7 +71,7 @@ fn approval_rules(mode: ApprovalMode, policy: Option<&Policy>) -> (Vec<Value>, &
     ] {
         for u in urls {
             let mut r = rule(u, &["*"], decision);
-            r["priority"] = json!("url_override");
+            r.priority = Some("url_override");
             rules.push(r);
         }
     }
@@ -101,7 +111,7 @@ fn target_example(c: &CredentialEntry) -> String {
     }
 }
 
-fn service(state: &AppState, team: &TeamEntry, c: &CredentialEntry, name: &str) -> Value {
+fn service(state: &AppState, team: &TeamEntry, c: &CredentialEntry, name: &str) -> ServiceView {
     let (auth_mode, header_names): (&str, Vec<String>) = if c.connector == Connector::Sidecar {
         ("oauth_sidecar", Vec::new())
     } else if c.bindings.is_empty() {
@@ -114,36 +124,44 @@ fn service(state: &AppState, team: &TeamEntry, c: &CredentialEntry, name: &str) 
     };
     let policy = team.policies.get(&c.name).map(|p| p.policy());
     let (rules, default_decision) = approval_rules(team.mode, policy);
-    let forward_url = format!("{}/forward", state.config.public_base());
-    json!({
-        "name": c.name,
-        "description": c.description,
-        "target_shape": if c.relative_target { "relative_path" } else { "full_url" },
-        "target_is_relative_path": c.relative_target,
-        // A sidecar's base is its internals: never shown to agents.
-        "target_base": if c.connector == Connector::Direct { json!(c.api_base_raw) } else { Value::Null },
-        "allowed_hosts": c.allowed_hosts_raw,
-        "auth_mode": auth_mode,
-        "auth_header_names": header_names,
-        "value_set": matches!(c.value, Ok(Some(_))),
-        "request_template": {
-            "url": forward_url,
-            "method": "POST",
-            "headers": {
-                "X-TAP-Key": "<your agent key>",
-                "X-TAP-Credential": name,
-                "X-TAP-Target": target_example(c),
-                "X-TAP-Method": "GET"
-            }
+    ServiceView {
+        name: c.name.clone(),
+        description: c.description.clone(),
+        target_shape: if c.relative_target {
+            "relative_path"
+        } else {
+            "full_url"
         },
-        "approval": {
-            "default_decision": default_decision,
-            "url_match": URL_MATCH,
-            "rules": rules,
-            "min_approvals": policy.map_or(1, |p| p.min_approvals.max(1)),
-            "note": "The first matching rule decides. A paused request waits for a human: without Prefer the call blocks up to the sync wait, then answers 202 with a txn_id to poll; with Prefer: respond-async it answers 202 at once."
-        }
-    })
+        target_is_relative_path: c.relative_target,
+        // A sidecar's base is its internals: never shown to agents.
+        target_base: if c.connector == Connector::Direct {
+            c.api_base_raw.clone()
+        } else {
+            None
+        },
+        allowed_hosts: c.allowed_hosts_raw.clone(),
+        auth_mode,
+        auth_header_names: header_names,
+        value_set: matches!(c.value, Ok(Some(_))),
+        request_template: RequestTemplateView {
+            url: format!("{}/forward", state.config.public_base()),
+            method: "POST",
+            headers: BTreeMap::from([
+                ("X-TAP-Key", "<your agent key>".to_owned()),
+                ("X-TAP-Credential", name.to_owned()),
+                ("X-TAP-Target", target_example(c)),
+                ("X-TAP-Method", "GET".to_owned()),
+            ]),
+        },
+        approval: ServiceApprovalView {
+            default_decision,
+            url_match: URL_MATCH,
+            rules,
+            min_approvals: policy.map_or(1, |p| p.min_approvals.max(1)),
+            note: "The first matching rule decides. A paused request waits for a human: without Prefer the call blocks up to the sync wait, then answers 202 with a txn_id to poll; with Prefer: respond-async it answers 202 at once.",
+        },
+        account: None,
+    }
 }
 
 /// The credentials `agent` may use in `team`, sorted by name.
@@ -193,10 +211,11 @@ fn linked_teams(dir: &Directory, agent: &AgentEntry) -> Vec<String> {
     path = "/agent/services",
     tag = "agent",
     summary = "What this agent may use and how (public TAP shape)",
+    security(("agent_key" = [])),
     responses(
-        (status = 200, description = "Services keyed by credential name"),
-        (status = 401, description = "Missing or invalid agent key"),
-        (status = 403, description = "X-TAP-Team names a team no key is linked to"),
+        (status = 200, description = "Services keyed by credential name", body = ServicesView),
+        (status = 401, description = "Missing or invalid agent key", body = ErrorBody),
+        (status = 403, description = "X-TAP-Team names a team no key is linked to", body = ErrorBody),
     )
 )]
 pub async fn services(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -212,8 +231,8 @@ pub async fn services(State(state): State<AppState>, headers: HeaderMap) -> Resp
         .filter(|t| !t.is_empty());
     let several = auth.agents.len() > 1;
     let primary = auth.primary();
-    let mut services = Map::new();
-    let mut accounts = Map::new();
+    let mut services = BTreeMap::new();
+    let mut accounts = BTreeMap::new();
     let mut team_id = None;
     for (index, agent) in auth.agents.iter().enumerate() {
         let Some(team) = team_for(&dir, agent, wanted) else {
@@ -225,7 +244,10 @@ pub async fn services(State(state): State<AppState>, headers: HeaderMap) -> Resp
         if several {
             accounts
                 .entry(agent.id.clone())
-                .or_insert_with(|| json!({"agent_id": agent.id, "key_index": index}));
+                .or_insert_with(|| AccountView {
+                    agent_id: agent.id.clone(),
+                    key_index: index,
+                });
         }
         for c in granted(agent, team) {
             let name = if index == 0 || agent.id == primary.id {
@@ -238,7 +260,7 @@ pub async fn services(State(state): State<AppState>, headers: HeaderMap) -> Resp
             }
             let mut s = service(&state, team, c, &name);
             if several {
-                s["account"] = json!(agent.id);
+                s.account = Some(agent.id.clone());
             }
             services.insert(name, s);
         }
@@ -252,41 +274,52 @@ pub async fn services(State(state): State<AppState>, headers: HeaderMap) -> Resp
         .with("team", slug)
         .into_response();
     };
-    let mut body = json!({
-        "agent_id": primary.id,
-        "team_id": team_id,
-        "services": services,
-        "approval": {
-            "timeout_seconds": state.config.approval_timeout.as_secs(),
-            "sync_wait_seconds": state.config.sync_wait.as_secs(),
-            "channels": state.broker.names(None),
-            "async": {
-                "request_header": "Prefer: respond-async",
-                "poll_url": "/agent/approvals/{txn_id}",
-                "final_statuses": ["forwarded", "denied", "timed_out", "error"],
-                "note": "Poll poll_url with your X-TAP-Key until the status is final; show approval_url to your human."
-            }
-        },
-        "usage": {
-            "method": "POST",
-            "url": "/forward",
-            "headers": {
-                "X-TAP-Key": "your agent key (several, comma-separated, for several accounts)",
-                "X-TAP-Credential": "a key of services",
-                "X-TAP-Target": "the upstream URL (or a path for relative-path services)",
-                "X-TAP-Method": "the upstream method, default GET"
+    let several_accounts = several.then_some(accounts);
+    let home_team_id = if several {
+        None
+    } else {
+        dir.teams
+            .get(&primary.team_internal_id)
+            .map(|h| h.slug.clone())
+    };
+    Json(ServicesView {
+        agent_id: primary.id.clone(),
+        team_id,
+        services,
+        approval: ApprovalInfoView {
+            timeout_seconds: state.config.approval_timeout.as_secs(),
+            sync_wait_seconds: state.config.sync_wait.as_secs(),
+            channels: state.broker.names(None),
+            async_: AsyncApprovalView {
+                request_header: "Prefer: respond-async",
+                poll_url: "/agent/approvals/{txn_id}",
+                final_statuses: ["forwarded", "denied", "timed_out", "error"],
+                note: "Poll poll_url with your X-TAP-Key until the status is final; show approval_url to your human.",
             },
-            "supported_tap_headers": SUPPORTED,
-            "request_body": "the upstream request body, sent as the body of POST /forward; upstream headers are sent as plain headers"
         },
-        "linked_teams": linked_teams(&dir, primary),
-    });
-    if several {
-        body["accounts"] = Value::Object(accounts);
-    } else if let Some(home) = dir.teams.get(&primary.team_internal_id) {
-        body["home_team_id"] = json!(home.slug);
-    }
-    Json(body).into_response()
+        usage: UsageView {
+            method: "POST",
+            url: "/forward",
+            headers: BTreeMap::from([
+                (
+                    "X-TAP-Key",
+                    "your agent key (several, comma-separated, for several accounts)",
+                ),
+                ("X-TAP-Credential", "a key of services"),
+                (
+                    "X-TAP-Target",
+                    "the upstream URL (or a path for relative-path services)",
+                ),
+                ("X-TAP-Method", "the upstream method, default GET"),
+            ]),
+            supported_tap_headers: SUPPORTED,
+            request_body: "the upstream request body, sent as the body of POST /forward; upstream headers are sent as plain headers",
+        },
+        linked_teams: linked_teams(&dir, primary),
+        accounts: several_accounts,
+        home_team_id,
+    })
+    .into_response()
 }
 
 #[cfg(test)]
@@ -312,16 +345,13 @@ mod tests {
         };
         let (rules, default) = approval_rules(ApprovalMode::Autonomous, Some(&p));
         assert_eq!(default, PAUSES);
-        let targets: Vec<&str> = rules
-            .iter()
-            .map(|r| r["target"].as_str().unwrap())
-            .collect();
+        let targets: Vec<&str> = rules.iter().map(|r| r.target.as_str()).collect();
         assert_eq!(targets, ["/admin", "/public", "*", "*", "*"]);
-        assert_eq!(rules[0]["decision"], PAUSES);
-        assert_eq!(rules[0]["priority"], "url_override");
-        assert_eq!(rules[1]["decision"], PROCEEDS);
-        assert_eq!(rules[2]["methods"], json!(["GET", "POST", "HEAD"]));
-        assert_eq!(rules[3]["methods"], json!(["DELETE"]));
+        assert_eq!(rules[0].decision, PAUSES);
+        assert_eq!(rules[0].priority, Some("url_override"));
+        assert_eq!(rules[1].decision, PROCEEDS);
+        assert_eq!(rules[2].methods, ["GET", "POST", "HEAD"]);
+        assert_eq!(rules[3].methods, ["DELETE"]);
         assert_eq!(rules[4], rule("*", &["*"], PAUSES));
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod agent_api;
 pub mod agent_services;
+pub mod agent_views;
 pub mod approval;
 pub mod clock;
 pub mod config;

@@ -11,13 +11,13 @@ use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tap_core::crypto::{ADMIN_TOKEN_PREFIX, ct_eq, generate_admin_token};
 use tap_core::model::{ApprovalStatus, MemberRole, Team};
 
 use tap_core::approval::eligible_approvers;
 use tap_core::approval::gate::{Decision, GateError};
 
+use crate::agent_views::{ErrorBody, LoginTeamView, LoginView, LogoutView};
 use crate::approval::captured::CapturedRequest;
 use crate::approval::decide::decide;
 use crate::clock::rfc3339_ms;
@@ -159,8 +159,10 @@ fn session_cookie(token: &str) -> HeaderValue {
     tag = "members",
     summary = "Log in (JSON or form) and get a 24 h session",
     responses(
-        (status = 200, description = "Session"),
-        (status = 401, description = "Wrong e-mail or password"),
+        (status = 200, description = "Session", body = LoginView),
+        (status = 400, description = "Neither JSON nor a form with email and password", body = ErrorBody),
+        (status = 401, description = "Wrong e-mail or password", body = ErrorBody),
+        (status = 429, description = "Too many failed logins", body = ErrorBody),
     )
 )]
 pub async fn login(
@@ -220,14 +222,20 @@ pub async fn login(
         email: b.email.trim().to_ascii_lowercase(),
         token_hash: String::new(),
     };
-    let teams: Vec<Value> = member_teams(&state, &m)
+    let teams = member_teams(&state, &m)
         .await
         .into_iter()
-        .map(|(t, role, _)| json!({"team": t.slug, "role": role.as_str()}))
+        .map(|(t, role, _)| LoginTeamView {
+            team: t.slug,
+            role: role.as_str(),
+        })
         .collect();
-    let mut resp =
-        Json(json!({"session_token": token, "expires_at": rfc3339_ms(expires), "teams": teams}))
-            .into_response();
+    let mut resp = Json(LoginView {
+        session_token: token.clone(),
+        expires_at: rfc3339_ms(expires),
+        teams,
+    })
+    .into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, session_cookie(&token));
     resp
@@ -260,7 +268,7 @@ fn serde_urlencoded_form(body: &[u8]) -> Option<LoginBody> {
     summary = "End the session",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Logged out"),
+        (status = 200, description = "Logged out", body = LogoutView),
     )
 )]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -270,7 +278,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
             .delete_session(&state.keys.mac().digest(&t))
             .await;
     }
-    let mut resp = Json(json!({"logged_out": true})).into_response();
+    let mut resp = Json(LogoutView { logged_out: true }).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("tap_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),

@@ -150,3 +150,67 @@ fn openapi_documents_request_and_response_schemas_of_every_admin_route() {
         }
     }
 }
+
+#[test]
+fn openapi_documents_the_answers_of_every_agent_route() {
+    let (_, api) = api_router();
+    let doc = serde_json::to_value(&api).unwrap();
+    let mut missing = Vec::new();
+    for (path, methods) in SPEC_ROUTES.iter().filter(|(p, _)| !p.starts_with("/team")) {
+        for m in *methods {
+            let op = &doc["paths"][*path][*m];
+            // What a JSON client reads on success: the 202 of /forward (its
+            // 200 is the upstream's own body), the primer's text, else 200.
+            let (status, content_type) = match *path {
+                "/forward" => ("202", "application/json"),
+                "/instructions" => ("200", "text/plain"),
+                _ => ("200", "application/json"),
+            };
+            let content = &op["responses"][status]["content"];
+            if content
+                .get(content_type)
+                .and_then(|c| c.get("schema"))
+                .is_none()
+            {
+                missing.push(format!("{m} {path}: {status} {content_type} schema"));
+            }
+            // Every refusal documents the one error body (SPEC §3).
+            for (code, r) in op["responses"].as_object().into_iter().flatten() {
+                let error = code.starts_with('4') || (code.starts_with('5') && *path != "/health");
+                if error
+                    && json_schema(&doc, &r["content"])
+                        .is_none_or(|s| s != &doc["components"]["schemas"]["ErrorBody"])
+                {
+                    missing.push(format!("{m} {path}: {code} is not ErrorBody"));
+                }
+            }
+            // Agent routes name their authentication.
+            if path.starts_with("/agent") || *path == "/forward" {
+                let names_key = op["security"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|x| x.get("agent_key").is_some()));
+                if !names_key {
+                    missing.push(format!("{m} {path}: no agent_key security"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented:\n{}", missing.join("\n"));
+    let schemas = &doc["components"]["schemas"];
+    for field in ["error", "error_code", "detail", "fix"] {
+        assert!(
+            schemas["ErrorBody"]["properties"].get(field).is_some(),
+            "ErrorBody lacks {field}"
+        );
+    }
+    for field in ["txn_id", "status", "poll_url", "approval_url"] {
+        assert!(
+            schemas["PendingView"]["properties"].get(field).is_some(),
+            "PendingView lacks {field}"
+        );
+    }
+    // The public shape of /agent/services: services keyed by name.
+    let services = &schemas["ServicesView"]["properties"]["services"];
+    assert_eq!(services["type"], "object", "{services}");
+    assert!(services.get("additionalProperties").is_some(), "{services}");
+}

@@ -2,41 +2,33 @@
 
 use base64::Engine as _;
 use http::{HeaderName, HeaderValue, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tap_core::model::{Approval, ApprovalStatus};
 
+use crate::agent_views::ApprovalPollView;
 use crate::clock::rfc3339_ms;
 use crate::error::{ProxyError, Reason};
 
 /// The poll answer of SPEC §3.3.
-pub fn poll_body(a: &Approval) -> Value {
-    let mut v = json!({
-        "txn_id": a.txn_id,
-        "status": a.status.public_str(),
-        "created_at": rfc3339_ms(a.created_at),
-        "expires_at": rfc3339_ms(a.expires_at),
-        "approvals": a.approvers().len(),
-        "min_approvals": a.min_approvals,
-    });
-    let approvers = a.approvers();
-    if a.decided_at.is_some() || !approvers.is_empty() {
-        let deciders: Vec<String> = a.votes.iter().map(|v| v.email.clone()).collect();
-        if !deciders.is_empty() {
-            v["decided_by"] = json!(deciders);
-        }
+pub fn poll_body(a: &Approval) -> ApprovalPollView {
+    let deciders: Vec<String> = a.votes.iter().map(|v| v.email.clone()).collect();
+    ApprovalPollView {
+        txn_id: a.txn_id.clone(),
+        status: a.status.public_str(),
+        created_at: rfc3339_ms(a.created_at),
+        expires_at: rfc3339_ms(a.expires_at),
+        approvals: a.approvers().len(),
+        min_approvals: a.min_approvals,
+        decided_by: (!deciders.is_empty()).then_some(deciders),
+        error_code: a.error_code.clone(),
+        response: if a.status == ApprovalStatus::Forwarded {
+            a.response
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<Value>(r).ok())
+        } else {
+            None
+        },
     }
-    if let Some(code) = &a.error_code {
-        v["error_code"] = json!(code);
-    }
-    if a.status == ApprovalStatus::Forwarded
-        && let Some(resp) = a
-            .response
-            .as_deref()
-            .and_then(|r| serde_json::from_str::<Value>(r).ok())
-    {
-        v["response"] = resp;
-    }
-    v
 }
 
 /// The stored, scrubbed upstream answer as an HTTP response (sync callers).

@@ -6,7 +6,6 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use tap_core::model::{Approval, ApprovalStatus};
 
 use super::audit::AuditDraft;
@@ -14,6 +13,7 @@ use super::forward::Prepared;
 use super::{Prefer, refuse};
 use tap_core::approval::{ApprovalSummary, eligible_approvers};
 
+use crate::agent_views::PendingView;
 use crate::approval::captured::CapturedRequest;
 use crate::approval::executor::wait_final;
 use crate::approval::results::{final_error, stored_response};
@@ -32,15 +32,15 @@ pub(crate) fn accepted(state: &AppState, a: &Approval, notification_channel: &st
     let expires_in = ((a.expires_at - state.clock.now_ms()) / 1000).max(0);
     (
         StatusCode::ACCEPTED,
-        Json(json!({
-            "txn_id": a.txn_id,
-            "status": a.status.public_str(),
-            "poll_url": format!("/agent/approvals/{}", a.txn_id),
-            "approval_url": state.config.approval_url(&a.txn_id),
-            "expires_in": expires_in,
-            "notification_channel": notification_channel,
-            "agent_hint": "A human must approve this request. Show approval_url to your human, then poll poll_url with your X-TAP-Key until status is forwarded, denied, timed_out or error.",
-        })),
+        Json(PendingView {
+            txn_id: a.txn_id.clone(),
+            status: a.status.public_str(),
+            poll_url: format!("/agent/approvals/{}", a.txn_id),
+            approval_url: state.config.approval_url(&a.txn_id),
+            expires_in,
+            notification_channel: notification_channel.to_owned(),
+            agent_hint: "A human must approve this request. Show approval_url to your human, then poll poll_url with your X-TAP-Key until status is forwarded, denied, timed_out or error.",
+        }),
     )
         .into_response()
 }

@@ -99,22 +99,35 @@ fn check_headers(headers: &HeaderMap) -> Result<String, ProxyError> {
     Ok(method)
 }
 
+use crate::agent_views::{ErrorBody, PendingView};
+
 /// The `POST /forward` handler.
 #[utoipa::path(
     post,
     path = "/forward",
     tag = "agent",
     summary = "Forward a request with an injected credential",
+    description = "X-TAP-Credential, X-TAP-Target and X-TAP-Method name the call; the body and other headers go upstream as sent. Any status the upstream answers comes back with its headers and a scrubbed body; an answer the proxy makes itself carries X-TAP-Error and the error body.",
+    security(("agent_key" = [])),
+    params(
+        ("X-TAP-Credential" = Option<String>, Header, description = "The credential to inject, by name"),
+        ("X-TAP-Target" = String, Header, description = "The upstream URL, or a path for relative-target credentials"),
+        ("X-TAP-Method" = Option<String>, Header, description = "The upstream method (default GET)"),
+        ("X-TAP-Team" = Option<String>, Header, description = "Another team the agent is linked to"),
+        ("Prefer" = Option<String>, Header, description = "respond-async, or wait=N seconds, for requests that pause for approval"),
+    ),
+    request_body(content = Vec<u8>, description = "The upstream request body", content_type = "application/octet-stream"),
     responses(
-        (status = 200, description = "The upstream's answer, scrubbed"),
-        (status = 202, description = "Waiting for approval"),
-        (status = 400, description = "Refused (bad request)"),
-        (status = 401, description = "Missing or invalid agent key"),
-        (status = 403, description = "Refused (not allowed)"),
-        (status = 404, description = "Unknown credential"),
-        (status = 502, description = "Upstream failed"),
-        (status = 503, description = "Approval unavailable"),
-        (status = 504, description = "Approval timed out"),
+        (status = 200, description = "The upstream's answer, scrubbed (any upstream status passes through)", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 202, description = "Waiting for approval", body = PendingView),
+        (status = 400, description = "Refused (bad request)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid agent key", body = ErrorBody),
+        (status = 403, description = "Refused (not allowed)", body = ErrorBody),
+        (status = 404, description = "Unknown credential", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 502, description = "Upstream failed", body = ErrorBody),
+        (status = 503, description = "Approval unavailable", body = ErrorBody),
+        (status = 504, description = "Approval timed out or upstream too slow", body = ErrorBody),
     )
 )]
 pub async fn forward_handler(
