@@ -653,6 +653,54 @@ async fn min_approvals_two_needs_two_distinct_members() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn votes_of_removed_or_demoted_members_stop_counting() {
+    let up = FakeUpstream::start().await;
+    let (tap, _, key) = setup(&up, &[]);
+    tap.ok(&["policy", "set", "echo", "--min-approvals", "2"]);
+    add_member(&tap, "gone@y.test", "admin");
+    add_member(&tap, "demoted@y.test", "admin");
+    add_member(&tap, "third@y.test", "admin");
+    let served = tap.serve();
+    let target = format!("{}/echo/eligible", up.base());
+    let txn = assert_accepted(
+        &write_async(&served, &key, &target, "POST", "{}").await,
+        &served,
+    );
+
+    // Two approvals, then both voters lose the right to decide.
+    let d = approve_ok(&tap, &txn, Some("gone@y.test"));
+    assert_eq!(
+        (d["status"].as_str(), d["approvals"].as_u64()),
+        (Some("pending"), Some(1)),
+        "{d}"
+    );
+    tap.ok(&["member", "rm", "gone@y.test"]);
+    let d = approve_ok(&tap, &txn, Some("demoted@y.test"));
+    assert_eq!(
+        d["approvals"], 1,
+        "the removed member's vote no longer counts: {d}"
+    );
+    assert_eq!(d["status"], "pending", "{d}");
+    tap.ok(&["member", "role", "demoted@y.test", "viewer"]);
+    assert_eq!(poll(&served, &key, &txn).await.json()["status"], "pending");
+    assert_eq!(seen(&up, "/echo/eligible"), 0);
+
+    // Only a vote from a still-eligible member counts beside the next one.
+    let d = approve_ok(&tap, &txn, Some("third@y.test"));
+    assert_eq!(
+        d["status"], "pending",
+        "the demoted member's vote no longer counts: {d}"
+    );
+    assert_eq!(d["approvals"], 1, "{d}");
+    let d = approve_ok(&tap, &txn, None);
+    assert_eq!(d["status"], "approved", "{d}");
+    assert_eq!(d["approvals"], 2, "{d}");
+    poll_until(&served, &key, &txn, "forwarded").await;
+    assert_eq!(seen(&up, "/echo/eligible"), 1);
+    assert_eq!(served.terminate(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ineligible_members_cannot_decide_and_an_assigned_approver_can() {
     let up = FakeUpstream::start().await;
     let (tap, _, key) = setup(&up, &[]);

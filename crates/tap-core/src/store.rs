@@ -380,6 +380,8 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_count(&self, agent_team_internal_id: i64, agent_id: &str) -> StoreResult<u32>;
     /// Records a vote atomically: only on a pending, unexpired approval, once per member;
     /// a deny decides `denied`, the `min_approvals`-th distinct approval decides `approved`.
+    /// Only approvals by members in `counted` (those eligible now) count toward
+    /// `min_approvals`: a member removed or demoted since voting no longer counts.
     async fn vote(
         &self,
         txn_id: &str,
@@ -387,6 +389,7 @@ pub trait Store: Send + Sync + 'static {
         approve: bool,
         channel: &str,
         now: i64,
+        counted: &[&str],
     ) -> StoreResult<VoteOutcome>;
     /// Approvals waiting to be forwarded (`approved`), oldest first.
     async fn approved_unclaimed(&self, limit: u32) -> StoreResult<Vec<String>>;

@@ -190,8 +190,11 @@ pub async fn decide(
     let policy = store.policy(a.team_internal_id, &a.credential).await?;
     let now = clock.now_ms();
     check(&a, &members, policy.as_ref(), &email, &d, now)?;
+    // Earlier votes count only while their members are still eligible.
+    let eligible = eligible_approvers(&members, &a.credential, policy.as_ref());
+    let counted: Vec<&str> = eligible.iter().map(String::as_str).collect();
     match store
-        .vote(d.txn_id, &email, d.approve, d.channel, now)
+        .vote(d.txn_id, &email, d.approve, d.channel, now, &counted)
         .await?
     {
         VoteOutcome::Counted { status, approvals } => Ok(Decided {

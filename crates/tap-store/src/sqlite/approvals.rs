@@ -117,7 +117,9 @@ pub(super) async fn vote(
     approve: bool,
     channel: &str,
     now: i64,
+    counted: &[&str],
 ) -> StoreResult<VoteOutcome> {
+    let counted = serde_json::to_string(counted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut tx = write_tx(pool).await?;
     let row: Option<(String, i64, i64)> =
         sqlx::query_as("SELECT status, expires_at, min_approvals FROM approvals WHERE txn_id = $1")
@@ -159,9 +161,11 @@ pub(super) async fn vote(
         return Ok(VoteOutcome::AlreadyVoted);
     }
     let approvals: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM approval_votes WHERE txn_id = $1 AND decision = 'approve'",
+        "SELECT count(*) FROM approval_votes WHERE txn_id = $1 AND decision = 'approve' \
+         AND email IN (SELECT value FROM json_each($2))",
     )
     .bind(txn_id)
+    .bind(&counted)
     .fetch_one(&mut *tx)
     .await
     .map_err(unavailable)?;

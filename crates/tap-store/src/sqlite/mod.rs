@@ -345,8 +345,9 @@ impl Store for SqliteStore {
         approve: bool,
         channel: &str,
         now: i64,
+        counted: &[&str],
     ) -> StoreResult<VoteOutcome> {
-        approvals::vote(&self.pool, txn_id, email, approve, channel, now).await
+        approvals::vote(&self.pool, txn_id, email, approve, channel, now, counted).await
     }
 
     async fn approved_unclaimed(&self, limit: u32) -> StoreResult<Vec<String>> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tap_core::model::{Approval, ApprovalStatus};
 use tap_core::store::{Store, VoteOutcome};
 
-use super::{approval, assert_conflict, migrated_with_team, new_team, now_ms, race};
+use super::{EVERYONE, approval, assert_conflict, migrated_with_team, new_team, now_ms, race};
 
 async fn status(store: &dyn Store, txn_id: &str) -> ApprovalStatus {
     store
@@ -33,7 +33,7 @@ async fn approved(store: &dyn Store, team: i64, txn_id: &str, at: i64) {
         .expect("create");
     assert_eq!(
         store
-            .vote(txn_id, "amy@example.com", true, "web", at)
+            .vote(txn_id, "amy@example.com", true, "web", at, EVERYONE)
             .await
             .expect("vote"),
         counted(ApprovalStatus::Approved, 1)
@@ -70,7 +70,7 @@ pub(crate) async fn approvals_round_trip_and_list_by_status_newest_first(store: 
         ["t3"]
     );
     store
-        .vote("t2", "amy@example.com", false, "web", t)
+        .vote("t2", "amy@example.com", false, "web", t, EVERYONE)
         .await
         .expect("deny");
     assert_eq!(
@@ -110,11 +110,11 @@ pub(crate) async fn pending_count_counts_an_agents_pending_approvals(store: Arc<
         .expect("create");
     assert_eq!(store.pending_count(team, "bot").await.expect("count"), 3);
     store
-        .vote("p1", "amy@example.com", false, "web", t)
+        .vote("p1", "amy@example.com", false, "web", t, EVERYONE)
         .await
         .expect("deny");
     store
-        .vote("p2", "amy@example.com", true, "web", t)
+        .vote("p2", "amy@example.com", true, "web", t, EVERYONE)
         .await
         .expect("approve");
     assert_eq!(store.pending_count(team, "bot").await.expect("count"), 1);
@@ -131,21 +131,21 @@ pub(crate) async fn a_deny_decides_and_later_votes_see_it_decided(store: Arc<dyn
         .expect("create");
     assert_eq!(
         store
-            .vote("t", "amy@example.com", true, "web", t + 1)
+            .vote("t", "amy@example.com", true, "web", t + 1, EVERYONE)
             .await
             .expect("vote"),
         counted(ApprovalStatus::Pending, 1)
     );
     assert_eq!(
         store
-            .vote("t", "bob@example.com", false, "telegram", t + 2)
+            .vote("t", "bob@example.com", false, "telegram", t + 2, EVERYONE)
             .await
             .expect("vote"),
         counted(ApprovalStatus::Denied, 1)
     );
     assert_eq!(
         store
-            .vote("t", "cat@example.com", true, "web", t + 3)
+            .vote("t", "cat@example.com", true, "web", t + 3, EVERYONE)
             .await
             .expect("vote"),
         VoteOutcome::NotPending(ApprovalStatus::Denied)
@@ -187,14 +187,14 @@ pub(crate) async fn the_min_approvals_th_distinct_approval_decides(store: Arc<dy
         .expect("create");
     assert_eq!(
         store
-            .vote("t", "amy@example.com", true, "web", t)
+            .vote("t", "amy@example.com", true, "web", t, EVERYONE)
             .await
             .expect("vote"),
         counted(ApprovalStatus::Pending, 1)
     );
     assert_eq!(
         store
-            .vote("t", "amy@example.com", true, "telegram", t)
+            .vote("t", "amy@example.com", true, "telegram", t, EVERYONE)
             .await
             .expect("vote"),
         VoteOutcome::AlreadyVoted
@@ -202,14 +202,14 @@ pub(crate) async fn the_min_approvals_th_distinct_approval_decides(store: Arc<dy
     assert_eq!(status(&*store, "t").await, ApprovalStatus::Pending);
     assert_eq!(
         store
-            .vote("t", "bob@example.com", true, "web", t + 5)
+            .vote("t", "bob@example.com", true, "web", t + 5, EVERYONE)
             .await
             .expect("vote"),
         counted(ApprovalStatus::Approved, 2)
     );
     assert_eq!(
         store
-            .vote("t", "cat@example.com", true, "web", t + 6)
+            .vote("t", "cat@example.com", true, "web", t + 6, EVERYONE)
             .await
             .expect("vote"),
         VoteOutcome::NotPending(ApprovalStatus::Approved)
@@ -231,7 +231,7 @@ pub(crate) async fn a_vote_after_expiry_times_the_approval_out(store: Arc<dyn St
     store.create_approval(&a).await.expect("create");
     assert_eq!(
         store
-            .vote("t", "amy@example.com", true, "web", a.expires_at)
+            .vote("t", "amy@example.com", true, "web", a.expires_at, EVERYONE)
             .await
             .expect("vote"),
         VoteOutcome::NotPending(ApprovalStatus::TimedOut)
@@ -245,7 +245,7 @@ pub(crate) async fn a_vote_after_expiry_times_the_approval_out(store: Arc<dyn St
     assert!(stored.votes.is_empty(), "a late vote is not recorded");
     assert_eq!(
         store
-            .vote("nope", "amy@example.com", true, "web", t)
+            .vote("nope", "amy@example.com", true, "web", t, EVERYONE)
             .await
             .expect("vote"),
         VoteOutcome::Missing
@@ -401,7 +401,7 @@ pub(crate) async fn purge_approvals_deletes_only_decided_ones_before_the_cutoff(
             .await
             .expect("create");
         store
-            .vote(id, "amy@example.com", approve, "web", old)
+            .vote(id, "amy@example.com", approve, "web", old, EVERYONE)
             .await
             .expect("vote");
     }
@@ -410,7 +410,14 @@ pub(crate) async fn purge_approvals_deletes_only_decided_ones_before_the_cutoff(
         .await
         .expect("create");
     store
-        .vote("old-forwarded", "amy@example.com", true, "web", old)
+        .vote(
+            "old-forwarded",
+            "amy@example.com",
+            true,
+            "web",
+            old,
+            EVERYONE,
+        )
         .await
         .expect("vote");
     assert!(store.claim_approved("old-forwarded").await.expect("claim"));
@@ -433,7 +440,7 @@ pub(crate) async fn purge_approvals_deletes_only_decided_ones_before_the_cutoff(
         .await
         .expect("create");
     store
-        .vote("new-denied", "amy@example.com", false, "web", t)
+        .vote("new-denied", "amy@example.com", false, "web", t, EVERYONE)
         .await
         .expect("vote");
     assert_eq!(store.purge_approvals(old + 1).await.expect("purge"), 2);
@@ -470,7 +477,7 @@ pub(crate) async fn concurrent_voters_decide_an_approval_exactly_once(store: Arc
             async move {
                 let email = format!("member{i}@example.com");
                 store
-                    .vote(&txn, &email, true, "web", t)
+                    .vote(&txn, &email, true, "web", t, EVERYONE)
                     .await
                     .expect("vote")
             }
@@ -514,7 +521,7 @@ pub(crate) async fn vote_counts_each_member_once(store: Arc<dyn Store>) {
         let store = Arc::clone(&store);
         async move {
             store
-                .vote("t", "amy@example.com", true, "web", t)
+                .vote("t", "amy@example.com", true, "web", t, EVERYONE)
                 .await
                 .expect("vote")
         }
@@ -558,4 +565,53 @@ pub(crate) async fn claim_approved_is_won_by_exactly_one_task(store: Arc<dyn Sto
         assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
         assert_eq!(status(&*store, &txn).await, ApprovalStatus::Forwarding);
     }
+}
+
+pub(crate) async fn only_votes_of_members_still_eligible_count(store: Arc<dyn Store>) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    let t = now_ms();
+    store
+        .create_approval(&approval(team, "t", 2, t))
+        .await
+        .expect("create");
+    let vote = |email: &'static str, at: i64, counted: &'static [&'static str]| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .vote("t", email, true, "web", at, counted)
+                .await
+                .expect("vote")
+        }
+    };
+    assert_eq!(
+        vote(
+            "amy@example.com",
+            t + 1,
+            &["amy@example.com", "bob@example.com"]
+        )
+        .await,
+        counted(ApprovalStatus::Pending, 1)
+    );
+    // Amy has since been removed: her vote no longer counts toward two.
+    assert_eq!(
+        vote(
+            "bob@example.com",
+            t + 2,
+            &["bob@example.com", "cat@example.com"]
+        )
+        .await,
+        counted(ApprovalStatus::Pending, 1)
+    );
+    assert_eq!(
+        vote(
+            "cat@example.com",
+            t + 3,
+            &["bob@example.com", "cat@example.com"]
+        )
+        .await,
+        counted(ApprovalStatus::Approved, 2)
+    );
+    let a = store.approval("t").await.expect("read").expect("exists");
+    assert_eq!(a.status, ApprovalStatus::Approved);
+    assert_eq!(a.decided_at, Some(t + 3));
 }

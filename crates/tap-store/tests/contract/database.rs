@@ -8,7 +8,8 @@ use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{AgentUpdate, Store};
 
 use super::{
-    add_credential, approval, audit_row, grant, migrated_with_team, new_agent, new_team, now_ms,
+    EVERYONE, add_credential, approval, audit_row, grant, migrated_with_team, new_agent, new_team,
+    now_ms,
 };
 
 pub(crate) async fn migrate_creates_the_schema_once(store: Arc<dyn Store>) {
@@ -214,7 +215,7 @@ pub(crate) async fn audit_and_approvals_leave_the_revision_alone(store: Arc<dyn 
         .await
         .expect("create_approval");
     store
-        .vote("t1", "o@example.com", true, "web", now)
+        .vote("t1", "o@example.com", true, "web", now, EVERYONE)
         .await
         .expect("vote");
     assert!(store.claim_approved("t1").await.expect("claim"));

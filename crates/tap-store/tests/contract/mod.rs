@@ -24,6 +24,30 @@ use tap_core::policy::ApprovalMode;
 use tap_core::store::{AuditAppend, NewAgent, Store, StoreError};
 use tokio::sync::Barrier;
 
+/// Every e-mail the cases vote with: all count.
+pub(crate) const EVERYONE: &[&str] = &[
+    "amy@example.com",
+    "bob@example.com",
+    "cat@example.com",
+    "o@example.com",
+    "member0@example.com",
+    "member1@example.com",
+    "member2@example.com",
+    "member3@example.com",
+    "member4@example.com",
+    "member5@example.com",
+    "member6@example.com",
+    "member7@example.com",
+    "member8@example.com",
+    "member9@example.com",
+    "member10@example.com",
+    "member11@example.com",
+    "member12@example.com",
+    "member13@example.com",
+    "member14@example.com",
+    "member15@example.com",
+];
+
 pub(crate) mod accounts;
 pub(crate) mod agents;
 pub(crate) mod approvals;
@@ -95,6 +119,7 @@ macro_rules! store_contract {
                 purge_approvals_deletes_only_decided_ones_before_the_cutoff,
                 concurrent_voters_decide_an_approval_exactly_once,
                 vote_counts_each_member_once,
+                only_votes_of_members_still_eligible_count,
                 claim_approved_is_won_by_exactly_one_task,
             }
             audit {
@@ -343,6 +368,7 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
             "a_vote_after_expiry_times_the_approval_out",
             "concurrent_voters_decide_an_approval_exactly_once",
             "vote_counts_each_member_once",
+            "only_votes_of_members_still_eligible_count",
         ],
     ),
     (
