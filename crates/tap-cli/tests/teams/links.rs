@@ -385,12 +385,14 @@ async fn a_link_without_a_role_grants_nothing() {
     assert_eq!(v["status"], "needs_credentials", "{v}");
     assert_eq!(v["credential_count"], 0, "{v}");
 
-    // Links are validated.
+    // Links are validated. An agent's own home team, an unknown agent and an
+    // unknown team answer byte for byte alike: no enumeration of other teams.
+    let mut unlinkable = Vec::new();
     for (team, body, status) in [
         (
             "default",
             json!({"agent_id": "bot", "home_team": "default", "role": "r"}),
-            400,
+            404,
         ),
         (
             "b",
@@ -419,7 +421,15 @@ async fn a_link_without_a_role_grants_nothing() {
         )
         .await;
         assert_eq!(r.status, status, "{body}: {}", r.text());
+        if body["role"] == "r" {
+            unlinkable.push(r.text());
+        }
     }
+    assert_eq!(unlinkable.len(), 3);
+    assert!(
+        unlinkable.iter().all(|b| b == &unlinkable[0]),
+        "{unlinkable:?}"
+    );
 
     // Giving the link a role through the admin API makes exactly that role usable.
     let r = api(

@@ -81,21 +81,21 @@ impl Ops {
         let team = &scope.team;
         let home_team = cmd.home_team.trim();
         let agent_id = cmd.agent_id.trim();
-        let home = self.team(home_team).await?;
-        if home.internal_id == team.internal_id {
-            return Err(OpsError::Invalid(
-                "an agent cannot be linked to its own home team".into(),
-            ));
-        }
+        // An unknown team, an unknown agent and the agent's own home team all
+        // answer alike: a team admin learns nothing about other teams here.
+        let unlinkable =
+            || OpsError::NotFound("no agent with that id in that team can be linked here".into());
+        let home = match self.store.team(home_team).await? {
+            Some(h) if h.internal_id != team.internal_id => h,
+            _ => return Err(unlinkable()),
+        };
         if self
             .store
             .agent(home.internal_id, agent_id)
             .await?
             .is_none()
         {
-            return Err(OpsError::NotFound(format!(
-                "agent {agent_id} in team {home_team}"
-            )));
+            return Err(unlinkable());
         }
         let role = cmd.role.as_deref().map(str::trim).filter(|r| !r.is_empty());
         if let Some(r) = role
