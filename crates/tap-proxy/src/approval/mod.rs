@@ -14,5 +14,6 @@
 pub mod broker;
 pub mod captured;
 pub mod decide;
+pub mod display;
 pub mod executor;
 pub mod results;

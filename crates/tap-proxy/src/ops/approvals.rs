@@ -3,8 +3,10 @@
 use tap_core::approval::gate::Decision;
 use tap_core::model::ApprovalStatus;
 
-use super::views::{ApprovalView, DecidedView};
-use super::{Need, Ops, OpsResult, Scope};
+use super::views::{ApprovalDetailView, ApprovalView, DecidedView};
+use super::{Need, Ops, OpsError, OpsResult, Scope};
+use crate::approval::captured::CapturedRequest;
+use crate::approval::display::RequestDisplay;
 
 /// Most approvals one list answers.
 pub(super) const MAX_LISTED_APPROVALS: u32 = 500;
@@ -29,6 +31,41 @@ impl Ops {
             .filter(|a| a.status != ApprovalStatus::Pending || a.expires_at > now)
             .map(ApprovalView::from)
             .collect())
+    }
+
+    /// One approval of the scope's team with the whole request it would
+    /// forward (`tap pending show`): an approver sees only their credentials'.
+    pub async fn approval_detail(
+        &self,
+        scope: &Scope,
+        txn_id: &str,
+    ) -> OpsResult<ApprovalDetailView> {
+        scope.require(Need::Member)?;
+        let a = self
+            .store
+            .approval(txn_id)
+            .await?
+            .filter(|a| {
+                a.team_internal_id == scope.team.internal_id && scope.sees_credential(&a.credential)
+            })
+            .ok_or_else(|| {
+                OpsError::NotFound(format!("approval {txn_id} in team {}", scope.team.slug))
+            })?;
+        let captured: CapturedRequest = serde_json::from_str(&a.request).map_err(|_| {
+            OpsError::Invalid(format!("the stored request of {txn_id} is damaged"))
+        })?;
+        let dir = self.directory().await?;
+        let team = dir.teams.get(&a.team_internal_id);
+        let request = RequestDisplay::new(
+            &captured,
+            team.and_then(|t| t.credentials.get(&a.credential)).map(|c| &**c),
+            |s| team.map_or_else(|| s.to_owned(), |t| t.all_secrets.scrub_str(s).0),
+        );
+        let mut approval = ApprovalView::from(&a);
+        if let Some(t) = team {
+            approval.target = t.all_secrets.scrub_str(&approval.target).0;
+        }
+        Ok(ApprovalDetailView { approval, request })
     }
 
     /// Approves or denies through the gate, as the scope's member, on `channel`.

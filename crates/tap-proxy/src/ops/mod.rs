@@ -135,6 +135,18 @@ impl Ops {
     pub(crate) fn broker(&self) -> Option<&Arc<Broker>> {
         self.live.as_ref().map(|l| &l.broker)
     }
+
+    /// The configuration as the proxy sees it (secrets opened): the attached
+    /// proxy's view, or one built from the store now.
+    pub(crate) async fn directory(&self) -> OpsResult<Arc<crate::directory::Directory>> {
+        if let Some(live) = &self.live {
+            return Ok(live.directory.get());
+        }
+        let snapshot = self.store.snapshot().await?;
+        Ok(Arc::new(crate::directory::Directory::build(
+            snapshot, &self.keys, None,
+        )))
+    }
 }
 
 impl Ops {

@@ -5,6 +5,7 @@ use serde::Serialize;
 use tap_core::model::Approval;
 use utoipa::ToSchema;
 
+use crate::approval::display::RequestDisplay;
 use crate::clock::rfc3339_ms;
 
 /// One member's vote on an approval.
@@ -72,6 +73,16 @@ impl From<&Approval> for ApprovalView {
                 .collect(),
         }
     }
+}
+
+/// One approval with the whole request it would forward (`tap pending show`).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ApprovalDetailView {
+    /// The approval.
+    #[serde(flatten)]
+    pub approval: ApprovalView,
+    /// The request, as a human must see it before approving.
+    pub request: RequestDisplay,
 }
 
 /// The result of a counted decision (`POST /team/approvals/{txn}/approve`, `tap approve`).
