@@ -95,8 +95,12 @@ pub(crate) enum Command {
     /// Approval notification channels.
     #[command(subcommand)]
     Channel(ChannelCmd),
-    /// Approvals waiting for a decision.
-    Pending,
+    /// Approvals waiting for a decision; `tap pending show TXN` shows one
+    /// request in full before you decide.
+    Pending {
+        #[command(subcommand)]
+        cmd: Option<PendingCmd>,
+    },
     /// Approve a pending request.
     Approve {
         /// Transaction id.
@@ -151,6 +155,15 @@ pub(crate) struct AddArgs {
     /// Read the value from stdin (a JSON object stores a multi-secret value).
     #[arg(long)]
     pub(crate) value_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PendingCmd {
+    /// Show one approval's whole request: body, headers, injected headers, digest.
+    Show {
+        /// Transaction id.
+        txn: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -74,6 +74,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(web::approve_post))
         .routes(routes!(web::deny_post))
         .routes(routes!(t::team_approvals))
+        .routes(routes!(t::team_approval))
         .routes(routes!(t::team_approve))
         .routes(routes!(t::team_deny))
         .routes(routes!(t::get_team))

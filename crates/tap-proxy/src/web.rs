@@ -20,6 +20,7 @@ use tap_core::approval::gate::{Decision, GateError};
 use crate::agent_views::{ErrorBody, LoginTeamView, LoginView, LogoutView};
 use crate::approval::captured::CapturedRequest;
 use crate::approval::decide::decide;
+use crate::approval::display::{RequestDisplay, visible};
 use crate::clock::rfc3339_ms;
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
@@ -315,7 +316,7 @@ fn error_page(e: &ProxyError, title: &str) -> Response {
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t} · TAP</title>\
-         <style>body{{font:16px system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}}pre{{white-space:pre-wrap;background:#f4f4f4;padding:.6rem;overflow-wrap:anywhere}}\
+         <style>body{{font:16px system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}}pre{{white-space:pre-wrap;background:#f4f4f4;padding:.6rem;overflow-wrap:anywhere}}pre.body{{max-height:32rem;overflow:auto}}\
          td{{padding:.2rem .6rem;vertical-align:top}}button{{font-size:1rem;padding:.5rem 1.4rem;margin-right:1rem}}.approve{{background:#1a7f37;color:#fff}}.deny{{background:#b42318;color:#fff}}</style></head>\
          <body><h1>{t}</h1>{body}</body></html>",
         t = esc(title)
@@ -421,20 +422,20 @@ pub async fn approve_page(
             .get(&a.team_internal_id)
             .map_or_else(|| s.to_owned(), |t| t.all_secrets.scrub_str(s).0)
     };
-    let preview = captured
-        .as_ref()
-        .map(|c| scrub(&c.body_preview(4096)))
-        .unwrap_or_default();
-    let headers_list = captured
-        .as_ref()
-        .map(|c| {
-            c.headers
-                .iter()
-                .map(|(n, _)| esc(n))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
+    let team_dir = dir.teams.get(&a.team_internal_id);
+    let display = captured.as_ref().map(|c| {
+        RequestDisplay::new(
+            c,
+            team_dir
+                .and_then(|t| t.credentials.get(&a.credential))
+                .map(|c| &**c),
+            scrub,
+        )
+    });
+    let request_html = display.as_ref().map_or_else(
+        || "<p>The stored request could not be read.</p>".to_owned(),
+        request_html,
+    );
     let votes: Vec<String> = a
         .votes
         .iter()
@@ -467,10 +468,9 @@ pub async fn approve_page(
          <tr><td>Agent</td><td>{agent}</td></tr>\
          <tr><td>Credential</td><td>{cred}</td></tr>\
          <tr><td>Request</td><td><code>{method} {target}</code></td></tr>\
-         <tr><td>Headers</td><td>{hdrs}</td></tr>\
          <tr><td>Why</td><td>{reason}</td></tr>\
          <tr><td>Expires</td><td>{exp}</td></tr>\
-         <tr><td>Decisions</td><td>{votes}</td></tr></table><h2>Body</h2><pre>{preview}</pre>",
+         <tr><td>Decisions</td><td>{votes}</td></tr></table>{request_html}",
         status = esc(a.status.public_str()),
         n = a.approvers().len(),
         min = a.min_approvals,
@@ -478,8 +478,7 @@ pub async fn approve_page(
         agent = esc(&a.agent_id),
         cred = esc(&a.credential),
         method = esc(&a.method),
-        target = esc(&scrub(&a.target)),
-        hdrs = headers_list,
+        target = esc(&visible(&scrub(&a.target))),
         reason = esc(&a.policy_reason),
         exp = esc(&rfc3339_ms(a.expires_at)),
         votes = if votes.is_empty() {
@@ -487,7 +486,6 @@ pub async fn approve_page(
         } else {
             votes.join("<br>")
         },
-        preview = esc(&preview),
     );
     if a.status == ApprovalStatus::Pending {
         if may_decide {
@@ -503,6 +501,42 @@ pub async fn approve_page(
         }
     }
     page(StatusCode::OK, "Approval request", &body)
+}
+
+/// The whole request as the approver must see it: every forwarded header with
+/// its value, the injected header names, and the full body (scrollable) with
+/// its exact size and digest.
+fn request_html(d: &RequestDisplay) -> String {
+    let mut h = String::from("<h2>Headers forwarded</h2>");
+    if d.headers.is_empty() {
+        h.push_str("<p>none</p>");
+    } else {
+        h.push_str("<table class=\"headers\">");
+        for l in &d.headers {
+            h.push_str(&format!(
+                "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                esc(&l.name),
+                esc(&l.value)
+            ));
+        }
+        h.push_str("</table>");
+    }
+    h.push_str(&format!(
+        "<p>Added by the credential (values never shown): <code>{}</code></p>",
+        if d.injected.is_empty() {
+            "nothing".to_owned()
+        } else {
+            esc(&d.injected.join(", "))
+        }
+    ));
+    h.push_str(&format!(
+        "<h2>Body</h2><p>{fmt}, {n} bytes, SHA-256 <code>{sha}</code></p><pre class=\"body\">{body}</pre>",
+        fmt = esc(d.body_format),
+        n = d.body_bytes,
+        sha = esc(&d.body_sha256),
+        body = esc(&d.body),
+    ));
+    h
 }
 
 /// The decision form.

@@ -180,4 +180,26 @@ impl Served {
         }
         Reply::read(req.send().await.unwrap()).await
     }
+
+    /// `POST /login` as a member; the session token (panics unless 200).
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = http_client()
+            .post(format!("{}/login", self.url))
+            .header("Content-Type", "application/json")
+            .body(serde_json::json!({"email": email, "password": password}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let r = Reply::read(r).await;
+        assert_eq!(r.status, 200, "login as {email}: {}", r.text());
+        r.json()["session_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET path` with `Authorization: Bearer token`.
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Reply {
+        let req = http_client()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token);
+        Reply::read(req.send().await.unwrap()).await
+    }
 }

@@ -30,6 +30,7 @@ pub const SPEC_ROUTES: &[(&str, &[&str])] = &[
     ("/team/roles/{name}", &["put", "delete"]),
     ("/team/policies/{credential}", &["get", "put", "delete"]),
     ("/team/approvals", &["get"]),
+    ("/team/approvals/{txn}", &["get"]),
     ("/team/approvals/{txn}/approve", &["post"]),
     ("/team/approvals/{txn}/deny", &["post"]),
     ("/team/members", &["get", "post"]),

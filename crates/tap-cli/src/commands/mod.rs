@@ -47,7 +47,10 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy(c) => crate::governance::policy(&g, c).await,
         Command::Grant(c) => crate::governance::grant(&g, c).await,
         Command::Member(c) => crate::governance::member(&g, c).await,
-        Command::Pending => crate::governance::pending(&g).await,
+        Command::Pending { cmd: None } => crate::governance::pending(&g).await,
+        Command::Pending {
+            cmd: Some(crate::PendingCmd::Show { txn }),
+        } => crate::governance::pending_show(&g, &txn).await,
         Command::Link(c) => crate::governance::link(&g, c).await,
         Command::Token(c) => crate::governance::token(&g, c).await,
         Command::Channel(c) => crate::governance::channel(&g, c).await,

@@ -41,6 +41,49 @@ pub(crate) async fn pending(g: &Globals) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `tap pending show TXN`: everything the approver must see before deciding.
+pub(crate) async fn pending_show(g: &Globals, txn: &str) -> Result<ExitCode> {
+    let (ops, scope) = operator(g, None).await?;
+    let d = ops.approval_detail(&scope, txn).await?;
+    emit(g, &d, || {
+        let a = &d.approval;
+        let r = &d.request;
+        let mut out = format!(
+            "txn         {}\nstatus      {}\nagent       {}\ncredential  {}\nrequest     {} {}\napprovals   {}/{}\nexpires     {}\n",
+            a.txn_id,
+            a.status,
+            a.agent_id,
+            a.credential,
+            a.method,
+            a.target,
+            a.approvals,
+            a.min_approvals,
+            a.expires_at
+        );
+        out.push_str("\nheaders forwarded:\n");
+        if r.headers.is_empty() {
+            out.push_str("  (none)\n");
+        }
+        for h in &r.headers {
+            out.push_str(&format!("  {}: {}\n", h.name, h.value));
+        }
+        out.push_str(&format!(
+            "headers the credential injects (values hidden): {}\n",
+            if r.injected.is_empty() {
+                "(none)".to_owned()
+            } else {
+                r.injected.join(", ")
+            }
+        ));
+        out.push_str(&format!(
+            "\nbody ({}, {} bytes, sha256 {}):\n{}",
+            r.body_format, r.body_bytes, r.body_sha256, r.body
+        ));
+        out
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) async fn decide(
     g: &Globals,
     txn: &str,

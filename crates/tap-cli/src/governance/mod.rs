@@ -19,7 +19,7 @@ use tap_proxy::ops::{Ops, Scope};
 
 use crate::env::Globals;
 
-pub(crate) use approvals::{decide, pending};
+pub(crate) use approvals::{decide, pending, pending_show};
 pub(crate) use channel::channel;
 pub(crate) use grant::grant;
 pub(crate) use link::link;

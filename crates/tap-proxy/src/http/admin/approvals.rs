@@ -9,7 +9,7 @@ use tap_core::model::ApprovalStatus;
 
 use super::{Need, ctx};
 use crate::ops::OpsError;
-use crate::ops::views::{ApprovalView, DecidedView};
+use crate::ops::views::{ApprovalDetailView, ApprovalView, DecidedView};
 use crate::state::AppState;
 
 /// Query of `GET /team/approvals`.
@@ -50,6 +50,37 @@ pub async fn team_approvals(
     };
     match state.ops.approvals(&c.scope, status).await {
         Ok(rows) => Json(rows).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /team/approvals/{id}`: one approval with the whole request it would
+/// forward, as an approver must see it before deciding.
+#[utoipa::path(
+    get,
+    path = "/team/approvals/{txn}",
+    tag = "approvals",
+    summary = "Show one approval and its request",
+    params(
+        ("txn" = String, Path, description = "Transaction id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The approval and its request", body = ApprovalDetailView),
+        (status = 404, description = "No such approval in this team", body = crate::agent_views::ErrorBody),
+    )
+)]
+pub async fn team_approval(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(txn): Path<String>,
+) -> Response {
+    let c = match ctx(&state, &headers, Need::Member).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match state.ops.approval_detail(&c.scope, &txn).await {
+        Ok(d) => Json(d).into_response(),
         Err(e) => e.into_response(),
     }
 }
