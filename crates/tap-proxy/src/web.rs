@@ -15,11 +15,9 @@ use tap_core::crypto::{ADMIN_TOKEN_PREFIX, ct_eq, generate_admin_token};
 use tap_core::model::{ApprovalStatus, MemberRole, Team};
 
 use tap_core::approval::eligible_approvers;
-use tap_core::approval::gate::{Decision, GateError};
 
 use crate::agent_views::{ErrorBody, LoginTeamView, LoginView, LogoutView};
 use crate::approval::captured::CapturedRequest;
-use crate::approval::decide::decide;
 use crate::approval::display::{RequestDisplay, visible};
 use crate::clock::rfc3339_ms;
 use crate::error::{ProxyError, Reason};
@@ -576,27 +574,13 @@ async fn web_decide(
             "<p>The form expired; reload the page.</p>",
         );
     }
-    match decide(
-        state.store.as_ref(),
-        state.clock.as_ref(),
-        Decision {
-            txn_id: &txn,
-            email: &m.email,
-            approve,
-            channel: "web",
-            passkey: None,
-        },
-    )
-    .await
+    match state
+        .ops
+        .decide_as_member(m.account_id, &txn, approve, "web")
+        .await
     {
-        Ok(_) => {
-            state.broker.changed.notify_waiters();
-            Redirect::to(&format!("/approve/{txn}")).into_response()
-        }
-        Err(e) => error_page(
-            &ProxyError::new(gate_reason(&e), e.to_string()),
-            "Not decided",
-        ),
+        Ok(_) => Redirect::to(&format!("/approve/{txn}")).into_response(),
+        Err(e) => error_page(&ProxyError::from(e), "Not decided"),
     }
 }
 
@@ -646,15 +630,4 @@ pub async fn deny_post(
     Form(form): Form<DecisionForm>,
 ) -> Response {
     web_decide(state, headers, txn, form, false).await
-}
-
-fn gate_reason(e: &GateError) -> Reason {
-    match e {
-        GateError::NotFound(_) => Reason::NotFound,
-        GateError::NotPending(_) => Reason::NotPending,
-        GateError::AlreadyVoted(_) => Reason::AlreadyDecided,
-        GateError::NotEligible(_) | GateError::NotRouted(_) => Reason::Forbidden,
-        GateError::PasskeyRequired => Reason::PasskeyRequired,
-        GateError::Store(_) => Reason::StoreUnavailable,
-    }
 }

@@ -102,4 +102,31 @@ impl Ops {
             min_approvals: d.min_approvals,
         })
     }
+
+    /// Approves or denies as the member signed in as `account_id` (the web
+    /// page; a linked Telegram user), in the approval's own team. An unknown
+    /// approval and one of a team the member is not in answer alike.
+    pub async fn decide_as_member(
+        &self,
+        account_id: i64,
+        txn_id: &str,
+        approve: bool,
+        channel: &str,
+    ) -> OpsResult<DecidedView> {
+        let missing = || OpsError::NotFound(format!("approval {txn_id}"));
+        let a = self.store.approval(txn_id).await?.ok_or_else(missing)?;
+        let slug = self
+            .store
+            .teams()
+            .await?
+            .into_iter()
+            .find(|t| t.internal_id == a.team_internal_id)
+            .map(|t| t.slug)
+            .ok_or_else(missing)?;
+        let scope = self
+            .member_scope(account_id, Some(&slug))
+            .await
+            .map_err(|_| missing())?;
+        self.decide(&scope, txn_id, approve, channel).await
+    }
 }
