@@ -1,5 +1,6 @@
 //! `tap serve`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,8 +16,11 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = std::env::var("TAP_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    // Colour only on a terminal, and never with NO_COLOR set (no-color.org).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
@@ -34,6 +38,11 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
             .parse()
             .with_context(|| format!("--listen {l:?} is not an address like 127.0.0.1:3100"))?;
     }
+    // Bind first: a busy port must not leave a new deployment behind (data
+    // folder, owner password, admin token) for a proxy that never ran.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let store = g.open_store(true).await?;
     // Auto-init only a store with no schema; otherwise a missing or wrong key is fatal.
     let admin = if store.is_initialized().await? {
@@ -45,9 +54,6 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
         print_init(g, &report, &source)?;
         admin
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     // The bound address (port 0 resolved) is what links such as `approval_url` name.
     config.listen = addr;

@@ -207,3 +207,42 @@ async fn status_reports_store_proxy_and_counts() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["store"], "error", "{v}");
 }
+
+#[test]
+fn serve_on_a_busy_port_creates_nothing() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    let out = tap.run_bounded(&["serve", "--listen", &addr], &[], EXIT_BOUND);
+    assert!(!out.status.success(), "serve on a busy port must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&addr), "names the address: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.to_lowercase().contains("password") && !stdout.contains("admin token"),
+        "no first-run credentials printed for a proxy that never ran: {stdout}"
+    );
+    assert!(
+        !tap.db_path().exists() && !tap.path("master.key").exists(),
+        "no store and no master key left behind"
+    );
+    // The port is free again: the same home starts and creates its deployment then.
+    drop(busy);
+    let served = tap.serve();
+    assert!(tap.db_path().exists());
+    drop(served);
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_not_on_a_terminal() {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    let served = tap.serve();
+    // serve() returns once the "listening" line was read from the pipe.
+    let log = served.log();
+    assert!(log.contains("listening"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escapes in a piped log: {log:?}"
+    );
+}
