@@ -119,6 +119,13 @@ pub(crate) enum Command {
     },
     /// Apply pending store migrations.
     Migrate,
+    /// Print a shell completion script (`tap completions bash > /etc/bash_completion.d/tap`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, roff (`tap man | man -l -`).
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -481,6 +488,25 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generated from the clap definitions; no runtime, no store.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "tap", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        _ => {}
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // TAP_WORKER_THREADS: how many runtime threads serve requests (default: one per core).
     if let Some(n) = std::env::var("TAP_WORKER_THREADS")

@@ -79,7 +79,10 @@ async fn the_image_environment_starts_a_proxy_on_the_volume_with_the_secret_key(
     assert!(env.contains_key("TAP_MASTER_KEY_FILE"), "{env:?}");
     let readme = repo_file("README.md");
     for k in env.keys() {
-        assert!(readme.contains(k.as_str()), "{k} is not documented in the README");
+        assert!(
+            readme.contains(k.as_str()),
+            "{k} is not documented in the README"
+        );
     }
 
     // The secret lives outside the volume, as Docker mounts it.
@@ -116,7 +119,11 @@ async fn the_image_environment_starts_a_proxy_on_the_volume_with_the_secret_key(
             .any(|v| v["level"].is_string()),
         "TAP_LOG_FORMAT=json gives JSON log lines: {log}"
     );
-    assert_eq!(served.terminate(), Some(0), "SIGTERM (docker stop) is graceful");
+    assert_eq!(
+        served.terminate(),
+        Some(0),
+        "SIGTERM (docker stop) is graceful"
+    );
 
     // A restart of the container reopens the same store with the same secret.
     let again = tap.serve();

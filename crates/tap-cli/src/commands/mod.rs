@@ -60,6 +60,9 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Deny { txn, as_email } => {
             crate::governance::decide(&g, &txn, as_email, false).await
         }
+        Command::Completions { .. } | Command::Man => {
+            unreachable!("completions and man are answered before the runtime starts")
+        }
         Command::Migrate => {
             let store = g.open_store(true).await?;
             store.migrate().await?;
