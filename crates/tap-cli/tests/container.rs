@@ -23,7 +23,6 @@ fn dockerfile_env() -> BTreeMap<String, String> {
     for line in runtime.lines() {
         let l = line.trim();
         let l = if let Some(rest) = l.strip_prefix("ENV ") {
-            in_env = true;
             rest
         } else if in_env {
             l
