@@ -178,11 +178,18 @@ pub(crate) enum CredCmd {
     /// List credentials.
     List,
     /// Show one credential (never its value).
-    Show { name: String },
+    Show {
+        /// Credential name.
+        name: String,
+    },
     /// Delete a credential.
-    Rm { name: String },
+    Rm {
+        /// Credential name.
+        name: String,
+    },
     /// Replace a credential's value.
     SetValue {
+        /// Credential name.
         name: String,
         /// Read the value from stdin.
         #[arg(long)]
@@ -194,6 +201,7 @@ pub(crate) enum CredCmd {
 pub(crate) enum AgentCmd {
     /// Create an agent and print its key once.
     Create {
+        /// Agent id.
         id: String,
         /// Role (repeatable).
         #[arg(long = "role", value_delimiter = ',')]
@@ -211,25 +219,51 @@ pub(crate) enum AgentCmd {
     /// List agents.
     List,
     /// Show an agent.
-    Show { id: String },
+    Show {
+        /// Agent id.
+        id: String,
+    },
     /// Enable an agent.
-    Enable { id: String },
+    Enable {
+        /// Agent id.
+        id: String,
+    },
     /// Disable an agent (effective within 1 s).
-    Disable { id: String },
+    Disable {
+        /// Agent id.
+        id: String,
+    },
     /// Delete an agent.
-    Delete { id: String },
+    Delete {
+        /// Agent id.
+        id: String,
+    },
     /// Give an agent a new key; the old one stops working within 1 s.
-    RotateKey { id: String },
+    RotateKey {
+        /// Agent id.
+        id: String,
+    },
     /// Grant a credential directly.
-    Grant { id: String, credential: String },
+    Grant {
+        /// Agent id.
+        id: String,
+        /// Credential name.
+        credential: String,
+    },
     /// Remove a direct credential grant.
-    Ungrant { id: String, credential: String },
+    Ungrant {
+        /// Agent id.
+        id: String,
+        /// Credential name.
+        credential: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RoleCmd {
     /// Create a role.
     Create {
+        /// Role name.
         name: String,
         /// Credential (repeatable).
         #[arg(long = "credential", value_delimiter = ',')]
@@ -244,23 +278,52 @@ pub(crate) enum RoleCmd {
     /// List roles.
     List,
     /// Show a role.
-    Show { name: String },
+    Show {
+        /// Role name.
+        name: String,
+    },
     /// Add a credential to a role.
-    AddCredential { role: String, credential: String },
+    AddCredential {
+        /// Role name.
+        role: String,
+        /// Credential name.
+        credential: String,
+    },
     /// Remove a credential from a role.
-    RemoveCredential { role: String, credential: String },
+    RemoveCredential {
+        /// Role name.
+        role: String,
+        /// Credential name.
+        credential: String,
+    },
     /// Delete a role.
-    Delete { name: String },
+    Delete {
+        /// Role name.
+        name: String,
+    },
     /// Give an agent a role.
-    Assign { role: String, agent: String },
+    Assign {
+        /// Role name.
+        role: String,
+        /// Agent id.
+        agent: String,
+    },
     /// Take a role from an agent.
-    Unassign { role: String, agent: String },
+    Unassign {
+        /// Role name.
+        role: String,
+        /// Agent id.
+        agent: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TeamCmd {
     /// Create a team.
-    Create { slug: String },
+    Create {
+        /// Team slug (lower-case letters, digits, dashes).
+        slug: String,
+    },
     /// List teams.
     List,
     /// Show the team (`--team`) and its settings.
@@ -310,13 +373,20 @@ pub(crate) struct TestArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCmd {
     /// Show a credential's policy.
-    Show { credential: String },
+    Show {
+        /// Credential name.
+        credential: String,
+    },
     /// Set policy fields (fields not given keep their value; an empty list clears one).
     Set(PolicySetArgs),
     /// Remove the policy (the team default applies again).
-    Clear { credential: String },
+    Clear {
+        /// Credential name.
+        credential: String,
+    },
     /// Dry run: which decision and rule a request would get. Changes nothing.
     Test {
+        /// Credential name.
         credential: String,
         /// Method.
         #[arg(long, default_value = "GET")]
@@ -329,25 +399,36 @@ pub(crate) enum PolicyCmd {
 
 #[derive(Debug, Args)]
 pub(crate) struct PolicySetArgs {
+    /// Credential name.
     pub(crate) credential: String,
+    /// Methods forwarded without a human (comma-separated; empty clears).
     #[arg(long, value_delimiter = ',', num_args = 0..)]
     pub(crate) auto_approve_methods: Option<Vec<String>>,
+    /// Methods that always need approval (comma-separated; empty clears).
     #[arg(long, value_delimiter = ',', num_args = 0..)]
     pub(crate) require_approval_methods: Option<Vec<String>>,
+    /// URL patterns forwarded without a human, e.g. api.example.com/v1/* (empty clears).
     #[arg(long, value_delimiter = ',', num_args = 0..)]
     pub(crate) auto_approve_urls: Option<Vec<String>>,
+    /// URL patterns that always need approval; they beat every auto rule (empty clears).
     #[arg(long, value_delimiter = ',', num_args = 0..)]
     pub(crate) require_approval_urls: Option<Vec<String>>,
+    /// Only these members' e-mails may approve (empty clears; naming nobody means nobody).
     #[arg(long, value_delimiter = ',', num_args = 0..)]
     pub(crate) allowed_approvers: Option<Vec<String>>,
+    /// Where approval requests go: web, terminal or telegram.
     #[arg(long)]
     pub(crate) approval_channel: Option<String>,
+    /// Telegram chat for this credential's approvals (beats the team channel).
     #[arg(long)]
     pub(crate) telegram_chat_id: Option<String>,
+    /// Approval needs a passkey (WebAuthn) assertion.
     #[arg(long)]
     pub(crate) require_passkey: bool,
+    /// Approval no longer needs a passkey.
     #[arg(long)]
     pub(crate) no_require_passkey: bool,
+    /// Distinct members who must approve (default 1).
     #[arg(long)]
     pub(crate) min_approvals: Option<u32>,
 }
@@ -356,6 +437,7 @@ pub(crate) struct PolicySetArgs {
 pub(crate) enum GrantCmd {
     /// Create a grant.
     Create {
+        /// Credential name.
         credential: String,
         /// Methods covered.
         #[arg(long, value_delimiter = ',', required = true)]
@@ -373,13 +455,17 @@ pub(crate) enum GrantCmd {
     /// List grants.
     List,
     /// Revoke a grant.
-    Revoke { id: String },
+    Revoke {
+        /// Grant id (`tap grant list`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MemberCmd {
     /// Add a member (a password is generated and printed once unless --password-stdin).
     Add {
+        /// The member's e-mail.
         email: String,
         /// owner, admin, approver or viewer.
         #[arg(long)]
@@ -391,11 +477,20 @@ pub(crate) enum MemberCmd {
     /// List members.
     List,
     /// Change a member's role.
-    Role { email: String, role: String },
+    Role {
+        /// The member's e-mail.
+        email: String,
+        /// owner, admin, approver or viewer.
+        role: String,
+    },
     /// Remove a member.
-    Rm { email: String },
+    Rm {
+        /// The member's e-mail.
+        email: String,
+    },
     /// Assign a credential to an approver.
     Assign {
+        /// The member's e-mail.
         email: String,
         /// Credential (repeatable).
         #[arg(long = "credential", value_delimiter = ',', required = true)]
@@ -421,8 +516,10 @@ pub(crate) enum LinkCmd {
     List,
     /// Remove a link.
     Rm {
+        /// Agent id in its home team.
         #[arg(long)]
         agent: String,
+        /// The agent's home team.
         #[arg(long)]
         home_team: String,
     },
@@ -436,9 +533,15 @@ pub(crate) enum ChannelCmd {
     /// List channels.
     List,
     /// Remove a channel.
-    Rm { name: String },
+    Rm {
+        /// Channel name (`tap channel list`).
+        name: String,
+    },
     /// Send a test message (needs TELEGRAM_BOT_TOKEN).
-    Test { name: String },
+    Test {
+        /// Channel name (`tap channel list`).
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -468,7 +571,10 @@ pub(crate) enum TokenCmd {
     /// List tokens of this team's members (never the tokens themselves).
     List,
     /// Revoke a token by id.
-    Revoke { id: i64 },
+    Revoke {
+        /// Token id (`tap token list`).
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -542,4 +648,40 @@ fn one_line(e: &anyhow::Error) -> String {
         }
     }
     s.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand and every flag says what it does in `--help`.
+    #[test]
+    fn every_command_and_flag_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(p.clone());
+                }
+                walk(sub, &p, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "tap", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }
