@@ -45,6 +45,7 @@ pub(crate) enum Command {
         admin_email: Option<String>,
     },
     /// Run the proxy.
+    #[command(after_long_help = tap_proxy::env_vars::help_text())]
     Serve {
         /// Listen address (default 127.0.0.1:3100).
         #[arg(long, env = "TAP_LISTEN_ADDR")]

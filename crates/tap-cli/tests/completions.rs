@@ -27,3 +27,18 @@ fn completions_and_the_man_page_name_every_command() {
         "generating completions touches no store"
     );
 }
+
+#[test]
+fn serve_help_lists_every_environment_variable_with_its_default() {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    let help = tap.ok(&["serve", "--help"]);
+    for v in [
+        "TAP_DATA_DIR",
+        "TAP_MASTER_KEY_FILE",
+        "TAP_SYNC_APPROVAL_WAIT_SECS",
+        "TELEGRAM_API_URL",
+    ] {
+        assert!(help.contains(v), "{v} missing from serve --help: {help}");
+    }
+    assert!(help.contains("[20]"), "defaults are shown: {help}");
+}

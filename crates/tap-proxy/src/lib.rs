@@ -11,6 +11,7 @@ pub mod approval;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod env_vars;
 pub mod error;
 pub mod http;
 pub mod journal;

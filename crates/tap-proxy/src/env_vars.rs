@@ -1,0 +1,133 @@
+//! Every environment variable TAP reads, with its default: the one list
+//! `tap serve --help` prints (a test checks that no variable read anywhere in
+//! the sources is missing from it).
+
+/// One environment variable.
+#[derive(Clone, Copy, Debug)]
+pub struct EnvVar {
+    /// Its name.
+    pub name: &'static str,
+    /// Its default, or what happens without it.
+    pub default: &'static str,
+    /// What it sets.
+    pub help: &'static str,
+}
+
+const fn v(name: &'static str, default: &'static str, help: &'static str) -> EnvVar {
+    EnvVar {
+        name,
+        default,
+        help,
+    }
+}
+
+/// Every variable, grouped as an operator meets them.
+pub const ENV_VARS: &[EnvVar] = &[
+    v(
+        "TAP_DATA_DIR",
+        "./tap-data",
+        "data folder: store, master key, audit spool",
+    ),
+    v(
+        "TAP_DATABASE_URL",
+        "<data-dir>/tap.db",
+        "store URL (sqlite://...)",
+    ),
+    v(
+        "TAP_LISTEN_ADDR",
+        "127.0.0.1:3100",
+        "address `tap serve` listens on",
+    ),
+    v(
+        "TAP_PUBLIC_URL",
+        "http://<listen address>",
+        "address humans and agents reach the proxy on (approval links)",
+    ),
+    v(
+        "TAP_MASTER_KEY",
+        "-",
+        "master key, 64 hex digits or base64 of 32 bytes (TAP_ENCRYPTION_KEY is an alias)",
+    ),
+    v("TAP_ENCRYPTION_KEY", "-", "alias of TAP_MASTER_KEY"),
+    v(
+        "TAP_MASTER_KEY_FILE",
+        "-",
+        "file holding the master key (a Docker secret, say)",
+    ),
+    v(
+        "TAP_MASTER_KEY_COMMAND",
+        "-",
+        "command whose stdout is the master key (Vault, KMS, a password manager)",
+    ),
+    v("TAP_FORWARD_TIMEOUT_SECS", "30", "upstream call time limit"),
+    v(
+        "TAP_MAX_BODY_BYTES",
+        "10485760",
+        "largest request body accepted (413 above)",
+    ),
+    v(
+        "TAP_ALLOW_PRIVATE_TARGETS",
+        "false",
+        "let secrets reach private and loopback addresses",
+    ),
+    v(
+        "TAP_PRIVATE_ALLOWLIST",
+        "-",
+        "private hosts or CIDRs a secret may reach (comma-separated)",
+    ),
+    v("TAP_RESOLVE", "-", "DNS pins, host=ip,..."),
+    v(
+        "TAP_APPROVAL_TIMEOUT_SECS",
+        "3600",
+        "life of a pending approval",
+    ),
+    v(
+        "TAP_SYNC_APPROVAL_WAIT_SECS",
+        "20",
+        "how long a write without Prefer waits for a human before the 202",
+    ),
+    v(
+        "TAP_RESULT_RETENTION_SECS",
+        "3600",
+        "how long an approved request's result stays pollable after the decision",
+    ),
+    v(
+        "TAP_WORKER_THREADS",
+        "one per core",
+        "runtime threads serving requests",
+    ),
+    v("TAP_LOG_FORMAT", "pretty", "pretty or json"),
+    v("RUST_LOG", "info", "log filter"),
+    v("NO_COLOR", "-", "set: no colour in logs even on a terminal"),
+    v(
+        "TELEGRAM_BOT_TOKEN",
+        "-",
+        "Telegram bot token (approval messages)",
+    ),
+    v(
+        "TELEGRAM_API_URL",
+        "https://api.telegram.org",
+        "Telegram Bot API base",
+    ),
+    v(
+        "TELEGRAM_CHAT_ID",
+        "-",
+        "chat for approvals when neither the policy nor the team names one",
+    ),
+];
+
+/// The variables as `tap serve --help` prints them.
+pub fn help_text() -> String {
+    let width = ENV_VARS.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    let mut s = String::from("Environment (default in brackets):\n");
+    for e in ENV_VARS {
+        s.push_str(&format!(
+            "  {:width$}  {} [{}]\n",
+            e.name,
+            e.help,
+            e.default,
+            width = width
+        ));
+    }
+    s
+}
