@@ -369,6 +369,9 @@ pub(crate) struct TestArgs {
     /// Proxy URL (default from TAP_LISTEN_ADDR).
     #[arg(long)]
     pub(crate) proxy_url: Option<String>,
+    /// Seconds to wait for a human when the request needs approval.
+    #[arg(long, default_value_t = 120)]
+    pub(crate) timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

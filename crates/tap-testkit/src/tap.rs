@@ -60,6 +60,17 @@ impl TapHome {
         c
     }
 
+    /// Starts a command with piped stdout and stderr, for a test that reads
+    /// its output as it comes and signals it (the caller reaps it).
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Runs a command to completion.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).stdin(Stdio::null()).output().unwrap()

@@ -11,19 +11,19 @@ mod cred;
 mod logs;
 mod role;
 mod team;
+mod test;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use tap_core::model::Team;
-use tap_proxy::ops::agents::CreateAgent;
 use tap_proxy::ops::{Ops as Admin, Scope};
 
 use crate::env::Globals;
 use crate::init_report::print_init;
-use crate::{AuditCmd, Cli, Command, TestArgs};
+use crate::{AuditCmd, Cli, Command};
 
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
     let g = Globals {
@@ -42,7 +42,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Role(c) => role::role(&g, c).await,
         Command::Team(c) => team::team(&g, c).await,
         Command::Logs(a) => logs::logs(&g, a).await,
-        Command::Test(a) => test(&g, a).await,
+        Command::Test(a) => test::test(&g, a).await,
         Command::Audit(AuditCmd::Verify) => audit::verify(&g).await,
         Command::Policy(c) => crate::governance::policy(&g, c).await,
         Command::Grant(c) => crate::governance::grant(&g, c).await,
@@ -128,13 +128,13 @@ pub(crate) fn emit_view<T: serde::Serialize>(
     Ok(())
 }
 
-fn default_proxy_url() -> String {
+pub(crate) fn default_proxy_url() -> String {
     let addr = std::env::var("TAP_LISTEN_ADDR")
         .unwrap_or_else(|_| tap_proxy::config::DEFAULT_LISTEN.into());
     format!("http://{}", addr.trim())
 }
 
-fn http_client() -> Result<reqwest::Client> {
+pub(crate) fn http_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
@@ -186,163 +186,4 @@ async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-async fn test(g: &Globals, a: TestArgs) -> Result<ExitCode> {
-    let (admin, scope) = operator(g).await?;
-    let team = &scope.team;
-    let cred = admin
-        .store
-        .credential(team.internal_id, &a.credential)
-        .await?
-        .ok_or_else(|| {
-            anyhow!(
-                "credential {} not found in team {}",
-                a.credential,
-                team.slug
-            )
-        })?;
-    let target = match a.target.clone() {
-        Some(t) => t,
-        None if cred.relative_target => "/".into(),
-        None => match (&cred.api_base, cred.allowed_hosts.first()) {
-            (Some(b), _) => b.clone(),
-            (None, Some(h)) if h.starts_with("http://") || h.starts_with("https://") => {
-                format!("{h}/")
-            }
-            (None, Some(h)) => format!("https://{}/", h.trim_start_matches("*.")),
-            (None, None) => bail!("give --target: the credential has no api_base or allowed host"),
-        },
-    };
-    let proxy = a.proxy_url.clone().unwrap_or_else(default_proxy_url);
-    let proxy = proxy.trim_end_matches('/').to_owned();
-    let id = format!("tap-test-{}", random_suffix()?);
-    let made = admin
-        .create_agent(
-            &scope,
-            CreateAgent {
-                id: id.clone(),
-                description: Some("throwaway agent of `tap test`".into()),
-                credentials: Some(vec![a.credential.clone()]),
-                ..CreateAgent::default()
-            },
-        )
-        .await?;
-    let result = run_test(&proxy, &made.api_key, &a, &target).await;
-    let _ = admin.delete_agent(&scope, &id).await;
-    let report = result?;
-    let ok = report["ok"].as_bool().unwrap_or(false);
-    emit(g, &report, || {
-        let mut s = String::new();
-        if let Some(steps) = report["steps"].as_array() {
-            for st in steps {
-                s.push_str(&format!(
-                    "{} {:<8} {}\n",
-                    if st["ok"].as_bool().unwrap_or(false) {
-                        "ok  "
-                    } else {
-                        "FAIL"
-                    },
-                    st["step"].as_str().unwrap_or(""),
-                    st["detail"].as_str().unwrap_or("")
-                ));
-            }
-        }
-        s.trim_end().to_owned()
-    });
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-/// A random lower-case suffix for throwaway names.
-fn random_suffix() -> Result<String> {
-    let raw = tap_core::crypto::generate_password().map_err(|e| anyhow!(e.to_string()))?;
-    Ok(raw
-        .bytes()
-        .filter(u8::is_ascii_alphanumeric)
-        .map(|b| char::from(b.to_ascii_lowercase()))
-        .take(8)
-        .collect())
-}
-
-async fn run_test(proxy: &str, key: &str, a: &TestArgs, target: &str) -> Result<Value> {
-    let client = http_client()?;
-    let mut steps = Vec::new();
-    // The new agent becomes visible to the proxy within its reload interval.
-    let mut ready = false;
-    for _ in 0..30 {
-        match client
-            .get(format!("{proxy}/agent/bootstrap"))
-            .header("X-TAP-Key", key)
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => {
-                ready = true;
-                break;
-            }
-            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(e) => {
-                steps.push(json!({"step": "proxy", "ok": false, "detail": format!("proxy at {proxy} unreachable: {}", e.without_url())}));
-                return Ok(
-                    json!({"ok": false, "credential": a.credential, "target": target, "method": a.method, "steps": steps}),
-                );
-            }
-        }
-    }
-    steps.push(json!({"step": "auth", "ok": ready, "detail": if ready { "throwaway agent authenticated" } else { "the proxy did not accept the throwaway agent" }}));
-    if !ready {
-        return Ok(
-            json!({"ok": false, "credential": a.credential, "target": target, "method": a.method, "steps": steps}),
-        );
-    }
-    let resp = client
-        .post(format!("{proxy}/forward"))
-        .header("X-TAP-Key", key)
-        .header("X-TAP-Credential", &a.credential)
-        .header("X-TAP-Target", target)
-        .header("X-TAP-Method", &a.method)
-        .send()
-        .await
-        .map_err(|e| anyhow!("request to the proxy failed: {}", e.without_url()))?;
-    let status = resp.status().as_u16();
-    let tap_error = resp
-        .headers()
-        .get("x-tap-error")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = resp.text().await.unwrap_or_default();
-    let scrubbed = body.contains(&format!("[REDACTED:{}", a.credential));
-    let ok = match &tap_error {
-        None => {
-            steps.push(json!({"step": "policy", "ok": true, "detail": "request proceeded"}));
-            steps.push(json!({"step": "inject", "ok": true, "detail": "credential injected"}));
-            steps.push(json!({"step": "upstream", "ok": status < 500, "detail": format!("upstream answered {status}")}));
-            steps.push(json!({"step": "scrub", "ok": true, "detail": if scrubbed { "secret echoed by the upstream was redacted" } else { "no secret in the answer" }}));
-            status < 500
-        }
-        Some(code) => {
-            let msg = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["detail"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            steps.push(
-                json!({"step": "proxy", "ok": false, "detail": format!("{status} {code}: {msg}")}),
-            );
-            false
-        }
-    };
-    Ok(json!({
-        "ok": ok,
-        "credential": a.credential,
-        "target": target,
-        "method": a.method.to_ascii_uppercase(),
-        "upstream_status": if tap_error.is_none() { json!(status) } else { Value::Null },
-        "error_code": tap_error,
-        "scrubbed": scrubbed,
-        "steps": steps,
-    }))
 }
