@@ -126,6 +126,41 @@ impl Globals {
         self.data_dir.join("tap.db")
     }
 
+    /// Opens the store a first start may initialise: `(store, fresh)` where
+    /// `fresh` says the SQLite file did not exist before (remove it with
+    /// [`Self::discard_fresh_store`] if initialising fails, so TAP never
+    /// leaves a file without its schema). A file that exists, is not empty
+    /// and holds no schema is refused: it is a copy taken without its `-wal`
+    /// file (or damaged), and initialising it would replace a deployment.
+    pub(crate) async fn open_store_for_init(&self) -> Result<(Arc<dyn Store>, bool)> {
+        let path = self.db_path();
+        let local = self.database_url.is_none();
+        let existed_with_data = local && std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+        let fresh = local && !path.exists();
+        let store = self.open_store(true).await?;
+        if existed_with_data && !store.is_initialized().await? {
+            bail!(
+                "{} exists but holds no TAP store; was it copied without its tap.db-wal file? \
+                 Restore a `tap backup` with `tap restore`, or copy tap.db together with tap.db-wal; \
+                 nothing was changed",
+                path.display()
+            );
+        }
+        Ok((store, fresh))
+    }
+
+    /// Removes a store file this process created, after a failed first start.
+    pub(crate) fn discard_fresh_store(&self) {
+        let path = self.db_path();
+        for p in [
+            path.clone(),
+            path.with_extension("db-wal"),
+            path.with_extension("db-shm"),
+        ] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     /// Opens the store (creating the SQLite file when `create`).
     pub(crate) async fn open_store(&self, create: bool) -> Result<Arc<dyn Store>> {
         if let Some(url) = &self.database_url {

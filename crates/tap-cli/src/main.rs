@@ -120,6 +120,18 @@ pub(crate) enum Command {
     },
     /// Apply pending store migrations.
     Migrate,
+    /// Write a consistent snapshot of the store to FILE while the proxy keeps
+    /// serving (audit spool folded first). The master key is not in it: keep
+    /// it apart.
+    Backup {
+        /// Where to write the snapshot (must not exist).
+        file: PathBuf,
+    },
+    /// Restore a snapshot made by `tap backup` into an empty --data-dir.
+    Restore {
+        /// The snapshot file.
+        file: PathBuf,
+    },
     /// Print a shell completion script (`tap completions bash > /etc/bash_completion.d/tap`).
     Completions {
         /// The shell.

@@ -43,16 +43,31 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let store = g.open_store(true).await?;
+    let (store, fresh) = g.open_store_for_init().await?;
     // Auto-init only a store with no schema; otherwise a missing or wrong key is fatal.
     let admin = if store.is_initialized().await? {
         let (key, _) = g.require_key()?;
         Admin::open(Arc::clone(&store), key).await?
     } else {
-        let (key, source) = g.key_or_generate()?;
-        let (admin, report) = Admin::init(Arc::clone(&store), key, None).await?;
-        print_init(g, &report, &source)?;
-        admin
+        let made = async {
+            let (key, source) = g.key_or_generate()?;
+            let (admin, report) = Admin::init(Arc::clone(&store), key, None).await?;
+            Ok::<_, anyhow::Error>((admin, report, source))
+        }
+        .await;
+        match made {
+            Ok((admin, report, source)) => {
+                print_init(g, &report, &source)?;
+                admin
+            }
+            Err(e) => {
+                if fresh {
+                    drop(store);
+                    g.discard_fresh_store();
+                }
+                return Err(e);
+            }
+        }
     };
     let addr = listener.local_addr()?;
     // The bound address (port 0 resolved) is what links such as `approval_url` name.

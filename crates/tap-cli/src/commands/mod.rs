@@ -7,6 +7,7 @@
 mod add;
 mod agent;
 mod audit;
+mod backup;
 mod cred;
 mod logs;
 mod role;
@@ -14,6 +15,7 @@ mod team;
 mod test;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -60,6 +62,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Deny { txn, as_email } => {
             crate::governance::decide(&g, &txn, as_email, false).await
         }
+        Command::Backup { file } => backup::backup(&g, &file).await,
+        Command::Restore { file } => backup::restore(&g, &file).await,
         Command::Completions { .. } | Command::Man => {
             unreachable!("completions and man are answered before the runtime starts")
         }
@@ -83,15 +87,30 @@ pub(crate) fn emit(g: &Globals, v: &Value, pretty: impl FnOnce() -> String) {
 }
 
 async fn init(g: &Globals, admin_email: Option<&str>) -> Result<ExitCode> {
-    let store = g.open_store(true).await?;
-    let (key, source) = if store.is_initialized().await? {
-        g.require_key()?
-    } else {
-        g.key_or_generate()?
-    };
-    let (_, report) = Admin::init(store, key, admin_email).await?;
-    print_init(g, &report, &source)?;
-    Ok(ExitCode::SUCCESS)
+    let (store, fresh) = g.open_store_for_init().await?;
+    let made = async {
+        let (key, source) = if store.is_initialized().await? {
+            g.require_key()?
+        } else {
+            g.key_or_generate()?
+        };
+        let (_, report) = Admin::init(Arc::clone(&store), key, admin_email).await?;
+        Ok::<_, anyhow::Error>((report, source))
+    }
+    .await;
+    match made {
+        Ok((report, source)) => {
+            print_init(g, &report, &source)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if fresh {
+                drop(store);
+                g.discard_fresh_store();
+            }
+            Err(e)
+        }
+    }
 }
 
 async fn open(g: &Globals) -> Result<Admin> {

@@ -60,7 +60,7 @@ impl SpoolSlot {
     /// Before reading audit rows: fold this process's spool, or a spool no live
     /// process owns (left by a proxy that crashed). One owned by a running proxy
     /// is folded by it within milliseconds.
-    async fn fold_pending(&self) -> StoreResult<()> {
+    pub(super) async fn fold_pending(&self) -> StoreResult<()> {
         if let Some(spool) = self.own() {
             return fold_blocking(spool).await;
         }

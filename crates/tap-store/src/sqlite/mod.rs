@@ -18,6 +18,7 @@ mod accounts;
 mod agents;
 mod approvals;
 mod audit;
+mod backup;
 mod credentials;
 mod grants;
 mod pool;
