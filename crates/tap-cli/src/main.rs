@@ -645,13 +645,40 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let json = cli.json;
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            let detail = one_line(&e);
+            if json {
+                // One error document for every command under --json.
+                println!(
+                    "{}",
+                    serde_json::json!({"error": error_code(&e), "detail": detail})
+                );
+            }
+            eprintln!("error: {detail}");
             ExitCode::from(1)
         }
     }
+}
+
+/// The stable code of a command's error: the admin service's reason code
+/// when it came from there, else `store_unavailable` or `invalid_request`.
+pub(crate) fn error_code(e: &anyhow::Error) -> &'static str {
+    for cause in e.chain() {
+        if let Some(o) = cause.downcast_ref::<tap_proxy::ops::OpsError>() {
+            return o.reason().code();
+        }
+        if let Some(s) = cause.downcast_ref::<tap_core::store::StoreError>() {
+            return match s {
+                tap_core::store::StoreError::NotFound(_) => "not_found",
+                tap_core::store::StoreError::Conflict(_) => "conflict",
+                _ => "store_unavailable",
+            };
+        }
+    }
+    "invalid_request"
 }
 
 fn one_line(e: &anyhow::Error) -> String {

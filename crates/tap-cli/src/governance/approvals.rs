@@ -107,7 +107,10 @@ pub(crate) async fn decide(
         }
         Err(e) => {
             if g.json {
-                println!("{}", json!({"txn_id": txn, "error": e.to_string()}));
+                println!(
+                    "{}",
+                    json!({"txn_id": txn, "error": e.reason().code(), "detail": e.to_string()})
+                );
             }
             eprintln!("error: {e}");
             Ok(ExitCode::from(1))
