@@ -111,6 +111,8 @@ pub struct ProxyConfig {
     pub result_retention: Duration,
     /// `TELEGRAM_BOT_TOKEN`, `TELEGRAM_API_URL`, `TELEGRAM_CHAT_ID`.
     pub telegram: TelegramConfig,
+    /// `TAP_METRICS_PUBLIC`: `/metrics` without the admin bearer.
+    pub metrics_public: bool,
 }
 
 impl Default for ProxyConfig {
@@ -129,6 +131,7 @@ impl Default for ProxyConfig {
             sync_wait: DEFAULT_SYNC_WAIT,
             result_retention: DEFAULT_RESULT_RETENTION,
             telegram: TelegramConfig::default(),
+            metrics_public: false,
         }
     }
 }
@@ -216,6 +219,9 @@ impl ProxyConfig {
         }
         c.telegram.default_chat_id = get("TELEGRAM_CHAT_ID").filter(|c| !c.trim().is_empty());
         c.public_url = get("TAP_PUBLIC_URL").filter(|s| !s.trim().is_empty());
+        c.metrics_public = get("TAP_METRICS_PUBLIC").is_some_and(|v| {
+            matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
+        });
         Ok(c)
     }
 }

@@ -92,6 +92,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         "how long an approved request's result stays pollable after the decision",
     ),
     v(
+        "TAP_METRICS_PUBLIC",
+        "false",
+        "serve /metrics without the admin bearer",
+    ),
+    v(
         "TAP_WORKER_THREADS",
         "one per core",
         "runtime threads serving requests",

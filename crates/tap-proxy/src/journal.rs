@@ -74,6 +74,8 @@ struct Inner {
     /// Rows folded since the last checkpoint.
     written: AtomicU64,
     closed: AtomicBool,
+    /// Every request's outcome is recorded here, from its `finish` row.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Handle to the journal.
@@ -112,9 +114,26 @@ impl Journal {
             wake: Notify::new(),
             written: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            metrics: Arc::default(),
         });
         let task = tokio::spawn(flusher(Arc::clone(&inner)));
         (Self { inner }, task)
+    }
+
+    /// The metrics every request is recorded in.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Rows queued in memory, not yet written.
+    pub fn queued(&self) -> usize {
+        lock(&self.inner.queue).len()
+    }
+
+    fn observe(&self, row: &AuditAppend) {
+        if row.phase == tap_core::audit::AuditPhase::Finish {
+            self.inner.metrics.observe_finish(&row.record);
+        }
     }
 
     /// Appends a row and waits until it is committed.
@@ -122,6 +141,8 @@ impl Journal {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(JournalError::Stopped);
         }
+        self.observe(&row);
+        let started = std::time::Instant::now();
         let (done, wait) = oneshot::channel();
         {
             let mut q = lock(&self.inner.queue);
@@ -135,11 +156,16 @@ impl Journal {
         }
         lead(&self.inner);
         self.inner.wake.notify_one();
-        wait.await.map_err(|_| JournalError::Stopped)?
+        let done = wait.await.map_err(|_| JournalError::Stopped)?;
+        self.inner
+            .metrics
+            .observe_audit_commit(started.elapsed().as_secs_f64());
+        done
     }
 
     /// Queues a row without waiting for the commit.
     pub fn enqueue(&self, row: AuditAppend) {
+        self.observe(&row);
         lock(&self.inner.queue).push(Job { row, done: None });
         self.inner.wake.notify_one();
     }

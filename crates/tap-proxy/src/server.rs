@@ -62,6 +62,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(crate::proxy::forward_handler))
         .routes(routes!(agent_api::health))
+        .routes(routes!(crate::metrics::metrics_handler))
         .routes(routes!(agent_api::instructions))
         .routes(routes!(crate::agent_services::services))
         .routes(routes!(agent_api::config))

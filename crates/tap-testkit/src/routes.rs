@@ -5,6 +5,7 @@
 pub const SPEC_ROUTES: &[(&str, &[&str])] = &[
     ("/forward", &["post"]),
     ("/health", &["get"]),
+    ("/metrics", &["get"]),
     ("/instructions", &["get"]),
     ("/agent/services", &["get"]),
     ("/agent/config", &["get"]),
