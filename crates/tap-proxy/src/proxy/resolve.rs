@@ -40,6 +40,13 @@ const STRIPPED: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-real-ip",
+    "x-client-ip",
     // Addressed to the proxy (RFC 7240: respond-async, wait=N); some upstreams
     // (Microsoft Graph) act on it.
     "prefer",
@@ -47,6 +54,9 @@ const STRIPPED: &[&str] = &[
     "x-original-url",
     "x-rewrite-url",
     "x-override-url",
+    "x-original-host",
+    "x-host",
+    "x-http-host-override",
 ];
 
 /// What the agent named as target before the credential is known.
