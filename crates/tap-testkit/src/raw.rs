@@ -112,10 +112,10 @@ async fn serve(
     seen: Arc<Mutex<Vec<RawRequest>>>,
     answer: Arc<Answer>,
 ) -> std::io::Result<()> {
-    let (req, body_len, already) = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut tcp)).await
-    {
-        Ok(Ok(Some(r))) => r,
-        _ => return Ok(()),
+    let Ok(Ok(Some((req, body_len, already)))) =
+        tokio::time::timeout(IO_TIMEOUT, read_head(&mut tcp)).await
+    else {
+        return Ok(());
     };
     // Read (and drop) the body, so closing does not reset the connection.
     let mut left = body_len.min(MAX_BODY_BYTES).saturating_sub(already);

@@ -586,6 +586,61 @@ mod coding_tests {
         assert_eq!(response_coding(&h).unwrap_err().encoding(), "?");
     }
 
+    fn with_transfer(te: &[&'static str], ce: &[&'static str]) -> HeaderMap {
+        let mut h = headers(ce);
+        for v in te {
+            h.append(TRANSFER_ENCODING, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn undoes_one_transfer_coding_before_chunked() {
+        let ok = |te: &[&'static str]| response_coding(&with_transfer(te, &[]));
+        assert_eq!(ok(&["chunked"]), Ok(Coding::Identity));
+        assert_eq!(ok(&["gzip, chunked"]), Ok(Coding::Gzip));
+        assert_eq!(ok(&["GZIP", "Chunked"]), Ok(Coding::Gzip));
+        assert_eq!(ok(&["x-gzip"]), Ok(Coding::Gzip));
+        assert_eq!(ok(&["deflate, chunked"]), Ok(Coding::Deflate));
+        assert_eq!(ok(&["identity, chunked"]), Ok(Coding::Identity));
+    }
+
+    #[test]
+    fn refuses_transfer_codings_it_cannot_undo_naming_the_header() {
+        for te in [
+            "x-custom, chunked",
+            "compress",
+            "br, chunked",
+            "chunked, gzip",
+            "chunked, chunked",
+            "gzip, deflate, chunked",
+        ] {
+            let e = response_coding(&with_transfer(&[te], &[])).unwrap_err();
+            assert_eq!(e, CodingError::Transfer(te.into()), "{te}");
+            assert_eq!(e.field(), "transfer_encoding");
+        }
+        // A transfer coding on top of a content coding.
+        let e = response_coding(&with_transfer(&["gzip, chunked"], &["gzip"])).unwrap_err();
+        assert_eq!(e, CodingError::Transfer("gzip, chunked".into()));
+        // Plain chunked over a content coding is the usual case.
+        assert_eq!(
+            response_coding(&with_transfer(&["chunked"], &["br"])),
+            Ok(Coding::Brotli)
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            TRANSFER_ENCODING,
+            HeaderValue::from_bytes(b"g\xffzip").unwrap(),
+        );
+        assert_eq!(response_coding(&h).unwrap_err().encoding(), "?");
+        assert_eq!(
+            response_coding(&headers(&["compress"]))
+                .unwrap_err()
+                .field(),
+            "content_encoding"
+        );
+    }
+
     #[test]
     fn accepts_one_known_coding() {
         assert_eq!(response_coding(&headers(&[])), Ok(Coding::Identity));
