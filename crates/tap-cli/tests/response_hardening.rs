@@ -534,3 +534,104 @@ async fn leak_attempts_to_unknown_credentials_are_refused_and_stored_scrubbed() 
         }
     }
 }
+
+/// `tap approve TXN --json` as the owner; must succeed.
+fn approve(tap: &TapHome, txn: &str) {
+    let out = tokio::task::block_in_place(|| tap.run(&["approve", txn, "--json"]));
+    assert!(
+        out.status.success(),
+        "tap approve {txn}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls the approval until it is no longer pending or approved (bounded).
+async fn poll_final(served: &tap_testkit::Served, key: &str, txn: &str) -> Value {
+    eventually(100, Duration::from_millis(100), || async {
+        let r = served
+            .get(&format!("/agent/approvals/{txn}"), Some(key))
+            .await;
+        assert_eq!(r.status, 200, "poll: {}", r.text());
+        let v = r.json();
+        (v["status"] != "pending" && v["status"] != "approved").then_some(v)
+    })
+    .await
+    .unwrap_or_else(|| panic!("approval {txn} never ended"))
+}
+
+/// Approved requests are forwarded by the approval executor: the same coding
+/// and header rules apply to the stored answer the agent polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_requests_get_the_same_answer_rules() {
+    let packed = gzip(reflected(SECRET).as_bytes()).await;
+    let up = RawUpstream::start(move |req: &RawRequest| -> RawAnswer {
+        let t = req.token();
+        if req.target == "/custom" {
+            let mut parts = vec![head("200 OK", &["Transfer-Encoding: x-custom, chunked"])];
+            parts.extend(chunked_parts(reflected(&t).as_bytes(), 16));
+            return parts;
+        }
+        let name = format!("{t}: 1");
+        let mut parts = vec![head(
+            "201 Created",
+            &[
+                "Content-Type: application/json",
+                "Transfer-Encoding: gzip, chunked",
+                "X-TAP-Error: approval_denied",
+                &name,
+            ],
+        )];
+        parts.extend(chunked_parts(&packed, 5));
+        parts
+    })
+    .await;
+    let (tap, key) = setup(&up.base());
+    let served = tap.serve();
+    let mut outcomes = Vec::new();
+    for path in ["/gzip", "/custom"] {
+        let r = served
+            .forward(&key)
+            .credential("svc")
+            .target(&format!("{}{path}", up.base()))
+            .method("POST")
+            .header("Prefer", "respond-async")
+            .body("{}")
+            .send()
+            .await;
+        assert_eq!(r.status, 202, "{path}: {}", r.text());
+        let txn = r.json()["txn_id"].as_str().unwrap().to_owned();
+        approve(&tap, &txn);
+        let v = poll_final(&served, &key, &txn).await;
+        for f in forms(SECRET) {
+            assert!(!v.to_string().contains(&f), "{path}: {f} in the poll: {v}");
+        }
+        outcomes.push(v);
+    }
+    let ok = &outcomes[0];
+    assert_eq!(ok["status"], "forwarded", "{ok}");
+    let resp = &ok["response"];
+    assert_eq!(resp["status"], 201, "{ok}");
+    let body: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["authorization"], format!("Bearer {MARK}"), "{ok}");
+    let names: Vec<String> = resp["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with("x-tap-")
+            && n != "content-encoding"
+            && n != "transfer-encoding"),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n == "content-type"), "{names:?}");
+    let refused = &outcomes[1];
+    assert_eq!(refused["status"], "error", "{refused}");
+    assert_eq!(refused["error_code"], "unscannable_response", "{refused}");
+    assert!(
+        refused.get("response").is_none_or(Value::is_null),
+        "{refused}"
+    );
+    assert_eq!(up.requests().len(), 2);
+}
