@@ -635,3 +635,110 @@ async fn approved_requests_get_the_same_answer_rules() {
     );
     assert_eq!(up.requests().len(), 2);
 }
+
+/// An agent linked to another team cannot carry its home team's secrets to
+/// that team's upstreams, and the linked team's audit chain never stores them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_team_secrets_are_blocked_and_scrubbed_in_a_linked_team() {
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    tap.add_credential("a", SECRET, &["--allowed-host", &up.base()]);
+    let key = tap.agent("bot", &["--credential", "a"]);
+    tap.ok(&["team", "create", "partner"]);
+    tap.add_credential(
+        "pecho",
+        "partner-secret-value-0123456789",
+        &["--allowed-host", &up.base(), "--team", "partner"],
+    );
+    tap.json(&[
+        "--team",
+        "partner",
+        "role",
+        "create",
+        "r",
+        "--credential",
+        "pecho",
+    ]);
+    tap.json(&[
+        "--team",
+        "partner",
+        "link",
+        "add",
+        "--agent",
+        "bot",
+        "--home-team",
+        "default",
+        "--role",
+        "r",
+    ]);
+    let served = tap.serve();
+    let echo = format!("{}/echo", up.base());
+    // Control: the link works.
+    let ok = served
+        .forward(&key)
+        .credential("pecho")
+        .header("X-TAP-Team", "partner")
+        .target(&echo)
+        .send()
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let attempts = [
+        served
+            .forward(&key)
+            .credential("pecho")
+            .header("X-TAP-Team", "partner")
+            .target(&echo)
+            .header("X-Smuggle", SECRET),
+        served
+            .forward(&key)
+            .credential("pecho")
+            .header("X-TAP-Team", "partner")
+            .target(&format!("{echo}?k={SECRET}")),
+        served
+            .forward(&key)
+            .credential("nope")
+            .header("X-TAP-Team", "partner")
+            .target(&echo)
+            .method("POST")
+            .body(format!("token={SECRET}")),
+    ];
+    let mut ids = vec![ok.request_id()];
+    for req in attempts {
+        let r = req.send().await;
+        r.assert_refused(400, "secret_in_request");
+        assert!(!contains(&r.body, SECRET.as_bytes()), "{}", r.text());
+        ids.push(r.request_id());
+    }
+    assert_eq!(up.count(), 1, "only the control was forwarded");
+    let rows = eventually(100, Duration::from_millis(100), || async {
+        let rows = tap.logs(&["--team", "partner", "--limit", "100"]);
+        ids.iter()
+            .all(|id| {
+                rows.iter()
+                    .any(|r| r["request_id"] == *id && !r["latency_total_ms"].is_null())
+            })
+            .then_some(rows)
+    })
+    .await
+    .expect("the linked team's audit rows did not appear");
+    let smuggle = rows.iter().find(|r| r["request_id"] == ids[1]).unwrap();
+    assert_eq!(smuggle["team_id"], "partner", "{smuggle}");
+    let stored = smuggle["request_headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0] == "x-smuggle")
+        .unwrap_or_else(|| panic!("{smuggle}"));
+    assert_eq!(stored[1], "[REDACTED:a]", "{smuggle}");
+    let text = serde_json::to_string(&rows).unwrap();
+    assert!(!text.contains(SECRET), "{text}");
+    assert_eq!(served.terminate(), Some(0));
+    for f in ["tap.db", "tap.db-wal"] {
+        if let Ok(data) = std::fs::read(tap.path(f)) {
+            for form in forms(SECRET) {
+                assert!(!contains(&data, form.as_bytes()), "{f} holds {form}");
+            }
+        }
+    }
+}
