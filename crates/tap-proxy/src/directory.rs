@@ -50,6 +50,9 @@ pub struct CredentialEntry {
     /// Scrubs this credential's secrets: built on first use (most of a large
     /// store's credentials answer no request between two reloads).
     scrubber: OnceLock<Arc<Scrubber>>,
+    /// Finds this credential's secrets, ASCII lower-cased, in header names
+    /// (which HTTP lower-cases on the way): built on first use.
+    name_scrubber: OnceLock<Arc<Scrubber>>,
     /// The value is a signing bundle (`algorithm` + `private_key`).
     pub signing_key: bool,
     /// Version (last change); an approval is refused when it moved.
@@ -315,6 +318,31 @@ impl CredentialEntry {
     }
 }
 
+impl CredentialEntry {
+    /// Finds this credential's secrets in an (always lower-case) header name:
+    /// the secrets ASCII lower-cased, with every variant. A mixed-case secret
+    /// echoed as a header name arrives lower-cased, which the plain scrubber
+    /// would miss.
+    pub fn header_name_scrubber(&self) -> Arc<Scrubber> {
+        Arc::clone(self.name_scrubber.get_or_init(|| {
+            let secrets: Vec<(String, Secret)> = match &self.value {
+                Ok(Some(v)) => v
+                    .secrets(&self.name)
+                    .into_iter()
+                    .map(|(label, s)| (label, Secret::new(s.expose().to_ascii_lowercase())))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Arc::new(Scrubber::new(secrets.iter().map(|(label, s)| {
+                ScrubSecret {
+                    label,
+                    value: s.expose(),
+                }
+            })))
+        }))
+    }
+}
+
 fn is_signing_bundle(value: &CredentialValue) -> bool {
     value.is_json() && value.field("algorithm").is_some() && value.field("private_key").is_some()
 }
@@ -355,6 +383,7 @@ fn credential_entry(
         allowed_hosts_raw: c.allowed_hosts,
         value,
         scrubber: OnceLock::new(),
+        name_scrubber: OnceLock::new(),
         signing_key,
         updated_at: c.updated_at,
     }

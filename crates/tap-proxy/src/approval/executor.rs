@@ -232,7 +232,7 @@ async fn forward_approved(
     let coding = response_coding(resp.headers()).map_err(unscannable)?;
     let status = resp.status().as_u16();
     let scrubber = credential.scrubber();
-    let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
+    let (mut headers, header_hits) = scrub_headers(resp.headers(), credential);
     if coding != Coding::Identity {
         headers.remove(http::header::CONTENT_ENCODING);
     }

@@ -32,6 +32,10 @@ pub struct AuditDraft {
     pub team_internal_id: i64,
     /// Scrubs every secret of that team from stored request data.
     pub team_scrubber: Arc<Scrubber>,
+    /// Secrets of other teams the request came near: the agent's home team
+    /// once the record moved to a linked team, and the home teams of other
+    /// presented keys. A row in one team's chain must not hold them either.
+    other_scrubbers: Vec<Arc<Scrubber>>,
     started: Instant,
     journal: Journal,
     start_written: bool,
@@ -59,10 +63,30 @@ impl AuditDraft {
             },
             team_internal_id,
             team_scrubber,
+            other_scrubbers: Vec::new(),
             started,
             journal,
             start_written: false,
         }
+    }
+
+    /// `text` scrubbed of every secret of the record's team (and of the
+    /// other teams it came near: [`AuditDraft::set_team`], [`AuditDraft::also_scrub`]).
+    pub fn scrub_text(&self, text: &str) -> String {
+        let (mut out, _) = self.team_scrubber.scrub_str(text);
+        for other in &self.other_scrubbers {
+            out = other.scrub_str(&out).0;
+        }
+        out
+    }
+
+    /// `bytes` scrubbed like [`AuditDraft::scrub_text`] (error bodies).
+    pub fn scrub_bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        let (mut out, _) = self.team_scrubber.scrub(bytes);
+        for other in &self.other_scrubbers {
+            out = other.scrub(&out).0;
+        }
+        out
     }
 
     /// Records the request's headers (key redacted, secrets scrubbed from names and values).
@@ -73,21 +97,21 @@ impl AuditDraft {
                 REDACTED_KEY.to_owned()
             } else {
                 let raw = String::from_utf8_lossy(value.as_bytes());
-                self.team_scrubber.scrub_str(&raw).0
+                self.scrub_text(&raw)
             };
-            out.push((self.team_scrubber.scrub_str(name.as_str()).0, v));
+            out.push((self.scrub_text(name.as_str()), v));
         }
         self.record.request_headers = out;
     }
 
     /// Records the method as the agent named it, scrubbed (it is agent input too).
     pub fn set_method(&mut self, method: &str) {
-        self.record.method = self.team_scrubber.scrub_str(method).0;
+        self.record.method = self.scrub_text(method);
     }
 
     /// Records the credential the agent named, scrubbed (it is agent input too).
     pub fn set_credential(&mut self, name: &str) {
-        self.record.credential_names = vec![self.team_scrubber.scrub_str(name).0];
+        self.record.credential_names = vec![self.scrub_text(name)];
     }
 
     /// Records the request body: scrubbed, then cut to 16 KiB on a character boundary.
@@ -97,22 +121,44 @@ impl AuditDraft {
             return;
         }
         let text = String::from_utf8_lossy(body);
-        let (scrubbed, _) = self.team_scrubber.scrub_str(&text);
+        let scrubbed = self.scrub_text(&text);
         self.record.request_body =
             Some(cut_on_char_boundary(&scrubbed, MAX_AUDIT_BODY_BYTES).to_owned());
     }
 
     /// Records the display target, scrubbed.
     pub fn set_target(&mut self, target: &str) {
-        self.record.target_url = self.team_scrubber.scrub_str(target).0;
+        self.record.target_url = self.scrub_text(target);
     }
 
-    /// Re-homes the record to another team (multi-account).
+    /// Re-homes the record to another team (multi-account). The secrets of
+    /// the team it leaves stay scrubbed from it.
     pub fn set_team(&mut self, team_internal_id: i64, slug: &str, scrubber: Arc<Scrubber>) {
         self.team_internal_id = team_internal_id;
         self.record.team_id = slug.to_owned();
+        let home = std::mem::replace(&mut self.team_scrubber, Arc::clone(&scrubber));
+        self.other_scrubbers.push(home);
         // What was recorded so far was scrubbed of the home team's secrets only:
         // scrub it again with the linked team's, whose chain gets the row.
+        self.rescrub(&scrubber);
+    }
+
+    /// Also scrubs `scrubber`'s secrets from the record, what was recorded so
+    /// far included (another presented key's home team, multi-account).
+    pub fn also_scrub(&mut self, scrubber: Arc<Scrubber>) {
+        if Arc::ptr_eq(&scrubber, &self.team_scrubber)
+            || self
+                .other_scrubbers
+                .iter()
+                .any(|o| Arc::ptr_eq(o, &scrubber))
+        {
+            return;
+        }
+        self.rescrub(&scrubber);
+        self.other_scrubbers.push(scrubber);
+    }
+
+    fn rescrub(&mut self, scrubber: &Scrubber) {
         let s = |v: &str| scrubber.scrub_str(v).0;
         let r = &mut self.record;
         r.method = s(&r.method);
@@ -127,7 +173,6 @@ impl AuditDraft {
             .request_body
             .as_deref()
             .map(|b| cut_on_char_boundary(&s(b), MAX_AUDIT_BODY_BYTES).to_owned());
-        self.team_scrubber = scrubber;
     }
 
     /// Writes the `start` row and waits for its commit (fail closed: the caller must not forward on error).

@@ -7,11 +7,12 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING};
+use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, TRANSFER_ENCODING};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -26,6 +27,7 @@ use super::audit::AuditDraft;
 use super::refuse;
 use super::resolve::Resolved;
 use crate::clock::elapsed_ms;
+use crate::directory::CredentialEntry;
 use crate::error::{ProxyError, Reason};
 use crate::outbound::{UpstreamBody, idle_timeout, is_guard_refusal};
 use crate::state::AppState;
@@ -138,37 +140,51 @@ pub(crate) enum Coding {
     Zstd,
 }
 
-/// An upstream answer whose `Content-Encoding` the scrubber cannot read.
-/// Carries the header as the upstream sent it (trimmed), which the refusal
-/// shows the agent; `?` when it is not visible ASCII. The upstream chose that
-/// value and may echo an injected secret in it: it reaches the agent only
-/// through the team scrubber, and is never logged.
+/// An upstream answer whose content or transfer coding the scrubber cannot
+/// read. Carries the header as the upstream sent it (trimmed), which the
+/// refusal shows the agent; `?` when it is not visible ASCII. The upstream
+/// chose that value and may echo an injected secret in it: it reaches the
+/// agent only through the team scrubber, and is never logged.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum CodingError {
-    /// A coding the proxy cannot decode.
+    /// A content coding the proxy cannot decode.
     #[error("unsupported content encoding {0:?}")]
     Unsupported(String),
-    /// More than one coding applied on top of each other.
+    /// More than one content coding applied on top of each other.
     #[error("stacked content encodings {0:?}")]
     Stacked(String),
-    /// The header value is not visible ASCII.
+    /// The `Content-Encoding` value is not visible ASCII.
     #[error("content encoding header is not visible ascii")]
     Unreadable,
+    /// A `Transfer-Encoding` the proxy cannot undo: an unknown coding,
+    /// `chunked` anywhere but last, more than one coding besides `chunked`,
+    /// a transfer coding on top of a content coding, or a value that is not
+    /// visible ASCII (`?`).
+    #[error("unsupported transfer encoding {0:?}")]
+    Transfer(String),
 }
 
 impl CodingError {
-    /// The refused `Content-Encoding` value (`?` when unreadable).
+    /// The refused header value (`?` when unreadable).
     pub(crate) fn encoding(&self) -> &str {
         match self {
-            Self::Unsupported(enc) | Self::Stacked(enc) => enc,
+            Self::Unsupported(enc) | Self::Stacked(enc) | Self::Transfer(enc) => enc,
             Self::Unreadable => "?",
+        }
+    }
+
+    /// The error body field naming the refused header's value.
+    pub(crate) fn field(&self) -> &'static str {
+        match self {
+            Self::Unsupported(_) | Self::Stacked(_) | Self::Unreadable => "content_encoding",
+            Self::Transfer(_) => "transfer_encoding",
         }
     }
 }
 
-/// The answer's coding, or why the scrubber cannot read it (unknown codings
-/// and stacked codings are refused).
-pub(crate) fn response_coding(headers: &HeaderMap) -> Result<Coding, CodingError> {
+/// The content coding named by `Content-Encoding` (unknown and stacked
+/// codings are refused).
+fn content_coding(headers: &HeaderMap) -> Result<Coding, CodingError> {
     let mut coding = Coding::Identity;
     for v in headers.get_all(CONTENT_ENCODING) {
         let raw = v.to_str().map_err(|_| CodingError::Unreadable)?;
@@ -188,6 +204,64 @@ pub(crate) fn response_coding(headers: &HeaderMap) -> Result<Coding, CodingError
         }
     }
     Ok(coding)
+}
+
+/// The transfer coding named by `Transfer-Encoding` besides `chunked`
+/// (RFC 9112 §6.1), which the HTTP client undoes; `Identity` when none.
+///
+/// The client undoes `chunked` only when it is the last coding, and reads any
+/// other `Transfer-Encoding` as a body delimited by the connection's close:
+/// what it hands on is still coded. `gzip, chunked` is a content coding in
+/// disguise; passed through, the scrubber would see compressed bytes only.
+fn transfer_coding(headers: &HeaderMap) -> Result<Coding, CodingError> {
+    let mut values = Vec::new();
+    for v in headers.get_all(TRANSFER_ENCODING) {
+        let raw = v
+            .to_str()
+            .map_err(|_| CodingError::Transfer("?".to_owned()))?;
+        values.push(raw.trim());
+    }
+    let raw = values.join(", ");
+    let refused = || CodingError::Transfer(raw.clone());
+    let parts: Vec<String> = raw
+        .split(',')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| !p.is_empty() && p != "identity")
+        .collect();
+    let mut coding = Coding::Identity;
+    for (i, part) in parts.iter().enumerate() {
+        let c = match part.as_str() {
+            "chunked" if i + 1 == parts.len() => continue,
+            "gzip" | "x-gzip" => Coding::Gzip,
+            "deflate" => Coding::Deflate,
+            _ => return Err(refused()),
+        };
+        if coding != Coding::Identity {
+            return Err(refused());
+        }
+        coding = c;
+    }
+    Ok(coding)
+}
+
+/// The coding the answer's body arrives in, content and transfer codings
+/// together, or why the scrubber cannot read it. At most one coding is
+/// undone: unknown codings, stacked content codings and a transfer coding on
+/// top of a content coding are refused.
+pub(crate) fn response_coding(headers: &HeaderMap) -> Result<Coding, CodingError> {
+    let content = content_coding(headers)?;
+    match transfer_coding(headers)? {
+        Coding::Identity => Ok(content),
+        _ if content != Coding::Identity => {
+            let raw: Vec<&str> = headers
+                .get_all(TRANSFER_ENCODING)
+                .iter()
+                .map(|v| v.to_str().unwrap_or("?").trim())
+                .collect();
+            Err(CodingError::Transfer(raw.join(", ")))
+        }
+        transfer => Ok(transfer),
+    }
 }
 
 /// The upstream body as plain bytes, decoded when compressed; fails when no
@@ -217,12 +291,29 @@ pub(crate) fn decoded_stream(
     }
 }
 
-/// Copies upstream headers minus hop-by-hop ones, each value scrubbed.
-pub(crate) fn scrub_headers(upstream: &HeaderMap, scrubber: &Scrubber) -> (HeaderMap, u64) {
+/// Copies upstream headers for the agent, scrubbed of `credential`'s secrets.
+///
+/// Dropped: hop-by-hop headers; every `X-TAP-*` header (those are the proxy's
+/// own words: an upstream `X-TAP-Error` must not pass for a TAP refusal); and
+/// any header whose name holds a secret (a name cannot carry the marker).
+/// Values are scrubbed; a value that no longer forms a valid header after
+/// scrubbing is dropped. Returns the headers and the number of redactions.
+pub(crate) fn scrub_headers(
+    upstream: &HeaderMap,
+    credential: &CredentialEntry,
+) -> (HeaderMap, u64) {
+    let scrubber = credential.scrubber();
+    let mut names_checked: Option<Arc<Scrubber>> = None;
     let mut out = HeaderMap::with_capacity(upstream.len());
     let mut hits = 0;
     for (name, value) in upstream {
-        if HOP_BY_HOP.contains(&name.as_str()) {
+        let key = name.as_str();
+        if HOP_BY_HOP.contains(&key) || key.starts_with("x-tap-") {
+            continue;
+        }
+        let lowered = names_checked.get_or_insert_with(|| credential.header_name_scrubber());
+        if scrubber.find(key.as_bytes()).is_some() || lowered.find(key.as_bytes()).is_some() {
+            hits += 1;
             continue;
         }
         let (scrubbed, n) = scrubber.scrub(value.as_bytes());
@@ -264,7 +355,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
             return refuse(unscannable(e), draft).await;
         }
     };
-    let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber);
+    let (mut headers, header_hits) = scrub_headers(resp.headers(), &p.resolved.credential);
     if coding != Coding::Identity {
         // Returned decoded: the coding header no longer describes the body.
         headers.remove(CONTENT_ENCODING);
@@ -320,11 +411,17 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
 /// The refusal for an answer the scrubber cannot read (its body is scrubbed
 /// by [`refuse`] like every refusal).
 pub(crate) fn unscannable(e: CodingError) -> ProxyError {
+    let what = match e {
+        CodingError::Transfer(_) => "a transfer encoding",
+        CodingError::Unsupported(_) | CodingError::Stacked(_) | CodingError::Unreadable => {
+            "a content encoding"
+        }
+    };
     ProxyError::new(
         Reason::UnscannableResponse,
-        "the upstream answered with a content encoding the proxy cannot scan; nothing was returned",
+        format!("the upstream answered with {what} the proxy cannot scan; nothing was returned"),
     )
-    .with("content_encoding", e.encoding())
+    .with(e.field(), e.encoding())
 }
 
 /// A plain (decoded) upstream body.
@@ -487,6 +584,61 @@ mod coding_tests {
         let mut h = HeaderMap::new();
         h.insert(CONTENT_ENCODING, unreadable);
         assert_eq!(response_coding(&h).unwrap_err().encoding(), "?");
+    }
+
+    fn with_transfer(te: &[&'static str], ce: &[&'static str]) -> HeaderMap {
+        let mut h = headers(ce);
+        for v in te {
+            h.append(TRANSFER_ENCODING, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn undoes_one_transfer_coding_before_chunked() {
+        let ok = |te: &[&'static str]| response_coding(&with_transfer(te, &[]));
+        assert_eq!(ok(&["chunked"]), Ok(Coding::Identity));
+        assert_eq!(ok(&["gzip, chunked"]), Ok(Coding::Gzip));
+        assert_eq!(ok(&["GZIP", "Chunked"]), Ok(Coding::Gzip));
+        assert_eq!(ok(&["x-gzip"]), Ok(Coding::Gzip));
+        assert_eq!(ok(&["deflate, chunked"]), Ok(Coding::Deflate));
+        assert_eq!(ok(&["identity, chunked"]), Ok(Coding::Identity));
+    }
+
+    #[test]
+    fn refuses_transfer_codings_it_cannot_undo_naming_the_header() {
+        for te in [
+            "x-custom, chunked",
+            "compress",
+            "br, chunked",
+            "chunked, gzip",
+            "chunked, chunked",
+            "gzip, deflate, chunked",
+        ] {
+            let e = response_coding(&with_transfer(&[te], &[])).unwrap_err();
+            assert_eq!(e, CodingError::Transfer(te.into()), "{te}");
+            assert_eq!(e.field(), "transfer_encoding");
+        }
+        // A transfer coding on top of a content coding.
+        let e = response_coding(&with_transfer(&["gzip, chunked"], &["gzip"])).unwrap_err();
+        assert_eq!(e, CodingError::Transfer("gzip, chunked".into()));
+        // Plain chunked over a content coding is the usual case.
+        assert_eq!(
+            response_coding(&with_transfer(&["chunked"], &["br"])),
+            Ok(Coding::Brotli)
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            TRANSFER_ENCODING,
+            HeaderValue::from_bytes(b"g\xffzip").unwrap(),
+        );
+        assert_eq!(response_coding(&h).unwrap_err().encoding(), "?");
+        assert_eq!(
+            response_coding(&headers(&["compress"]))
+                .unwrap_err()
+                .field(),
+            "content_encoding"
+        );
     }
 
     #[test]

@@ -235,7 +235,7 @@ pub(crate) async fn refuse(err: ProxyError, draft: AuditDraft) -> Response {
     let reason = err.reason;
     tracing::info!(agent = %draft.record.agent_id, team = %draft.record.team_id, code = reason.code(), "request refused");
     let body = serde_json::to_vec(&err.body()).unwrap_or_default();
-    let (scrubbed, _) = draft.team_scrubber.scrub(&body);
+    let scrubbed = draft.scrub_bytes(&body);
     let retry_after = err.retry_after;
     draft.finish_committed(Some(reason.code())).await;
     error_response(reason, scrubbed, retry_after)

@@ -40,6 +40,13 @@ const STRIPPED: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-real-ip",
+    "x-client-ip",
     // Addressed to the proxy (RFC 7240: respond-async, wait=N); some upstreams
     // (Microsoft Graph) act on it.
     "prefer",
@@ -47,6 +54,9 @@ const STRIPPED: &[&str] = &[
     "x-original-url",
     "x-rewrite-url",
     "x-override-url",
+    "x-original-host",
+    "x-host",
+    "x-http-host-override",
 ];
 
 /// What the agent named as target before the credential is known.
@@ -169,24 +179,37 @@ pub(crate) async fn resolve(
         draft.set_team(team.internal_id, &team.slug, Arc::clone(&team.all_secrets));
         draft.record.agent_home_team = Some(primary.team.clone());
     }
-    // Row 5a: an agent should never hold a secret.
-    let leak = team
-        .leak_detector
-        .find(raw_target.as_bytes())
-        .map(str::to_owned)
+    // Row 5a: an agent should never hold a secret: of this team, nor of the
+    // home team of any key presented (a linked team's upstream must not carry
+    // those away, nor its audit chain store them).
+    let mut detectors = vec![Arc::clone(&team.leak_detector)];
+    for a in &auth.agents {
+        if let Some(home) = dir.teams.get(&a.team_internal_id)
+            && home.internal_id != team.internal_id
+        {
+            if !detectors
+                .iter()
+                .any(|d| Arc::ptr_eq(d, &home.leak_detector))
+            {
+                detectors.push(Arc::clone(&home.leak_detector));
+            }
+            draft.also_scrub(Arc::clone(&home.all_secrets));
+        }
+    }
+    let find = |bytes: &[u8]| {
+        detectors
+            .iter()
+            .find_map(|d| d.find(bytes).map(str::to_owned))
+    };
+    let leak = find(raw_target.as_bytes())
         .or_else(|| {
             // Header names too: a name can carry a (lower-case) secret just as well as a value.
             headers
                 .iter()
                 .filter(|(n, _)| n.as_str() != "x-tap-key")
-                .find_map(|(n, v)| {
-                    team.leak_detector
-                        .find(n.as_str().as_bytes())
-                        .or_else(|| team.leak_detector.find(v.as_bytes()))
-                        .map(str::to_owned)
-                })
-        });
-    let leak = leak.or_else(|| team.leak_detector.find(&body).map(str::to_owned));
+                .find_map(|(n, v)| find(n.as_str().as_bytes()).or_else(|| find(v.as_bytes())))
+        })
+        .or_else(|| find(&body));
     if let Some(label) = leak {
         tracing::warn!(agent = %primary.id, team = %team.slug, secret = %label, "leak attempt: request carries a credential value");
         draft.record.decision = "refused".into();
