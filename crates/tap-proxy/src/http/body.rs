@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -76,7 +76,13 @@ pub fn unread_body_refusal(e: ProxyError) -> Response {
 pub async fn bounded_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path == "/forward" || req.body().is_end_stream() {
-        return next.run(req).await;
+        let mut resp = next.run(req).await;
+        if resp.status() == StatusCode::REQUEST_TIMEOUT {
+            // `/forward` gave up on its body: the rest of it must not be read as a request.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return resp;
     }
     let limit = if path == "/login" {
         MAX_LOGIN_BODY_BYTES
