@@ -561,6 +561,22 @@ async fn idle_http1_and_http2_connections_are_closed_by_the_server() {
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     assert!(closed, "an idle keep-alive connection is closed");
 
+    // A request head trickled a byte at a time never completes: closed too.
+    let mut trickle = TcpStream::connect(addr_of(&served)).await.unwrap();
+    let trickled = tokio::time::timeout(CLOSE_BOUND, async {
+        for b in b"GET /health HTTP/1.1\r\nHost: tap\r\nX-Slow: "
+            .iter()
+            .cycle()
+        {
+            if trickle.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(trickled.is_ok(), "a trickled request head is cut off");
+
     // HTTP/2 with prior knowledge: preface and an empty SETTINGS frame, then nothing.
     let mut h2 = TcpStream::connect(addr_of(&served)).await.unwrap();
     h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")

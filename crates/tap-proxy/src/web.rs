@@ -151,7 +151,30 @@ fn hash_to_check<'a>(account: Option<&'a (i64, String)>, dummy: &'a str) -> (Opt
     }
 }
 
-async fn check_password(state: &AppState, email: &str, password: &str) -> Option<i64> {
+/// `Ok(Some(account))` for the right password, `Ok(None)` for a wrong one or
+/// an unknown e-mail, `Err` when too many checks are already running: each
+/// argon2 check holds ~19 MiB, so their number is bounded
+/// ([`crate::http::limiter::MAX_PASSWORD_CHECKS`]) and so is the wait for one.
+async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> Result<Option<i64>, ProxyError> {
+    let busy = || {
+        let mut e = ProxyError::new(
+            Reason::TooManyAttempts,
+            "too many logins are being checked right now",
+        );
+        e.retry_after = Some(1);
+        e
+    };
+    let _permit = tokio::time::timeout(
+        crate::http::limiter::PASSWORD_CHECK_WAIT,
+        state.abuse.password_checks.acquire(),
+    )
+    .await
+    .map_err(|_| busy())?
+    .map_err(|_| busy())?;
     let email = email.trim().to_ascii_lowercase();
     let account = state
         .store
@@ -174,7 +197,7 @@ async fn check_password(state: &AppState, email: &str, password: &str) -> Option
     .await
     .unwrap_or(false);
     // The dummy hash matches no password, and `id` is None for it anyway.
-    id.filter(|_| ok)
+    Ok(id.filter(|_| ok))
 }
 
 async fn start_session(state: &AppState, account_id: i64) -> Option<(String, i64)> {
@@ -263,7 +286,10 @@ pub async fn login(
     let checked = if b.password.len() > MAX_PASSWORD_LEN {
         None
     } else {
-        check_password(&state, &b.email, &b.password).await
+        match check_password(&state, &b.email, &b.password).await {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        }
     };
     let Some(account_id) = checked else {
         limiter.record_failure(client.0);

@@ -30,6 +30,10 @@ pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const MAX_AGENT_KEY_FAILURES: u32 = 20;
 /// The agent-key failure window (starts at an address's first failure).
 pub const AGENT_KEY_WINDOW: Duration = Duration::from_secs(60);
+/// argon2 password checks running at once (each holds ~19 MiB for its run).
+pub const MAX_PASSWORD_CHECKS: usize = 4;
+/// Longest wait for a password-check slot before 429 with `Retry-After: 1`.
+pub const PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(10);
 /// Addresses tracked per limiter; beyond it the least useful entries are evicted.
 pub const MAX_TRACKED_ADDRESSES: u64 = 100_000;
 
@@ -150,6 +154,8 @@ pub struct AbuseLimits {
     pub agent_keys: AddressLimiter,
     /// A PHC string with the parameters of real account hashes.
     pub dummy_password_hash: String,
+    /// Slots for argon2 checks ([`MAX_PASSWORD_CHECKS`]).
+    pub password_checks: tokio::sync::Semaphore,
 }
 
 impl AbuseLimits {
@@ -164,6 +170,7 @@ impl AbuseLimits {
             logins: AddressLimiter::new(MAX_LOGIN_FAILURES, LOGIN_WINDOW),
             agent_keys: AddressLimiter::new(MAX_AGENT_KEY_FAILURES, AGENT_KEY_WINDOW),
             dummy_password_hash,
+            password_checks: tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS),
         }
     }
 }
