@@ -20,6 +20,13 @@ pub const DEFAULT_SYNC_WAIT: Duration = Duration::from_secs(20);
 /// Default retention of approval results after the decision.
 pub const DEFAULT_RESULT_RETENTION: Duration = Duration::from_secs(3600);
 
+/// Default time a client has to send a whole request body (`TAP_BODY_TIMEOUT_SECS`).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a connection may stay open with no request in flight (`TAP_IDLE_TIMEOUT_SECS`).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default number of client connections served at once (`TAP_MAX_CONNECTIONS`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
 /// How often the proxy checks the store for configuration changes (the 1 s revocation promise).
 pub const RELOAD_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -50,6 +57,14 @@ pub enum ConfigError {
     /// Not a whole number of bytes.
     #[error("{var} {value:?} is not a number of bytes")]
     NotBytes {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// Not a positive whole number.
+    #[error("{var} {value:?} is not a positive number")]
+    NotACount {
         /// The variable.
         var: &'static str,
         /// Its value.
@@ -113,6 +128,12 @@ pub struct ProxyConfig {
     pub telegram: TelegramConfig,
     /// `TAP_METRICS_PUBLIC`: `/metrics` without the admin bearer.
     pub metrics_public: bool,
+    /// Time to receive a whole request body on any route (`TAP_BODY_TIMEOUT_SECS`).
+    pub body_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (`TAP_IDLE_TIMEOUT_SECS`).
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are refused (`TAP_MAX_CONNECTIONS`).
+    pub max_connections: usize,
 }
 
 impl Default for ProxyConfig {
@@ -132,6 +153,9 @@ impl Default for ProxyConfig {
             result_retention: DEFAULT_RESULT_RETENTION,
             telegram: TelegramConfig::default(),
             metrics_public: false,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -151,6 +175,35 @@ impl ProxyConfig {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => format!("http://{}", self.listen),
         }
+    }
+
+    /// The browser origins allowed to send state-changing requests: the
+    /// origin of `TAP_PUBLIC_URL` and that of the listen address (plus
+    /// `localhost` when it is a loopback address). Lower-case, no trailing slash,
+    /// default ports left out, as browsers send them in `Origin`.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(u) = &self.public_url
+            && let Ok(u) = url::Url::parse(u.trim())
+            && let url::Origin::Tuple(..) = u.origin()
+        {
+            out.push(u.origin().ascii_serialization());
+        }
+        out.push(format!("http://{}", self.listen));
+        if self.listen.ip().is_loopback() {
+            out.push(format!("http://localhost:{}", self.listen.port()));
+        }
+        out
+    }
+
+    /// Whether browsers reach this proxy over TLS (`TAP_PUBLIC_URL` is https):
+    /// the session cookie is then marked `Secure`.
+    pub fn serves_https(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| {
+            u.trim()
+                .get(..8)
+                .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        })
     }
 
     /// The approval page link.
@@ -211,6 +264,20 @@ impl ProxyConfig {
         if let Some(d) = secs("TAP_RESULT_RETENTION_SECS")? {
             c.result_retention = d;
         }
+        if let Some(d) = secs("TAP_BODY_TIMEOUT_SECS")? {
+            c.body_timeout = d.max(Duration::from_secs(1));
+        }
+        if let Some(d) = secs("TAP_IDLE_TIMEOUT_SECS")? {
+            c.idle_timeout = d.max(Duration::from_secs(1));
+        }
+        if let Some(v) = get("TAP_MAX_CONNECTIONS") {
+            c.max_connections = v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or(
+                ConfigError::NotACount {
+                    var: "TAP_MAX_CONNECTIONS",
+                    value: v.clone(),
+                },
+            )?;
+        }
         if let Some(t) = get("TELEGRAM_BOT_TOKEN").filter(|t| !t.trim().is_empty()) {
             c.telegram.token = Some(tap_core::secret::Secret::new(t.trim().as_bytes().to_vec()));
         }
@@ -219,9 +286,7 @@ impl ProxyConfig {
         }
         c.telegram.default_chat_id = get("TELEGRAM_CHAT_ID").filter(|c| !c.trim().is_empty());
         c.public_url = get("TAP_PUBLIC_URL").filter(|s| !s.trim().is_empty());
-        c.metrics_public = get("TAP_METRICS_PUBLIC").is_some_and(|v| {
-            matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
-        });
+        c.metrics_public = get("TAP_METRICS_PUBLIC").is_some_and(|v| truthy(&v));
         Ok(c)
     }
 }
@@ -232,6 +297,22 @@ mod tests {
 
     fn lookup(var: &'static str, value: &'static str) -> impl Fn(&str) -> Option<String> {
         move |k| (k == var).then(|| value.to_owned())
+    }
+
+    #[test]
+    fn allowed_origins_are_the_public_url_and_the_listen_address() {
+        let mut c = ProxyConfig {
+            listen: "127.0.0.1:4000".parse().unwrap(),
+            ..ProxyConfig::default()
+        };
+        assert_eq!(
+            c.allowed_origins(),
+            ["http://127.0.0.1:4000", "http://localhost:4000"]
+        );
+        assert!(!c.serves_https());
+        c.public_url = Some("HTTPS://Tap.Example.com:443/base/".into());
+        assert_eq!(c.allowed_origins()[0], "https://tap.example.com");
+        assert!(c.serves_https());
     }
 
     #[test]
@@ -256,6 +337,14 @@ mod tests {
         assert_eq!(
             msg("TAP_MAX_BODY_BYTES", "10MB"),
             r#"TAP_MAX_BODY_BYTES "10MB" is not a number of bytes"#
+        );
+        assert_eq!(
+            msg("TAP_MAX_CONNECTIONS", "0"),
+            r#"TAP_MAX_CONNECTIONS "0" is not a positive number"#
+        );
+        assert_eq!(
+            msg("TAP_BODY_TIMEOUT_SECS", "1m"),
+            r#"TAP_BODY_TIMEOUT_SECS "1m" is not a number of seconds"#
         );
         assert!(msg("TAP_RESOLVE", "nonsense").starts_with("TAP_RESOLVE: "));
         assert!(msg("TAP_PRIVATE_ALLOWLIST", "10.0.0.0/99").starts_with("TAP_PRIVATE_ALLOWLIST: "));

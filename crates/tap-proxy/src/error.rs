@@ -104,6 +104,12 @@ pub enum Reason {
     ChannelUnavailable,
     /// Too many attempts (failed logins).
     TooManyAttempts,
+    /// A state-changing browser request from an origin this proxy is not.
+    OriginNotAllowed,
+    /// A state-changing admin request whose body is not `application/json`.
+    UnsupportedMediaType,
+    /// The connection cap (`TAP_MAX_CONNECTIONS`) is reached.
+    TooManyConnections,
 }
 
 /// Every reason, for lookups by code.
@@ -152,6 +158,9 @@ pub const ALL_REASONS: &[Reason] = &[
     Reason::PasskeyRequired,
     Reason::ChannelError,
     Reason::ChannelUnavailable,
+    Reason::OriginNotAllowed,
+    Reason::UnsupportedMediaType,
+    Reason::TooManyConnections,
 ];
 
 impl Reason {
@@ -204,6 +213,9 @@ impl Reason {
             Self::ChannelError => StatusCode::BAD_GATEWAY,
             Self::ChannelUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            Self::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -256,6 +268,9 @@ impl Reason {
             Self::ChannelError => "channel_error",
             Self::ChannelUnavailable => "channel_unavailable",
             Self::TooManyAttempts => "rate_limited",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooManyConnections => "too_many_connections",
         }
     }
 
@@ -369,7 +384,16 @@ impl Reason {
             Self::ChannelUnavailable => {
                 "Configure the channel first (for Telegram: TELEGRAM_BOT_TOKEN)."
             }
-            Self::TooManyAttempts => "Wait before trying again.",
+            Self::TooManyAttempts => "Wait for the time in Retry-After before trying again.",
+            Self::OriginNotAllowed => {
+                "Send the request from the proxy's own pages or without an Origin header; set TAP_PUBLIC_URL to the address browsers use."
+            }
+            Self::UnsupportedMediaType => {
+                "Send the body as JSON with Content-Type: application/json."
+            }
+            Self::TooManyConnections => {
+                "Retry shortly; the proxy is serving as many connections as TAP_MAX_CONNECTIONS allows."
+            }
         }
     }
 }

@@ -113,9 +113,14 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The router for a state.
+///
+/// Guards, outermost first: request id, panic catcher, browser-origin and
+/// media-type checks ([`crate::http::csrf`]), per-address agent-key limits
+/// ([`crate::http::limiter`]), bounded body reads ([`crate::http::body`]).
 pub fn router(state: AppState) -> Router {
     let (routes, api) = api_router();
     let doc = Arc::new(api);
+    let guards = state.clone();
     routes
         .route(
             "/openapi.json",
@@ -126,6 +131,18 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            guards.clone(),
+            crate::http::body::bounded_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            guards.clone(),
+            crate::http::limiter::agent_key_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            guards,
+            crate::http::csrf::csrf_guard,
+        ))
         .layer(axum::middleware::from_fn(crate::request_id::request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ProxyError::new(Reason::Internal, "internal error").into_response()
@@ -163,17 +180,36 @@ impl std::fmt::Debug for Proxy {
 /// than upstreams answer (hyper's default is ~400 KiB).
 pub const CONNECTION_WRITE_BUFFER: usize = 64 * 1024;
 
+/// Connection bounds of [`serve_connections`].
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    idle: std::time::Duration,
+    max_connections: usize,
+}
+
 /// Accepts connections until `shutdown` resolves, then lets in-flight
 /// requests finish (idle keep-alive connections are closed). A failed accept
 /// (out of file descriptors and the like) is logged and retried, never fatal.
+///
+/// Bounds (THREATS §K, §P): at most `max_connections` connections are served
+/// at once; one more is accepted, answered 503 `too_many_connections` and
+/// closed at once, so excess clients learn it instead of piling up in the
+/// backlog. HTTP/1 heads must arrive within [`HEADER_READ_TIMEOUT`] (capped by
+/// the idle timeout), HTTP/2 peers answer keep-alive pings, and a connection
+/// of either version with no request in flight for `idle` is closed.
 async fn serve_connections(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    bounds: Bounds,
 ) {
+    use crate::http::connection::{
+        Activity, H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, HEADER_READ_TIMEOUT, TrackedBody,
+        over_capacity_answer,
+    };
+    use crate::http::limiter::ClientAddr;
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
-    use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
     use tower::ServiceExt as _;
 
@@ -181,13 +217,23 @@ async fn serve_connections(
     builder
         .http1()
         .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT.min(bounds.idle))
         .max_buf_size(CONNECTION_WRITE_BUFFER);
-    let graceful = GracefulShutdown::new();
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL.min(bounds.idle))
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+    let max = bounds
+        .max_connections
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -197,22 +243,68 @@ async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            // Best effort, never blocking the accept loop: the answer fits the socket buffer.
+            let _ = tcp.try_write(&over_capacity_answer());
+            tracing::warn!(client = %peer.ip(), max, "connection refused: connection cap reached");
+            drop(tcp);
+            continue;
+        };
         // Answers are written whole or in large chunks: no reason to delay small writes.
         let _ = tcp.set_nodelay(true);
-        let svc = app
-            .clone()
-            .map_request(|req: http::Request<hyper::body::Incoming>| {
-                req.map(axum::body::Body::new)
-            });
-        let conn = builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(svc));
-        let conn = graceful.watch(conn.into_owned());
+        let activity = Arc::new(Activity::new());
+        let client = ClientAddr::from(peer);
+        let svc = {
+            let app = app.clone();
+            let activity = Arc::clone(&activity);
+            tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let in_flight = activity.enter();
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(client);
+                let call = app.clone().oneshot(req);
+                async move {
+                    let resp = call.await?;
+                    Ok::<_, std::convert::Infallible>(
+                        resp.map(|b| axum::body::Body::new(TrackedBody::new(b, in_flight))),
+                    )
+                }
+            })
+        };
+        let conn = builder
+            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(svc))
+            .into_owned();
+        let mut stop = stop_rx.clone();
+        let idle = bounds.idle;
         tokio::spawn(async move {
-            // A broken connection ends here; the request's own path logs what matters.
-            let _ = conn.await;
+            let _slot = slot;
+            let mut conn = std::pin::pin!(conn);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    // A broken connection ends here; the request's own path logs what matters.
+                    _ = conn.as_mut() => break,
+                    () = activity.idle_for(idle), if !closing => {
+                        conn.as_mut().graceful_shutdown();
+                        // Bound the goodbye too: a peer that never lets go is dropped.
+                        let _ = tokio::time::timeout(idle, conn.as_mut()).await;
+                        break;
+                    }
+                    changed = stop.changed(), if !closing => {
+                        // Server shutdown (or the sender gone): finish in-flight requests, then close.
+                        let _ = changed;
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop_tx.send(true);
+    // Every connection holds a slot until it ends: all slots back means all done.
+    let _ = slots
+        .acquire_many(u32::try_from(max).unwrap_or(u32::MAX))
+        .await;
 }
 
 impl Proxy {
@@ -267,6 +359,12 @@ impl Proxy {
             })
         };
         let broker = Arc::new(crate::approval::broker::Broker::default());
+        // The dummy argon2 hash for unknown e-mails: hashed once, off the async workers.
+        let abuse = Arc::new(
+            tokio::task::spawn_blocking(crate::http::limiter::AbuseLimits::new)
+                .await
+                .unwrap_or_default(),
+        );
         let ops = crate::ops::Ops::new(Arc::clone(&store), Arc::clone(&keys), Arc::clone(&clock))
             .attach(Arc::clone(&directory), Arc::clone(&broker));
         let state = AppState::new(crate::state::Shared {
@@ -282,7 +380,7 @@ impl Proxy {
             broker,
             ops,
             clock,
-            login_failures: Arc::new(RateLimiter::default()),
+            abuse,
         });
         let executor = tokio::spawn(crate::approval::executor::run_executor(state.clone()));
         Ok(Self {
@@ -308,8 +406,12 @@ impl Proxy {
             executor,
         } = self;
         let journal = state.journal.clone();
+        let bounds = Bounds {
+            idle: state.config.idle_timeout,
+            max_connections: state.config.max_connections,
+        };
         let app = router(state);
-        serve_connections(listener, app, shutdown).await;
+        serve_connections(listener, app, shutdown, bounds).await;
         watcher.abort();
         executor.abort();
         let _ = executor.await;

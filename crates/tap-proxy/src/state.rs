@@ -58,8 +58,8 @@ pub struct Shared {
     pub ops: crate::ops::Ops,
     /// The one source of wall-clock time.
     pub clock: Arc<dyn tap_core::time::Clock>,
-    /// Failed logins per e-mail (brute-force bound).
-    pub login_failures: Arc<RateLimiter>,
+    /// Failed logins and agent keys per client address (bounded, expiring).
+    pub abuse: Arc<crate::http::limiter::AbuseLimits>,
 }
 
 impl std::fmt::Debug for Shared {

@@ -3,7 +3,9 @@
 //!
 //! Pages carry no script (CSP forbids it), every dynamic value is HTML-escaped,
 //! forms carry a per-session, per-approval CSRF token and the session cookie is
-//! `HttpOnly; SameSite=Strict`.
+//! `HttpOnly; SameSite=Strict` (and `Secure` when `TAP_PUBLIC_URL` is https).
+//! The cookie is honoured only by these pages; `/team/...` takes bearer
+//! tokens alone ([`bearer_member`]).
 
 use argon2::{Argon2, PasswordVerifier};
 use axum::Json;
@@ -25,8 +27,10 @@ use crate::state::AppState;
 
 /// Session lifetime (SPEC §4: 24 h).
 pub const SESSION_TTL_MS: i64 = 24 * 3600 * 1000;
-/// Failed logins per e-mail within the rolling hour before logins are refused.
-pub const MAX_LOGIN_FAILURES: usize = 10;
+/// Longest e-mail address accepted at login (RFC 5321's path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+/// Longest password checked at login; longer ones fail without hashing.
+pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "tap_session";
 
@@ -44,6 +48,16 @@ pub struct MemberCtx {
 /// An admin API or page error in the one dialect of [`ProxyError`].
 pub fn api_error(reason: Reason, detail: impl Into<String>) -> Response {
     ProxyError::new(reason, detail).into_response()
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let v = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?;
+    Some(t.trim().to_owned())
 }
 
 fn presented_token(headers: &HeaderMap) -> Option<String> {
@@ -67,9 +81,20 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-/// Authenticates a member by admin token or session (bearer or cookie).
+/// Authenticates a member of the web pages by admin token or session (bearer
+/// or cookie). Only for pages whose state-changing forms carry a CSRF token.
 pub async fn member(state: &AppState, headers: &HeaderMap) -> Option<MemberCtx> {
-    let token = presented_token(headers)?;
+    member_by_token(state, presented_token(headers)?).await
+}
+
+/// Authenticates an admin API caller by `Authorization: Bearer` alone (an
+/// admin token or a session token): a cookie a browser attaches to a forged
+/// cross-site request authorises nothing under `/team`.
+pub async fn bearer_member(state: &AppState, headers: &HeaderMap) -> Option<MemberCtx> {
+    member_by_token(state, bearer_token(headers)?).await
+}
+
+async fn member_by_token(state: &AppState, token: String) -> Option<MemberCtx> {
     if !token.starts_with(ADMIN_TOKEN_PREFIX) || token.len() > 128 {
         return None;
     }
@@ -115,20 +140,63 @@ pub struct LoginBody {
     next: Option<String>,
 }
 
-async fn check_password(state: &AppState, email: &str, password: &str) -> Option<i64> {
+/// The hash a login attempt is checked against: the account's, or for an
+/// unknown e-mail the dummy hash, so both cost the same argon2 work and the
+/// answer time does not tell which e-mails have accounts.
+fn hash_to_check<'a>(account: Option<&'a (i64, String)>, dummy: &'a str) -> (Option<i64>, &'a str) {
+    match account {
+        Some((id, hash)) => (Some(*id), hash.as_str()),
+        None => (None, dummy),
+    }
+}
+
+/// `Ok(Some(account))` for the right password, `Ok(None)` for a wrong one or
+/// an unknown e-mail, `Err` when too many checks are already running: each
+/// argon2 check holds ~19 MiB, so their number is bounded
+/// ([`crate::http::limiter::MAX_PASSWORD_CHECKS`]) and so is the wait for one.
+async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> Result<Option<i64>, ProxyError> {
+    let busy = || {
+        let mut e = ProxyError::new(
+            Reason::TooManyAttempts,
+            "too many logins are being checked right now",
+        );
+        e.retry_after = Some(1);
+        e
+    };
+    let _permit = tokio::time::timeout(
+        crate::http::limiter::PASSWORD_CHECK_WAIT,
+        state.abuse.password_checks.acquire(),
+    )
+    .await
+    .map_err(|_| busy())?
+    .map_err(|_| busy())?;
     let email = email.trim().to_ascii_lowercase();
-    let account = state.store.account_by_email(&email).await.ok()??;
-    let hash = argon2::password_hash::phc::PasswordHash::new(&account.password_hash).ok()?;
-    let pw = password.to_owned();
+    let account = state
+        .store
+        .account_by_email(&email)
+        .await
+        .ok()
+        .flatten()
+        .map(|a| (a.id, a.password_hash));
+    let (id, phc) = hash_to_check(account.as_ref(), &state.abuse.dummy_password_hash);
+    let phc = phc.to_owned();
+    let pw = zeroize::Zeroizing::new(password.to_owned());
     // argon2 is deliberately slow: keep it off the async workers.
     let ok = tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .verify_password(pw.as_bytes(), &hash)
-            .is_ok()
+        argon2::password_hash::phc::PasswordHash::new(&phc).is_ok_and(|hash| {
+            Argon2::default()
+                .verify_password(pw.as_bytes(), &hash)
+                .is_ok()
+        })
     })
     .await
     .unwrap_or(false);
-    ok.then_some(account.id)
+    // The dummy hash matches no password, and `id` is None for it anyway.
+    Ok(id.filter(|_| ok))
 }
 
 async fn start_session(state: &AppState, account_id: i64) -> Option<(String, i64)> {
@@ -142,10 +210,20 @@ async fn start_session(state: &AppState, account_id: i64) -> Option<(String, i64
     Some((token.to_string(), expires))
 }
 
-fn session_cookie(token: &str) -> HeaderValue {
+/// `; Secure` when browsers reach the proxy over https.
+fn secure_attr(state: &AppState) -> &'static str {
+    if state.config.serves_https() {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
+fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        SESSION_TTL_MS / 1000
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        SESSION_TTL_MS / 1000,
+        secure_attr(state)
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -159,16 +237,32 @@ fn session_cookie(token: &str) -> HeaderValue {
     summary = "Log in (JSON or form) and get a 24 h session",
     responses(
         (status = 200, description = "Session", body = LoginView),
-        (status = 400, description = "Neither JSON nor a form with email and password", body = ErrorBody),
+        (status = 400, description = "Neither JSON nor a form with email and password, or an e-mail over 254 characters", body = ErrorBody),
         (status = 401, description = "Wrong e-mail or password", body = ErrorBody),
-        (status = 429, description = "Too many failed logins", body = ErrorBody),
+        (status = 403, description = "Posted from another origin", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this address (Retry-After)", body = ErrorBody),
     )
 )]
 pub async fn login(
     State(state): State<AppState>,
+    client: crate::http::limiter::ClientAddr,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    // Counted per client address, never per e-mail: strangers' failures cannot
+    // lock the owner out, and no attacker-chosen string is kept.
+    let limiter = &state.abuse.logins;
+    if let Some(retry) = limiter.blocked(client.0) {
+        tracing::warn!(client = %client.0, "login refused: too many failures from this address");
+        let mut e = ProxyError::new(
+            Reason::TooManyAttempts,
+            "too many failed logins from this address; try again later",
+        );
+        e.retry_after = Some(retry);
+        return e.into_response();
+    }
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -181,19 +275,24 @@ pub async fn login(
     let Some(b) = parsed else {
         return api_error(Reason::InvalidRequest, "send {\"email\", \"password\"}");
     };
-    let who = b.email.trim().to_ascii_lowercase();
-    let now = std::time::Instant::now();
-    if state.login_failures.recent(0, &who, now) >= MAX_LOGIN_FAILURES {
-        tracing::warn!("login refused: too many failures for this account");
+    if b.email.trim().len() > MAX_EMAIL_LEN {
+        limiter.record_failure(client.0);
         return api_error(
-            Reason::TooManyAttempts,
-            "too many failed logins for this account; try again later",
+            Reason::InvalidRequest,
+            format!("the e-mail is longer than {MAX_EMAIL_LEN} characters"),
         );
     }
-    let Some(account_id) = check_password(&state, &b.email, &b.password).await else {
-        // Counted per e-mail whether or not the account exists (no enumeration).
-        let _ = state.login_failures.check(0, &who, u32::MAX, now);
-        tracing::info!("failed login");
+    let checked = if b.password.len() > MAX_PASSWORD_LEN {
+        None
+    } else {
+        match check_password(&state, &b.email, &b.password).await {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        }
+    };
+    let Some(account_id) = checked else {
+        limiter.record_failure(client.0);
+        tracing::info!(client = %client.0, "failed login");
         if is_form {
             return page(
                 StatusCode::UNAUTHORIZED,
@@ -213,7 +312,7 @@ pub async fn login(
             .unwrap_or_else(|| "/".into());
         let mut resp = Redirect::to(&next).into_response();
         resp.headers_mut()
-            .insert(header::SET_COOKIE, session_cookie(&token));
+            .insert(header::SET_COOKIE, session_cookie(&state, &token));
         return resp;
     }
     let m = MemberCtx {
@@ -236,7 +335,7 @@ pub async fn login(
     })
     .into_response();
     resp.headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&token));
+        .insert(header::SET_COOKIE, session_cookie(&state, &token));
     resp
 }
 
@@ -278,10 +377,12 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
             .await;
     }
     let mut resp = Json(LogoutView { logged_out: true }).into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("tap_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        secure_attr(&state)
+    )) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
     resp
 }
 
@@ -630,4 +731,38 @@ pub async fn deny_post(
     Form(form): Form<DecisionForm>,
 ) -> Response {
     web_decide(state, headers, txn, form, false).await
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_email_is_checked_against_the_dummy_hash() {
+        let account = (7, "$argon2id$account".to_owned());
+        assert_eq!(
+            hash_to_check(Some(&account), "$argon2id$dummy"),
+            (Some(7), "$argon2id$account")
+        );
+        assert_eq!(
+            hash_to_check(None, "$argon2id$dummy"),
+            (None, "$argon2id$dummy")
+        );
+    }
+
+    #[test]
+    fn bearer_only_ignores_the_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("tap_session=tapa_x"),
+        );
+        assert_eq!(bearer_token(&h), None);
+        assert_eq!(presented_token(&h).as_deref(), Some("tapa_x"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer tapa_y"),
+        );
+        assert_eq!(bearer_token(&h).as_deref(), Some("tapa_y"));
+    }
 }

@@ -234,6 +234,11 @@ impl TapHome {
 }
 
 impl Served {
+    /// The server's process id (for `/proc/<pid>/status` and the like).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server printed so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

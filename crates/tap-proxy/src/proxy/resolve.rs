@@ -126,28 +126,10 @@ pub(crate) async fn resolve(
     } else {
         RawTarget::Absolute(TargetUrl::parse(raw_target).map_err(|e| target_error(&e))?)
     };
-    // Row 4a.
-    let body = tokio::time::timeout(
-        state.config.forward_timeout,
-        axum::body::to_bytes(body, state.config.max_body_bytes),
-    )
-    .await
-    .map_err(|_| {
-        ProxyError::new(
-            Reason::RequestTimeout,
-            "the request body did not arrive in time",
-        )
-    })?
-    .map_err(|_| {
-        ProxyError::new(
-            Reason::BodyTooLarge,
-            format!(
-                "request body is larger than {} bytes",
-                state.config.max_body_bytes
-            ),
-        )
-        .with("limit_bytes", state.config.max_body_bytes)
-    })?;
+    // Row 4a: the whole body within TAP_BODY_TIMEOUT_SECS (408) and TAP_MAX_BODY_BYTES (413).
+    let body =
+        crate::http::body::read_body(body, state.config.max_body_bytes, state.config.body_timeout)
+            .await?;
     draft.set_body(&body);
     // Row 5: the home team, or a team one of the presented keys is linked to.
     let primary = auth.primary();

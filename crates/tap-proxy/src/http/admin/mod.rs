@@ -14,7 +14,7 @@ use tap_core::model::{MemberRole, Team};
 use crate::error::Reason;
 use crate::ops::{Ops, OpsError, Scope};
 use crate::state::AppState;
-use crate::web::{MemberCtx, api_error, member};
+use crate::web::{MemberCtx, api_error, bearer_member};
 
 /// Authenticates and authorises an admin request, or answers the refusal.
 macro_rules! authorized {
@@ -56,7 +56,7 @@ pub struct Ctx {
 
 /// Authenticates, picks the team (`X-TAP-Team`) and checks the role.
 pub async fn ctx(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Ctx, Response> {
-    let Some(m) = member(state, headers).await else {
+    let Some(m) = bearer_member(state, headers).await else {
         return Err(OpsError::Unauthorized.into_response());
     };
     let wanted = headers
