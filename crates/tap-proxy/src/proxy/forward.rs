@@ -241,7 +241,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
         Ok(r) => r,
         Err(e) => return refuse(e, draft).await,
     };
-    let scrubber = p.resolved.credential.scrubber();
+    let scrubber = p.resolved.scrubber();
     let display_target = p.resolved.url.as_str().to_owned();
     let upstream_started = Instant::now();
     let timeout = state.config.forward_timeout;
