@@ -111,7 +111,7 @@ use crate::agent_views::{ErrorBody, PendingView};
     description = "X-TAP-Credential, X-TAP-Target and X-TAP-Method name the call; the body and other headers go upstream as sent. Any status the upstream answers comes back with its headers and a scrubbed body; an answer the proxy makes itself carries X-TAP-Error and the error body.",
     security(("agent_key" = [])),
     params(
-        ("X-TAP-Credential" = Option<String>, Header, description = "The credential to inject, by name"),
+        ("X-TAP-Credential" = Option<String>, Header, description = "The credential to inject, by name; absent: legacy placeholder mode (<CREDENTIAL:name> in Authorization, X-Api-Key, X-Auth-Token or a bound header)"),
         ("X-TAP-Target" = String, Header, description = "The upstream URL, or a path for relative-target credentials"),
         ("X-TAP-Method" = Option<String>, Header, description = "The upstream method (default GET)"),
         ("X-TAP-Team" = Option<String>, Header, description = "Another team the agent is linked to"),
