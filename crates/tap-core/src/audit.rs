@@ -81,6 +81,16 @@ pub struct AuditRecord {
     pub request_in_start: bool,
 }
 
+impl AuditRecord {
+    /// The value of the store's indexed `credential` column: every credential
+    /// name joined by `,` (names never contain a comma), `None` when the
+    /// request named none. A filter on one credential matches a row whose
+    /// column lists it among several.
+    pub fn credential_column(&self) -> Option<String> {
+        (!self.credential_names.is_empty()).then(|| self.credential_names.join(","))
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod inject;
 pub mod model;
 pub mod names;
+pub mod placeholder;
 pub mod policy;
 pub mod scrub;
 pub mod secret;

@@ -357,9 +357,12 @@ pub struct Approval {
     pub agent_team_internal_id: i64,
     /// Agent id.
     pub agent_id: String,
-    /// Credential.
+    /// Credential name; for a legacy placeholder request referencing several
+    /// credentials, every name in reference order joined by `,` (names never
+    /// contain a comma). Read the names with [`Approval::credential_names`].
     pub credential: String,
-    /// Credential version (its `updated_at`) at decision time; a change refuses forwarding.
+    /// Credential version (its `updated_at`; the latest of them for several)
+    /// when approval was asked; a change refuses forwarding.
     pub credential_version: Millis,
     /// Upper-cased method.
     pub method: String,
@@ -392,6 +395,12 @@ pub struct Approval {
 }
 
 impl Approval {
+    /// Every credential the request uses, in reference order (one for
+    /// `X-TAP-Credential` requests).
+    pub fn credential_names(&self) -> impl Iterator<Item = &str> {
+        self.credential.split(',').filter(|c| !c.is_empty())
+    }
+
     /// Members who approved.
     pub fn approvers(&self) -> Vec<String> {
         self.votes

@@ -100,6 +100,18 @@ Calling an API
       -H "X-TAP-Key: $TAP_KEY" -H "X-TAP-Credential: github" \
       -H "X-TAP-Target: https://api.github.com/user" -H "X-TAP-Method: GET"
 
+  Placeholder mode (clients written for the public TAP protocol): leave out
+  X-TAP-Credential and write <CREDENTIAL:name> (or <CREDENTIAL:name.field> for
+  one field of a multi-secret credential) in the Authorization, X-Api-Key or
+  X-Auth-Token header, or in a header the credential binds:
+    -H "Authorization: Bearer <CREDENTIAL:github>"
+  The proxy substitutes the secret there and nowhere else: a placeholder in
+  another header, the URL or the body is refused (400
+  placeholder_position_violation, "location" says where). Several credentials
+  may be referenced; each must be granted to you and allow the target host,
+  and if any one needs approval the whole request does. Without
+  X-TAP-Credential and without placeholders: 400 no_credential.
+
   The answer is the upstream's status, headers and body. Secrets in it appear
   as [REDACTED:<credential>]. An answer made by the proxy itself carries the
   header X-TAP-Error and a JSON body {"error", "error_code", "detail", "fix"}:

@@ -40,6 +40,10 @@ pub enum Reason {
     SecretInRequest,
     /// Neither `X-TAP-Credential` nor placeholders.
     NoCredential,
+    /// A `<CREDENTIAL:…>` placeholder where it is never substituted.
+    PlaceholderPositionViolation,
+    /// A malformed `<CREDENTIAL:…>` placeholder in an allowed header.
+    InvalidPlaceholder,
     /// The credential does not exist in the team.
     CredentialNotFound,
     /// The agent may not use the credential.
@@ -128,6 +132,8 @@ pub const ALL_REASONS: &[Reason] = &[
     Reason::TeamNotLinked,
     Reason::SecretInRequest,
     Reason::NoCredential,
+    Reason::PlaceholderPositionViolation,
+    Reason::InvalidPlaceholder,
     Reason::CredentialNotFound,
     Reason::CredentialNotGranted,
     Reason::HostNotAllowed,
@@ -185,6 +191,8 @@ impl Reason {
             | Self::InvalidTarget
             | Self::SecretInRequest
             | Self::NoCredential
+            | Self::PlaceholderPositionViolation
+            | Self::InvalidPlaceholder
             | Self::CredentialValueMissing
             | Self::CredentialFieldMissing
             | Self::MultiSecretUnbound
@@ -236,6 +244,8 @@ impl Reason {
             Self::TeamNotLinked => "team_not_linked",
             Self::SecretInRequest => "secret_in_request",
             Self::NoCredential => "no_credential",
+            Self::PlaceholderPositionViolation => "placeholder_position_violation",
+            Self::InvalidPlaceholder => "invalid_placeholder",
             Self::CredentialNotFound => "credential_not_found",
             Self::CredentialNotGranted => "credential_not_granted",
             Self::HostNotAllowed => "host_not_allowed",
@@ -305,7 +315,13 @@ impl Reason {
                 "Never send credential values; name the credential in X-TAP-Credential and let the proxy inject it."
             }
             Self::NoCredential => {
-                "Name the credential to use in X-TAP-Credential (GET /agent/services lists yours)."
+                "Name the credential to use in X-TAP-Credential (GET /agent/services lists yours), or reference it as <CREDENTIAL:name> in the Authorization header."
+            }
+            Self::PlaceholderPositionViolation => {
+                "Placeholders are substituted only in Authorization, X-Api-Key, X-Auth-Token or a header the credential binds; never in the body or the URL. Move it there, or send X-TAP-Credential and let the proxy inject the credential."
+            }
+            Self::InvalidPlaceholder => {
+                "Write placeholders as <CREDENTIAL:name> or <CREDENTIAL:name.field> (credential names are lower-case letters, digits, '-' and '_')."
             }
             Self::CredentialNotFound => {
                 "Check the credential name; GET /agent/services lists the credentials you may use."

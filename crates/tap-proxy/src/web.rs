@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tap_core::crypto::{ADMIN_TOKEN_PREFIX, ct_eq, generate_admin_token};
 use tap_core::model::{ApprovalStatus, MemberRole, Team};
 
-use tap_core::approval::eligible_approvers;
+use tap_core::approval::approval_eligible;
 
 use crate::agent_views::{ErrorBody, LoginTeamView, LoginView, LogoutView};
 use crate::approval::captured::CapturedRequest;
@@ -552,14 +552,10 @@ pub async fn approve_page(
         .members(a.team_internal_id)
         .await
         .unwrap_or_default();
-    let policy = state
-        .store
-        .policy(a.team_internal_id, &a.credential)
+    let may_decide = approval_eligible(state.store.as_ref(), &a, &members)
         .await
-        .ok()
-        .flatten();
-    let may_decide =
-        eligible_approvers(&members, &a.credential, policy.as_ref()).contains(&m.email);
+        .unwrap_or_default()
+        .contains(&m.email);
     let mut body = format!(
         "<table>\
          <tr><td>Status</td><td><b>{status}</b> ({n}/{min} approvals)</td></tr>\

@@ -162,6 +162,27 @@ pub(crate) fn http_client() -> Result<reqwest::Client> {
         .context("cannot build an HTTP client")
 }
 
+/// Most pending approvals `tap status` counts (each agent may hold 20 at once).
+const MAX_COUNTED_PENDING: u32 = 100_000;
+
+/// Approvals of the team still waiting for a decision: pending and not past
+/// their expiry (the executor may not have swept an expired one yet), as
+/// `tap pending` lists them.
+async fn pending_approvals(admin: &Admin, team: i64) -> Result<usize> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let pending = admin
+        .store
+        .approvals(
+            team,
+            Some(tap_core::model::ApprovalStatus::Pending),
+            MAX_COUNTED_PENDING,
+        )
+        .await?;
+    Ok(pending.iter().filter(|a| a.expires_at > now).count())
+}
+
 async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
     let mut v = json!({"store": "error", "proxy": "unreachable", "agents": 0, "credentials": 0, "pending_approvals": 0, "key_id": Value::Null});
     let mut problem = None;
@@ -170,6 +191,7 @@ async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
             v["store"] = json!("ok");
             v["agents"] = json!(admin.store.agents(team.internal_id).await?.len());
             v["credentials"] = json!(admin.store.credentials(team.internal_id).await?.len());
+            v["pending_approvals"] = json!(pending_approvals(&admin, team.internal_id).await?);
             v["key_id"] = json!(admin.keys.kek().key_id());
         }
         Err(e) => problem = Some(e.to_string()),

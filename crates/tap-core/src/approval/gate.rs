@@ -4,7 +4,8 @@
 //! team (else it does not exist for them), it is pending, the channel is one
 //! the request was routed to, the decider is eligible (owner/admin, or an
 //! approver assigned the credential; within `allowed_approvers` when set — an
-//! empty list means nobody), a `require_passkey` approval carries a
+//! empty list means nobody; for an approval naming several credentials, all
+//! of this for every one of them), a `require_passkey` approval carries a
 //! [`PasskeyProof`] for this very request and decider, and the decider has not
 //! counted before (the store's atomic vote).
 
@@ -134,14 +135,35 @@ pub fn eligible_approvers(
         .collect()
 }
 
+/// Members who may decide a request on every one of `credentials` (each with
+/// its policy): the intersection of [`eligible_approvers`] over them. A
+/// legacy placeholder request referencing several credentials is decided only
+/// by members eligible for all of them (SPEC §3.2, §15). Empty input: nobody.
+pub fn eligible_for_all(
+    members: &[Member],
+    credentials: &[(&str, Option<&Policy>)],
+) -> Vec<String> {
+    let Some(((first, first_policy), rest)) = credentials.split_first() else {
+        return Vec::new();
+    };
+    let mut out = eligible_approvers(members, first, *first_policy);
+    for (credential, policy) in rest {
+        let eligible = eligible_approvers(members, credential, *policy);
+        out.retain(|e| eligible.contains(e));
+    }
+    out
+}
+
 /// The pure part of the gate: may `email` cast `d` on `a` at `now_ms`?
 ///
-/// `email` is already lower-cased. Distinctness is left to the store's atomic
-/// vote; everything else is decided here.
+/// `policies` holds the current policy of each credential of
+/// [`Approval::credential_names`], in that order. `email` is already
+/// lower-cased. Distinctness is left to the store's atomic vote; everything
+/// else is decided here.
 pub fn check(
     a: &Approval,
     members: &[Member],
-    policy: Option<&Policy>,
+    policies: &[Option<&Policy>],
     email: &str,
     d: &Decision<'_>,
     now_ms: i64,
@@ -160,19 +182,50 @@ pub fn check(
     if !a.channels.iter().any(|c| c == d.channel) {
         return Err(GateError::NotRouted(d.channel.to_owned()));
     }
-    if !eligible_approvers(members, &a.credential, policy)
+    let credentials: Vec<(&str, Option<&Policy>)> = a
+        .credential_names()
+        .zip(policies.iter().copied().chain(std::iter::repeat(None)))
+        .collect();
+    if !eligible_for_all(members, &credentials)
         .iter()
         .any(|e| e == email)
     {
         return Err(GateError::NotEligible(email.to_owned()));
     }
     if d.approve
-        && policy.is_some_and(|p| p.require_passkey)
+        && policies.iter().flatten().any(|p| p.require_passkey)
         && !d.passkey.is_some_and(|p| p.covers(a, email))
     {
         return Err(GateError::PasskeyRequired);
     }
     Ok(())
+}
+
+/// The current policy of each credential the approval names, in the order of
+/// [`Approval::credential_names`].
+pub async fn approval_policies(
+    store: &dyn Store,
+    a: &Approval,
+) -> Result<Vec<Option<Policy>>, StoreError> {
+    let mut out = Vec::new();
+    for name in a.credential_names() {
+        out.push(store.policy(a.team_internal_id, name).await?);
+    }
+    Ok(out)
+}
+
+/// Members who may decide `a` now: eligible for every credential it names.
+pub async fn approval_eligible(
+    store: &dyn Store,
+    a: &Approval,
+    members: &[Member],
+) -> Result<Vec<String>, StoreError> {
+    let policies = approval_policies(store, a).await?;
+    let credentials: Vec<(&str, Option<&Policy>)> = a
+        .credential_names()
+        .zip(policies.iter().map(Option::as_ref))
+        .collect();
+    Ok(eligible_for_all(members, &credentials))
 }
 
 /// Checks a decision and, when it passes, counts it atomically in the store.
@@ -187,11 +240,14 @@ pub async fn decide(
         .await?
         .ok_or_else(|| GateError::NotFound(d.txn_id.to_owned()))?;
     let members = store.members(a.team_internal_id).await?;
-    let policy = store.policy(a.team_internal_id, &a.credential).await?;
+    let policies = approval_policies(store, &a).await?;
+    let refs: Vec<Option<&Policy>> = policies.iter().map(Option::as_ref).collect();
     let now = clock.now_ms();
-    check(&a, &members, policy.as_ref(), &email, &d, now)?;
+    check(&a, &members, &refs, &email, &d, now)?;
     // Earlier votes count only while their members are still eligible.
-    let eligible = eligible_approvers(&members, &a.credential, policy.as_ref());
+    let credentials: Vec<(&str, Option<&Policy>)> =
+        a.credential_names().zip(refs.iter().copied()).collect();
+    let eligible = eligible_for_all(&members, &credentials);
     let counted: Vec<&str> = eligible.iter().map(String::as_str).collect();
     match store
         .vote(d.txn_id, &email, d.approve, d.channel, now, &counted)

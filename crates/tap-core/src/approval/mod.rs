@@ -10,4 +10,7 @@ pub mod channel;
 pub mod gate;
 
 pub use channel::{ApprovalChannel, ApprovalSummary, ChannelError};
-pub use gate::{Decided, Decision, GateError, PasskeyProof, decide, eligible_approvers};
+pub use gate::{
+    Decided, Decision, GateError, PasskeyProof, approval_eligible, approval_policies, decide,
+    eligible_approvers, eligible_for_all,
+};

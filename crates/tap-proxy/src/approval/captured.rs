@@ -23,6 +23,11 @@ pub struct CapturedRequest {
     pub body: String,
     /// The audit record so far (completed when the approval ends).
     pub audit: AuditRecord,
+    /// Legacy placeholder mode: the headers hold `<CREDENTIAL:…>`
+    /// placeholders, substituted when the approved request is forwarded
+    /// (the captured request never holds a secret).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy: bool,
 }
 
 impl CapturedRequest {
@@ -44,6 +49,7 @@ impl CapturedRequest {
                 .collect(),
             body: b64.encode(body),
             audit,
+            legacy: false,
         }
     }
 

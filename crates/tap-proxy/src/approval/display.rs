@@ -73,7 +73,16 @@ impl RequestDisplay {
                     value: visible(&scrub(&escape_bytes(v.as_bytes()))),
                 })
                 .collect(),
-            injected: credential.map(injected).unwrap_or_default(),
+            injected: if captured.legacy {
+                // Placeholder mode: the headers whose placeholders are substituted.
+                header_map
+                    .iter()
+                    .filter(|(_, v)| tap_core::placeholder::find_marker(v.as_bytes()).is_some())
+                    .map(|(n, _)| n.as_str().to_owned())
+                    .collect()
+            } else {
+                credential.map(injected).unwrap_or_default()
+            },
         }
     }
 }

@@ -17,7 +17,8 @@ use crate::proxy::forward::{
     Coding, decoded_stream, response_coding, scrub_headers, send_error, unscannable,
     upstream_request,
 };
-use crate::proxy::resolve::destination_and_injection;
+use crate::proxy::placeholders::{combined_scrubber, substitute};
+use crate::proxy::resolve::{destination_and_injection, usable_destination};
 use crate::state::AppState;
 
 /// Largest upstream answer stored for a poll.
@@ -101,7 +102,7 @@ async fn execute(state: &AppState, txn_id: &str) -> Result<(), StoreError> {
                 team_id,
                 agent_home_team,
                 agent_id: a.agent_id.clone(),
-                credential_names: vec![a.credential.clone()],
+                credential_names: a.credential_names().map(str::to_owned).collect(),
                 method: a.method.clone(),
                 target_url: a.target.clone(),
                 decision: "refused".into(),
@@ -182,23 +183,35 @@ async fn forward_approved(
             "the agent was disabled or deleted",
         ));
     }
+    // Every credential the approval names (several in legacy placeholder mode).
+    let names: Vec<&str> = a.credential_names().collect();
     let agent_granted = dir.agents_by_key.values().any(|ag| {
         ag.team_internal_id == a.agent_team_internal_id
             && ag.id == a.agent_id
             && ag
                 .credentials_in(a.team_internal_id)
-                .is_some_and(|c| c.contains(&a.credential))
+                .is_some_and(|c| names.iter().all(|n| c.contains(*n)))
     });
     // Rows 5–7.
     let team = dir
         .teams
         .get(&a.team_internal_id)
         .ok_or_else(|| ProxyError::new(Reason::TeamNotLinked, "the team no longer exists"))?;
-    let credential = team
-        .credentials
-        .get(&a.credential)
-        .ok_or_else(|| ProxyError::new(Reason::CredentialChanged, "the credential was deleted"))?;
-    if credential.updated_at != a.credential_version {
+    let mut credentials = Vec::with_capacity(names.len());
+    for name in &names {
+        let c = team.credentials.get(*name).ok_or_else(|| {
+            ProxyError::new(Reason::CredentialChanged, "the credential was deleted")
+        })?;
+        credentials.push(&**c);
+    }
+    let Some(credential) = credentials.first().copied() else {
+        return Err(ProxyError::new(
+            Reason::RequestTampered,
+            "the approval names no credential",
+        ));
+    };
+    let version = credentials.iter().map(|c| c.updated_at).max();
+    if version != Some(a.credential_version) {
         return Err(ProxyError::new(
             Reason::CredentialChanged,
             "the credential changed",
@@ -213,8 +226,15 @@ async fn forward_approved(
     // Rows 8–10 on the captured target.
     let url = TargetUrl::parse(&captured.url)
         .map_err(|_| ProxyError::new(Reason::RequestTampered, "stored target is damaged"))?;
-    let injection = destination_and_injection(state, credential, &url, false).await?;
     let headers = captured.header_map()?;
+    let injection = if captured.legacy {
+        for c in &credentials {
+            usable_destination(state, c, &url, false).await?;
+        }
+        substitute(&headers, &credentials)?
+    } else {
+        destination_and_injection(state, credential, &url, false).await?
+    };
     let body = captured.body_bytes()?;
     let req = upstream_request(&captured.method, &url, &headers, &injection, body)?;
     let started = Instant::now();
@@ -231,8 +251,12 @@ async fn forward_approved(
         };
     let coding = response_coding(resp.headers()).map_err(unscannable)?;
     let status = resp.status().as_u16();
-    let scrubber = credential.scrubber();
-    let (mut headers, header_hits) = scrub_headers(resp.headers(), credential);
+    let scrubber = if credentials.len() == 1 {
+        credential.scrubber()
+    } else {
+        combined_scrubber(credentials.iter().copied())
+    };
+    let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber, &credentials);
     if coding != Coding::Identity {
         headers.remove(http::header::CONTENT_ENCODING);
     }

@@ -27,7 +27,7 @@ impl Ops {
             .approvals(scope.team.internal_id, status, MAX_LISTED_APPROVALS)
             .await?
             .iter()
-            .filter(|a| scope.sees_credential(&a.credential))
+            .filter(|a| a.credential_names().all(|c| scope.sees_credential(c)))
             .filter(|a| a.status != ApprovalStatus::Pending || a.expires_at > now)
             .map(ApprovalView::from)
             .collect())
@@ -46,7 +46,8 @@ impl Ops {
             .approval(txn_id)
             .await?
             .filter(|a| {
-                a.team_internal_id == scope.team.internal_id && scope.sees_credential(&a.credential)
+                a.team_internal_id == scope.team.internal_id
+                    && a.credential_names().all(|c| scope.sees_credential(c))
             })
             .ok_or_else(|| {
                 OpsError::NotFound(format!("approval {txn_id} in team {}", scope.team.slug))
@@ -57,8 +58,12 @@ impl Ops {
         let team = dir.teams.get(&a.team_internal_id);
         let request = RequestDisplay::new(
             &captured,
-            team.and_then(|t| t.credentials.get(&a.credential))
-                .map(|c| &**c),
+            team.and_then(|t| {
+                a.credential_names()
+                    .next()
+                    .and_then(|c| t.credentials.get(c))
+            })
+            .map(|c| &**c),
             |s| team.map_or_else(|| s.to_owned(), |t| t.all_secrets.scrub_str(s).0),
         );
         let mut approval = ApprovalView::from(&a);

@@ -11,7 +11,8 @@ use tap_core::model::{Approval, ApprovalStatus};
 use super::audit::AuditDraft;
 use super::forward::Prepared;
 use super::{Prefer, refuse};
-use tap_core::approval::{ApprovalSummary, eligible_approvers};
+use tap_core::approval::{ApprovalSummary, eligible_for_all};
+use tap_core::policy::Policy;
 
 use crate::agent_views::PendingView;
 use crate::approval::captured::CapturedRequest;
@@ -53,9 +54,35 @@ pub(crate) async fn request_approval(
     prefer: Prefer,
 ) -> Response {
     let r = &p.resolved;
-    let cred = &r.credential.name;
-    let policy = r.team.policies.get(cred).map(|c| c.policy().clone());
-    if eligible_approvers(&r.team.members, cred, policy.as_ref()).is_empty() {
+    // Every credential the request uses (several in legacy placeholder mode):
+    // the approval names them all, only members eligible for every one of
+    // them may decide, any `require_passkey` applies and the largest
+    // `min_approvals` counts. Channels follow the first credential with a policy.
+    let names = r.credential_names();
+    let cred = &names.join(",");
+    let policies: Vec<Option<Policy>> = names
+        .iter()
+        .map(|n| r.team.policies.get(n).map(|c| c.policy().clone()))
+        .collect();
+    let per_credential: Vec<(&str, Option<&Policy>)> = names
+        .iter()
+        .map(String::as_str)
+        .zip(policies.iter().map(Option::as_ref))
+        .collect();
+    let policy = policies.iter().flatten().next().cloned();
+    let require_passkey = policies.iter().flatten().any(|p| p.require_passkey);
+    let min_approvals = policies
+        .iter()
+        .flatten()
+        .map(|p| p.min_approvals.max(1))
+        .max()
+        .unwrap_or(1);
+    let credential_version = r
+        .credentials()
+        .map(|c| c.updated_at)
+        .max()
+        .unwrap_or_default();
+    if eligible_for_all(&r.team.members, &per_credential).is_empty() {
         let e = ProxyError::new(
             Reason::ApprovalUnavailable,
             format!(
@@ -66,7 +93,7 @@ pub(crate) async fn request_approval(
         .with("policy_reason", policy_reason);
         return refuse(e, draft).await;
     }
-    if policy.as_ref().is_some_and(|p| p.require_passkey) {
+    if require_passkey {
         let e = ProxyError::new(
             Reason::PasskeyUnavailable,
             format!("credential {cred} needs passkey approval and WebAuthn is not configured; nothing was forwarded"),
@@ -95,8 +122,9 @@ pub(crate) async fn request_approval(
     }
     draft.record.decision = "approval".into();
     draft.record.approval_status = Some("pending".into());
-    let captured =
+    let mut captured =
         CapturedRequest::new(&p.method, &r.url, &r.headers, &r.body, draft.record.clone());
+    captured.legacy = r.legacy;
     let Ok(request) = serde_json::to_string(&captured) else {
         return refuse(
             ProxyError::new(Reason::Internal, "request could not be captured"),
@@ -112,14 +140,14 @@ pub(crate) async fn request_approval(
         agent_team_internal_id: agent_team,
         agent_id: draft.record.agent_id.clone(),
         credential: cred.clone(),
-        credential_version: r.credential.updated_at,
+        credential_version,
         method: p.method.clone(),
         target: r.url.as_str().to_owned(),
         request_hash: state.keys.mac().digest_bytes(request.as_bytes()),
         request,
         status: ApprovalStatus::Pending,
         policy_reason,
-        min_approvals: policy.as_ref().map_or(1, |p| p.min_approvals.max(1)),
+        min_approvals,
         channels: state.broker.names(policy.as_ref()),
         created_at: now,
         expires_at: now.saturating_add(timeout),

@@ -7,7 +7,6 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -300,10 +299,9 @@ pub(crate) fn decoded_stream(
 /// scrubbing is dropped. Returns the headers and the number of redactions.
 pub(crate) fn scrub_headers(
     upstream: &HeaderMap,
-    credential: &CredentialEntry,
+    scrubber: &Scrubber,
+    credentials: &[&CredentialEntry],
 ) -> (HeaderMap, u64) {
-    let scrubber = credential.scrubber();
-    let mut names_checked: Option<Arc<Scrubber>> = None;
     let mut out = HeaderMap::with_capacity(upstream.len());
     let mut hits = 0;
     for (name, value) in upstream {
@@ -311,8 +309,11 @@ pub(crate) fn scrub_headers(
         if HOP_BY_HOP.contains(&key) || key.starts_with("x-tap-") {
             continue;
         }
-        let lowered = names_checked.get_or_insert_with(|| credential.header_name_scrubber());
-        if scrubber.find(key.as_bytes()).is_some() || lowered.find(key.as_bytes()).is_some() {
+        let in_name = scrubber.find(key.as_bytes()).is_some()
+            || credentials
+                .iter()
+                .any(|c| c.header_name_scrubber().find(key.as_bytes()).is_some());
+        if in_name {
             hits += 1;
             continue;
         }
@@ -332,7 +333,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
         Ok(r) => r,
         Err(e) => return refuse(e, draft).await,
     };
-    let scrubber = p.resolved.credential.scrubber();
+    let scrubber = p.resolved.scrubber();
     let display_target = p.resolved.url.as_str().to_owned();
     let upstream_started = Instant::now();
     let timeout = state.config.forward_timeout;
@@ -355,7 +356,8 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
             return refuse(unscannable(e), draft).await;
         }
     };
-    let (mut headers, header_hits) = scrub_headers(resp.headers(), &p.resolved.credential);
+    let used: Vec<&CredentialEntry> = p.resolved.credentials().map(|c| &**c).collect();
+    let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber, &used);
     if coding != Coding::Identity {
         // Returned decoded: the coding header no longer describes the body.
         headers.remove(CONTENT_ENCODING);

@@ -9,6 +9,7 @@ mod approve;
 pub mod audit;
 pub mod authenticate;
 pub(crate) mod forward;
+pub(crate) mod placeholders;
 pub(crate) mod resolve;
 
 use std::sync::Arc;
@@ -110,7 +111,7 @@ use crate::agent_views::{ErrorBody, PendingView};
     description = "X-TAP-Credential, X-TAP-Target and X-TAP-Method name the call; the body and other headers go upstream as sent. Any status the upstream answers comes back with its headers and a scrubbed body; an answer the proxy makes itself carries X-TAP-Error and the error body.",
     security(("agent_key" = [])),
     params(
-        ("X-TAP-Credential" = Option<String>, Header, description = "The credential to inject, by name"),
+        ("X-TAP-Credential" = Option<String>, Header, description = "The credential to inject, by name; absent: legacy placeholder mode (<CREDENTIAL:name> in Authorization, X-Api-Key, X-Auth-Token or a bound header)"),
         ("X-TAP-Target" = String, Header, description = "The upstream URL, or a path for relative-target credentials"),
         ("X-TAP-Method" = Option<String>, Header, description = "The upstream method (default GET)"),
         ("X-TAP-Team" = Option<String>, Header, description = "Another team the agent is linked to"),
@@ -256,50 +257,92 @@ async fn prepare(
     let normalized = NormalizedTarget::from_url(resolved.url.url());
     let team = Arc::clone(&resolved.team);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut grants: Vec<&tap_core::model::Grant> = team
+    // Every credential the request uses is policy-checked; the strictest
+    // outcome wins whatever the order of reference (SPEC §3.2): one that needs
+    // approval makes the whole request need it, and grants are claimed only
+    // when every credential proceeds.
+    let names = resolved.credential_names();
+    let mut evals = Vec::with_capacity(names.len());
+    for name in &names {
+        evals.push(evaluate(&team, name, &method, &normalized, now, &[]));
+    }
+    if let Some(e) = evals.iter().find(|e| e.decision == Decision::Approval) {
+        let reason = e.reason.as_str().into_owned();
+        draft.record.policy_reason = Some(reason.clone());
+        draft.record.decision = "approval".into();
+        let prepared = forward::Prepared { method, resolved };
+        return Ok(Step::Approval(prepared, reason));
+    }
+    let mut reasons = Vec::with_capacity(names.len());
+    for name in &names {
+        let eval = claim(state, &team, name, &method, &normalized, now).await?;
+        if eval.decision == Decision::Approval {
+            let reason = eval.reason.as_str().into_owned();
+            draft.record.policy_reason = Some(reason.clone());
+            draft.record.decision = "approval".into();
+            let prepared = forward::Prepared { method, resolved };
+            return Ok(Step::Approval(prepared, reason));
+        }
+        reasons.push(eval.reason.as_str().into_owned());
+    }
+    draft.record.policy_reason = reasons.into_iter().next();
+    Ok(Step::Forward(forward::Prepared { method, resolved }))
+}
+
+/// Policy for one credential (SPEC §5), grants other than `skip` considered
+/// but not claimed.
+fn evaluate(
+    team: &crate::directory::TeamEntry,
+    credential: &str,
+    method: &str,
+    normalized: &NormalizedTarget,
+    now: i64,
+    skip: &[String],
+) -> tap_core::policy::Evaluation {
+    let views: Vec<GrantView<'_>> = team
         .grants
-        .get(&resolved.credential.name)
-        .map(|g| g.iter().collect())
-        .unwrap_or_default();
-    // Step 7 grants are claimed atomically; an exhausted grant is dropped and policy runs again.
-    let eval = loop {
-        let views: Vec<GrantView<'_>> = grants
-            .iter()
-            .map(|g| GrantView {
-                id: &g.id,
-                methods: &g.methods,
-                route_scope: &g.route_scope,
-                expires_at: g.expires_at,
-                uses_left: g.max_uses.map(|m| m.saturating_sub(g.uses)),
-            })
-            .collect();
-        let eval = tap_core::policy::evaluate(&EvalInput {
-            method: &method,
-            target: &normalized,
-            policy: team
-                .policies
-                .get(&resolved.credential.name)
-                .map(|p| p.as_ref()),
-            team_mode: team.mode,
-            grants: &views,
-            now,
-        });
+        .get(credential)
+        .map(|g| g.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|g| !skip.contains(&g.id))
+        .map(|g| GrantView {
+            id: &g.id,
+            methods: &g.methods,
+            route_scope: &g.route_scope,
+            expires_at: g.expires_at,
+            uses_left: g.max_uses.map(|m| m.saturating_sub(g.uses)),
+        })
+        .collect();
+    tap_core::policy::evaluate(&EvalInput {
+        method,
+        target: normalized,
+        policy: team.policies.get(credential).map(|p| p.as_ref()),
+        team_mode: team.mode,
+        grants: &views,
+        now,
+    })
+}
+
+/// Policy for one credential with its step 7 grant claimed atomically; an
+/// exhausted grant is dropped and policy runs again.
+async fn claim(
+    state: &AppState,
+    team: &crate::directory::TeamEntry,
+    credential: &str,
+    method: &str,
+    normalized: &NormalizedTarget,
+    now: i64,
+) -> Result<tap_core::policy::Evaluation, ProxyError> {
+    let mut skip: Vec<String> = Vec::new();
+    loop {
+        let eval = evaluate(team, credential, method, normalized, now, &skip);
         let PolicyReason::Grant(id) = &eval.reason else {
-            break eval;
+            return Ok(eval);
         };
         if state.store.use_grant(id, now).await? {
-            break eval;
+            return Ok(eval);
         }
-        let id = id.clone();
-        grants.retain(|g| g.id != id);
-    };
-    draft.record.policy_reason = Some(eval.reason.as_str().into_owned());
-    let prepared = forward::Prepared { method, resolved };
-    match eval.decision {
-        Decision::Proceed => Ok(Step::Forward(prepared)),
-        Decision::Approval => {
-            draft.record.decision = "approval".into();
-            Ok(Step::Approval(prepared, eval.reason.as_str().into_owned()))
-        }
+        skip.push(id.clone());
     }
 }

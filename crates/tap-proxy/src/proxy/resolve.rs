@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use tap_core::inject::{InjectError, Injection, plan};
 use tap_core::model::Connector;
+use tap_core::secret::CredentialValue;
 use tap_core::target::{TargetError, TargetUrl};
 
 use super::audit::AuditDraft;
@@ -60,7 +61,7 @@ const STRIPPED: &[&str] = &[
 ];
 
 /// What the agent named as target before the credential is known.
-enum RawTarget {
+pub(super) enum RawTarget {
     Absolute(TargetUrl),
     Path(String),
 }
@@ -70,21 +71,27 @@ enum RawTarget {
 pub(crate) struct Resolved {
     pub(crate) team: Arc<TeamEntry>,
     pub(crate) agent_team_internal_id: i64,
+    /// The credential (the first referenced one in legacy placeholder mode).
     pub(crate) credential: Arc<CredentialEntry>,
+    /// Legacy placeholder mode: the other referenced credentials, in reference
+    /// order, each passed rows 6–10 like `credential`. Empty otherwise.
+    pub(crate) others: Vec<Arc<CredentialEntry>>,
+    /// True in legacy placeholder mode: `injection` substitutes placeholders.
+    pub(crate) legacy: bool,
     pub(crate) url: TargetUrl,
     pub(crate) injection: Injection,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
 }
 
-fn target_error(e: &TargetError) -> ProxyError {
+pub(super) fn target_error(e: &TargetError) -> ProxyError {
     ProxyError::new(
         Reason::InvalidTarget,
         format!("X-TAP-Target is not usable: {e}"),
     )
 }
 
-fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
+pub(super) fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
     if let Some(limit) = agent.rate_limit_per_hour
         && let Err(retry) =
             state
@@ -202,10 +209,14 @@ pub(crate) async fn resolve(
     }
     // Row 6.
     let Some(name) = header_str(headers, "x-tap-credential")?.filter(|c| !c.is_empty()) else {
-        return Err(ProxyError::new(
-            Reason::NoCredential,
-            "no X-TAP-Credential header: name the credential to use",
-        ));
+        // Legacy placeholder mode (SPEC §3.2).
+        let raw = super::placeholders::Raw {
+            target: &target,
+            raw_target,
+            headers,
+            body,
+        };
+        return super::placeholders::resolve(state, auth, team, raw, draft).await;
     };
     let credential = team.credentials.get(name).cloned().ok_or_else(|| {
         ProxyError::new(
@@ -237,8 +248,33 @@ pub(crate) async fn resolve(
     draft.record.agent_home_team =
         (agent.team_internal_id != team.internal_id).then(|| agent.team.clone());
     // Row 8.
+    let (url, traversal) = target_url(&target, &credential)?;
+    draft.set_target(url.as_str());
+    let injection = destination_and_injection(state, &credential, &url, traversal).await?;
+    let fwd = forwarded_headers(headers, &credential.injected_headers);
+    Ok(Resolved {
+        agent_team_internal_id: agent.team_internal_id,
+        team,
+        credential,
+        others: Vec::new(),
+        legacy: false,
+        url,
+        injection,
+        headers: fwd,
+        body,
+    })
+}
+
+/// Row 8's URL: an absolute target for a direct credential, a path joined to
+/// the `api_base` of a relative-target one. `true` when the path holds `..`
+/// (refused at row 10, after the host checks).
+pub(super) fn target_url(
+    target: &RawTarget,
+    credential: &CredentialEntry,
+) -> Result<(TargetUrl, bool), ProxyError> {
+    let name = credential.name.as_str();
     let mut traversal = false;
-    let url = match (&target, credential.relative_target) {
+    let url = match (target, credential.relative_target) {
         (RawTarget::Absolute(u), false) => u.clone(),
         (RawTarget::Path(_), false) => {
             return Err(ProxyError::new(
@@ -269,9 +305,12 @@ pub(crate) async fn resolve(
             }
         }
     };
-    draft.set_target(url.as_str());
-    let injection = destination_and_injection(state, &credential, &url, traversal).await?;
-    // Forwarded headers: the agent's, minus what it may not set.
+    Ok((url, traversal))
+}
+
+/// The agent's headers minus what it may not set: hop-by-hop and proxy-addressed
+/// headers, `X-TAP-*`, `X-OAuth-*`, headers `Connection` names and `injected` ones.
+pub(crate) fn forwarded_headers(headers: &HeaderMap, injected: &[String]) -> HeaderMap {
     let mut fwd = HeaderMap::with_capacity(headers.len());
     let conn_named: Vec<String> = headers
         .get_all("connection")
@@ -285,21 +324,13 @@ pub(crate) async fn resolve(
             || ns.starts_with("x-oauth-")
             || STRIPPED.contains(&ns)
             || conn_named.iter().any(|c| c == ns)
-            || credential.injected_headers.iter().any(|h| h == ns)
+            || injected.iter().any(|h| h == ns)
         {
             continue;
         }
         fwd.append(n.clone(), v.clone());
     }
-    Ok(Resolved {
-        agent_team_internal_id: agent.team_internal_id,
-        team,
-        credential,
-        url,
-        injection,
-        headers: fwd,
-        body,
-    })
+    fwd
 }
 
 /// Rows 8–10 for a resolved URL: host binding, outbound safety, usable value, injection plan.
@@ -310,6 +341,43 @@ pub(crate) async fn destination_and_injection(
     url: &TargetUrl,
     traversal: bool,
 ) -> Result<Injection, ProxyError> {
+    let value = usable_destination(state, credential, url, traversal).await?;
+    let name = credential.name.as_str();
+    plan(
+        credential.auth_header_format.as_deref(),
+        &credential.bindings,
+        value,
+    )
+    .map_err(|e| match e {
+        InjectError::FieldMissing(f) => ProxyError::new(
+            Reason::CredentialFieldMissing,
+            format!("credential {name} has no field {f:?} for its binding"),
+        )
+        .with("field", f),
+        InjectError::MultiSecretUnbound => ProxyError::new(
+            Reason::MultiSecretUnbound,
+            format!("credential {name} holds several secrets but has no bindings for them"),
+        ),
+        InjectError::ControlChar => ProxyError::new(
+            Reason::InvalidHeader,
+            format!("credential {name} renders a header value with a control character"),
+        ),
+        InjectError::BadFormat(_) | InjectError::BadBinding(_) => ProxyError::new(
+            Reason::Internal,
+            format!("credential {name} has an invalid injection format"),
+        ),
+    })
+}
+
+/// Rows 8–10 without the injection plan: host binding, outbound safety, and a
+/// value that may be sent (set, not a signing key, direct connector, no `..`).
+/// Answers the value.
+pub(crate) async fn usable_destination<'c>(
+    state: &AppState,
+    credential: &'c CredentialEntry,
+    url: &TargetUrl,
+    traversal: bool,
+) -> Result<&'c CredentialValue, ProxyError> {
     let name = credential.name.as_str();
     if !credential.allowed_hosts.matches(url) {
         return Err(ProxyError::new(
@@ -389,28 +457,5 @@ pub(crate) async fn destination_and_injection(
             format!("credential {name} uses a connector this build does not support"),
         ));
     }
-    plan(
-        credential.auth_header_format.as_deref(),
-        &credential.bindings,
-        value,
-    )
-    .map_err(|e| match e {
-        InjectError::FieldMissing(f) => ProxyError::new(
-            Reason::CredentialFieldMissing,
-            format!("credential {name} has no field {f:?} for its binding"),
-        )
-        .with("field", f),
-        InjectError::MultiSecretUnbound => ProxyError::new(
-            Reason::MultiSecretUnbound,
-            format!("credential {name} holds several secrets but has no bindings for them"),
-        ),
-        InjectError::ControlChar => ProxyError::new(
-            Reason::InvalidHeader,
-            format!("credential {name} renders a header value with a control character"),
-        ),
-        InjectError::BadFormat(_) | InjectError::BadBinding(_) => ProxyError::new(
-            Reason::Internal,
-            format!("credential {name} has an invalid injection format"),
-        ),
-    })
+    Ok(value)
 }

@@ -150,7 +150,7 @@ async fn append_chained(pool: &SqlitePool, rows: &[AuditAppend]) -> StoreResult<
                 .push_bind(row.phase.as_str())
                 .push_bind(row.record.request_id.as_str())
                 .push_bind(row.record.agent_id.as_str())
-                .push_bind(row.record.credential_names.first().map(String::as_str))
+                .push_bind(row.record.credential_column())
                 .push_bind(row.record.timestamp.as_str())
                 .push_bind(json.as_str())
                 .push_bind(prev.as_str())
@@ -176,7 +176,8 @@ pub(super) async fn audit_rows(
              SELECT request_id FROM audit
              WHERE team_id = $1
                AND ($2 IS NULL OR agent_id = $2)
-               AND ($3 IS NULL OR credential = $3)
+               AND ($3 IS NULL OR credential = $3
+                    OR instr(',' || credential || ',', ',' || $3 || ',') > 0)
                AND ($4 IS NULL OR seq > $4)
              GROUP BY request_id ORDER BY min(seq) DESC LIMIT $5)
          ORDER BY seq",
@@ -217,7 +218,7 @@ pub(super) async fn audit_chain(
         let consistent = row.record().is_ok_and(|rec| {
             rec.request_id == r.get::<String, _>("request_id")
                 && rec.agent_id == r.get::<String, _>("agent_id")
-                && rec.credential_names.first().cloned() == r.get::<Option<String>, _>("credential")
+                && rec.credential_column() == r.get::<Option<String>, _>("credential")
                 && rec.timestamp == r.get::<String, _>("ts")
                 && r.get::<String, _>("phase") == row.phase.as_str()
         });

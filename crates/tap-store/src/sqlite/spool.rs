@@ -188,7 +188,7 @@ fn encode_line(row: &AuditAppend, out: &mut Vec<u8>, start: usize) -> StoreResul
             row.phase,
             &r.request_id,
             &r.agent_id,
-            r.credential_names.first(),
+            r.credential_column(),
             &r.timestamp,
         ),
     )

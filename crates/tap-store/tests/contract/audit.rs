@@ -75,6 +75,41 @@ pub(crate) async fn appended_rows_are_chained_per_team_from_genesis(store: Arc<d
     assert_eq!(request_ids(&rows), ["b1"], "each team has its own chain");
 }
 
+pub(crate) async fn a_credential_filter_matches_rows_naming_several_credentials(
+    store: Arc<dyn Store>,
+) {
+    let team = migrated_with_team(&*store, "many").await;
+    store
+        .append_audit(&[
+            audit_row(team, "r1", AuditPhase::Finish, "x", "alpha,beta"),
+            audit_row(team, "r2", AuditPhase::Finish, "x", "beta"),
+            audit_row(team, "r3", AuditPhase::Finish, "x", "alphabet,gamma"),
+        ])
+        .await
+        .expect("append");
+    let ids = |credential: &str| {
+        let store = Arc::clone(&store);
+        let q = AuditQuery {
+            credential: Some(credential.to_owned()),
+            ..Default::default()
+        };
+        async move { request_ids(&store.audit_rows(team, &q).await.expect("rows")) }
+    };
+    assert_eq!(ids("alpha").await, ["r1"], "a whole name, never a prefix");
+    assert_eq!(ids("beta").await, ["r1", "r2"]);
+    assert_eq!(ids("gamma").await, ["r3"]);
+    assert_eq!(ids("alp").await, Vec::<String>::new());
+    let rows = store
+        .audit_rows(team, &AuditQuery::default())
+        .await
+        .expect("rows");
+    assert_eq!(
+        rows[0].record().expect("record").credential_names,
+        ["alpha", "beta"]
+    );
+    assert_whole_chain(&*store, team).await;
+}
+
 pub(crate) async fn audit_rows_select_the_newest_requests_by_filter(store: Arc<dyn Store>) {
     let team = migrated_with_team(&*store, "alpha").await;
     let other = new_team(&*store, "beta").await;

@@ -125,6 +125,7 @@ macro_rules! store_contract {
             audit {
                 appended_rows_are_chained_per_team_from_genesis,
                 audit_rows_select_the_newest_requests_by_filter,
+                a_credential_filter_matches_rows_naming_several_credentials,
                 the_audit_writer_makes_rows_durable_and_folds_them_into_the_chain,
                 checkpoint_keeps_the_chain_intact,
                 concurrent_appends_keep_one_gap_free_chain_per_team,
@@ -645,7 +646,8 @@ pub(crate) fn audit_row(
             request_id: request_id.to_owned(),
             team_id: format!("team-{team}"),
             agent_id: agent.to_owned(),
-            credential_names: vec![credential.to_owned()],
+            // "a,b": a legacy placeholder request naming both.
+            credential_names: credential.split(',').map(str::to_owned).collect(),
             method: "GET".into(),
             target_url: "https://c.example/v1/things".into(),
             decision: "proceed".into(),

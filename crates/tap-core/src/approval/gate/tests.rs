@@ -65,7 +65,7 @@ fn passkey_policy() -> Policy {
 }
 
 fn run(a: &Approval, policy: Option<&Policy>, d: &Decision<'_>) -> Result<(), GateError> {
-    check(a, &team(), policy, d.email, d, NOW)
+    check(a, &team(), &[policy], d.email, d, NOW)
 }
 
 #[test]
@@ -169,4 +169,75 @@ fn require_passkey_needs_a_proof_for_this_request_and_this_member() {
 fn a_denial_needs_no_passkey() {
     let p = passkey_policy();
     assert!(run(&approval(), Some(&p), &decision("owner@x", false, None)).is_ok());
+}
+
+#[test]
+fn several_credentials_need_a_member_eligible_for_all() {
+    let mut a = approval();
+    a.credential = "github,slack".into();
+    assert_eq!(
+        a.credential_names().collect::<Vec<_>>(),
+        ["github", "slack"]
+    );
+    let none: [Option<&Policy>; 2] = [None, None];
+    for who in ["owner@x", "admin@x"] {
+        assert!(check(&a, &team(), &none, who, &decision(who, true, None), NOW).is_ok());
+    }
+    // Each approver is assigned only one of the two credentials.
+    for who in ["ok-approver@x", "other-approver@x"] {
+        assert!(matches!(
+            check(&a, &team(), &none, who, &decision(who, true, None), NOW),
+            Err(GateError::NotEligible(_))
+        ));
+    }
+    // The second credential's allowed_approvers restricts the whole approval.
+    let only_admin = Policy {
+        allowed_approvers: Some(vec!["admin@x".into()]),
+        ..Policy::default()
+    };
+    let policies = [None, Some(&only_admin)];
+    assert!(matches!(
+        check(
+            &a,
+            &team(),
+            &policies,
+            "owner@x",
+            &decision("owner@x", true, None),
+            NOW
+        ),
+        Err(GateError::NotEligible(_))
+    ));
+    assert!(
+        check(
+            &a,
+            &team(),
+            &policies,
+            "admin@x",
+            &decision("admin@x", true, None),
+            NOW
+        )
+        .is_ok()
+    );
+    // Any credential's require_passkey applies.
+    let p = passkey_policy();
+    assert!(matches!(
+        check(
+            &a,
+            &team(),
+            &[None, Some(&p)],
+            "owner@x",
+            &decision("owner@x", true, None),
+            NOW
+        ),
+        Err(GateError::PasskeyRequired)
+    ));
+}
+
+#[test]
+fn eligible_for_all_intersects_and_is_empty_for_no_credentials() {
+    let mut m = team();
+    m.push(member("both@x", MemberRole::Approver, &["github", "slack"]));
+    let both = eligible_for_all(&m, &[("github", None), ("slack", None)]);
+    assert_eq!(both, ["owner@x", "admin@x", "both@x"]);
+    assert!(eligible_for_all(&m, &[]).is_empty());
 }
