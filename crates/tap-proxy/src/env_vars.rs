@@ -92,6 +92,21 @@ pub const ENV_VARS: &[EnvVar] = &[
         "how long an approved request's result stays pollable after the decision",
     ),
     v(
+        "TAP_BODY_TIMEOUT_SECS",
+        "30",
+        "time to receive a whole request body on any route (408 after)",
+    ),
+    v(
+        "TAP_IDLE_TIMEOUT_SECS",
+        "60",
+        "an idle connection (HTTP/1 or HTTP/2) is closed after this",
+    ),
+    v(
+        "TAP_MAX_CONNECTIONS",
+        "1024",
+        "connections served at once; more are refused",
+    ),
+    v(
         "TAP_METRICS_PUBLIC",
         "false",
         "serve /metrics without the admin bearer",
