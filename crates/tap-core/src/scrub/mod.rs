@@ -17,6 +17,7 @@
 //! - Neither type prints secret-derived bytes in its `Debug` output.
 
 mod anchored;
+mod decode;
 mod engine;
 mod scrubber;
 mod sink;

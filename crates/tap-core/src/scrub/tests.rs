@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::anchored::ANCHOR_LEN;
 use super::engine::{Choice, Engine};
-use super::scrubber::Matcher;
+use super::scrubber::{Build, Matcher};
 use super::*;
 
 const TOKEN: &[u8] = b"s3cr3t-token-value";
@@ -547,13 +547,15 @@ fn carry_stays_below_the_longest_pattern() {
         .map(|p| p.len())
         .max()
         .unwrap();
-    assert_eq!(s.window, longest - 1);
+    let reach = s.decoder.as_ref().map_or(0, |d| d.reach());
+    assert!(reach > longest);
+    assert_eq!(s.window, reach - 1);
     // A long body of near misses: every byte could start a match.
     let body: Vec<u8> = b"s3cr3t-token-valu"
         .iter()
         .copied()
         .cycle()
-        .take(1 << 20)
+        .take(1 << 18)
         .collect();
     for size in [1usize, 7, 4096, 65536] {
         let mut stream = s.stream();
@@ -589,11 +591,18 @@ fn stream_starts_over_after_finish() {
 fn failed_matcher_fails_closed() {
     let s = Arc::new(Scrubber {
         matcher: Matcher::Failed,
+        decoder: None,
         labels: Vec::new(),
         markers: Vec::new(),
         pattern_label: Vec::new(),
         window: 0,
         secrets: 1,
+        build: Build {
+            sources: Vec::new(),
+            variants: Vec::new(),
+            choice: Choice::Auto,
+            decode: true,
+        },
     });
     assert!(!s.is_empty());
     assert_eq!(s.scrub(b"anything"), (b"[REDACTED:scrubber]".to_vec(), 1));
@@ -783,8 +792,13 @@ fn case() -> impl Strategy<Value = (Secrets, Vec<u8>, Vec<usize>)> {
 proptest! {
     #[test]
     fn any_chunking_equals_one_shot_and_the_reference((secrets, text, chunks) in case()) {
-        let s = Arc::new(Scrubber::new(
+        // The exact engine alone: the decoder finds more than the reference.
+        let s = Arc::new(Scrubber::build_decoding(
             secrets.iter().map(|(label, value)| ScrubSecret { label, value }),
+            1,
+            ALL_VARIANTS,
+            Choice::Auto,
+            false,
         ));
         let Reference { out: expected, spans, patterns } = reference(&secrets, &text);
         let (once, hits) = s.scrub(&text);
@@ -795,11 +809,12 @@ proptest! {
         prop_assert_eq!(stream_hits, hits);
         prop_assert_eq!(&stream_recorded(&s, &text, &chunks).out, &expected);
         // The automaton engine must agree with the packed one exactly.
-        let automaton = Arc::new(Scrubber::build(
+        let automaton = Arc::new(Scrubber::build_decoding(
             secrets.iter().map(|(label, value)| ScrubSecret { label, value }),
             1,
             ALL_VARIANTS,
             Choice::Automaton,
+            false,
         ));
         prop_assert!(matches!(automaton.matcher, Matcher::Ready(Engine::Automaton(_))));
         prop_assert_eq!(&automaton.scrub(&text).0, &expected);
@@ -807,11 +822,12 @@ proptest! {
         // So must the anchored engine, with anchors long and short (short ones
         // make many patterns share an anchor).
         for anchor_len in [1, 3, ANCHOR_LEN] {
-            let anchored = Arc::new(Scrubber::build(
+            let anchored = Arc::new(Scrubber::build_decoding(
                 secrets.iter().map(|(label, value)| ScrubSecret { label, value }),
                 1,
                 ALL_VARIANTS,
                 Choice::Anchored(anchor_len),
+                false,
             ));
             prop_assert!(matches!(anchored.matcher, Matcher::Ready(Engine::Anchored(_))));
             prop_assert_eq!(&anchored.scrub(&text), &(expected.clone(), hits));
