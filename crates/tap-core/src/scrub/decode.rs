@@ -41,7 +41,7 @@
 //! streaming with a hold-back of `reach - 1` bytes finds exactly what one-shot
 //! scrubbing finds.
 
-use memchr::{memchr2, memchr3};
+use memchr::memchr3;
 use zeroize::Zeroizing;
 
 /// Pattern bytes a base64 line must hold between two line breaks (the first
@@ -500,10 +500,16 @@ impl Cursor<'_> {
         } else {
             None
         };
+        // One needle (the fastest scan): a `\r\n` break is found by its `\n`,
+        // whose candidate starts cover those of the `\r` before it.
         let brk = cached(&mut self.next_break, from, |mut at| {
-            while let Some(i) = memchr2(b'\n', b'\r', tail(at)) {
+            while let Some(i) = memchr::memchr(b'\n', tail(at)) {
                 let t = at + i;
-                if t > 0 && is_base64_char(data[t - 1]) {
+                let before = match t.checked_sub(1).map(|i| data[i]) {
+                    Some(b'\r') => t.checked_sub(2).map(|i| data[i]),
+                    b => b,
+                };
+                if before.is_some_and(is_base64_char) {
                     return Some(t);
                 }
                 at = t + 1;
