@@ -49,7 +49,7 @@ use zeroize::Zeroizing;
 const MIN_LINE: u16 = 16;
 
 /// The most input bytes one escape takes per decoded byte (`&#x00007E;`).
-const MAX_ESCAPE_PER_BYTE: usize = 10;
+pub(super) const MAX_ESCAPE_PER_BYTE: usize = 10;
 
 /// Look-ahead an escape may read beyond the bytes it decodes to (a surrogate
 /// pair is 12 bytes).
@@ -62,7 +62,9 @@ const LOOKAHEAD: usize = 12;
 const WALK_STEP_LIMIT: usize = 1 << 16;
 
 /// Named character references decoded (HTML5 names of ASCII characters, as
-/// escapers emit them). Case-sensitive, as in HTML.
+/// escapers emit them). Case-sensitive, as in HTML. Each escape is at most
+/// [`MAX_ESCAPE_PER_BYTE`] bytes long (the stream's hold-back depends on it;
+/// a test checks it).
 pub(super) const NAMED_ENTITIES: &[(&[u8], u8)] = &[
     (b"amp", b'&'),
     (b"AMP", b'&'),
@@ -104,13 +106,14 @@ pub(super) const NAMED_ENTITIES: &[(&[u8], u8)] = &[
     (b"rbrace", b'}'),
     (b"verbar", b'|'),
     (b"vert", b'|'),
-    (b"VerticalLine", b'|'),
     (b"Tab", b'\t'),
     (b"NewLine", b'\n'),
 ];
 
-/// Longest name in [`NAMED_ENTITIES`].
-const MAX_ENTITY_NAME: usize = 12;
+/// Longest name in [`NAMED_ENTITIES`]: `&NewLine;` is 9 bytes, within
+/// [`MAX_ESCAPE_PER_BYTE`] (longer names such as `&VerticalLine;` are left out
+/// for that reason).
+const MAX_ENTITY_NAME: usize = 7;
 
 /// One pattern the decoder compares decoded input with.
 struct WalkPattern {

@@ -1250,3 +1250,27 @@ proptest! {
         prop_assert_eq!(s.find(&text), None);
     }
 }
+
+#[test]
+fn every_escape_fits_the_hold_back_bound() {
+    use super::decode::{MAX_ESCAPE_PER_BYTE, NAMED_ENTITIES};
+    for (name, _) in NAMED_ENTITIES {
+        assert!(
+            name.len() + 2 <= MAX_ESCAPE_PER_BYTE,
+            "{}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    // The longest numeric forms of a one-byte character.
+    for longest in ["&#0000126;", "&#x00007E;"] {
+        assert_eq!(longest.len(), MAX_ESCAPE_PER_BYTE);
+        assert_eq!(
+            scrub(&one("t", b"~~~~"), format!("~~~{longest}").as_bytes()),
+            b"[REDACTED:t]"
+        );
+    }
+    for too_long in ["&#00000126;", "&#x000007E;", "&VerticalLine;"] {
+        let input = format!("||{too_long}");
+        assert_eq!(scrub(&one("t", b"||~"), input.as_bytes()), input.as_bytes());
+    }
+}
