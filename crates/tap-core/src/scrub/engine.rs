@@ -1,7 +1,7 @@
 //! [`Engine`]: the multi-pattern searcher a scrubber compiles, chosen by the
 //! size of the pattern set, and the iterator over its matches.
 
-use aho_corasick::{AhoCorasick, Match, MatchKind, packed};
+use aho_corasick::{AhoCorasick, Input, Match, MatchKind, Span, packed};
 
 use super::anchored::{ANCHOR_LEN, Anchored};
 
@@ -82,57 +82,15 @@ impl Engine {
             .map(Engine::Automaton)
     }
 
-    /// Non-overlapping leftmost-longest matches in `haystack`, in order.
-    pub(super) fn find_iter<'e, 'h>(&'e self, haystack: &'h [u8]) -> Matches<'e, 'h> {
-        match self {
-            Engine::Packed(s) => Matches::Packed(s.find_iter(haystack)),
-            Engine::Automaton(ac) => Matches::Automaton(ac.find_iter(haystack)),
-            Engine::Anchored(a) => Matches::Anchored {
-                engine: a,
-                haystack,
-                at: 0,
-            },
+    /// The leftmost-longest match starting at or after `from`.
+    pub(super) fn find_at(&self, haystack: &[u8], from: usize) -> Option<Match> {
+        if from > haystack.len() {
+            return None;
         }
-    }
-
-    pub(super) fn find(&self, haystack: &[u8]) -> Option<Match> {
         match self {
-            Engine::Packed(s) => s.find(haystack),
-            Engine::Automaton(ac) => ac.find(haystack),
-            Engine::Anchored(a) => a.find_at(haystack, 0),
-        }
-    }
-}
-
-/// Iterator over an [`Engine`]'s matches; an enum, so no allocation per search.
-pub(super) enum Matches<'e, 'h> {
-    Packed(packed::FindIter<'e, 'h>),
-    Automaton(aho_corasick::FindIter<'e, 'h>),
-    Anchored {
-        engine: &'e Anchored,
-        haystack: &'h [u8],
-        /// Where the next match may start.
-        at: usize,
-    },
-}
-
-impl Iterator for Matches<'_, '_> {
-    type Item = Match;
-
-    fn next(&mut self) -> Option<Match> {
-        match self {
-            Matches::Packed(it) => it.next(),
-            Matches::Automaton(it) => it.next(),
-            Matches::Anchored {
-                engine,
-                haystack,
-                at,
-            } => {
-                let m = engine.find_at(haystack, *at)?;
-                // Patterns are never empty; `max` keeps the search moving regardless.
-                *at = m.end().max(*at + 1);
-                Some(m)
-            }
+            Engine::Packed(s) => s.find_in(haystack, Span::from(from..haystack.len())),
+            Engine::Automaton(ac) => ac.find(Input::new(haystack).span(from..haystack.len())),
+            Engine::Anchored(a) => a.find_at(haystack, from),
         }
     }
 }

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::anchored::ANCHOR_LEN;
 use super::engine::{Choice, Engine};
-use super::scrubber::Matcher;
+use super::scrubber::{Build, Matcher};
 use super::*;
 
 const TOKEN: &[u8] = b"s3cr3t-token-value";
@@ -547,13 +547,15 @@ fn carry_stays_below_the_longest_pattern() {
         .map(|p| p.len())
         .max()
         .unwrap();
-    assert_eq!(s.window, longest - 1);
+    let reach = s.decoder.as_ref().map_or(0, |d| d.reach());
+    assert!(reach > longest);
+    assert_eq!(s.window, reach - 1);
     // A long body of near misses: every byte could start a match.
     let body: Vec<u8> = b"s3cr3t-token-valu"
         .iter()
         .copied()
         .cycle()
-        .take(1 << 20)
+        .take(1 << 18)
         .collect();
     for size in [1usize, 7, 4096, 65536] {
         let mut stream = s.stream();
@@ -589,11 +591,18 @@ fn stream_starts_over_after_finish() {
 fn failed_matcher_fails_closed() {
     let s = Arc::new(Scrubber {
         matcher: Matcher::Failed,
+        decoder: None,
         labels: Vec::new(),
         markers: Vec::new(),
         pattern_label: Vec::new(),
         window: 0,
         secrets: 1,
+        build: Build {
+            sources: Vec::new(),
+            variants: Vec::new(),
+            choice: Choice::Auto,
+            decode: true,
+        },
     });
     assert!(!s.is_empty());
     assert_eq!(s.scrub(b"anything"), (b"[REDACTED:scrubber]".to_vec(), 1));
@@ -783,8 +792,13 @@ fn case() -> impl Strategy<Value = (Secrets, Vec<u8>, Vec<usize>)> {
 proptest! {
     #[test]
     fn any_chunking_equals_one_shot_and_the_reference((secrets, text, chunks) in case()) {
-        let s = Arc::new(Scrubber::new(
+        // The exact engine alone: the decoder finds more than the reference.
+        let s = Arc::new(Scrubber::build_decoding(
             secrets.iter().map(|(label, value)| ScrubSecret { label, value }),
+            1,
+            ALL_VARIANTS,
+            Choice::Auto,
+            false,
         ));
         let Reference { out: expected, spans, patterns } = reference(&secrets, &text);
         let (once, hits) = s.scrub(&text);
@@ -795,11 +809,12 @@ proptest! {
         prop_assert_eq!(stream_hits, hits);
         prop_assert_eq!(&stream_recorded(&s, &text, &chunks).out, &expected);
         // The automaton engine must agree with the packed one exactly.
-        let automaton = Arc::new(Scrubber::build(
+        let automaton = Arc::new(Scrubber::build_decoding(
             secrets.iter().map(|(label, value)| ScrubSecret { label, value }),
             1,
             ALL_VARIANTS,
             Choice::Automaton,
+            false,
         ));
         prop_assert!(matches!(automaton.matcher, Matcher::Ready(Engine::Automaton(_))));
         prop_assert_eq!(&automaton.scrub(&text).0, &expected);
@@ -807,11 +822,12 @@ proptest! {
         // So must the anchored engine, with anchors long and short (short ones
         // make many patterns share an anchor).
         for anchor_len in [1, 3, ANCHOR_LEN] {
-            let anchored = Arc::new(Scrubber::build(
+            let anchored = Arc::new(Scrubber::build_decoding(
                 secrets.iter().map(|(label, value)| ScrubSecret { label, value }),
                 1,
                 ALL_VARIANTS,
                 Choice::Anchored(anchor_len),
+                false,
             ));
             prop_assert!(matches!(anchored.matcher, Matcher::Ready(Engine::Anchored(_))));
             prop_assert_eq!(&anchored.scrub(&text), &(expected.clone(), hits));
@@ -860,5 +876,401 @@ proptest! {
         if secret.len() >= 9 {
             prop_assert!(Variant::Base64StdAligned(k).encode(&secret).is_some());
         }
+    }
+}
+
+// ---- Decoding: a secret found however it is escaped (issue 12, holes 3 and 4).
+
+/// Percent-encodes every byte outside `keep` (and outside ASCII alphanumerics).
+fn percent_keeping(secret: &[u8], keep: &[u8], upper: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &b in secret {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(b);
+        } else if upper {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        } else {
+            out.extend_from_slice(format!("%{b:02x}").as_bytes());
+        }
+    }
+    out
+}
+
+fn form_encoded(secret: &[u8]) -> Vec<u8> {
+    url::form_urlencoded::byte_serialize(secret)
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn json_text(secret: &str) -> String {
+    let q = serde_json::to_string(secret).unwrap();
+    q[1..q.len() - 1].to_owned()
+}
+
+/// Every character as `\uXXXX` (surrogate pairs for astral ones).
+fn json_all_unicode(secret: &str, upper: bool) -> Vec<u8> {
+    let mut out = String::new();
+    let mut units = [0u16; 2];
+    for c in secret.chars() {
+        for u in c.encode_utf16(&mut units).iter() {
+            if upper {
+                out.push_str(&format!("\\u{u:04X}"));
+            } else {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out.into_bytes()
+}
+
+fn html_named(secret: &str) -> Vec<u8> {
+    let mut out = String::new();
+    for c in secret.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out.into_bytes()
+}
+
+fn html_numeric(secret: &str, hex: bool) -> Vec<u8> {
+    let mut out = String::new();
+    for c in secret.chars() {
+        if hex {
+            out.push_str(&format!("&#x{:X};", u32::from(c)));
+        } else {
+            out.push_str(&format!("&#{};", u32::from(c)));
+        }
+    }
+    out.into_bytes()
+}
+
+/// MIME base64 of `prefix + secret + suffix`, wrapped at 76 columns.
+fn mime_base64(raw: &[u8], crlf: bool) -> Vec<u8> {
+    let b64 = STANDARD.encode(raw);
+    let sep = if crlf { "\r\n" } else { "\n" };
+    b64.as_bytes()
+        .chunks(76)
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect::<Vec<_>>()
+        .join(sep)
+        .into_bytes()
+}
+
+/// Every encoder of the property test: name and encoding of a UTF-8 secret.
+/// An encoder of the property test: its name and the function.
+type Encoder = (&'static str, fn(&str) -> Vec<u8>);
+
+fn encoders() -> Vec<Encoder> {
+    vec![
+        ("exact", |s| s.as_bytes().to_vec()),
+        ("form", |s| form_encoded(s.as_bytes())),
+        ("python_quote", |s| {
+            percent_keeping(s.as_bytes(), b"_.-~/", true)
+        }),
+        ("js_encode_uri", |s| {
+            percent_keeping(s.as_bytes(), b";,/?:@&=+$-_.!~*'()#", true)
+        }),
+        ("js_encode_uri_component", |s| {
+            percent_keeping(s.as_bytes(), b"-_.!~*'()", true)
+        }),
+        ("percent_lower", |s| {
+            percent_keeping(s.as_bytes(), b"-_.~", false)
+        }),
+        ("percent_every_byte", |s| {
+            s.bytes()
+                .flat_map(|b| format!("%{b:02X}").into_bytes())
+                .collect()
+        }),
+        ("json", |s| json_text(s).into_bytes()),
+        ("json_go", |s| {
+            json_text(s)
+                .replace('&', "\\u0026")
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e")
+                .into_bytes()
+        }),
+        ("json_php", |s| {
+            let mut out = Variant::JsonUnicode
+                .encode(s.as_bytes())
+                .map_or_else(|| s.as_bytes().to_vec(), |v| v.to_vec());
+            out = String::from_utf8(out)
+                .unwrap()
+                .replace('/', "\\/")
+                .into_bytes();
+            out
+        }),
+        ("json_all_unicode", |s| json_all_unicode(s, false)),
+        ("json_all_unicode_upper", |s| json_all_unicode(s, true)),
+        ("html_named", |s| html_named(s)),
+        ("html_decimal", |s| html_numeric(s, false)),
+        ("html_hex", |s| html_numeric(s, true)),
+        ("mime_base64_crlf", |s| mime_base64(s.as_bytes(), true)),
+        ("mime_base64_lf", |s| mime_base64(s.as_bytes(), false)),
+    ]
+}
+
+/// A secret with every kind of reserved character, and a non-ASCII one.
+const NASTY: &str = "p@ss w0rd~/?&=+#%41<\"'>\\é€😀";
+
+#[test]
+fn every_encoder_of_the_issue_is_redacted_whole() {
+    let s = Arc::new(one("k", NASTY.as_bytes()));
+    for (name, encode) in encoders() {
+        let encoded = encode(NASTY);
+        let input = [&b"{\"q\":\"x="[..], &encoded, b"&y=1\"}"].concat();
+        let (out, hits) = s.scrub(&input);
+        assert!(hits >= 1, "{name}");
+        assert!(
+            !contains(&out, &encoded),
+            "{name}: {}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(contains(&out, b"[REDACTED:k]"), "{name}");
+        assert_eq!(s.find(&input), Some("k"), "{name}");
+        assert_eq!(s.find(&out), None, "{name}");
+        // Byte-exact: only the encoded secret is replaced.
+        if !name.starts_with("mime") {
+            assert_eq!(out, b"{\"q\":\"x=[REDACTED:k]&y=1\"}", "{name}");
+        }
+        for size in [1usize, 3, 17] {
+            assert_eq!(
+                stream_in_chunks(&s, &input, &[size]).0,
+                out,
+                "{name} {size}"
+            );
+        }
+    }
+}
+
+#[test]
+fn known_answers_for_the_holes_of_issue_12() {
+    let s = one("tok", b"a b~c/d=e&f<g>h");
+    let cases: &[&[u8]] = &[
+        // Form encoding: `~` as %7E, space as `+`.
+        b"a+b%7Ec%2Fd%3De%26f%3Cg%3Eh",
+        // Python quote(): `/` kept.
+        b"a%20b~c/d%3De%26f%3Cg%3Eh",
+        // encodeURI: `/`, `=`, `&` kept.
+        b"a%20b~c/d=e&f%3Cg%3Eh",
+        // Go's JSON escapes.
+        b"a b~c/d=e\\u0026f\\u003cg\\u003eh",
+        // HTML, named, decimal, hex, mixed.
+        b"a b~c/d=e&amp;f&lt;g&gt;h",
+        b"a&#32;b&#126;c&#47;d&#61;e&#38;f&#60;g&#62;h",
+        b"a&#x20;b&#x7e;c&#X2F;d&#x3D;e&#x26;f&#x3c;g&#x3E;h",
+        b"a+b&#126;c\\/d%3de\\u0026f&lt;g\\u003Eh",
+    ];
+    for &case in cases {
+        let input = [&b"<"[..], case, b">"].concat();
+        assert_eq!(
+            scrub(&s, &input),
+            b"<[REDACTED:tok]>",
+            "{}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    // Fully \u-escaped, with a surrogate pair.
+    let s = one("emoji", "key\u{1f600}value".as_bytes());
+    let input = b"\\u006b\\u0065\\u0079\\uD83D\\uDE00\\u0076\\u0061\\u006c\\u0075\\u0065";
+    assert_eq!(scrub(&s, input), b"[REDACTED:emoji]");
+}
+
+#[test]
+fn mime_base64_wrapped_at_76_columns_is_redacted_at_every_alignment() {
+    let secret = b"sk_live_0123456789abcdef0123456789abcdef";
+    let s = Arc::new(one("b64", secret));
+    for prefix_len in 0..80usize {
+        for crlf in [false, true] {
+            let mut raw: Vec<u8> = (0..prefix_len).map(|i| (i * 37) as u8).collect();
+            raw.extend_from_slice(secret);
+            raw.extend_from_slice(&[0xf0, 0x0f, 0x55]);
+            let blob = mime_base64(&raw, crlf);
+            let (out, hits) = s.scrub(&blob);
+            assert!(hits >= 1, "prefix {prefix_len} crlf {crlf}");
+            assert_eq!(s.find(&out), None, "prefix {prefix_len} crlf {crlf}");
+            assert_eq!(stream_in_chunks(&s, &blob, &[7]).0, out);
+        }
+    }
+}
+
+#[test]
+fn a_trigger_byte_just_before_the_secret_does_not_hide_it() {
+    // `%` followed by the hex-looking head of the secret reads as an escape
+    // from the `%`; the walk from the secret's own start still finds it.
+    let s = one("hex", b"ab12/cd=ef");
+    for input in [&b"%ab12/cd%3Def"[..], b"&ab12/cd%3Def", b"\\ab12/cd%3Def"] {
+        let out = scrub(&s, input);
+        assert_eq!(s.find(&out), None, "{}", String::from_utf8_lossy(input));
+        assert!(contains(&out, b"[REDACTED:hex]"));
+    }
+}
+
+#[test]
+fn leak_detector_refuses_quoted_and_unicode_escaped_secrets() {
+    let d = Scrubber::leak_detector([ScrubSecret {
+        label: "c",
+        value: b"abc/def+ghi=",
+    }]);
+    for input in [
+        &b"GET /x?q=abc/def%2Bghi%3D"[..],
+        b"{\"v\":\"\\u0061\\u0062\\u0063\\u002f\\u0064\\u0065\\u0066\\u002b\\u0067\\u0068\\u0069\\u003d\"}",
+        b"v=abc%2fdef%2bghi%3d",
+        b"<a href=\"?t=abc&#x2F;def&#43;ghi&equals;\">",
+        b"{\"v\":\"abc\\/def+ghi=\"}",
+    ] {
+        assert_eq!(d.find(input), Some("c"), "{}", String::from_utf8_lossy(input));
+    }
+    assert_eq!(d.find(b"abc/def ghi="), None);
+    assert_eq!(d.find(b"abc%2Fdef%2Bghi%3E"), None);
+}
+
+#[test]
+fn plain_text_with_escapes_but_no_secret_passes_unchanged() {
+    let s = Arc::new(one("tok", NASTY.as_bytes()));
+    let input = "a%20b \\u0041 &amp; &#x41; + line\r\nnext\n%zz &bogus; \\q %".as_bytes();
+    assert_eq!(s.scrub(input), (input.to_vec(), 0));
+    assert_eq!(stream_in_chunks(&s, input, &[1]).0, input);
+}
+
+#[test]
+fn renderings_are_matched_exactly_and_keep_the_secrets() {
+    let base = one("cred", b"secret value");
+    // A rendering the decoder cannot derive: a lossily decoded non-UTF-8 value.
+    let s = base.with_renderings([ScrubSecret {
+        label: "cred",
+        value: "x\u{fffd}y".as_bytes(),
+    }]);
+    assert_eq!(scrub(&s, "<x\u{fffd}y>".as_bytes()), b"<[REDACTED:cred]>");
+    assert_eq!(scrub(&s, b"<secret+value>"), b"<[REDACTED:cred]>");
+    assert_eq!(
+        scrub(&base, "<x\u{fffd}y>".as_bytes()),
+        "<x\u{fffd}y>".as_bytes()
+    );
+    // A rendering under a new label, however short, exact only.
+    let s = base.with_renderings([ScrubSecret {
+        label: "cred.token",
+        value: b"t0k",
+    }]);
+    assert_eq!(scrub(&s, b"t0k t%30k"), b"[REDACTED:cred.token] t%30k");
+    assert_eq!(s.secrets, base.secrets);
+}
+
+/// A secret for the property tests: printable ASCII (all reserved
+/// characters) and now and then a non-ASCII character.
+fn secret_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            8 => (0x20u8..0x7f).prop_map(char::from),
+            1 => prop::sample::select(vec!['é', '€', 'ß', '\u{1f600}', '\u{a0}']),
+        ],
+        8..32,
+    )
+    .prop_map(|chars| chars.into_iter().collect())
+}
+
+fn filler() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => 0x20u8..0x7f,
+            1 => prop::sample::select(b"%&\\+;#\r\n".to_vec()),
+        ],
+        0..24,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn no_supported_form_survives_any_chunking(
+        secret in secret_text(),
+        which in any::<prop::sample::Index>(),
+        prefix in filler(),
+        suffix in filler(),
+        chunks in prop::collection::vec(1usize..40, 1..6),
+        b64_pad in 0usize..3,
+    ) {
+        let s = Arc::new(one("k", secret.as_bytes()));
+        let all = encoders();
+        let (name, encode) = all[which.index(all.len())];
+        let is_mime = name.starts_with("mime");
+        let encoded = if is_mime {
+            // Inside a longer blob, at each alignment.
+            let raw = [&vec![b'x'; b64_pad][..], secret.as_bytes(), b"!?"].concat();
+            mime_base64(&raw, name.ends_with("crlf"))
+        } else {
+            encode(&secret)
+        };
+        let input = [&prefix[..], &encoded, &suffix].concat();
+        let (once, hits) = s.scrub(&input);
+        prop_assert!(hits >= 1, "{}", name);
+        let (streamed, stream_hits) = stream_in_chunks(&s, &input, &chunks);
+        prop_assert_eq!(&streamed, &once);
+        prop_assert_eq!(stream_hits, hits);
+        // Independent of the detector: the encoded bytes do not survive.
+        if !is_mime {
+            prop_assert!(!contains(&once, &encoded), "{}", name);
+        }
+        // No form the detector knows survives.
+        prop_assert_eq!(s.find(&once), None, "{}", name);
+    }
+
+    #[test]
+    fn bytes_without_the_secret_pass_unchanged(
+        secret in secret_text(),
+        text in prop::collection::vec(
+            prop_oneof![
+                3 => 0x20u8..0x7f,
+                1 => prop::sample::select(b"%&\\+;#\r\nVWXYZ".to_vec()),
+            ],
+            0..200,
+        ),
+        chunks in prop::collection::vec(1usize..40, 1..6),
+    ) {
+        // Nothing in the text can spell a secret byte: no byte of it, no hex
+        // digit (`%XX`, `&#x..;`), no letter of an escape or entity name.
+        let text: Vec<u8> = text
+            .into_iter()
+            .filter(|b| {
+                let in_secret = secret.as_bytes().contains(b);
+                let spells = b.is_ascii_alphanumeric() && !matches!(b, b'V'..=b'Z')
+                    || *b == b'+' && secret.contains(' ');
+                !in_secret && !spells
+            })
+            .collect();
+        let s = Arc::new(one("k", secret.as_bytes()));
+        prop_assert_eq!(s.scrub(&text), (text.clone(), 0));
+        prop_assert_eq!(&stream_in_chunks(&s, &text, &chunks).0, &text);
+        prop_assert_eq!(s.find(&text), None);
+    }
+}
+
+#[test]
+fn every_escape_fits_the_hold_back_bound() {
+    use super::decode::{MAX_ESCAPE_PER_BYTE, NAMED_ENTITIES};
+    for (name, _) in NAMED_ENTITIES {
+        assert!(
+            name.len() + 2 <= MAX_ESCAPE_PER_BYTE,
+            "{}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    // The longest numeric forms of a one-byte character.
+    for longest in ["&#0000126;", "&#x00007E;"] {
+        assert_eq!(longest.len(), MAX_ESCAPE_PER_BYTE);
+        assert_eq!(
+            scrub(&one("t", b"~~~~"), format!("~~~{longest}").as_bytes()),
+            b"[REDACTED:t]"
+        );
+    }
+    for too_long in ["&#00000126;", "&#x000007E;", "&VerticalLine;"] {
+        let input = format!("||{too_long}");
+        assert_eq!(scrub(&one("t", b"||~"), input.as_bytes()), input.as_bytes());
     }
 }

@@ -108,6 +108,25 @@ impl Variant {
     }
 }
 
+impl Variant {
+    /// True for the variants the decoder also walks (the raw bytes and the
+    /// base64 encodings): their escaped or line-wrapped forms are found by
+    /// decoding. The percent and JSON variants are escaped forms of the raw
+    /// bytes, found by decoding anyway; hex has nothing to escape.
+    pub(super) fn is_decoded_form(self) -> bool {
+        !matches!(
+            self,
+            Variant::PercentUpper
+                | Variant::PercentLower
+                | Variant::JsonEscaped
+                | Variant::JsonEscapedSlash
+                | Variant::JsonUnicode
+                | Variant::HexLower
+                | Variant::HexUpper
+        )
+    }
+}
+
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 

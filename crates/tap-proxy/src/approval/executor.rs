@@ -15,7 +15,7 @@ use super::captured::{CapturedRequest, final_record};
 use crate::error::{ProxyError, Reason};
 use crate::proxy::forward::{
     Coding, decoded_stream, response_coding, scrub_headers, send_error, unscannable,
-    upstream_request,
+    upstream_request, with_query_renderings,
 };
 use crate::proxy::placeholders::{combined_scrubber, substitute};
 use crate::proxy::resolve::{destination_and_injection, usable_destination};
@@ -251,11 +251,12 @@ async fn forward_approved(
         };
     let coding = response_coding(resp.headers()).map_err(unscannable)?;
     let status = resp.status().as_u16();
-    let scrubber = if credentials.len() == 1 {
+    let base = if credentials.len() == 1 {
         credential.scrubber()
     } else {
         combined_scrubber(credentials.iter().copied())
     };
+    let scrubber = with_query_renderings(base, &credential.name, &injection);
     let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber, &credentials);
     if coding != Coding::Identity {
         headers.remove(http::header::CONTENT_ENCODING);

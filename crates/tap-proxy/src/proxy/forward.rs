@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -19,8 +20,11 @@ use futures_util::Stream;
 use http_body_util::{BodyDataStream, BodyExt as _, Full};
 use hyper::body::{Body as _, Incoming};
 use tap_core::inject::Injection;
-use tap_core::scrub::{ScrubSink, ScrubStream, Scrubber};
+use tap_core::scrub::{ScrubSecret, ScrubSink, ScrubStream, Scrubber};
+use tap_core::secret::Secret;
 use tap_core::target::TargetUrl;
+use url::form_urlencoded;
+use zeroize::Zeroizing;
 
 use super::audit::AuditDraft;
 use super::refuse;
@@ -72,7 +76,7 @@ pub(crate) fn upstream_request(
     if !injection.query.is_empty() {
         let mut q = url.query_pairs_mut();
         for (k, v) in &injection.query {
-            q.append_pair(k, &String::from_utf8_lossy(v.expose()));
+            q.append_pair(k, &query_text(v));
         }
     }
     let method = Method::from_bytes(method.as_bytes())
@@ -102,6 +106,41 @@ pub(crate) fn upstream_request(
     }
     h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     Ok(req)
+}
+
+/// The text an injected query value is written as before form encoding (a
+/// value that is not UTF-8 is decoded lossily).
+fn query_text(value: &Secret) -> Zeroizing<String> {
+    Zeroizing::new(String::from_utf8_lossy(value.expose()).into_owned())
+}
+
+/// `scrubber` extended with the exact bytes [`upstream_request`] writes into
+/// the query string for each injected parameter (the form-encoded value, as
+/// `append_pair` encodes it), labelled `label`: the decoding scrubber finds
+/// the form encoding of the secret itself, this also covers what it cannot
+/// derive (a rendered format around the value, a lossily decoded non-UTF-8
+/// value). Unchanged, without a rebuild, when nothing is injected in the query.
+pub(crate) fn with_query_renderings(
+    scrubber: Arc<Scrubber>,
+    label: &str,
+    injection: &Injection,
+) -> Arc<Scrubber> {
+    if injection.query.is_empty() {
+        return scrubber;
+    }
+    let rendered: Vec<Zeroizing<String>> = injection
+        .query
+        .iter()
+        .map(|(_, v)| {
+            Zeroizing::new(form_urlencoded::byte_serialize(query_text(v).as_bytes()).collect())
+        })
+        .collect();
+    Arc::new(
+        scrubber.with_renderings(rendered.iter().map(|r| ScrubSecret {
+            label,
+            value: r.as_bytes(),
+        })),
+    )
 }
 
 /// Maps a failed send to the agent's error. Neither hyper's errors nor their
@@ -333,7 +372,11 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
         Ok(r) => r,
         Err(e) => return refuse(e, draft).await,
     };
-    let scrubber = p.resolved.scrubber();
+    let scrubber = with_query_renderings(
+        p.resolved.scrubber(),
+        &p.resolved.credential.name,
+        &p.resolved.injection,
+    );
     let display_target = p.resolved.url.as_str().to_owned();
     let upstream_started = Instant::now();
     let timeout = state.config.forward_timeout;
@@ -650,5 +693,44 @@ mod coding_tests {
             response_coding(&headers(&["identity", "X-Gzip"])),
             Ok(Coding::Gzip)
         );
+    }
+}
+
+#[cfg(test)]
+mod query_rendering_tests {
+    use super::*;
+
+    #[test]
+    fn the_query_rendering_written_to_the_url_is_scrubbed_exactly() {
+        // Not UTF-8: the URL carries a lossy rendering the secret's own
+        // encodings never produce.
+        let value = b"k\xffy ~/+&=".to_vec();
+        let injection = Injection {
+            headers: Vec::new(),
+            query: vec![("key".to_owned(), Secret::new(value.clone()))],
+        };
+        let target = TargetUrl::parse("https://api.example.com/v1?a=1").unwrap();
+        let req =
+            upstream_request("GET", &target, &HeaderMap::new(), &injection, Bytes::new()).unwrap();
+        let query = req.uri().query().unwrap().to_owned();
+        let rendered = query.strip_prefix("a=1&key=").unwrap().to_owned();
+        let base = Arc::new(Scrubber::new([ScrubSecret {
+            label: "cred",
+            value: &value,
+        }]));
+        let echoed = format!("{{\"echo\":\"{rendered}\"}}");
+        assert_eq!(
+            base.scrub(echoed.as_bytes()).1,
+            0,
+            "the base scrubber cannot derive the lossy rendering"
+        );
+        let s = with_query_renderings(Arc::clone(&base), "cred", &injection);
+        assert_eq!(
+            s.scrub(echoed.as_bytes()).0,
+            b"{\"echo\":\"[REDACTED:cred]\"}"
+        );
+        // Nothing injected in the query: the same scrubber, not a rebuild.
+        let none = with_query_renderings(Arc::clone(&base), "cred", &Injection::default());
+        assert!(Arc::ptr_eq(&none, &base));
     }
 }
