@@ -246,3 +246,24 @@ fn logs_carry_no_colour_codes_when_not_on_a_terminal() {
         "ANSI escapes in a piped log: {log:?}"
     );
 }
+
+#[test]
+fn status_tells_its_own_proxy_from_another_deployments() {
+    let mine = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    mine.init();
+    let other = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    other.init();
+    let served_mine = mine.serve();
+    let served_other = other.serve();
+    let v = mine.json(&["status", "--proxy-url", &served_mine.url]);
+    assert_eq!(v["proxy"], "ok", "{v}");
+    assert_eq!(v["store"], "ok", "{v}");
+    assert_eq!(
+        v["data_dir"].as_str(),
+        Some(mine.data_dir().display().to_string().as_str()),
+        "{v}"
+    );
+    assert!(v["audit_spool_bytes"].is_u64(), "{v}");
+    let v = mine.json(&["status", "--proxy-url", &served_other.url]);
+    assert_eq!(v["proxy"], "other_deployment", "{v}");
+}

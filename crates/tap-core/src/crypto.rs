@@ -331,6 +331,11 @@ fn generate_token(prefix: &str) -> Result<Zeroizing<String>, CryptoError> {
     Ok(s)
 }
 
+/// A random public identifier: 16 bytes as 32 lower-case hex digits.
+pub fn generate_id() -> Result<String, CryptoError> {
+    Ok(hex::encode(random_bytes::<16>()?))
+}
+
 /// A random password for generated member accounts (24 base64url chars).
 pub fn generate_password() -> Result<Zeroizing<String>, CryptoError> {
     let raw = Zeroizing::new(random_bytes::<18>()?);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tap_core::audit::merge_rows;
@@ -38,12 +38,21 @@ const LOGS_MAX: u32 = 100;
 )]
 pub async fn health(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(HealthView {
-            status: "ok",
-            version: env!("CARGO_PKG_VERSION"),
-            db: None,
-        })
-        .into_response(),
+        Ok(()) => {
+            let mut resp = Json(HealthView {
+                status: "ok",
+                version: env!("CARGO_PKG_VERSION"),
+                db: None,
+            })
+            .into_response();
+            // Which store this proxy serves: `tap status` checks it is its own.
+            if let Ok(Some(id)) = state.store.meta(crate::server::STORE_ID_META).await
+                && let Ok(v) = HeaderValue::from_bytes(&id)
+            {
+                resp.headers_mut().insert("x-tap-store-id", v);
+            }
+            resp
+        }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(HealthView {

@@ -325,6 +325,7 @@ impl Proxy {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServerError> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        ensure_store_id(store.as_ref()).await?;
         let snapshot = store.snapshot().await.map_err(ServerError::Store)?;
         let directory = Arc::new(DirectoryHandle::new(Directory::build(
             snapshot, &keys, None,
@@ -420,4 +421,26 @@ impl Proxy {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), journal_task).await;
         Ok(())
     }
+}
+
+/// Deployment metadata key of the store's public id (`/health` sends it as
+/// `X-TAP-Store-Id`, so `tap status` can tell its own proxy from another).
+pub const STORE_ID_META: &str = "store_id";
+
+/// Gives the store a random public id once.
+async fn ensure_store_id(store: &dyn Store) -> Result<(), ServerError> {
+    if store
+        .meta(STORE_ID_META)
+        .await
+        .map_err(ServerError::Store)?
+        .is_none()
+    {
+        let id = tap_core::crypto::generate_id()
+            .map_err(|e| ServerError::Store(StoreError::Unavailable(e.to_string())))?;
+        store
+            .set_meta(STORE_ID_META, id.as_bytes())
+            .await
+            .map_err(ServerError::Store)?;
+    }
+    Ok(())
 }

@@ -186,6 +186,8 @@ async fn pending_approvals(admin: &Admin, team: i64) -> Result<usize> {
 async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
     let mut v = json!({"store": "error", "proxy": "unreachable", "agents": 0, "credentials": 0, "pending_approvals": 0, "key_id": Value::Null});
     let mut problem = None;
+    let mut store_id: Option<String> = None;
+    v["data_dir"] = json!(g.data_dir.display().to_string());
     match open_team(g).await {
         Ok((admin, team)) => {
             v["store"] = json!("ok");
@@ -193,9 +195,17 @@ async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
             v["credentials"] = json!(admin.store.credentials(team.internal_id).await?.len());
             v["pending_approvals"] = json!(pending_approvals(&admin, team.internal_id).await?);
             v["key_id"] = json!(admin.keys.kek().key_id());
+            store_id = admin
+                .store
+                .meta(tap_proxy::server::STORE_ID_META)
+                .await?
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
         }
         Err(e) => problem = Some(e.to_string()),
     }
+    // Rows made durable in the spool but not yet folded into the store.
+    let spool = g.data_dir.join("tap.db.audit-spool");
+    v["audit_spool_bytes"] = json!(std::fs::metadata(&spool).map_or(0, |m| m.len()));
     let url = proxy_url.unwrap_or_else(default_proxy_url);
     let client = http_client()?;
     if let Ok(r) = client
@@ -205,18 +215,35 @@ async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
         .await
         && r.status().is_success()
     {
-        v["proxy"] = json!("ok");
+        let served = r
+            .headers()
+            .get("x-tap-store-id")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned);
+        // A proxy that answers but serves another store is not this
+        // deployment's proxy.
+        v["proxy"] = match (&store_id, &served) {
+            (Some(mine), Some(theirs)) if mine != theirs => json!("other_deployment"),
+            _ => json!("ok"),
+        };
     }
     emit(g, &v, || {
         let mut s = format!(
-            "store: {}\nproxy: {} ({url})\nagents: {}\ncredentials: {}\npending approvals: {}\nkey id: {}",
+            "store: {}\nproxy: {} ({url})\ndata dir: {}\nagents: {}\ncredentials: {}\npending approvals: {}\naudit spool: {} bytes not yet folded\nkey id: {}",
             v["store"].as_str().unwrap_or(""),
             v["proxy"].as_str().unwrap_or(""),
+            v["data_dir"].as_str().unwrap_or(""),
             v["agents"],
             v["credentials"],
             v["pending_approvals"],
+            v["audit_spool_bytes"],
             v["key_id"].as_str().unwrap_or("-"),
         );
+        if v["proxy"] == "other_deployment" {
+            s.push_str(
+                "\nthe proxy at that address serves another store (another data dir or database)",
+            );
+        }
         if let Some(p) = &problem {
             s.push_str(&format!("\nstore problem: {p}"));
         }
