@@ -139,14 +139,17 @@ impl fmt::Debug for Scrubber {
 }
 
 impl Scrubber {
-    /// A scrubber for `secrets` with every variant of [`ALL_VARIANTS`].
+    /// A scrubber for `secrets` with every variant of [`ALL_VARIANTS`], and
+    /// the decoder finding each secret (and its base64 encodings) however it
+    /// is escaped.
     /// Empty secrets are ignored. When two secrets derive the same pattern the
     /// first secret's label wins.
     pub fn new<'a>(secrets: impl IntoIterator<Item = ScrubSecret<'a>>) -> Scrubber {
         Self::build(secrets, 1, ALL_VARIANTS, Choice::Auto)
     }
 
-    /// A detector for outbound leak blocking: like [`Scrubber::new`] but only
+    /// A detector for outbound leak blocking ([`Scrubber::find`]): like
+    /// [`Scrubber::new`] (escaped forms included) but only
     /// secrets of at least [`LEAK_MIN_SECRET_LEN`] bytes are considered.
     pub fn leak_detector<'a>(secrets: impl IntoIterator<Item = ScrubSecret<'a>>) -> Scrubber {
         Self::build(secrets, LEAK_MIN_SECRET_LEN, ALL_VARIANTS, Choice::Auto)
