@@ -164,6 +164,7 @@ fn openapi_documents_the_answers_of_every_agent_route() {
             let (status, content_type) = match *path {
                 "/forward" => ("202", "application/json"),
                 "/instructions" => ("200", "text/plain"),
+                "/metrics" => ("200", "application/openmetrics-text"),
                 _ => ("200", "application/json"),
             };
             let content = &op["responses"][status]["content"];
