@@ -595,8 +595,17 @@ pub(crate) enum TokenCmd {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCmd {
-    /// Check the hash chain of the team's audit trail.
-    Verify,
+    /// Check the team's audit chain: every row's MAC and link up to the sealed
+    /// head; exit 1 naming the first bad or missing row.
+    Verify {
+        /// An anchor saved earlier with `tap audit anchor`
+        /// (`tap1:<team>:<rows>:<hex>`): also fail unless the chain extends it.
+        #[arg(long, value_name = "ANCHOR")]
+        anchor: Option<tap_core::audit::ChainAnchor>,
+    },
+    /// Print the head of the team's audit chain as an anchor to keep outside
+    /// TAP (`tap1:<team>:<rows>:<hex>`), once the chain verifies.
+    Anchor,
 }
 
 /// jemalloc instead of the platform allocator: at 16-64 connections a proxy

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::sha256_hex_parts;
+use crate::crypto::{AuditKey, ct_eq, sha256_hex_parts};
 
 /// Largest stored request body, cut on a character boundary.
 pub const MAX_AUDIT_BODY_BYTES: usize = 16 * 1024;
@@ -117,7 +117,9 @@ impl AuditRow {
     }
 }
 
-/// The chained hash of a row.
+/// The unkeyed hash of a row, as versions before the keyed chain wrote it.
+/// Only rows before a team's switch-over point ([`AuditHead::keyed_from`]) are
+/// checked with it: anyone can recompute it, so it proves nothing alone.
 pub fn chain_hash(prev_hash: &str, seq: i64, phase: AuditPhase, record_json: &str) -> String {
     sha256_hex_parts(&[
         prev_hash.as_bytes(),
@@ -130,6 +132,152 @@ pub fn chain_hash(prev_hash: &str, seq: i64, phase: AuditPhase, record_json: &st
     ])
 }
 
+/// Domain label of a row's MAC.
+const ROW_LABEL: &[u8] = b"tap audit row v1";
+/// Domain label of a chain head's seal.
+const HEAD_LABEL: &[u8] = b"tap audit head v1";
+/// Domain label of the deployment's "legacy heads were sealed" marker.
+const SEALED_LABEL: &[u8] = b"tap audit heads sealed v1";
+
+/// The keyed hash (HMAC-SHA-256, hex) of a row: covers the team, the row's
+/// position, its phase, the record (every field of the row; the store's index
+/// columns are copies of record fields, checked against it) and the previous
+/// row's MAC. Without the audit key nobody can make one.
+pub fn chain_mac(
+    key: &AuditKey,
+    team_internal_id: i64,
+    prev_hash: &str,
+    seq: i64,
+    phase: AuditPhase,
+    record_json: &str,
+) -> String {
+    key.mac_hex(
+        ROW_LABEL,
+        &[
+            &team_internal_id.to_be_bytes(),
+            &seq.to_be_bytes(),
+            phase.as_str().as_bytes(),
+            prev_hash.as_bytes(),
+            record_json.as_bytes(),
+        ],
+    )
+}
+
+/// The value a store keeps (sealed) once it has sealed the heads that earlier
+/// versions left unsealed, so that it never seals them again: a head later
+/// found unsealed was tampered with, not left by an upgrade.
+pub fn heads_sealed_marker(key: &AuditKey) -> String {
+    key.mac_hex(SEALED_LABEL, &[])
+}
+
+/// True when `stored` is the marker of [`heads_sealed_marker`] under `key`.
+pub fn heads_sealed_marker_verifies(key: &AuditKey, stored: &str) -> bool {
+    key.verify_hex(SEALED_LABEL, &[], stored)
+}
+
+/// A team's chain head as the store keeps it, next to the rows: where the
+/// chain ends and where its keyed part starts, sealed with the audit key.
+///
+/// Invariant: every append moves the head in the transaction that inserts
+/// the rows, so a sealed head names the last row ever appended; deleting
+/// rows from the end, or moving the head, shows without the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditHead {
+    /// Team internal id.
+    pub team_internal_id: i64,
+    /// Sequence number of the last row (0 before the first).
+    pub seq: i64,
+    /// Hash (or MAC) of the last row; the genesis or retention anchor hash before one.
+    pub last_hash: String,
+    /// First row chained with the MAC: rows before it were written by an
+    /// earlier version with the unkeyed hash.
+    pub keyed_from: i64,
+    /// The seal, hex; `None` for a head a migration recorded and no keyed
+    /// process has sealed yet.
+    pub mac: Option<String>,
+}
+
+/// Why a stored head cannot be chained on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// No seal.
+    #[error("is not sealed")]
+    Unsealed,
+    /// The seal does not match: the head was edited.
+    #[error("does not match its seal")]
+    BadSeal,
+}
+
+impl AuditHead {
+    fn seal_of(key: &AuditKey, team: i64, seq: i64, last_hash: &str, keyed_from: i64) -> String {
+        key.mac_hex(
+            HEAD_LABEL,
+            &[
+                &team.to_be_bytes(),
+                &seq.to_be_bytes(),
+                last_hash.as_bytes(),
+                &keyed_from.to_be_bytes(),
+            ],
+        )
+    }
+
+    /// A head sealed under `key`.
+    pub fn sealed(
+        key: &AuditKey,
+        team_internal_id: i64,
+        seq: i64,
+        last_hash: String,
+        keyed_from: i64,
+    ) -> Self {
+        let mac = Self::seal_of(key, team_internal_id, seq, &last_hash, keyed_from);
+        Self {
+            team_internal_id,
+            seq,
+            last_hash,
+            keyed_from,
+            mac: Some(mac),
+        }
+    }
+
+    /// This head with its seal made under `key` (sealing a migrated head).
+    pub fn seal(self, key: &AuditKey) -> Self {
+        Self::sealed(
+            key,
+            self.team_internal_id,
+            self.seq,
+            self.last_hash,
+            self.keyed_from,
+        )
+    }
+
+    /// Checks the seal (in constant time).
+    pub fn check(&self, key: &AuditKey) -> Result<(), HeadError> {
+        let mac = self.mac.as_deref().ok_or(HeadError::Unsealed)?;
+        let expected = Self::seal_of(
+            key,
+            self.team_internal_id,
+            self.seq,
+            &self.last_hash,
+            self.keyed_from,
+        );
+        if ct_eq(expected.as_bytes(), mac.as_bytes()) {
+            Ok(())
+        } else {
+            Err(HeadError::BadSeal)
+        }
+    }
+
+    /// Where the chain continues, once the seal is checked.
+    pub fn open(&self, key: &AuditKey) -> Result<ChainHead, HeadError> {
+        self.check(key)?;
+        Ok(ChainHead {
+            seq: self.seq,
+            hash: self.last_hash.clone(),
+            keyed_from: self.keyed_from,
+        })
+    }
+}
+
 /// Where a team's chain continues: the sequence number and hash of its last
 /// row. Invariant: the next row gets `seq + 1` and `prev_hash == hash`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +286,8 @@ pub struct ChainHead {
     pub seq: i64,
     /// Hash of the last row, or the genesis or retention anchor hash.
     pub hash: String,
+    /// First keyed row of the chain.
+    pub keyed_from: i64,
 }
 
 impl ChainHead {
@@ -146,34 +296,21 @@ impl ChainHead {
         Self {
             seq: 0,
             hash: GENESIS_HASH.to_owned(),
+            keyed_from: 1,
         }
     }
 
-    /// The head as a store finds it: its last row `(seq, row_hash)` when it has
-    /// one; else the retention anchor `(anchor_hash, first_seq)` (retention
-    /// deleted every row: the chain goes on at `first_seq` from the anchor);
-    /// else genesis.
-    pub fn resume(last_row: Option<(i64, String)>, anchor: Option<(String, i64)>) -> Self {
-        match (last_row, anchor) {
-            (Some((seq, hash)), _) => Self { seq, hash },
-            (None, Some((hash, first_seq))) => Self {
+    /// The head of a team with no row and no stored head: after the
+    /// retention anchor `(anchor_hash, first_seq)` when retention deleted
+    /// every row, else genesis. Every row from here on is keyed.
+    pub fn fresh(anchor: Option<(String, i64)>) -> Self {
+        match anchor {
+            Some((hash, first_seq)) => Self {
                 seq: first_seq - 1,
                 hash,
+                keyed_from: first_seq,
             },
-            (None, None) => Self::genesis(),
-        }
-    }
-
-    /// Chains one row onto this head and moves the head to it.
-    pub fn link(&mut self, phase: AuditPhase, record_json: &str) -> ChainLink {
-        let seq = self.seq + 1;
-        let row_hash = chain_hash(&self.hash, seq, phase, record_json);
-        let prev_hash = std::mem::replace(&mut self.hash, row_hash.clone());
-        self.seq = seq;
-        ChainLink {
-            seq,
-            prev_hash,
-            row_hash,
+            None => Self::genesis(),
         }
     }
 }
@@ -185,7 +322,7 @@ pub struct ChainLink {
     pub seq: i64,
     /// Hash of the previous row (or the anchor).
     pub prev_hash: String,
-    /// Hash of this row.
+    /// MAC of this row.
     pub row_hash: String,
 }
 
@@ -195,21 +332,26 @@ pub struct ChainLink {
 pub struct MissingHead(pub i64);
 
 /// Chains a batch of rows of several teams, in the order given, each onto its
-/// own team's chain. Every store's append path uses it, so there is one
-/// definition of how rows link.
+/// own team's chain, with the audit key. Every store's append path uses it, so
+/// there is one definition of how rows link.
 ///
 /// Invariant: a row is only ever chained onto a head the store read inside the
 /// write transaction that inserts it ([`Chainer::link`] refuses a team whose
-/// head was not given), so two writers never fork a chain.
-#[derive(Clone, Debug, Default)]
+/// head was not given), so two writers never fork a chain; the store writes
+/// [`Chainer::heads`] back in that transaction.
+#[derive(Clone, Debug)]
 pub struct Chainer {
-    heads: std::collections::HashMap<i64, ChainHead>,
+    key: AuditKey,
+    heads: std::collections::BTreeMap<i64, ChainHead>,
 }
 
 impl Chainer {
-    /// A chainer that knows no team's head yet.
-    pub fn new() -> Self {
-        Self::default()
+    /// A chainer under `key` that knows no team's head yet.
+    pub fn new(key: AuditKey) -> Self {
+        Self {
+            key,
+            heads: std::collections::BTreeMap::new(),
+        }
     }
 
     /// Distinct teams of a batch, ascending: the heads to read before chaining it.
@@ -232,52 +374,286 @@ impl Chainer {
         phase: AuditPhase,
         record_json: &str,
     ) -> Result<ChainLink, MissingHead> {
+        let head = self.heads.get_mut(&team).ok_or(MissingHead(team))?;
+        let seq = head.seq + 1;
+        let row_hash = chain_mac(&self.key, team, &head.hash, seq, phase, record_json);
+        let prev_hash = std::mem::replace(&mut head.hash, row_hash.clone());
+        head.seq = seq;
+        Ok(ChainLink {
+            seq,
+            prev_hash,
+            row_hash,
+        })
+    }
+
+    /// Every head given, moved past the rows linked, sealed: what the store
+    /// writes back in the transaction that inserts the rows.
+    pub fn heads(&self) -> Vec<AuditHead> {
         self.heads
-            .get_mut(&team)
-            .map(|head| head.link(phase, record_json))
-            .ok_or(MissingHead(team))
+            .iter()
+            .map(|(team, h)| {
+                AuditHead::sealed(&self.key, *team, h.seq, h.hash.clone(), h.keyed_from)
+            })
+            .collect()
+    }
+}
+
+/// A team's whole chain as a store reads it, for verification.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditChain {
+    /// Hash the first row links to: genesis, or the retention anchor.
+    pub anchor_hash: String,
+    /// Sequence number of the first row.
+    pub first_seq: i64,
+    /// Every row, ordered by seq.
+    pub rows: Vec<AuditRow>,
+    /// The stored head; `None` when the team never had one.
+    pub head: Option<AuditHead>,
+}
+
+/// A point of a team's chain an operator saved (`tap audit anchor`):
+/// `tap1:<team>:<rows>:<hex>`, the team slug, the last row's sequence number
+/// and its MAC. A later chain must still hold that row with that MAC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainAnchor {
+    /// Team slug.
+    pub team: String,
+    /// Sequence number of the anchored row (0: the empty chain).
+    pub rows: i64,
+    /// Its hash, lower-case hex.
+    pub hash: String,
+}
+
+/// Why an anchor string does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("an anchor looks like tap1:<team>:<rows>:<64 hex digits>")]
+pub struct BadAnchor;
+
+impl std::str::FromStr for ChainAnchor {
+    type Err = BadAnchor;
+
+    fn from_str(s: &str) -> Result<Self, BadAnchor> {
+        let mut it = s.trim().splitn(4, ':');
+        let (Some("tap1"), Some(team), Some(rows), Some(hash)) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            return Err(BadAnchor);
+        };
+        let rows: i64 = rows.parse().map_err(|_| BadAnchor)?;
+        if team.is_empty()
+            || rows < 0
+            || hash.len() != 64
+            || !hash.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(BadAnchor);
+        }
+        Ok(Self {
+            team: team.to_owned(),
+            rows,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+impl std::fmt::Display for ChainAnchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tap1:{}:{}:{}", self.team, self.rows, self.hash)
     }
 }
 
 /// Result of checking a chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verification {
-    /// True when every row links and hashes correctly.
+    /// True when every row links and verifies, up to the sealed head.
     pub ok: bool,
     /// Rows checked.
     pub rows: u64,
-    /// Sequence number of the first bad row.
+    /// Sequence number of the first bad (or first missing) row.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_row: Option<i64>,
+    /// First and last sequence number of rows found missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_rows: Option<(i64, i64)>,
+    /// What is wrong, for a person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
-/// Checks rows (ordered by seq) starting from `anchor` (the genesis hash or a retention anchor).
-pub fn verify_chain<'a>(
-    anchor: &str,
-    first_seq: i64,
-    rows: impl IntoIterator<Item = &'a AuditRow>,
+impl Verification {
+    fn failed(rows: u64, first_bad_row: i64, error: String) -> Self {
+        Self {
+            ok: false,
+            rows,
+            first_bad_row: Some(first_bad_row),
+            missing_rows: None,
+            error: Some(error),
+        }
+    }
+
+    fn missing(rows: u64, from: i64, to: i64, why: &str) -> Self {
+        Self {
+            ok: false,
+            rows,
+            first_bad_row: Some(from),
+            missing_rows: Some((from, to)),
+            error: Some(if from == to {
+                format!("row {from} is missing{why}")
+            } else {
+                format!("rows {from}..{to} are missing{why}")
+            }),
+        }
+    }
+}
+
+/// Checks a team's chain with the audit key: the head's seal, every row's
+/// link and MAC (rows before the head's `keyed_from` with the unkeyed hash
+/// they were written with), that the rows run without gap up to the sealed
+/// head, and, with `anchor` (`(rows, hash)` of a [`ChainAnchor`] of this
+/// team), that the chain still holds the anchored row.
+///
+/// Detects an edited row (also with every later hash recomputed without the
+/// key), deleted rows (in the middle or at the end), rows added past the head
+/// and an edited head. Does not detect the whole store rolled back to an
+/// earlier state of its own: that is what anchors are for.
+pub fn verify_keyed(
+    key: &AuditKey,
+    team_internal_id: i64,
+    chain: &AuditChain,
+    anchor: Option<(i64, &str)>,
 ) -> Verification {
-    let mut prev = anchor.to_owned();
+    let head = match &chain.head {
+        Some(h) => {
+            if let Err(e) = h.check(key) {
+                return Verification::failed(
+                    0,
+                    h.seq.max(chain.first_seq),
+                    format!("the audit chain head {e}: it was edited without the audit key"),
+                );
+            }
+            ChainHead {
+                seq: h.seq,
+                hash: h.last_hash.clone(),
+                keyed_from: h.keyed_from,
+            }
+        }
+        None => match chain.rows.first() {
+            Some(first) => {
+                return Verification::failed(
+                    0,
+                    first.seq,
+                    "the audit chain head is missing: it was deleted".into(),
+                );
+            }
+            None => ChainHead::fresh(Some((chain.anchor_hash.clone(), chain.first_seq))),
+        },
+    };
+    let anchor_bad = |rows: u64, at: i64| {
+        Verification::failed(
+            rows,
+            at,
+            format!("the chain does not extend the anchor: row {at} is not the anchored row"),
+        )
+    };
+    if let Some((a_rows, a_hash)) = anchor {
+        if a_rows > head.seq {
+            return Verification::failed(
+                0,
+                head.seq + 1,
+                format!(
+                    "the chain does not extend the anchor: it ends at row {}, the anchor names row {a_rows}",
+                    head.seq
+                ),
+            );
+        }
+        if a_rows < chain.first_seq - 1 {
+            return Verification::failed(
+                0,
+                a_rows,
+                format!("the anchored row {a_rows} was deleted by retention; it cannot be checked"),
+            );
+        }
+        if a_rows == chain.first_seq - 1 && !ct_eq(chain.anchor_hash.as_bytes(), a_hash.as_bytes())
+        {
+            return anchor_bad(0, a_rows);
+        }
+    }
+    let mut prev = chain.anchor_hash.clone();
+    let mut expected = chain.first_seq;
     let mut n = 0u64;
-    for (expected_seq, row) in (first_seq..).zip(rows) {
+    for row in &chain.rows {
+        if row.seq > head.seq {
+            return Verification::failed(
+                n,
+                row.seq,
+                format!(
+                    "row {} is past the sealed chain head (row {}): it was added without the audit key",
+                    row.seq, head.seq
+                ),
+            );
+        }
+        if row.seq > expected {
+            return Verification::missing(n, expected, row.seq - 1, "");
+        }
+        if row.seq < expected {
+            return Verification::failed(n, row.seq, format!("row {} is out of order", row.seq));
+        }
         n += 1;
-        let ok = row.seq == expected_seq
-            && row.prev_hash == prev
-            && chain_hash(&row.prev_hash, row.seq, row.phase, &row.record_json) == row.row_hash
-            && row.record().is_ok();
-        if !ok {
-            return Verification {
-                ok: false,
-                rows: n,
-                first_bad_row: Some(row.seq),
-            };
+        let hash_ok = if row.seq < head.keyed_from {
+            chain_hash(&row.prev_hash, row.seq, row.phase, &row.record_json) == row.row_hash
+        } else {
+            let mac = chain_mac(
+                key,
+                team_internal_id,
+                &row.prev_hash,
+                row.seq,
+                row.phase,
+                &row.record_json,
+            );
+            ct_eq(mac.as_bytes(), row.row_hash.as_bytes())
+        };
+        if !(row.prev_hash == prev && hash_ok && row.record().is_ok()) {
+            return Verification::failed(
+                n,
+                row.seq,
+                format!(
+                    "row {} does not verify: it was edited, or its hash recomputed without the audit key",
+                    row.seq
+                ),
+            );
+        }
+        if let Some((a_rows, a_hash)) = anchor
+            && a_rows == row.seq
+            && !ct_eq(row.row_hash.as_bytes(), a_hash.as_bytes())
+        {
+            return anchor_bad(n, row.seq);
         }
         prev.clone_from(&row.row_hash);
+        expected += 1;
+    }
+    if expected <= head.seq {
+        return Verification::missing(
+            n,
+            expected,
+            head.seq,
+            &format!(
+                " (the sealed chain head says the chain ends at row {})",
+                head.seq
+            ),
+        );
+    }
+    if !ct_eq(prev.as_bytes(), head.hash.as_bytes()) {
+        return Verification::failed(
+            n,
+            head.seq,
+            format!("row {} does not match the sealed chain head", head.seq),
+        );
     }
     Verification {
         ok: true,
         rows: n,
         first_bad_row: None,
+        missing_rows: None,
+        error: None,
     }
 }
 
@@ -340,50 +716,183 @@ pub fn merge_rows(rows: &[AuditRow]) -> Vec<AuditRecord> {
 mod tests {
     use super::*;
 
-    fn chain(n: i64) -> Vec<AuditRow> {
+    fn key() -> AuditKey {
+        AuditKey::from_bytes([7; 32])
+    }
+
+    fn record(id: &str) -> String {
+        serde_json::to_string(&AuditRecord {
+            request_id: id.to_owned(),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    /// `legacy` rows written the old way, then `keyed` rows chained with the key.
+    fn chain_of(team: i64, legacy: i64, keyed: i64) -> AuditChain {
+        let mut rows = Vec::new();
         let mut prev = GENESIS_HASH.to_owned();
-        (1..=n)
-            .map(|seq| {
-                let rec = AuditRecord {
-                    request_id: format!("r{seq}"),
-                    ..Default::default()
-                };
-                let json = serde_json::to_string(&rec).unwrap();
-                let hash = chain_hash(&prev, seq, AuditPhase::Finish, &json);
-                let row = AuditRow {
-                    seq,
-                    phase: AuditPhase::Finish,
-                    record_json: json,
-                    prev_hash: prev.clone(),
-                    row_hash: hash.clone(),
-                };
-                prev = hash;
-                row
-            })
-            .collect()
+        for seq in 1..=legacy {
+            let json = record(&format!("r{seq}"));
+            let hash = chain_hash(&prev, seq, AuditPhase::Finish, &json);
+            rows.push(AuditRow {
+                seq,
+                phase: AuditPhase::Finish,
+                record_json: json,
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                row_hash: hash,
+            });
+        }
+        let mut chainer = Chainer::new(key());
+        chainer.set_head(
+            team,
+            ChainHead {
+                seq: legacy,
+                hash: prev,
+                keyed_from: legacy + 1,
+            },
+        );
+        for seq in legacy + 1..=legacy + keyed {
+            let json = record(&format!("r{seq}"));
+            let link = chainer.link(team, AuditPhase::Finish, &json).unwrap();
+            assert_eq!(link.seq, seq);
+            rows.push(AuditRow {
+                seq,
+                phase: AuditPhase::Finish,
+                record_json: json,
+                prev_hash: link.prev_hash,
+                row_hash: link.row_hash,
+            });
+        }
+        let head = chainer.heads().pop();
+        AuditChain {
+            anchor_hash: GENESIS_HASH.to_owned(),
+            first_seq: 1,
+            rows,
+            head,
+        }
+    }
+
+    fn verify(c: &AuditChain) -> Verification {
+        verify_keyed(&key(), 1, c, None)
+    }
+
+    /// Rewrites row `at` and recomputes every later hash without the key, as
+    /// the unkeyed chain allowed.
+    fn rewrite_from(c: &mut AuditChain, at: usize) {
+        c.rows[at].record_json = c.rows[at].record_json.replace(":\"r", ":\"x");
+        let mut prev = c.rows[at].prev_hash.clone();
+        for r in &mut c.rows[at..] {
+            r.prev_hash.clone_from(&prev);
+            r.row_hash = chain_hash(&prev, r.seq, r.phase, &r.record_json);
+            prev.clone_from(&r.row_hash);
+        }
     }
 
     #[test]
-    fn intact_chain_verifies() {
-        let rows = chain(5);
-        assert_eq!(
-            verify_chain(GENESIS_HASH, 1, &rows),
-            Verification {
-                ok: true,
-                rows: 5,
-                first_bad_row: None
-            }
+    fn an_intact_chain_verifies_legacy_rows_and_keyed_rows() {
+        for (legacy, keyed) in [(0, 0), (0, 5), (3, 4), (4, 0)] {
+            let c = chain_of(1, legacy, keyed);
+            let v = verify(&c);
+            assert!(v.ok, "{legacy}+{keyed}: {v:?}");
+            assert_eq!(v.rows, u64::try_from(legacy + keyed).unwrap());
+        }
+        assert!(
+            verify(&AuditChain {
+                anchor_hash: GENESIS_HASH.into(),
+                first_seq: 1,
+                rows: vec![],
+                head: None
+            })
+            .ok
         );
     }
 
     #[test]
-    fn edited_or_deleted_row_is_found() {
-        let mut rows = chain(5);
-        rows[2].record_json = rows[2].record_json.replace("r3", "r9");
-        assert_eq!(verify_chain(GENESIS_HASH, 1, &rows).first_bad_row, Some(3));
-        let mut rows = chain(5);
-        rows.remove(1);
-        assert_eq!(verify_chain(GENESIS_HASH, 1, &rows).first_bad_row, Some(3));
+    fn an_edited_row_fails_even_with_every_later_hash_recomputed() {
+        let mut c = chain_of(1, 0, 5);
+        c.rows[2].record_json = c.rows[2].record_json.replace("r3", "r9");
+        let v = verify(&c);
+        assert_eq!((v.ok, v.first_bad_row), (false, Some(3)), "{v:?}");
+        assert!(v.error.unwrap().contains("row 3 does not verify"));
+        let mut c = chain_of(1, 0, 5);
+        rewrite_from(&mut c, 1);
+        assert_eq!(verify(&c).first_bad_row, Some(2));
+        // Recomputed in the legacy part: the first keyed row's link breaks.
+        let mut c = chain_of(1, 3, 2);
+        rewrite_from(&mut c, 1);
+        assert_eq!(verify(&c).first_bad_row, Some(4));
+        // All legacy: the sealed head's last hash catches it.
+        let mut c = chain_of(1, 4, 0);
+        rewrite_from(&mut c, 1);
+        assert_eq!(verify(&c).first_bad_row, Some(4));
+        // A MAC made for another team does not verify in this one.
+        let c = chain_of(2, 0, 3);
+        assert!(!verify_keyed(&key(), 1, &c, None).ok);
+    }
+
+    #[test]
+    fn deleted_rows_are_named() {
+        let mut c = chain_of(1, 0, 6);
+        c.rows.truncate(4);
+        let v = verify(&c);
+        assert_eq!(v.first_bad_row, Some(5));
+        assert_eq!(v.missing_rows, Some((5, 6)));
+        assert!(v.error.unwrap().contains("rows 5..6 are missing"));
+        let mut c = chain_of(1, 0, 6);
+        c.rows.remove(1);
+        let v = verify(&c);
+        assert_eq!((v.first_bad_row, v.missing_rows), (Some(2), Some((2, 2))));
+        // Every row gone, the head kept.
+        let mut c = chain_of(1, 0, 3);
+        c.rows.clear();
+        assert_eq!(verify(&c).missing_rows, Some((1, 3)));
+    }
+
+    #[test]
+    fn an_edited_missing_or_unsealed_head_fails() {
+        let mut c = chain_of(1, 0, 4);
+        c.rows.truncate(2);
+        let h = c.head.as_mut().unwrap();
+        h.seq = 2;
+        h.last_hash = c.rows[1].row_hash.clone();
+        let v = verify(&c);
+        assert!(!v.ok);
+        assert!(v.error.unwrap().contains("head does not match its seal"));
+        let mut c = chain_of(1, 3, 1);
+        c.head.as_mut().unwrap().keyed_from = 5;
+        assert!(
+            !verify(&c).ok,
+            "moving the switch-over point breaks the seal"
+        );
+        let mut c = chain_of(1, 0, 2);
+        c.head = None;
+        assert!(verify(&c).error.unwrap().contains("head is missing"));
+        let mut c = chain_of(1, 0, 2);
+        c.head.as_mut().unwrap().mac = None;
+        assert!(verify(&c).error.unwrap().contains("not sealed"));
+        // A row past the head was not appended by a keyed writer.
+        let mut c = chain_of(1, 0, 3);
+        let extra = c.rows[2].clone();
+        c.rows.push(AuditRow { seq: 4, ..extra });
+        assert_eq!(verify(&c).first_bad_row, Some(4));
+    }
+
+    #[test]
+    fn anchors_round_trip_and_a_chain_must_extend_its_anchor() {
+        let c = chain_of(1, 0, 4);
+        let at = &c.rows[2];
+        let anchor: ChainAnchor = format!("tap1:acme:3:{}", at.row_hash).parse().unwrap();
+        assert_eq!(anchor.to_string(), format!("tap1:acme:3:{}", at.row_hash));
+        assert!(verify_keyed(&key(), 1, &c, Some((3, &anchor.hash))).ok);
+        assert!(verify_keyed(&key(), 1, &c, Some((0, GENESIS_HASH))).ok);
+        let v = verify_keyed(&key(), 1, &c, Some((2, &anchor.hash)));
+        assert_eq!((v.ok, v.first_bad_row), (false, Some(2)));
+        let v = verify_keyed(&key(), 1, &c, Some((9, &anchor.hash)));
+        assert!(v.error.unwrap().contains("ends at row 4"));
+        for bad in ["tap1:a:1:zz", "tap2:a:1:", "tap1::1:", "tap1:a:-1:", "x"] {
+            assert_eq!(bad.parse::<ChainAnchor>(), Err(BadAnchor), "{bad}");
+        }
     }
 
     fn row(seq: i64, phase: AuditPhase, rec: &AuditRecord) -> AuditRow {
@@ -457,43 +966,34 @@ mod tests {
         assert_eq!(merged[0].upstream_status, Some(200));
     }
 
-    fn rows_of(chainer: &mut Chainer, team: i64, ids: &[&str]) -> Vec<AuditRow> {
-        ids.iter()
-            .map(|id| {
-                let json = serde_json::to_string(&AuditRecord {
-                    request_id: (*id).to_owned(),
-                    ..Default::default()
-                })
-                .unwrap();
-                let link = chainer.link(team, AuditPhase::Start, &json).unwrap();
-                AuditRow {
-                    seq: link.seq,
-                    phase: AuditPhase::Start,
-                    record_json: json,
-                    prev_hash: link.prev_hash,
-                    row_hash: link.row_hash,
-                }
-            })
-            .collect()
-    }
-
     #[test]
     fn chainer_keeps_one_verifiable_chain_per_team() {
-        let mut chainer = Chainer::new();
+        let mut chainer = Chainer::new(key());
         chainer.set_head(1, ChainHead::genesis());
-        chainer.set_head(2, ChainHead::genesis());
-        let mut one = rows_of(&mut chainer, 1, &["a", "b"]);
-        let two = rows_of(&mut chainer, 2, &["x"]);
-        one.extend(rows_of(&mut chainer, 1, &["c"]));
-        assert_eq!(one.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
-        assert_eq!(two[0].seq, 1);
-        assert!(verify_chain(GENESIS_HASH, 1, &one).ok);
-        assert!(verify_chain(GENESIS_HASH, 1, &two).ok);
+        chainer.set_head(2, ChainHead::fresh(Some(("f".repeat(64), 40))));
+        let one: Vec<i64> = ["a", "b", "c"]
+            .iter()
+            .map(|id| chainer.link(1, AuditPhase::Start, &record(id)).unwrap().seq)
+            .collect();
+        let two = chainer.link(2, AuditPhase::Start, &record("x")).unwrap();
+        assert_eq!(one, [1, 2, 3]);
+        assert_eq!((two.seq, two.prev_hash), (40, "f".repeat(64)));
+        let heads = chainer.heads();
+        assert_eq!(heads.len(), 2);
+        assert_eq!((heads[0].seq, heads[0].keyed_from), (3, 1));
+        assert_eq!((heads[1].seq, heads[1].keyed_from), (40, 40));
+        for h in &heads {
+            assert_eq!(h.open(&key()).unwrap().seq, h.seq);
+            assert_eq!(
+                h.open(&AuditKey::from_bytes([8; 32])),
+                Err(HeadError::BadSeal)
+            );
+        }
     }
 
     #[test]
     fn chainer_refuses_a_team_whose_head_was_not_read() {
-        let mut chainer = Chainer::new();
+        let mut chainer = Chainer::new(key());
         assert_eq!(
             chainer.link(7, AuditPhase::Start, "{}"),
             Err(MissingHead(7))
@@ -501,30 +1001,13 @@ mod tests {
     }
 
     #[test]
-    fn a_chain_resumes_after_its_last_row_else_after_the_anchor() {
-        let mut chainer = Chainer::new();
-        chainer.set_head(1, ChainHead::genesis());
-        let first = rows_of(&mut chainer, 1, &["a", "b"]);
-        let last = first.last().unwrap();
-        let anchor = ("f".repeat(64), 40);
-        let mut resumed = Chainer::new();
-        resumed.set_head(
-            1,
-            ChainHead::resume(
-                Some((last.seq, last.row_hash.clone())),
-                Some(anchor.clone()),
-            ),
-        );
-        let mut all = first.clone();
-        all.extend(rows_of(&mut resumed, 1, &["c"]));
-        assert!(verify_chain(GENESIS_HASH, 1, &all).ok);
-        // Retention deleted every row: the chain goes on from the anchor.
-        let mut anchored = Chainer::new();
-        anchored.set_head(1, ChainHead::resume(None, Some(anchor.clone())));
-        let rows = rows_of(&mut anchored, 1, &["d"]);
-        assert_eq!(rows[0].seq, 40);
-        assert!(verify_chain(&anchor.0, 40, &rows).ok);
-        assert_eq!(ChainHead::resume(None, None), ChainHead::genesis());
+    fn the_heads_sealed_marker_needs_the_key() {
+        let m = heads_sealed_marker(&key());
+        assert!(heads_sealed_marker_verifies(&key(), &m));
+        assert!(!heads_sealed_marker_verifies(
+            &AuditKey::from_bytes([1; 32]),
+            &m
+        ));
     }
 
     #[test]

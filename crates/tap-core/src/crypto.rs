@@ -308,6 +308,62 @@ impl KeyMac {
     }
 }
 
+/// HKDF `info` of the audit chain key: the label that separates it from every
+/// other key derived from the MAC key.
+const AUDIT_KEY_INFO: &[u8] = b"tap audit chain v1";
+
+impl KeyMac {
+    /// The key of the audit chain's MACs (SPEC §9), derived with HKDF-SHA-256
+    /// from this MAC key under its own label. The MAC key is random and
+    /// wrapped by the KEK, so a master-key rotation (which re-wraps it) leaves
+    /// the audit key, and every MAC made under it, unchanged.
+    pub fn audit_key(&self) -> AuditKey {
+        let hk = hkdf::Hkdf::<Sha256>::new(None, &self.0[..]);
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        // Cannot fail: 32 bytes is far below HKDF-SHA-256's 8160-byte limit.
+        let _ = hk.expand(AUDIT_KEY_INFO, &mut key[..]);
+        AuditKey(key)
+    }
+}
+
+/// The key under which audit rows and chain heads are MACed. Invariant: 32
+/// bytes, zeroed on drop, never printed.
+#[derive(Clone)]
+pub struct AuditKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey([redacted])")
+    }
+}
+
+impl AuditKey {
+    /// A key from raw bytes (tests, and stores that keep the key elsewhere).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// HMAC-SHA-256 of the length-prefixed `parts` after a domain `label`,
+    /// lower-case hex. Length prefixes make the encoding injective: no two
+    /// different part lists MAC the same bytes.
+    pub fn mac_hex(&self, label: &[u8], parts: &[&[u8]]) -> String {
+        let mut mac =
+            <Hmac<Sha256>>::new_from_slice(&self.0[..]).expect("hmac accepts any key length");
+        mac.update(&(label.len() as u64).to_be_bytes());
+        mac.update(label);
+        for p in parts {
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p);
+        }
+        digest_hex(&mac.finalize().into_bytes().into())
+    }
+
+    /// Constant-time check that [`Self::mac_hex`] of `label` and `parts` is `stored_hex`.
+    pub fn verify_hex(&self, label: &[u8], parts: &[&[u8]], stored_hex: &str) -> bool {
+        ct_eq(self.mac_hex(label, parts).as_bytes(), stored_hex.as_bytes())
+    }
+}
+
 /// Constant-time equality of two byte strings.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
@@ -470,6 +526,42 @@ mod tests {
         assert!(key.starts_with("tap_"));
         assert!(mac2.verify(&key, &mac.digest(&key)));
         assert!(!mac2.verify("tap_other", &mac.digest(&key)));
+    }
+
+    #[test]
+    fn the_audit_key_is_derived_from_the_mac_key_and_survives_rewrapping() {
+        let mac = KeyMac::generate().unwrap();
+        let old = MasterKey::generate().unwrap();
+        let new = MasterKey::generate().unwrap();
+        let rewrapped = new
+            .unwrap_mac_key(
+                &new.wrap_mac_key(
+                    &old.unwrap_mac_key(&old.wrap_mac_key(&mac).unwrap())
+                        .unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        let a = mac.audit_key().mac_hex(b"l", &[b"x"]);
+        assert_eq!(a, rewrapped.audit_key().mac_hex(b"l", &[b"x"]));
+        assert_ne!(
+            a,
+            KeyMac::generate()
+                .unwrap()
+                .audit_key()
+                .mac_hex(b"l", &[b"x"])
+        );
+        // Domain separated from the MAC key's own digests.
+        assert_ne!(mac.audit_key().mac_hex(b"", &[]), mac.digest_bytes(b""));
+        // Length-prefixed: moving bytes between parts changes the MAC.
+        let k = mac.audit_key();
+        assert_ne!(
+            k.mac_hex(b"l", &[b"ab", b"c"]),
+            k.mac_hex(b"l", &[b"a", b"bc"])
+        );
+        assert!(k.verify_hex(b"l", &[b"x"], &k.mac_hex(b"l", &[b"x"])));
+        assert!(!k.verify_hex(b"l", &[b"y"], &k.mac_hex(b"l", &[b"x"])));
+        assert_eq!(format!("{k:?}"), "AuditKey([redacted])");
     }
 
     #[test]

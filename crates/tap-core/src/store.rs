@@ -5,12 +5,15 @@
 //! - every write that changes configuration bumps [`Store::revision`] in the same
 //!   transaction, so proxies notice within their poll interval;
 //! - audit appends are chained per team inside one transaction and are durable
-//!   when the call returns;
+//!   when the call returns; rows are MACed with the audit key given by
+//!   [`Store::set_audit_key`] (appends without one fail: nothing unkeyed is
+//!   written) and the team's sealed [`AuditHead`] moves in that transaction;
 //! - values are stored only sealed; nothing here decrypts.
 
 use async_trait::async_trait;
 
-use crate::audit::{AuditPhase, AuditRecord, AuditRow};
+use crate::audit::{AuditChain, AuditHead, AuditPhase, AuditRecord, AuditRow};
+use crate::crypto::AuditKey;
 use crate::model::{
     Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
     MemberRole, Role, Team,
@@ -323,7 +326,19 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a credential's policy; false when there was none.
     async fn clear_policy(&self, team_internal_id: i64, credential: &str) -> StoreResult<bool>;
 
-    /// Appends rows, chaining each to its team's previous row, in one transaction.
+    /// Gives the store the audit key (derived from the master key's MAC key;
+    /// called once the keys are opened, before any audit append). The first
+    /// time a deployment gets a key, heads a migration recorded for chains
+    /// written by earlier versions are sealed, and a sealed marker records
+    /// that this happened: a head found unsealed later is never sealed again.
+    async fn set_audit_key(&self, key: AuditKey) -> StoreResult<()>;
+    /// A team's stored chain head (after folding pending rows); `None` when
+    /// the team never had one.
+    async fn audit_head(&self, team_internal_id: i64) -> StoreResult<Option<AuditHead>>;
+    /// Appends rows, chaining each to its team's sealed head with the audit
+    /// key and moving the head, in one transaction. `Unavailable` without a
+    /// key; `Corrupt` when a head's seal does not verify (fail closed: nothing
+    /// is chained onto a head edited behind the store's back).
     async fn append_audit(&self, rows: &[AuditAppend]) -> StoreResult<()>;
     /// A synchronous appender on a connection of its own, where the backend has
     /// one (the embedded SQLite store); `None` means use [`Store::append_audit`].
@@ -341,9 +356,10 @@ pub trait Store: Send + Sync + 'static {
         team_internal_id: i64,
         query: &AuditQuery,
     ) -> StoreResult<Vec<AuditRow>>;
-    /// Every row of a team's chain in order, with the anchor hash and first seq to verify from.
-    async fn audit_chain(&self, team_internal_id: i64)
-    -> StoreResult<(String, i64, Vec<AuditRow>)>;
+    /// Every row of a team's chain in order, with the hash and first seq to
+    /// verify from and the stored head. A row whose index columns disagree
+    /// with its record comes back with a `row_hash` that never verifies.
+    async fn audit_chain(&self, team_internal_id: i64) -> StoreResult<AuditChain>;
 
     /// Everything the hot path needs.
     async fn snapshot(&self) -> StoreResult<Snapshot>;

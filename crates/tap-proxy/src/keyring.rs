@@ -1,6 +1,6 @@
 //! The deployment's keys: the master key (KEK) and the MAC key it wraps.
 
-use tap_core::crypto::{Dek, KeyMac, MasterKey};
+use tap_core::crypto::{AuditKey, Dek, KeyMac, MasterKey};
 use tap_core::model::Team;
 use tap_core::store::Store;
 
@@ -41,7 +41,8 @@ pub struct Keyring {
 
 impl Keyring {
     /// Records the check value and a fresh wrapped MAC key when the store has none;
-    /// otherwise opens the existing ones. Returns the keyring and whether it was created.
+    /// otherwise opens the existing ones; either way gives the store the audit
+    /// key. Returns the keyring and whether it was created.
     pub async fn create_or_open(
         store: &dyn Store,
         kek: MasterKey,
@@ -59,10 +60,12 @@ impl Keyring {
         store.set_meta(META_MAC, &wrapped).await?;
         store.set_meta(META_KEK_ID, kek.key_id().as_bytes()).await?;
         store.set_meta(META_CHECK, &check).await?;
+        store.set_audit_key(mac.audit_key()).await?;
         Ok((Self { kek, mac }, true))
     }
 
-    /// Opens the keys, refusing a key that does not match the store.
+    /// Opens the keys, refusing a key that does not match the store, and gives
+    /// the store the audit key.
     pub async fn open(store: &dyn Store, kek: MasterKey) -> Result<Self, KeyringError> {
         let check = store
             .meta(META_CHECK)
@@ -86,6 +89,8 @@ impl Keyring {
         let mac = kek
             .unwrap_mac_key(&wrapped)
             .map_err(|e| KeyringError::Damaged(format!("mac key: {e}")))?;
+        // Every process that opens the keys chains audit rows with the key.
+        store.set_audit_key(mac.audit_key()).await?;
         Ok(Self { kek, mac })
     }
 
@@ -97,6 +102,12 @@ impl Keyring {
     /// The MAC key for agent keys and admin tokens.
     pub fn mac(&self) -> &KeyMac {
         &self.mac
+    }
+
+    /// The key of the audit chain's MACs, derived from the MAC key (so a
+    /// master-key rotation leaves it unchanged).
+    pub fn audit_key(&self) -> AuditKey {
+        self.mac.audit_key()
     }
 
     /// The team's DEK.

@@ -326,6 +326,11 @@ impl Proxy {
     ) -> Result<Self, ServerError> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         ensure_store_id(store.as_ref()).await?;
+        // Before the journal opens the audit spool: nothing is chained without it.
+        store
+            .set_audit_key(keys.audit_key())
+            .await
+            .map_err(ServerError::Store)?;
         let snapshot = store.snapshot().await.map_err(ServerError::Store)?;
         let directory = Arc::new(DirectoryHandle::new(Directory::build(
             snapshot, &keys, None,

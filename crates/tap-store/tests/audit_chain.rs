@@ -3,10 +3,21 @@
 //! spool loses nothing across a crash: rows it acknowledged are folded at the
 //! next open, a line cut short is dropped.
 
-use tap_core::audit::{AuditPhase, AuditRecord, verify_chain};
+use tap_core::audit::{AuditChain, AuditPhase, AuditRecord, verify_keyed};
+use tap_core::crypto::AuditKey;
 use tap_core::policy::ApprovalMode;
 use tap_core::store::{AuditAppend, Store};
 use tap_store::SqliteStore;
+
+fn key() -> AuditKey {
+    AuditKey::from_bytes([4; 32])
+}
+
+fn verifies(team: i64, chain: &AuditChain) -> bool {
+    let v = verify_keyed(&key(), team, chain, None);
+    assert!(v.ok, "{v:?}");
+    v.ok
+}
 
 fn row(team: i64, id: &str) -> AuditAppend {
     AuditAppend {
@@ -29,12 +40,14 @@ async fn interleaved_writers_keep_one_valid_chain() {
     let path = dir.path().join("tap.db");
     let a = SqliteStore::open(&path).await.unwrap();
     a.migrate().await.unwrap();
+    a.set_audit_key(key()).await.unwrap();
     let team = a
         .create_team("t", ApprovalMode::Gated, "dek", b"x")
         .await
         .unwrap()
         .internal_id;
     let b = SqliteStore::open(&path).await.unwrap();
+    b.set_audit_key(key()).await.unwrap();
 
     let w = a
         .audit_writer()
@@ -48,14 +61,14 @@ async fn interleaved_writers_keep_one_valid_chain() {
     a.append_audit(&[row(team, "a4")]).await.unwrap();
     w.append(&[row(team, "a5")]).unwrap(); // folded by the read below
 
-    let (anchor, first, rows) = a.audit_chain(team).await.unwrap();
+    let chain = a.audit_chain(team).await.unwrap();
+    let rows = &chain.rows;
     let ids: Vec<String> = rows
         .iter()
         .map(|r| r.record().unwrap().request_id)
         .collect();
     assert_eq!(ids, ["a1", "a2", "a3", "b1", "a4", "a5"]);
-    let v = verify_chain(&anchor, first, &rows);
-    assert!(v.ok, "{v:?}");
+    assert!(verifies(team, &chain));
     let rec = rows[1].record().unwrap();
     assert_eq!(rec.credential_names, vec!["it's-quoted".to_owned()]);
     assert_eq!(
@@ -67,6 +80,7 @@ async fn interleaved_writers_keep_one_valid_chain() {
 async fn store_with_team(path: &std::path::Path) -> (SqliteStore, i64) {
     let s = SqliteStore::open(path).await.expect("open");
     s.migrate().await.expect("migrate");
+    s.set_audit_key(key()).await.expect("key");
     let team = match s.team("t").await.expect("team") {
         Some(t) => t.internal_id,
         None => {
@@ -110,21 +124,23 @@ async fn acknowledged_rows_survive_a_crash_and_a_cut_short_line_is_dropped() {
 
     // Another process reading the audit trail folds the abandoned spool.
     let (b, team) = store_with_team(&path).await;
-    let (anchor, first, rows) = b.audit_chain(team).await.unwrap();
-    assert_eq!(ids(&rows), ["r1", "r2", "r3"]);
-    assert!(verify_chain(&anchor, first, &rows).ok);
+    let chain = b.audit_chain(team).await.unwrap();
+    let rows = &chain.rows;
+    assert_eq!(ids(rows), ["r1", "r2", "r3"]);
+    assert!(verifies(team, &chain));
 
     // The next owner appends after the dropped line and folds exactly once.
     let w = b.audit_writer().unwrap().unwrap();
     w.append(&[row(team, "r4")]).unwrap();
-    let (anchor, first, rows) = b.audit_chain(team).await.unwrap();
-    assert_eq!(ids(&rows), ["r1", "r2", "r3", "r4"]);
-    assert!(verify_chain(&anchor, first, &rows).ok);
+    let chain = b.audit_chain(team).await.unwrap();
+    let rows = &chain.rows;
+    assert_eq!(ids(rows), ["r1", "r2", "r3", "r4"]);
+    assert!(verifies(team, &chain));
     drop(w);
     drop(b);
     let (c, team) = store_with_team(&path).await;
-    let (_, _, rows) = c.audit_chain(team).await.unwrap();
-    assert_eq!(ids(&rows), ["r1", "r2", "r3", "r4"], "nothing folded twice");
+    let rows = &c.audit_chain(team).await.unwrap().rows;
+    assert_eq!(ids(rows), ["r1", "r2", "r3", "r4"], "nothing folded twice");
 }
 
 #[tokio::test]
@@ -141,6 +157,6 @@ async fn one_process_owns_the_spool() {
     );
     // Its reads do not fold the owner's rows (the owner does), and do not fail.
     b.audit_chain(team).await.unwrap();
-    let (_, _, rows) = a.audit_chain(team).await.unwrap();
-    assert_eq!(ids(&rows), ["mine"]);
+    let rows = &a.audit_chain(team).await.unwrap().rows;
+    assert_eq!(ids(rows), ["mine"]);
 }

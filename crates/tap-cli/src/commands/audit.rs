@@ -1,23 +1,33 @@
-//! `tap audit verify` (SPEC §10, §14): checks the team's hash chain; exit 1 when broken.
+//! `tap audit verify` and `tap audit anchor` (SPEC §9, §10, §14): check the
+//! team's keyed audit chain (exit 1 when broken), and print its head as an
+//! anchor an operator keeps outside TAP.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+use tap_core::audit::ChainAnchor;
 
 use super::{emit_view, operator};
 use crate::env::Globals;
 
-pub(super) async fn verify(g: &Globals) -> Result<ExitCode> {
+pub(super) async fn verify(g: &Globals, anchor: Option<&ChainAnchor>) -> Result<ExitCode> {
     let (admin, scope) = operator(g).await?;
-    let v = admin.verify_audit(&scope).await?;
+    let v = admin.verify_audit(&scope, anchor).await?;
     let team = &scope.team.slug;
     emit_view(g, &v, || {
         if v.ok {
-            format!("audit chain of team {team} is intact ({} rows)", v.rows)
+            let extends = anchor
+                .map(|a| format!(", extends anchor at row {}", a.rows))
+                .unwrap_or_default();
+            format!(
+                "audit chain of team {team} is intact ({} rows{extends})",
+                v.rows
+            )
         } else {
             format!(
-                "audit chain of team {team} is BROKEN at row {} ({} rows checked)",
+                "audit chain of team {team} is BROKEN at row {}: {} ({} rows checked)",
                 v.first_bad_row.unwrap_or(0),
+                v.error.as_deref().unwrap_or("it does not verify"),
                 v.rows
             )
         }
@@ -27,4 +37,11 @@ pub(super) async fn verify(g: &Globals) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+pub(super) async fn anchor(g: &Globals) -> Result<ExitCode> {
+    let (admin, scope) = operator(g).await?;
+    let a = admin.audit_anchor(&scope).await?;
+    emit_view(g, &a, || a.anchor.clone())?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,11 @@
 //! The audit trail: filtered reads (API and `tap logs`) and chain verification.
 
 use serde::{Deserialize, Serialize};
-use tap_core::audit::{AuditPhase, AuditRecord, merge_rows, verify_chain};
+use tap_core::audit::{AuditPhase, AuditRecord, ChainAnchor, merge_rows, verify_keyed};
 use tap_core::store::AuditQuery;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Need, Ops, OpsResult, Scope};
+use super::{Need, Ops, OpsError, OpsResult, Scope};
 
 /// Entries `GET /team/audit` answers without `limit`.
 pub const AUDIT_PAGE_DEFAULT: u32 = 100;
@@ -45,16 +45,36 @@ pub struct AuditPage {
     pub last_seq: i64,
 }
 
-/// The result of checking a team's hash chain (`tap audit verify`).
+/// The result of checking a team's audit chain (`tap audit verify`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AuditVerification {
-    /// True when every row links and hashes correctly.
+    /// True when every row links and its MAC verifies, up to the sealed head
+    /// (and the chain extends the anchor, when one was given).
     pub ok: bool,
     /// Rows checked.
     pub rows: u64,
-    /// Sequence number of the first bad row.
+    /// Sequence number of the first bad (or first missing) row.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_row: Option<i64>,
+    /// First and last sequence number of rows found missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_rows: Option<(i64, i64)>,
+    /// What is wrong, for a person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The head of a team's audit chain as an operator saves it (`tap audit anchor`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AuditAnchorView {
+    /// Team slug.
+    pub team: String,
+    /// Sequence number of the last row (0: no row yet).
+    pub rows: i64,
+    /// MAC of the last row, hex.
+    pub hash: String,
+    /// `tap1:<team>:<rows>:<hash>`, for `tap audit verify --anchor`.
+    pub anchor: String,
 }
 
 fn status_matches(r: &AuditRecord, status: Option<&str>) -> bool {
@@ -189,15 +209,68 @@ impl Ops {
         Ok(AuditPage { entries, last_seq })
     }
 
-    /// Checks the scope's team's audit chain.
-    pub async fn verify_audit(&self, scope: &Scope) -> OpsResult<AuditVerification> {
+    /// Checks the scope's team's audit chain with the audit key: every row's
+    /// MAC and link, up to the sealed head; with `anchor`, also that the chain
+    /// still holds the anchored row.
+    pub async fn verify_audit(
+        &self,
+        scope: &Scope,
+        anchor: Option<&ChainAnchor>,
+    ) -> OpsResult<AuditVerification> {
         scope.require(Need::Read)?;
-        let (anchor, first, rows) = self.store.audit_chain(scope.team.internal_id).await?;
-        let v = verify_chain(&anchor, first, &rows);
+        if let Some(a) = anchor
+            && a.team != scope.team.slug
+        {
+            return Err(OpsError::Invalid(format!(
+                "the anchor is for team {}, not team {}",
+                a.team, scope.team.slug
+            )));
+        }
+        let team = scope.team.internal_id;
+        let chain = self.store.audit_chain(team).await?;
+        let v = verify_keyed(
+            &self.keys.audit_key(),
+            team,
+            &chain,
+            anchor.map(|a| (a.rows, a.hash.as_str())),
+        );
         Ok(AuditVerification {
             ok: v.ok,
             rows: v.rows,
             first_bad_row: v.first_bad_row,
+            missing_rows: v.missing_rows,
+            error: v.error,
+        })
+    }
+
+    /// The head of the scope's team's chain as an anchor to save, once the
+    /// chain verifies (an anchor of a broken chain would vouch for it).
+    pub async fn audit_anchor(&self, scope: &Scope) -> OpsResult<AuditAnchorView> {
+        scope.require(Need::Read)?;
+        let team = scope.team.internal_id;
+        let chain = self.store.audit_chain(team).await?;
+        let v = verify_keyed(&self.keys.audit_key(), team, &chain, None);
+        if !v.ok {
+            return Err(OpsError::Conflict(format!(
+                "the audit chain of team {} does not verify ({}); run `tap audit verify`",
+                scope.team.slug,
+                v.error.unwrap_or_default()
+            )));
+        }
+        let (rows, hash) = match chain.head {
+            Some(h) => (h.seq, h.last_hash),
+            None => (chain.first_seq - 1, chain.anchor_hash),
+        };
+        let anchor = ChainAnchor {
+            team: scope.team.slug.clone(),
+            rows,
+            hash,
+        };
+        Ok(AuditAnchorView {
+            team: anchor.team.clone(),
+            rows: anchor.rows,
+            hash: anchor.hash.clone(),
+            anchor: anchor.to_string(),
         })
     }
 }

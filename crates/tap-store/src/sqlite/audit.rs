@@ -6,12 +6,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::{Row, SqlitePool};
-use tap_core::audit::{AuditRow, ChainHead, Chainer, GENESIS_HASH};
+use tap_core::audit::{
+    AuditChain, AuditHead, AuditRow, Chainer, GENESIS_HASH, heads_sealed_marker,
+};
+use tap_core::crypto::AuditKey;
 use tap_core::store::{AuditAppend, AuditQuery, AuditWriter, StoreError, StoreResult};
 
 use super::pool::{unavailable, write_tx};
 use super::rows::{audit_from_row, corrupt};
-use super::schema::{AUDIT_ANCHOR, AUDIT_LAST_ROW};
+use super::schema::{
+    AUDIT_ANCHOR, AUDIT_HAS_ROWS, AUDIT_HEAD, AUDIT_PUT_HEAD, AuditKeySlot, HeadRow,
+    META_HEADS_SEALED, head_of, resume,
+};
 use super::spool::{Spool, spool_path};
 
 /// Audit rows per INSERT statement (10 parameters each, under SQLite's 32,766).
@@ -24,6 +30,8 @@ pub(super) struct SpoolSlot {
     /// The database file, for the spool's own connection (`None` in memory).
     path: Option<PathBuf>,
     spool: Arc<Mutex<Option<Arc<Spool>>>>,
+    /// The audit key, shared with the spool.
+    key: AuditKeySlot,
 }
 
 impl SpoolSlot {
@@ -31,7 +39,13 @@ impl SpoolSlot {
         Self {
             path,
             spool: Arc::default(),
+            key: AuditKeySlot::default(),
         }
+    }
+
+    /// The audit key of this store (and its clones and spool).
+    pub(super) fn key(&self) -> &AuditKeySlot {
+        &self.key
     }
 
     /// This store's spool, once handed out.
@@ -52,7 +66,7 @@ impl SpoolSlot {
         if let Some(s) = slot.as_ref() {
             return Ok(Some(Arc::clone(s) as Arc<dyn AuditWriter>));
         }
-        let spool = Arc::new(Spool::open(path)?);
+        let spool = Arc::new(Spool::open(path, self.key.clone())?);
         *slot = Some(Arc::clone(&spool));
         Ok(Some(spool))
     }
@@ -67,10 +81,13 @@ impl SpoolSlot {
         let Some(path) = self.path.clone() else {
             return Ok(());
         };
-        if !spool_path(&path).exists() {
+        // Without the key nothing can be chained: the rows stay in the spool
+        // for the next process that holds it.
+        if !spool_path(&path).exists() || self.key.current().is_none() {
             return Ok(());
         }
-        let opened = tokio::task::spawn_blocking(move || Spool::open(&path).map(drop))
+        let key = self.key.clone();
+        let opened = tokio::task::spawn_blocking(move || Spool::open(&path, key).map(drop))
             .await
             .map_err(|_| StoreError::Unavailable("audit fold failed".into()))?;
         match opened {
@@ -101,35 +118,47 @@ pub(super) async fn append_audit(
         spool.append(rows)?;
         return fold_blocking(spool).await;
     }
-    append_chained(pool, rows).await
+    append_chained(pool, spool.key(), rows).await
 }
 
 /// Appends through the pool, reading each team's chain head inside the write
 /// transaction: always correct, a few round trips.
-async fn append_chained(pool: &SqlitePool, rows: &[AuditAppend]) -> StoreResult<()> {
+async fn append_chained(
+    pool: &SqlitePool,
+    key: &AuditKeySlot,
+    rows: &[AuditAppend],
+) -> StoreResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
+    let key = key.get()?;
     // One transaction, one head read per team, one multi-row INSERT: a batch costs
     // the same few round trips to SQLite whatever its size.
     let mut tx = write_tx(pool).await?;
-    let mut chainer = Chainer::new();
+    let mut chainer = Chainer::new(key.clone());
     for team in Chainer::teams_of(rows.iter().map(|r| r.team_internal_id)) {
-        let last: Option<(i64, String)> = sqlx::query_as(AUDIT_LAST_ROW)
+        let stored: Option<HeadRow> = sqlx::query_as(AUDIT_HEAD)
             .bind(team)
             .fetch_optional(&mut *tx)
             .await
             .map_err(unavailable)?;
-        let anchor: Option<(String, i64)> = if last.is_some() {
-            None
+        let (has_rows, anchor) = if stored.is_some() {
+            (false, None)
         } else {
-            sqlx::query_as(AUDIT_ANCHOR)
+            let has: bool = sqlx::query_scalar(AUDIT_HAS_ROWS)
+                .bind(team)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            let anchor: Option<(String, i64)> = sqlx::query_as(AUDIT_ANCHOR)
                 .bind(team)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(unavailable)?
+                .map_err(unavailable)?;
+            (has, anchor)
         };
-        chainer.set_head(team, ChainHead::resume(last, anchor));
+        let head = resume(&key, team, stored, || Ok(has_rows), || Ok(anchor))?;
+        chainer.set_head(team, head);
     }
     let mut chained = Vec::with_capacity(rows.len());
     for row in rows {
@@ -158,8 +187,77 @@ async fn append_chained(pool: &SqlitePool, rows: &[AuditAppend]) -> StoreResult<
         });
         q.build().execute(&mut *tx).await.map_err(unavailable)?;
     }
+    for head in chainer.heads() {
+        put_head(&mut tx, &head).await?;
+    }
     tx.commit().await.map_err(unavailable)?;
     Ok(())
+}
+
+async fn put_head(tx: &mut sqlx::SqliteConnection, head: &AuditHead) -> StoreResult<()> {
+    sqlx::query(AUDIT_PUT_HEAD)
+        .bind(head.team_internal_id)
+        .bind(head.seq)
+        .bind(&head.last_hash)
+        .bind(head.keyed_from)
+        .bind(&head.mac)
+        .execute(tx)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Installs the key; the first time a deployment gets one, seals the heads a
+/// migration recorded for chains of earlier versions, and records that it did
+/// (in the same transaction), so a head found unsealed later stays unsealed.
+pub(super) async fn set_audit_key(
+    pool: &SqlitePool,
+    spool: &SpoolSlot,
+    key: AuditKey,
+) -> StoreResult<()> {
+    spool.key().set(key.clone());
+    let mut tx = write_tx(pool).await?;
+    let marker: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+        .bind(META_HEADS_SEALED)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    if marker.is_some() {
+        // Checked by `tap audit verify` through each head's own seal.
+        return Ok(());
+    }
+    let unsealed: Vec<(i64, i64, String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT team_id, seq, last_hash, keyed_from, mac FROM audit_head WHERE mac IS NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    for (team, seq, last_hash, keyed_from, mac) in unsealed {
+        let head = head_of(team, (seq, last_hash, keyed_from, mac)).seal(&key);
+        put_head(&mut tx, &head).await?;
+    }
+    // Audit state, not configuration: the revision stays.
+    sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
+        .bind(META_HEADS_SEALED)
+        .bind(heads_sealed_marker(&key).into_bytes())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    tx.commit().await.map_err(unavailable)
+}
+
+pub(super) async fn audit_head(
+    pool: &SqlitePool,
+    spool: &SpoolSlot,
+    team: i64,
+) -> StoreResult<Option<AuditHead>> {
+    spool.fold_pending().await?;
+    let stored: Option<HeadRow> = sqlx::query_as(AUDIT_HEAD)
+        .bind(team)
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?;
+    Ok(stored.map(|h| head_of(team, h)))
 }
 
 pub(super) async fn audit_rows(
@@ -197,24 +295,32 @@ pub(super) async fn audit_chain(
     pool: &SqlitePool,
     spool: &SpoolSlot,
     team: i64,
-) -> StoreResult<(String, i64, Vec<AuditRow>)> {
+) -> StoreResult<AuditChain> {
     spool.fold_pending().await?;
-    let anchor: Option<(String, i64)> =
-        sqlx::query_as("SELECT anchor_hash, first_seq FROM audit_anchor WHERE team_id = $1")
-            .bind(team)
-            .fetch_optional(pool)
-            .await
-            .map_err(unavailable)?;
-    let (anchor, first) = anchor.unwrap_or((GENESIS_HASH.to_owned(), 1));
-    let rows = sqlx::query("SELECT * FROM audit WHERE team_id = $1 ORDER BY seq")
+    // One read transaction: rows and head from the same snapshot, so an
+    // append running meanwhile cannot look like a row past the head.
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    let anchor: Option<(String, i64)> = sqlx::query_as(AUDIT_ANCHOR)
         .bind(team)
-        .fetch_all(pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(unavailable)?;
+    let (anchor_hash, first_seq) = anchor.unwrap_or((GENESIS_HASH.to_owned(), 1));
+    let rows = sqlx::query("SELECT * FROM audit WHERE team_id = $1 ORDER BY seq")
+        .bind(team)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    let head: Option<HeadRow> = sqlx::query_as(AUDIT_HEAD)
+        .bind(team)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    tx.commit().await.map_err(unavailable)?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let row = audit_from_row(r)?;
-        // The index columns must agree with the hashed record, or the row was edited.
+        // The index columns must agree with the MACed record, or the row was edited.
         let consistent = row.record().is_ok_and(|rec| {
             rec.request_id == r.get::<String, _>("request_id")
                 && rec.agent_id == r.get::<String, _>("agent_id")
@@ -228,5 +334,10 @@ pub(super) async fn audit_chain(
         }
         out.push(row);
     }
-    Ok((anchor, first, out))
+    Ok(AuditChain {
+        anchor_hash,
+        first_seq,
+        rows: out,
+        head: head.map(|h| head_of(team, h)),
+    })
 }

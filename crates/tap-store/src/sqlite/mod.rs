@@ -6,7 +6,8 @@
 //! `schema`) and each other downward, never this module, so there is no
 //! import circle:
 //!
-//! - `schema`: settings and statements shared with the spool's own connection;
+//! - `schema`: settings, statements and the audit key shared with the spool's
+//!   own connection;
 //! - `pool`: opening, migrations, revision, metadata, write transactions;
 //! - `rows`: decoding rows into domain types;
 //! - `teams`, `accounts`, `agents`, `credentials`, `roles`, `grants`,
@@ -35,7 +36,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
-use tap_core::audit::AuditRow;
+use tap_core::audit::{AuditChain, AuditHead, AuditRow};
+use tap_core::crypto::AuditKey;
 use tap_core::model::{
     Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
     MemberRole, Role, Team,
@@ -277,6 +279,14 @@ impl Store for SqliteStore {
         credentials::clear_policy(&self.pool, team, credential).await
     }
 
+    async fn set_audit_key(&self, key: AuditKey) -> StoreResult<()> {
+        audit::set_audit_key(&self.pool, &self.spool, key).await
+    }
+
+    async fn audit_head(&self, team: i64) -> StoreResult<Option<AuditHead>> {
+        audit::audit_head(&self.pool, &self.spool, team).await
+    }
+
     async fn append_audit(&self, rows: &[AuditAppend]) -> StoreResult<()> {
         audit::append_audit(&self.pool, &self.spool, rows).await
     }
@@ -293,7 +303,7 @@ impl Store for SqliteStore {
         audit::audit_rows(&self.pool, &self.spool, team, q).await
     }
 
-    async fn audit_chain(&self, team: i64) -> StoreResult<(String, i64, Vec<AuditRow>)> {
+    async fn audit_chain(&self, team: i64) -> StoreResult<AuditChain> {
         audit::audit_chain(&self.pool, &self.spool, team).await
     }
 

@@ -35,11 +35,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
-use tap_core::audit::{AuditPhase, ChainHead, Chainer};
+use tap_core::audit::{AuditPhase, Chainer};
 use tap_core::crypto::sha256_hex;
 use tap_core::store::{AuditAppend, AuditWriter, StoreError, StoreResult};
 
-use super::schema::{AUDIT_ANCHOR, AUDIT_LAST_ROW, BUSY_TIMEOUT};
+use super::schema::{
+    AUDIT_ANCHOR, AUDIT_HAS_ROWS, AUDIT_HEAD, AUDIT_PUT_HEAD, AuditKeySlot, BUSY_TIMEOUT, HeadRow,
+    resume,
+};
 
 const MAGIC: &str = "TAP-AUDIT-SPOOL v2 ";
 /// The first format's magic; same length.
@@ -254,6 +257,8 @@ pub(crate) struct Spool {
     rewind_at: u64,
     /// [`FOLD_CHUNK`]; smaller in tests.
     fold_chunk: u64,
+    /// The audit key the fold chains with.
+    key: AuditKeySlot,
 }
 
 impl std::fmt::Debug for Spool {
@@ -266,7 +271,9 @@ impl Spool {
     /// Opens (creating) the spool of the (migrated) database at `db`, takes its
     /// lock and folds whatever an earlier process left. `Conflict` when another
     /// live process owns it.
-    pub(crate) fn open(db: &Path) -> StoreResult<Self> {
+    pub(crate) fn open(db: &Path, key: AuditKeySlot) -> StoreResult<Self> {
+        // Without the key the fold at open could chain nothing.
+        key.get()?;
         let path = spool_path(db);
         let file = OpenOptions::new()
             .read(true)
@@ -363,6 +370,7 @@ impl Spool {
             folded: AtomicU64::new(offset),
             rewind_at: REWIND_AT,
             fold_chunk: FOLD_CHUNK,
+            key,
         };
         spool.fold_inner(true)?;
         Ok(spool)
@@ -410,7 +418,7 @@ impl Spool {
             let torn_tail = !bad_line && consumed < buf.len() && n == end - f.offset;
             if !rows.is_empty() {
                 let next = f.offset + consumed as u64;
-                insert(&mut f, &rows, next)?;
+                insert(&mut f, &self.key, &rows, next)?;
                 f.offset = next;
                 self.folded.store(next, Ordering::Release);
                 total += rows.len();
@@ -455,26 +463,38 @@ impl Spool {
     }
 }
 
-/// Chains and inserts `rows` in one transaction that also records `next` as
-/// the fold position.
-fn insert(f: &mut Folder, rows: &[Spooled<'_>], next: u64) -> StoreResult<()> {
+/// Chains and inserts `rows` in one transaction that also moves each team's
+/// sealed head and records `next` as the fold position.
+fn insert(f: &mut Folder, key: &AuditKeySlot, rows: &[Spooled<'_>], next: u64) -> StoreResult<()> {
+    let key = key.get()?;
     let tx = f
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql)?;
     // Heads are read inside the write transaction: other writers (the pool,
     // other processes) may have moved them.
-    let mut chainer = Chainer::new();
+    let mut chainer = Chainer::new(key.clone());
     {
-        let mut last_row = tx.prepare_cached(AUDIT_LAST_ROW).map_err(sql)?;
-        let mut anchor = tx.prepare_cached(AUDIT_ANCHOR).map_err(sql)?;
+        let mut head = tx.prepare_cached(AUDIT_HEAD).map_err(sql)?;
         for team in Chainer::teams_of(rows.iter().map(|r| r.team)) {
-            let last = optional(last_row.query_row([team], |r| Ok((r.get(0)?, r.get(1)?))))?;
-            let anchored = match last {
-                Some(_) => None,
-                None => optional(anchor.query_row([team], |r| Ok((r.get(0)?, r.get(1)?))))?,
-            };
-            chainer.set_head(team, ChainHead::resume(last, anchored));
+            let stored: Option<HeadRow> = optional(
+                head.query_row([team], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))),
+            )?;
+            let resumed = resume(
+                &key,
+                team,
+                stored,
+                || {
+                    tx.prepare_cached(AUDIT_HAS_ROWS)
+                        .and_then(|mut q| q.query_row([team], |r| r.get(0)))
+                        .map_err(sql)
+                },
+                || {
+                    let mut q = tx.prepare_cached(AUDIT_ANCHOR).map_err(sql)?;
+                    optional(q.query_row([team], |r| Ok((r.get(0)?, r.get(1)?))))
+                },
+            )?;
+            chainer.set_head(team, resumed);
         }
     }
     {
@@ -499,6 +519,17 @@ fn insert(f: &mut Folder, rows: &[Spooled<'_>], next: u64) -> StoreResult<()> {
                 row.record,
                 link.prev_hash,
                 link.row_hash,
+            ])
+            .map_err(sql)?;
+        }
+        let mut put = tx.prepare_cached(AUDIT_PUT_HEAD).map_err(sql)?;
+        for h in chainer.heads() {
+            put.execute(params![
+                h.team_internal_id,
+                h.seq,
+                h.last_hash,
+                h.keyed_from,
+                h.mac
             ])
             .map_err(sql)?;
         }

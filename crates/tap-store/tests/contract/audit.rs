@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tap_core::audit::{AuditPhase, AuditRow, GENESIS_HASH, verify_chain};
-use tap_core::store::{AuditAppend, AuditQuery, Store};
+use tap_core::audit::{AuditPhase, AuditRow, GENESIS_HASH, HeadError, verify_keyed};
+use tap_core::crypto::AuditKey;
+use tap_core::store::{AuditAppend, AuditQuery, Store, StoreError};
 
-use super::{audit_row, migrated_with_team, new_team, race};
+use super::{audit_key, audit_row, migrated_with_team, new_team, race};
 
 fn request_ids(rows: &[AuditRow]) -> Vec<String> {
     rows.iter()
@@ -20,10 +21,15 @@ fn seqs(rows: &[AuditRow]) -> Vec<i64> {
 }
 
 /// Reads `team`'s chain and asserts it starts at genesis, runs 1..=n with no
-/// gap, links every row to the one before, and verifies.
+/// gap, links every row to the one before, ends at its sealed head, and
+/// verifies with the audit key.
 async fn assert_whole_chain(store: &dyn Store, team: i64) -> Vec<AuditRow> {
-    let (anchor, first, rows) = store.audit_chain(team).await.expect("chain");
-    assert_eq!((anchor.as_str(), first), (GENESIS_HASH, 1));
+    let chain = store.audit_chain(team).await.expect("chain");
+    assert_eq!(
+        (chain.anchor_hash.as_str(), chain.first_seq),
+        (GENESIS_HASH, 1)
+    );
+    let rows = chain.rows.clone();
     let expected: Vec<i64> = (1..).take(rows.len()).collect();
     assert_eq!(seqs(&rows), expected, "one gap-free sequence");
     let mut prev = GENESIS_HASH.to_owned();
@@ -35,7 +41,10 @@ async fn assert_whole_chain(store: &dyn Store, team: i64) -> Vec<AuditRow> {
         );
         prev.clone_from(&row.row_hash);
     }
-    let v = verify_chain(&anchor, first, &rows);
+    let head = chain.head.as_ref().expect("a chain with rows has a head");
+    assert_eq!(head.seq, rows.last().map_or(0, |r| r.seq));
+    assert_eq!(head.last_hash, prev, "the head names the last row");
+    let v = verify_keyed(&audit_key(), team, &chain, None);
     assert!(v.ok, "{v:?}");
     rows
 }
@@ -319,4 +328,128 @@ pub(crate) async fn concurrent_writer_appends_keep_one_gap_free_chain_per_team(
     })
     .await;
     assert_chains_of(&*store, a, b, TASKS).await;
+}
+
+pub(crate) async fn the_sealed_head_moves_with_every_append_on_every_path(store: Arc<dyn Store>) {
+    let a = migrated_with_team(&*store, "alpha").await;
+    assert_eq!(
+        store.audit_head(a).await.expect("head"),
+        None,
+        "no row, no head"
+    );
+    store
+        .append_audit(&[
+            audit_row(a, "h1", AuditPhase::Start, "bot", "c"),
+            audit_row(a, "h1", AuditPhase::Finish, "bot", "c"),
+        ])
+        .await
+        .expect("append");
+    let head = store.audit_head(a).await.expect("head").expect("a head");
+    assert_eq!(
+        (head.team_internal_id, head.seq, head.keyed_from),
+        (a, 2, 1)
+    );
+    assert_eq!(head.check(&audit_key()), Ok(()), "sealed with the key");
+    assert_eq!(
+        head.check(&AuditKey::from_bytes([1; 32])),
+        Err(HeadError::BadSeal),
+        "and with no other"
+    );
+    if let Some(writer) = store.audit_writer().expect("audit_writer") {
+        writer
+            .append(&[audit_row(a, "h2", AuditPhase::Finish, "bot", "c")])
+            .expect("append");
+        // Reads fold first, so the head includes the writer's row.
+        let head = store.audit_head(a).await.expect("head").expect("a head");
+        assert_eq!(head.seq, 3);
+        assert_eq!(head.check(&audit_key()), Ok(()));
+    }
+    let rows = assert_whole_chain(&*store, a).await;
+    let head = store.audit_head(a).await.expect("head").expect("a head");
+    assert_eq!(head.last_hash, rows.last().expect("rows").row_hash);
+    // Setting the key again changes nothing.
+    store
+        .set_audit_key(audit_key())
+        .await
+        .expect("set_audit_key");
+    assert_eq!(store.audit_head(a).await.expect("head"), Some(head));
+}
+
+pub(crate) async fn appends_need_the_audit_key_and_refuse_a_head_sealed_under_another(
+    store: Arc<dyn Store>,
+) {
+    store.migrate().await.expect("migrate");
+    let team = new_team(&*store, "alpha").await;
+    match store
+        .append_audit(&[audit_row(team, "k0", AuditPhase::Finish, "bot", "c")])
+        .await
+    {
+        Err(StoreError::Unavailable(m)) => assert!(m.contains("audit key"), "{m}"),
+        other => panic!("an append without the audit key must fail, got {other:?}"),
+    }
+    assert!(
+        store
+            .audit_chain(team)
+            .await
+            .expect("chain")
+            .rows
+            .is_empty(),
+        "nothing unkeyed was written"
+    );
+    store
+        .set_audit_key(audit_key())
+        .await
+        .expect("set_audit_key");
+    store
+        .append_audit(&[audit_row(team, "k1", AuditPhase::Finish, "bot", "c")])
+        .await
+        .expect("append");
+    // Another key cannot move a head sealed with the first: to the store that
+    // head looks edited, so it chains nothing onto it.
+    store
+        .set_audit_key(AuditKey::from_bytes([9; 32]))
+        .await
+        .expect("set_audit_key");
+    match store
+        .append_audit(&[audit_row(team, "k2", AuditPhase::Finish, "bot", "c")])
+        .await
+    {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("head"), "{m}"),
+        other => panic!("chaining onto a head with a bad seal must fail, got {other:?}"),
+    }
+    store
+        .set_audit_key(audit_key())
+        .await
+        .expect("set_audit_key");
+    let rows = assert_whole_chain(&*store, team).await;
+    assert_eq!(request_ids(&rows), ["k1"]);
+}
+
+pub(crate) async fn the_chain_verifies_with_the_key_only_and_shows_a_lost_tail(
+    store: Arc<dyn Store>,
+) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    let rows: Vec<AuditAppend> = (0..4)
+        .map(|i| audit_row(team, &format!("v{i}"), AuditPhase::Finish, "bot", "c"))
+        .collect();
+    store.append_audit(&rows).await.expect("append");
+    let chain = store.audit_chain(team).await.expect("chain");
+    assert_eq!(chain.head, store.audit_head(team).await.expect("head"));
+    assert!(verify_keyed(&audit_key(), team, &chain, None).ok);
+    let other = verify_keyed(&AuditKey::from_bytes([2; 32]), team, &chain, None);
+    assert!(!other.ok, "{other:?}");
+    // A chain read without its last rows (as after deleting them) falls short
+    // of the sealed head, and says which rows are gone.
+    let mut short = chain.clone();
+    short.rows.truncate(2);
+    let v = verify_keyed(&audit_key(), team, &short, None);
+    assert_eq!(
+        (v.ok, v.first_bad_row, v.missing_rows),
+        (false, Some(3), Some((3, 4)))
+    );
+    // An anchor at row 2 holds; one naming another MAC at row 2 does not.
+    let at2 = chain.rows[1].row_hash.clone();
+    assert!(verify_keyed(&audit_key(), team, &chain, Some((2, &at2))).ok);
+    let at3 = chain.rows[2].row_hash.clone();
+    assert!(!verify_keyed(&audit_key(), team, &chain, Some((2, &at3))).ok);
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tap_core::audit::{AuditPhase, AuditRecord};
+use tap_core::crypto::AuditKey;
 use tap_core::model::{Approval, ApprovalStatus, Connector, Credential, Grant};
 use tap_core::policy::ApprovalMode;
 use tap_core::store::{AuditAppend, NewAgent, Store, StoreError};
@@ -130,6 +131,9 @@ macro_rules! store_contract {
                 checkpoint_keeps_the_chain_intact,
                 concurrent_appends_keep_one_gap_free_chain_per_team,
                 concurrent_writer_appends_keep_one_gap_free_chain_per_team,
+                the_sealed_head_moves_with_every_append_on_every_path,
+                appends_need_the_audit_key_and_refuse_a_head_sealed_under_another,
+                the_chain_verifies_with_the_key_only_and_shows_a_lost_tail,
             }
             snapshot {
                 the_snapshot_holds_the_whole_configuration,
@@ -330,6 +334,18 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
         &[
             "appended_rows_are_chained_per_team_from_genesis",
             "concurrent_appends_keep_one_gap_free_chain_per_team",
+            "the_chain_verifies_with_the_key_only_and_shows_a_lost_tail",
+        ],
+    ),
+    (
+        "set_audit_key",
+        &["appends_need_the_audit_key_and_refuse_a_head_sealed_under_another"],
+    ),
+    (
+        "audit_head",
+        &[
+            "the_sealed_head_moves_with_every_append_on_every_path",
+            "the_chain_verifies_with_the_key_only_and_shows_a_lost_tail",
         ],
     ),
     ("snapshot", &["the_snapshot_holds_the_whole_configuration"]),
@@ -533,9 +549,20 @@ where
 }
 
 /// Migrates `store` and creates a team; returns its internal id.
+/// Migrates, gives the store [`audit_key`] (as the proxy and CLI do once the
+/// master key is open) and creates a team; returns its internal id.
 pub(crate) async fn migrated_with_team(store: &dyn Store, slug: &str) -> i64 {
     store.migrate().await.expect("migrate");
+    store
+        .set_audit_key(audit_key())
+        .await
+        .expect("set_audit_key");
     new_team(store, slug).await
+}
+
+/// The audit key the cases chain with.
+pub(crate) fn audit_key() -> AuditKey {
+    AuditKey::from_bytes([0x5a; 32])
 }
 
 /// Creates a team; returns its internal id.

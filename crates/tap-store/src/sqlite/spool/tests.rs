@@ -2,7 +2,8 @@
 //! trail as a whole is covered by the store contract (`tests/contract`).
 
 use super::*;
-use tap_core::audit::{AuditRecord, verify_chain};
+use tap_core::audit::{AuditChain, AuditRecord, verify_keyed};
+use tap_core::crypto::AuditKey;
 use tap_core::policy::ApprovalMode;
 use tap_core::store::Store;
 
@@ -26,6 +27,19 @@ fn ids(rows: &[tap_core::audit::AuditRow]) -> Vec<String> {
         .collect()
 }
 
+fn key() -> AuditKey {
+    AuditKey::from_bytes([3; 32])
+}
+
+fn verifies(team: i64, chain: &AuditChain) -> bool {
+    verify_keyed(&key(), team, chain, None).ok
+}
+
+/// The spool of `store`'s file, with its audit key.
+fn spool_of(store: &crate::SqliteStore, db: &Path) -> StoreResult<Spool> {
+    Spool::open(db, store.spool.key().clone())
+}
+
 /// A migrated store in a temp dir (`tap.db`) with one team.
 async fn migrated_store_with_team() -> (tempfile::TempDir, crate::SqliteStore, i64) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -33,6 +47,7 @@ async fn migrated_store_with_team() -> (tempfile::TempDir, crate::SqliteStore, i
         .await
         .expect("open");
     store.migrate().await.expect("migrate");
+    store.set_audit_key(key()).await.expect("key");
     let team = store
         .create_team("t", ApprovalMode::Gated, "dek", b"x")
         .await
@@ -46,7 +61,7 @@ async fn the_spool_starts_over_once_folded_and_a_crash_after_that_replays_only_n
     let (dir, store, team) = migrated_store_with_team().await;
     let db = dir.path().join("tap.db");
     {
-        let mut spool = Spool::open(&db).expect("spool");
+        let mut spool = spool_of(&store, &db).expect("spool");
         spool.rewind_at = HEADER_LEN + 1;
         spool
             .append(&[row(team, "a"), row(team, "b")])
@@ -57,13 +72,13 @@ async fn the_spool_starts_over_once_folded_and_a_crash_after_that_replays_only_n
         spool.append(&[row(team, "c")]).expect("append");
         // Crash: "c" is only in the spool, whose id the database does not know yet.
     }
-    let (anchor, first, rows) = store.audit_chain(team).await.expect("chain");
-    assert_eq!(ids(&rows), ["a", "b", "c"]);
-    assert!(verify_chain(&anchor, first, &rows).ok);
-    let again = Spool::open(&db).expect("spool");
+    let chain = store.audit_chain(team).await.expect("chain");
+    assert_eq!(ids(&chain.rows), ["a", "b", "c"]);
+    assert!(verifies(team, &chain));
+    let again = spool_of(&store, &db).expect("spool");
     again.fold().expect("fold");
     drop(again);
-    let (_, _, rows) = store.audit_chain(team).await.expect("chain");
+    let rows = store.audit_chain(team).await.expect("chain").rows;
     assert_eq!(ids(&rows), ["a", "b", "c"], "nothing replayed twice");
 }
 
@@ -72,7 +87,7 @@ async fn lines_longer_than_the_fold_chunk_are_folded_whole() {
     let (dir, store, team) = migrated_store_with_team().await;
     let db = dir.path().join("tap.db");
     {
-        let mut spool = Spool::open(&db).expect("spool");
+        let mut spool = spool_of(&store, &db).expect("spool");
         spool.fold_chunk = 16;
         let mut long = row(team, "long");
         long.record.request_body = Some("x".repeat(5000));
@@ -81,9 +96,9 @@ async fn lines_longer_than_the_fold_chunk_are_folded_whole() {
             .expect("append");
         assert_eq!(spool.fold().expect("fold"), 3);
     }
-    let (anchor, first, rows) = store.audit_chain(team).await.expect("chain");
-    assert_eq!(ids(&rows), ["a", "long", "b"]);
-    assert!(verify_chain(&anchor, first, &rows).ok);
+    let chain = store.audit_chain(team).await.expect("chain");
+    assert_eq!(ids(&chain.rows), ["a", "long", "b"]);
+    assert!(verifies(team, &chain));
 }
 
 #[test]
@@ -127,23 +142,23 @@ async fn a_v1_spool_left_by_an_earlier_version_is_folded_then_started_over_as_v2
         file.push(b'\n');
     }
     std::fs::write(spool_path(&db), &file).expect("write v1 spool");
-    let spool = Spool::open(&db).expect("a v1 spool opens");
+    let spool = spool_of(&store, &db).expect("a v1 spool opens");
     let head = std::fs::read(spool_path(&db)).expect("read");
     assert!(head.starts_with(MAGIC.as_bytes()), "started over as v2");
     assert_eq!(head.len() as u64, HEADER_LEN);
     spool.append(&[row(team, "new")]).expect("append");
     spool.fold().expect("fold");
-    let (anchor, first, rows) = store.audit_chain(team).await.expect("chain");
-    assert_eq!(ids(&rows), ["old-1", "old-2", "new"]);
-    assert!(verify_chain(&anchor, first, &rows).ok);
+    let chain = store.audit_chain(team).await.expect("chain");
+    assert_eq!(ids(&chain.rows), ["old-1", "old-2", "new"]);
+    assert!(verifies(team, &chain));
 }
 
 #[tokio::test]
 async fn a_damaged_complete_line_stops_the_fold_instead_of_dropping_rows() {
-    let (dir, _store, team) = migrated_store_with_team().await;
+    let (dir, store, team) = migrated_store_with_team().await;
     let db = dir.path().join("tap.db");
     {
-        let spool = Spool::open(&db).expect("spool");
+        let spool = spool_of(&store, &db).expect("spool");
         spool
             .append(&[row(team, "a"), row(team, "b")])
             .expect("append");
@@ -153,7 +168,7 @@ async fn a_damaged_complete_line_stops_the_fold_instead_of_dropping_rows() {
     let at = usize::try_from(HEADER_LEN).expect("small") + 20;
     bytes[at] ^= 0x01;
     std::fs::write(&path, &bytes).expect("write");
-    match Spool::open(&db) {
+    match spool_of(&store, &db) {
         Err(StoreError::Corrupt(m)) => assert!(m.contains("damaged"), "{m}"),
         other => panic!("expected a corrupt spool, got {other:?}"),
     }
