@@ -742,3 +742,45 @@ async fn home_team_secrets_are_blocked_and_scrubbed_in_a_linked_team() {
         }
     }
 }
+
+/// Answers without a body (HEAD, 204, 304) have nothing to decode: a coding
+/// header on them is no reason to fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodyless_answers_with_a_coding_pass() {
+    let up = RawUpstream::start(|req: &RawRequest| -> RawAnswer {
+        let status = match req.target.as_str() {
+            "/204" => "204 No Content",
+            "/304" => "304 Not Modified",
+            _ => "200 OK",
+        };
+        let te = if req.target == "/te" {
+            "Transfer-Encoding: gzip, chunked"
+        } else {
+            "Content-Length: 1234"
+        };
+        vec![head(
+            status,
+            &["Content-Encoding: gzip", te, "X-Keep: kept"],
+        )]
+    })
+    .await;
+    let (tap, key) = setup(&up.base());
+    let served = tap.serve();
+    for (path, method, status) in [
+        ("/head", "HEAD", 200),
+        ("/204", "GET", 204),
+        ("/304", "GET", 304),
+    ] {
+        let r = served
+            .forward(&key)
+            .credential("svc")
+            .method(method)
+            .target(&format!("{}{path}", up.base()))
+            .send()
+            .await;
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        assert!(r.header("x-tap-error").is_none(), "{path}: {}", r.text());
+        assert_eq!(r.header("x-keep").as_deref(), Some("kept"), "{path}");
+        assert!(r.body.is_empty(), "{path}: {}", r.text());
+    }
+}

@@ -14,7 +14,7 @@ use tap_core::target::TargetUrl;
 use super::captured::{CapturedRequest, final_record};
 use crate::error::{ProxyError, Reason};
 use crate::proxy::forward::{
-    Coding, decoded_stream, response_coding, scrub_headers, send_error, unscannable,
+    Coding, decoded_stream, has_no_body, response_coding, scrub_headers, send_error, unscannable,
     upstream_request, with_query_renderings,
 };
 use crate::proxy::placeholders::{combined_scrubber, substitute};
@@ -249,7 +249,12 @@ async fn forward_approved(
                 ));
             }
         };
-    let coding = response_coding(resp.headers()).map_err(unscannable)?;
+    let bodyless = has_no_body(&captured.method, resp.status());
+    let coding = if bodyless {
+        Coding::Identity
+    } else {
+        response_coding(resp.headers()).map_err(unscannable)?
+    };
     let status = resp.status().as_u16();
     let base = if credentials.len() == 1 {
         credential.scrubber()
@@ -258,7 +263,7 @@ async fn forward_approved(
     };
     let scrubber = with_query_renderings(base, &credential.name, &injection);
     let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber, &credentials);
-    if coding != Coding::Identity {
+    if coding != Coding::Identity || bodyless {
         headers.remove(http::header::CONTENT_ENCODING);
     }
     let mut body = Vec::new();

@@ -302,6 +302,17 @@ pub(crate) fn response_coding(headers: &HeaderMap) -> Result<Coding, CodingError
     }
 }
 
+/// True when an answer to `method` with `status` has no body (RFC 9110
+/// §6.4.1): its coding headers describe a body that is not there, so there
+/// is nothing to decode. Such answers are returned without
+/// `Content-Encoding`, like decoded ones.
+pub(crate) fn has_no_body(method: &str, status: http::StatusCode) -> bool {
+    method.eq_ignore_ascii_case("HEAD")
+        || status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+}
+
 /// The upstream body as plain bytes, decoded when compressed; fails when no
 /// chunk arrives for `idle`. Errors never carry the URL (it may hold an
 /// injected query-parameter secret).
@@ -392,7 +403,10 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     };
     let status = resp.status();
     draft.record.upstream_status = Some(status.as_u16());
+    let bodyless = has_no_body(&p.method, status);
     let coding = match response_coding(resp.headers()) {
+        // Nothing to decode (and a decoder would fail on the empty body).
+        _ if bodyless => Coding::Identity,
         Ok(c) => c,
         Err(e) => {
             draft.record.latency_upstream_ms = Some(elapsed_ms(upstream_started));
@@ -401,7 +415,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
     };
     let used: Vec<&CredentialEntry> = p.resolved.credentials().map(|c| &**c).collect();
     let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber, &used);
-    if coding != Coding::Identity {
+    if coding != Coding::Identity || bodyless {
         // Returned decoded: the coding header no longer describes the body.
         headers.remove(CONTENT_ENCODING);
     }
