@@ -112,6 +112,10 @@ pub struct PendingView {
     pub expires_in: i64,
     /// How the humans were told (`web`, `telegram`…).
     pub notification_channel: String,
+    /// Set when a notification could not be sent: the request stays pending
+    /// and decidable on the web page and the terminal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
     /// What an agent should do next.
     pub agent_hint: &'static str,
 }

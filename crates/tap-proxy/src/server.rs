@@ -123,6 +123,10 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .route(
+            "/telegram/webhook",
+            axum::routing::post(crate::approval::telegram::webhook),
+        )
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(crate::request_id::request_id))
@@ -149,6 +153,7 @@ pub struct Proxy {
     journal_task: tokio::task::JoinHandle<()>,
     watcher: tokio::task::JoinHandle<()>,
     executor: tokio::task::JoinHandle<()>,
+    telegram_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -265,7 +270,17 @@ impl Proxy {
                 }
             })
         };
-        let broker = Arc::new(crate::approval::broker::Broker::default());
+        let telegram = crate::approval::telegram::bot(
+            &config,
+            client.clone(),
+            Arc::clone(&resolver),
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::clone(&keys),
+        );
+        let broker = Arc::new(crate::approval::broker::Broker::with_telegram(
+            telegram.clone(),
+        ));
         let ops = crate::ops::Ops::new(Arc::clone(&store), Arc::clone(&keys), Arc::clone(&clock))
             .attach(Arc::clone(&directory), Arc::clone(&broker));
         let state = AppState::new(crate::state::Shared {
@@ -279,16 +294,19 @@ impl Proxy {
             config,
             rate: Arc::new(RateLimiter::default()),
             broker,
+            telegram,
             ops,
             clock,
             login_failures: Arc::new(RateLimiter::default()),
         });
         let executor = tokio::spawn(crate::approval::executor::run_executor(state.clone()));
+        let telegram_tasks = crate::approval::telegram::start(&state);
         Ok(Self {
             state,
             journal_task,
             watcher,
             executor,
+            telegram_tasks,
         })
     }
 
@@ -305,12 +323,16 @@ impl Proxy {
             journal_task,
             watcher,
             executor,
+            telegram_tasks,
         } = self;
         let journal = state.journal.clone();
         let app = router(state);
         serve_connections(listener, app, shutdown).await;
         watcher.abort();
         executor.abort();
+        for t in telegram_tasks {
+            t.abort();
+        }
         let _ = executor.await;
         // In-flight requests are done: write what is queued, then stop the flusher.
         journal.shutdown().await;

@@ -3,11 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod client;
+mod fake_telegram;
 mod routes;
 mod tap;
 mod upstream;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
+pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
 pub use routes::SPEC_ROUTES;
 pub use tap::{Served, TapHome};
 pub use upstream::{FakeUpstream, OTHER_CA_PEM, Recorded, TEST_CA_PEM};

@@ -11,10 +11,7 @@ use super::pool::{conflict_as, unavailable, write_tx};
 use super::rows::saturating_u32;
 use crate::clock::now_ms;
 
-async fn account_id(
-    tx: &mut sqlx::SqliteConnection,
-    email: &str,
-) -> StoreResult<Option<i64>> {
+async fn account_id(tx: &mut sqlx::SqliteConnection, email: &str) -> StoreResult<Option<i64>> {
     sqlx::query_scalar("SELECT id FROM accounts WHERE email = $1")
         .bind(email.trim().to_ascii_lowercase())
         .fetch_optional(tx)

@@ -457,7 +457,10 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
         "link_telegram_user",
         &["telegram_users_link_to_one_account_each"],
     ),
-    ("telegram_user", &["telegram_users_link_to_one_account_each"]),
+    (
+        "telegram_user",
+        &["telegram_users_link_to_one_account_each"],
+    ),
     (
         "create_telegram_link_code",
         &["a_link_code_is_redeemed_once_before_it_expires"],

@@ -155,12 +155,20 @@ pub(crate) async fn telegram_messages_are_stored_found_and_updated(store: Arc<dy
         .expect("exists");
     assert_eq!((got.txn_id.as_str(), got.chat_id.as_str()), ("t1", "-100"));
     assert!(got.offers_grant && !got.closed && got.message_id.is_none());
-    assert!(store.telegram_message("nope").await.expect("read").is_none());
+    assert!(
+        store
+            .telegram_message("nope")
+            .await
+            .expect("read")
+            .is_none()
+    );
 
     // Only open messages that are due.
     let open = store.open_telegram_messages(now, 10).await.expect("open");
     assert_eq!(
-        open.iter().map(|m| m.nonce_hash.as_str()).collect::<Vec<_>>(),
+        open.iter()
+            .map(|m| m.nonce_hash.as_str())
+            .collect::<Vec<_>>(),
         vec!["h1"]
     );
     let sent = TelegramMessage {
@@ -192,7 +200,12 @@ pub(crate) async fn telegram_messages_are_stored_found_and_updated(store: Arc<dy
         next_attempt_at: 0,
         ..back
     };
-    assert!(store.update_telegram_message(&closed).await.expect("update"));
+    assert!(
+        store
+            .update_telegram_message(&closed)
+            .await
+            .expect("update")
+    );
     assert!(
         store
             .open_telegram_messages(now + 120_000, 10)
