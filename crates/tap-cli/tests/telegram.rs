@@ -379,7 +379,9 @@ async fn webhook_updates_need_the_secret() {
     let r = write_async(&w, "/echo/tg-hook", "{}").await;
     let txn = r.json()["txn_id"].as_str().unwrap().to_owned();
     let m = message_about(&w, "/echo/tg-hook").await;
-    let update = FakeTelegram::callback_update(OWNER_TG, CHAT, m.message_id, &data(&m, "Approve"));
+    let mut update =
+        FakeTelegram::callback_update(OWNER_TG, CHAT, m.message_id, &data(&m, "Approve"));
+    update["update_id"] = serde_json::json!(1);
     let c = tap_testkit::http_client();
     let url = format!("{}/telegram/webhook", w.served.url);
     for secret in [None, Some("wrong")] {
