@@ -359,6 +359,12 @@ async fn an_unreachable_bot_api_leaves_the_approval_pending_with_a_notice() {
     );
     let txn = v["txn_id"].as_str().unwrap().to_owned();
     assert_eq!(poll_status(&w, &txn).await, "pending");
+    let services = w.served.get("/agent/services", Some(&w.key)).await.json();
+    assert_eq!(services["approval"]["telegram"]["ok"], false, "{services}");
+    assert!(
+        !services.to_string().contains(BOT_TOKEN),
+        "token in /agent/services"
+    );
     ok(&w.tap, &["approve", &txn]);
     until_status(&w, &txn, "forwarded").await;
     assert_eq!(upstream_hits(&w, "/echo/tg-down"), 1);
