@@ -512,6 +512,17 @@ pub(crate) enum MemberCmd {
         #[arg(long = "credential", value_delimiter = ',', required = true)]
         credential: Vec<String>,
     },
+    /// Link a Telegram user to a member (their button clicks count as the
+    /// member), or with --code make a one-time code to send the bot as /link CODE.
+    LinkTelegram {
+        email: String,
+        /// The Telegram user id (the bot's /start answer shows it).
+        #[arg(required_unless_present = "code", conflicts_with = "code")]
+        telegram_user_id: Option<i64>,
+        /// Make a one-time /link code instead (valid 15 minutes).
+        #[arg(long)]
+        code: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

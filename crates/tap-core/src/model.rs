@@ -476,6 +476,38 @@ pub struct Channel {
     pub created_at: Millis,
 }
 
+/// One approval message sent (or to be sent) to a Telegram chat.
+///
+/// Invariant: the per-message nonce carried in the buttons' callback data is
+/// stored only as its SHA-256 (`nonce_hash`), so the table alone cannot be
+/// turned into clickable callbacks; `text` is built from an
+/// [`crate::approval::ApprovalSummary`] and holds no secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TelegramMessage {
+    /// Hex SHA-256 of the callback nonce; unique.
+    pub nonce_hash: String,
+    /// The approval it asks about.
+    pub txn_id: String,
+    /// Destination chat.
+    pub chat_id: String,
+    /// Telegram's message id once delivered.
+    pub message_id: Option<i64>,
+    /// The summary text (without the status line).
+    pub text: String,
+    /// Whether "Approve for 30 min" is offered.
+    pub offers_grant: bool,
+    /// The state last shown (`pending:N`, or a final status); empty before delivery.
+    pub shown: String,
+    /// True once the outcome is shown and the buttons are gone.
+    pub closed: bool,
+    /// Failed delivery attempts so far.
+    pub attempts: u32,
+    /// When to try delivery (or an edit) again.
+    pub next_attempt_at: Millis,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use crate::audit::{AuditChain, AuditHead, AuditPhase, AuditRecord, AuditRow};
 use crate::crypto::AuditKey;
 use crate::model::{
     Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
-    MemberRole, Role, Team,
+    MemberRole, Role, Team, TelegramMessage,
 };
 use crate::policy::{ApprovalMode, Policy};
 
@@ -474,4 +474,41 @@ pub trait Store: Send + Sync + 'static {
     async fn channels(&self, team_internal_id: i64) -> StoreResult<Vec<Channel>>;
     /// Deletes a channel; false when absent.
     async fn delete_channel(&self, team_internal_id: i64, name: &str) -> StoreResult<bool>;
+
+    /// Links a Telegram user id to the account of `email` (replacing any
+    /// earlier link of that Telegram user or of that account); false when no
+    /// such account exists.
+    async fn link_telegram_user(&self, email: &str, telegram_user_id: i64) -> StoreResult<bool>;
+    /// The e-mail of the account a Telegram user is linked to.
+    async fn telegram_user(&self, telegram_user_id: i64) -> StoreResult<Option<String>>;
+    /// Stores a one-time link code (its hash) for `email`, valid until `expires_at`;
+    /// false when no such account exists.
+    async fn create_telegram_link_code(
+        &self,
+        email: &str,
+        code_hash: &str,
+        expires_at: i64,
+    ) -> StoreResult<bool>;
+    /// Redeems a link code once, atomically: links `telegram_user_id` to the
+    /// code's account and returns its e-mail; `None` when the code is unknown,
+    /// used or expired at `now`.
+    async fn redeem_telegram_link_code(
+        &self,
+        code_hash: &str,
+        telegram_user_id: i64,
+        now: i64,
+    ) -> StoreResult<Option<String>>;
+    /// Stores a new Telegram approval message; conflict when the nonce hash exists.
+    async fn create_telegram_message(&self, message: &TelegramMessage) -> StoreResult<()>;
+    /// A Telegram approval message by its nonce hash.
+    async fn telegram_message(&self, nonce_hash: &str) -> StoreResult<Option<TelegramMessage>>;
+    /// Messages not yet closed whose `next_attempt_at` is at most `now`, oldest first.
+    async fn open_telegram_messages(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<TelegramMessage>>;
+    /// Replaces the delivery state of a message (message id, shown state,
+    /// closed, attempts, next attempt); false when absent.
+    async fn update_telegram_message(&self, message: &TelegramMessage) -> StoreResult<bool>;
 }

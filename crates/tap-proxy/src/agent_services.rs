@@ -290,6 +290,14 @@ pub async fn services(State(state): State<AppState>, headers: HeaderMap) -> Resp
             timeout_seconds: state.config.approval_timeout.as_secs(),
             sync_wait_seconds: state.config.sync_wait.as_secs(),
             channels: state.broker.names(None),
+            telegram: state.telegram.as_ref().map(|t| {
+                let h = t.health();
+                crate::agent_views::TelegramHealthView {
+                    mode: h.mode,
+                    ok: h.ok,
+                    last_error: h.last_error,
+                }
+            }),
             async_: AsyncApprovalView {
                 request_header: "Prefer: respond-async",
                 poll_url: "/agent/approvals/{txn_id}",

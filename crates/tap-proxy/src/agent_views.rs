@@ -112,6 +112,10 @@ pub struct PendingView {
     pub expires_in: i64,
     /// How the humans were told (`web`, `telegram`…).
     pub notification_channel: String,
+    /// Set when a notification could not be sent: the request stays pending
+    /// and decidable on the web page and the terminal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
     /// What an agent should do next.
     pub agent_hint: &'static str,
 }
@@ -244,9 +248,24 @@ pub struct ApprovalInfoView {
     pub sync_wait_seconds: u64,
     /// The channels humans are reached on.
     pub channels: Vec<String>,
+    /// Health of the Telegram channel, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<TelegramHealthView>,
     /// Polling.
     #[serde(rename = "async")]
     pub async_: AsyncApprovalView,
+}
+
+/// Health of the Telegram channel.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TelegramHealthView {
+    /// `polling` or `webhook`.
+    pub mode: &'static str,
+    /// True when the last Bot API call succeeded.
+    pub ok: bool,
+    /// The last failure, without secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// How to call `/forward`.

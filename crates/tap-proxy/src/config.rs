@@ -70,6 +70,9 @@ pub enum ConfigError {
         /// Its value.
         value: String,
     },
+    /// `TELEGRAM_MODE=webhook` without `TELEGRAM_WEBHOOK_SECRET`, or an unknown mode.
+    #[error("{0}")]
+    Telegram(&'static str),
     /// `TAP_PRIVATE_ALLOWLIST` or `TAP_RESOLVE` did not parse.
     #[error("{var}: {source}")]
     Outbound {
@@ -89,6 +92,12 @@ pub struct TelegramConfig {
     pub token: Option<tap_core::secret::Secret>,
     /// Default chat.
     pub default_chat_id: Option<String>,
+    /// `TELEGRAM_MODE=webhook`: updates arrive at `POST /telegram/webhook`
+    /// instead of long polling.
+    pub webhook: bool,
+    /// `TELEGRAM_WEBHOOK_SECRET`: what Telegram sends in
+    /// `X-Telegram-Bot-Api-Secret-Token`; webhook mode needs it.
+    pub webhook_secret: Option<tap_core::secret::Secret>,
 }
 
 impl Default for TelegramConfig {
@@ -97,6 +106,8 @@ impl Default for TelegramConfig {
             api_url: DEFAULT_API_URL.to_owned(),
             token: None,
             default_chat_id: None,
+            webhook: false,
+            webhook_secret: None,
         }
     }
 }
@@ -285,6 +296,23 @@ impl ProxyConfig {
             c.telegram.api_url = u.trim().to_owned();
         }
         c.telegram.default_chat_id = get("TELEGRAM_CHAT_ID").filter(|c| !c.trim().is_empty());
+        c.telegram.webhook_secret = get("TELEGRAM_WEBHOOK_SECRET")
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| tap_core::secret::Secret::new(s.trim().as_bytes().to_vec()));
+        c.telegram.webhook = match get("TELEGRAM_MODE").as_deref().map(str::trim) {
+            None | Some("" | "polling") => false,
+            Some("webhook") if c.telegram.webhook_secret.is_some() => true,
+            Some("webhook") => {
+                return Err(ConfigError::Telegram(
+                    "TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET (Telegram sends it in X-Telegram-Bot-Api-Secret-Token)",
+                ));
+            }
+            Some(_) => {
+                return Err(ConfigError::Telegram(
+                    "TELEGRAM_MODE must be polling or webhook",
+                ));
+            }
+        };
         c.public_url = get("TAP_PUBLIC_URL").filter(|s| !s.trim().is_empty());
         c.metrics_public = get("TAP_METRICS_PUBLIC").is_some_and(|v| truthy(&v));
         Ok(c)

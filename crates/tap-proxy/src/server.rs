@@ -129,6 +129,10 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .route(
+            "/telegram/webhook",
+            axum::routing::post(crate::approval::telegram::webhook),
+        )
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
@@ -167,6 +171,7 @@ pub struct Proxy {
     journal_task: tokio::task::JoinHandle<()>,
     watcher: tokio::task::JoinHandle<()>,
     executor: tokio::task::JoinHandle<()>,
+    telegram_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -364,7 +369,17 @@ impl Proxy {
                 }
             })
         };
-        let broker = Arc::new(crate::approval::broker::Broker::default());
+        let telegram = crate::approval::telegram::bot(
+            &config,
+            client.clone(),
+            Arc::clone(&resolver),
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::clone(&keys),
+        );
+        let broker = Arc::new(crate::approval::broker::Broker::with_telegram(
+            telegram.clone(),
+        ));
         // The dummy argon2 hash for unknown e-mails: hashed once, off the async workers.
         let abuse = Arc::new(
             tokio::task::spawn_blocking(crate::http::limiter::AbuseLimits::new)
@@ -384,16 +399,19 @@ impl Proxy {
             config,
             rate: Arc::new(RateLimiter::default()),
             broker,
+            telegram,
             ops,
             clock,
             abuse,
         });
         let executor = tokio::spawn(crate::approval::executor::run_executor(state.clone()));
+        let telegram_tasks = crate::approval::telegram::start(&state);
         Ok(Self {
             state,
             journal_task,
             watcher,
             executor,
+            telegram_tasks,
         })
     }
 
@@ -410,6 +428,7 @@ impl Proxy {
             journal_task,
             watcher,
             executor,
+            telegram_tasks,
         } = self;
         let journal = state.journal.clone();
         let bounds = Bounds {
@@ -420,6 +439,9 @@ impl Proxy {
         serve_connections(listener, app, shutdown, bounds).await;
         watcher.abort();
         executor.abort();
+        for t in telegram_tasks {
+            t.abort();
+        }
         let _ = executor.await;
         // In-flight requests are done: write what is queued, then stop the flusher.
         journal.shutdown().await;

@@ -54,6 +54,8 @@ pub struct Shared {
     pub rate: Arc<RateLimiter>,
     /// Approval coordination.
     pub broker: Arc<crate::approval::broker::Broker>,
+    /// The Telegram channel, when `TELEGRAM_BOT_TOKEN` is set.
+    pub telegram: Option<Arc<tap_bot::TelegramBot>>,
     /// The admin service, attached to this proxy (read your writes).
     pub ops: crate::ops::Ops,
     /// The one source of wall-clock time.

@@ -76,3 +76,87 @@ pub async fn send_message(
         ))
     }
 }
+
+/// The Bot API transport of the Telegram channel: the proxy's guarded client,
+/// the same outbound rule as any target, and the bot token, which stays here
+/// (tap-bot never sees it) and is stripped from every error.
+pub struct GuardedTransport {
+    client: reqwest::Client,
+    resolver: std::sync::Arc<GuardedResolver>,
+    api_url: String,
+    token: tap_core::secret::Secret,
+}
+
+impl std::fmt::Debug for GuardedTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedTransport")
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GuardedTransport {
+    /// A transport for `cfg`; `None` when no bot token is set.
+    pub fn new(
+        client: reqwest::Client,
+        resolver: std::sync::Arc<GuardedResolver>,
+        cfg: &TelegramConfig,
+    ) -> Option<Self> {
+        Some(Self {
+            client,
+            resolver,
+            api_url: cfg.api_url.trim_end_matches('/').to_owned(),
+            token: cfg.token.clone()?,
+        })
+    }
+
+    fn redact(&self, s: &str) -> String {
+        let token = String::from_utf8_lossy(self.token.expose());
+        s.replace(token.as_ref(), "[REDACTED:telegram_bot_token]")
+    }
+}
+
+#[async_trait::async_trait]
+impl tap_bot::Transport for GuardedTransport {
+    async fn call(
+        &self,
+        method: &'static str,
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<(u16, Vec<u8>), tap_bot::TransportError> {
+        use tap_bot::TransportError as E;
+        let base = TargetUrl::parse(&self.api_url).map_err(|e| E::Refused(e.to_string()))?;
+        if let Some(ip) = base.ip() {
+            let none = AllowedHosts::List(Vec::new());
+            if !self.resolver.rule().permits(base.host_str(), ip, &none) {
+                return Err(E::Refused(format!(
+                    "{} is a private address; list it in TAP_PRIVATE_ALLOWLIST",
+                    base.host_str()
+                )));
+            }
+        }
+        let token = String::from_utf8_lossy(self.token.expose()).into_owned();
+        let url = format!(
+            "{}/bot{token}/{method}",
+            base.as_str().trim_end_matches('/')
+        );
+        let resp = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| E::Unreachable(self.redact(&e.without_url().to_string())))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| E::Unreachable(self.redact(&e.without_url().to_string())))?;
+        Ok((
+            status,
+            self.redact(&String::from_utf8_lossy(&bytes)).into_bytes(),
+        ))
+    }
+}

@@ -1,4 +1,4 @@
-//! `tap member add|list|role|rm|assign`.
+//! `tap member add|list|role|rm|assign|link-telegram`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -87,6 +87,23 @@ pub(crate) async fn member(g: &Globals, c: MemberCmd) -> Result<ExitCode> {
                 .await?;
             emit(g, &v, || {
                 format!("{} approves for {}", v.email, v.credentials.join(", "))
+            })?;
+        }
+        MemberCmd::LinkTelegram {
+            email,
+            telegram_user_id,
+            code,
+        } => {
+            let v = match (code, telegram_user_id) {
+                (false, Some(id)) => ops.link_telegram(&scope, &email, id).await?,
+                _ => ops.telegram_link_code(&scope, &email).await?,
+            };
+            emit(g, &v, || match (&v.code, v.telegram_user_id) {
+                (Some(c), _) => {
+                    format!("Send this to the TAP bot within 15 minutes (shown once): /link {c}")
+                }
+                (None, Some(id)) => format!("{} is linked to Telegram user {id}", v.email),
+                (None, None) => format!("{} unchanged", v.email),
             })?;
         }
     }

@@ -60,6 +60,16 @@ impl Broker {
         }
     }
 
+    /// Web, terminal and, when configured, Telegram.
+    pub fn with_telegram(telegram: Option<Arc<tap_bot::TelegramBot>>) -> Self {
+        let mut channels: Vec<Arc<dyn ApprovalChannel>> =
+            vec![Arc::new(WebChannel), Arc::new(TerminalChannel)];
+        if let Some(t) = telegram {
+            channels.push(t);
+        }
+        Self::new(channels)
+    }
+
     /// The channels an approval under `policy` is routed to.
     pub fn route(&self, policy: Option<&Policy>) -> Vec<&Arc<dyn ApprovalChannel>> {
         self.channels.iter().filter(|c| c.routes(policy)).collect()
@@ -84,13 +94,37 @@ impl Broker {
     }
 
     /// Asks every routed channel for a decision; failures are logged, never fatal
-    /// (the web page always works).
-    pub async fn notify_new(&self, policy: Option<&Policy>, summary: &ApprovalSummary) {
+    /// (the web page always works). Returns the `notification_channel` to name
+    /// (the first notifying channel that delivered, else `web`) and, when a
+    /// notifying channel failed, a `notice` for the agent.
+    pub async fn notify_new(
+        &self,
+        policy: Option<&Policy>,
+        summary: &ApprovalSummary,
+    ) -> (&'static str, Option<String>) {
+        let mut named = None;
+        let mut failed = Vec::new();
         for ch in self.route(policy) {
-            if let Err(e) = ch.notify_new(summary).await {
-                tracing::warn!(channel = ch.name(), error = %e, "approval request could not be sent");
+            match ch.notify_new(summary).await {
+                Ok(()) if ch.notifies() => {
+                    named.get_or_insert(ch.name());
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(channel = ch.name(), error = %e, "approval request could not be sent");
+                    if ch.notifies() {
+                        failed.push(ch.name());
+                    }
+                }
             }
         }
+        let notice = (!failed.is_empty()).then(|| {
+            format!(
+                "The {} notification could not be sent (it is retried); the request stays pending and can be approved at approval_url or with tap approve.",
+                failed.join(", ")
+            )
+        });
+        (named.unwrap_or("web"), notice)
     }
 
     /// Announces a counted vote that did not end the approval.

@@ -17,3 +17,4 @@ pub mod decide;
 pub mod display;
 pub mod executor;
 pub mod results;
+pub mod telegram;

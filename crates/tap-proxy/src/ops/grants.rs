@@ -67,7 +67,7 @@ impl GrantView {
 }
 
 /// A random grant id: `g` and 11 lower-case alphanumerics.
-fn new_grant_id() -> OpsResult<String> {
+pub(crate) fn new_grant_id() -> OpsResult<String> {
     let raw =
         tap_core::crypto::generate_password().map_err(|e| OpsError::Invalid(e.to_string()))?;
     let tail: String = raw

@@ -351,3 +351,90 @@ impl Ops {
         Ok(MemberView::from(&self.member(scope, &email).await?))
     }
 }
+
+/// A member's Telegram link (`tap member link-telegram`).
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TelegramLinkView {
+    /// The member.
+    pub email: String,
+    /// The linked Telegram user id, when linked directly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram_user_id: Option<i64>,
+    /// A one-time code to send to the bot as `/link CODE`, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Expiry of the code, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_expires_at: Option<String>,
+}
+
+/// Life of a `/link` code.
+pub const TELEGRAM_LINK_CODE_TTL_MS: i64 = 15 * 60 * 1000;
+
+impl Ops {
+    /// Links a Telegram user id to a member of the scope's team: their
+    /// clicks on Telegram approval buttons then count as that member.
+    pub async fn link_telegram(
+        &self,
+        scope: &Scope,
+        email: &str,
+        telegram_user_id: i64,
+    ) -> OpsResult<TelegramLinkView> {
+        scope.require(Need::Write)?;
+        let email = email_of(email);
+        self.member(scope, &email).await?;
+        if telegram_user_id <= 0 {
+            return Err(OpsError::Invalid(
+                "a Telegram user id is a positive number (the bot's /start answer shows it)".into(),
+            ));
+        }
+        if !self
+            .store
+            .link_telegram_user(&email, telegram_user_id)
+            .await?
+        {
+            return Err(OpsError::NotFound(format!(
+                "member {email} of team {}",
+                scope.team.slug
+            )));
+        }
+        Ok(TelegramLinkView {
+            email,
+            telegram_user_id: Some(telegram_user_id),
+            code: None,
+            code_expires_at: None,
+        })
+    }
+
+    /// Makes a one-time code the member sends to the bot as `/link CODE`;
+    /// only its hash is stored.
+    pub async fn telegram_link_code(
+        &self,
+        scope: &Scope,
+        email: &str,
+    ) -> OpsResult<TelegramLinkView> {
+        scope.require(Need::Write)?;
+        let email = email_of(email);
+        self.member(scope, &email).await?;
+        let raw = generate_password().map_err(|e| OpsError::Invalid(e.to_string()))?;
+        let code: String = raw
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(16)
+            .collect();
+        let expires = self.clock.now_ms() + TELEGRAM_LINK_CODE_TTL_MS;
+        self.store
+            .create_telegram_link_code(
+                &email,
+                &tap_core::crypto::sha256_hex(code.as_bytes()),
+                expires,
+            )
+            .await?;
+        Ok(TelegramLinkView {
+            email,
+            telegram_user_id: None,
+            code: Some(code),
+            code_expires_at: Some(rfc3339_ms(expires)),
+        })
+    }
+}

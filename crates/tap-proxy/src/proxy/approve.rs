@@ -29,7 +29,12 @@ pub(super) const MAX_PENDING_PER_AGENT: u32 = 20;
 const PREVIEW_BYTES: usize = 512;
 
 /// The 202 of SPEC §3.3.
-pub(crate) fn accepted(state: &AppState, a: &Approval, notification_channel: &str) -> Response {
+pub(crate) fn accepted(
+    state: &AppState,
+    a: &Approval,
+    notification_channel: &str,
+    notice: Option<&str>,
+) -> Response {
     let expires_in = ((a.expires_at - state.clock.now_ms()) / 1000).max(0);
     (
         StatusCode::ACCEPTED,
@@ -40,6 +45,7 @@ pub(crate) fn accepted(state: &AppState, a: &Approval, notification_channel: &st
             approval_url: state.config.approval_url(&a.txn_id),
             expires_in,
             notification_channel: notification_channel.to_owned(),
+            notice: notice.map(str::to_owned),
             agent_hint: "A human must approve this request. Show approval_url to your human, then poll poll_url with your X-TAP-Key until status is forwarded, denied, timed_out or error.",
         }),
     )
@@ -179,11 +185,11 @@ pub(crate) async fn request_approval(
         min_approvals: approval.min_approvals,
         expires_at: rfc3339_ms(approval.expires_at),
     };
-    state.broker.notify_new(policy.as_ref(), &summary).await;
-    let notification_channel = state.broker.notification_channel(policy.as_ref());
+    let (notification_channel, notice) = state.broker.notify_new(policy.as_ref(), &summary).await;
+    let notice = notice.as_deref();
     tracing::info!(txn = %approval.txn_id, agent = %approval.agent_id, credential = %cred, "approval requested");
     if prefer.respond_async {
-        return accepted(state, &approval, notification_channel);
+        return accepted(state, &approval, notification_channel, notice);
     }
     let wait = prefer.wait_secs.map_or(state.config.sync_wait, |w| {
         Duration::from_secs(w).min(state.config.sync_wait)
@@ -197,8 +203,8 @@ pub(crate) async fn request_approval(
             crate::error::error_response(err.reason, scrubbed, None)
         }
         Ok(None) => match state.store.approval(&approval.txn_id).await {
-            Ok(Some(a)) => accepted(state, &a, notification_channel),
-            _ => accepted(state, &approval, notification_channel),
+            Ok(Some(a)) => accepted(state, &a, notification_channel, notice),
+            _ => accepted(state, &approval, notification_channel, notice),
         },
         Err(e) => ProxyError::from(e).into_response(),
     }

@@ -29,6 +29,7 @@ mod schema;
 mod snapshot;
 mod spool;
 mod teams;
+mod telegram;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,7 +41,7 @@ use tap_core::audit::{AuditChain, AuditHead, AuditRow};
 use tap_core::crypto::AuditKey;
 use tap_core::model::{
     Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
-    MemberRole, Role, Team,
+    MemberRole, Role, Team, TelegramMessage,
 };
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
@@ -459,5 +460,51 @@ impl Store for SqliteStore {
 
     async fn delete_channel(&self, team: i64, name: &str) -> StoreResult<bool> {
         teams::delete_channel(&self.pool, team, name).await
+    }
+
+    async fn link_telegram_user(&self, email: &str, telegram_user_id: i64) -> StoreResult<bool> {
+        telegram::link_telegram_user(&self.pool, email, telegram_user_id).await
+    }
+
+    async fn telegram_user(&self, telegram_user_id: i64) -> StoreResult<Option<String>> {
+        telegram::telegram_user(&self.pool, telegram_user_id).await
+    }
+
+    async fn create_telegram_link_code(
+        &self,
+        email: &str,
+        code_hash: &str,
+        expires_at: i64,
+    ) -> StoreResult<bool> {
+        telegram::create_telegram_link_code(&self.pool, email, code_hash, expires_at).await
+    }
+
+    async fn redeem_telegram_link_code(
+        &self,
+        code_hash: &str,
+        telegram_user_id: i64,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        telegram::redeem_telegram_link_code(&self.pool, code_hash, telegram_user_id, now).await
+    }
+
+    async fn create_telegram_message(&self, message: &TelegramMessage) -> StoreResult<()> {
+        telegram::create_telegram_message(&self.pool, message).await
+    }
+
+    async fn telegram_message(&self, nonce_hash: &str) -> StoreResult<Option<TelegramMessage>> {
+        telegram::telegram_message(&self.pool, nonce_hash).await
+    }
+
+    async fn open_telegram_messages(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<TelegramMessage>> {
+        telegram::open_telegram_messages(&self.pool, now, limit).await
+    }
+
+    async fn update_telegram_message(&self, message: &TelegramMessage) -> StoreResult<bool> {
+        telegram::update_telegram_message(&self.pool, message).await
     }
 }

@@ -58,6 +58,7 @@ pub(crate) mod database;
 pub(crate) mod grants;
 pub(crate) mod snapshot;
 pub(crate) mod teams;
+pub(crate) mod telegram;
 
 /// Expands to one `#[tokio::test]` per contract case, each on a fresh store
 /// from `$subject` (an expression evaluating to a [`Subject`], may `.await`).
@@ -137,6 +138,11 @@ macro_rules! store_contract {
             }
             snapshot {
                 the_snapshot_holds_the_whole_configuration,
+            }
+            telegram {
+                telegram_users_link_to_one_account_each,
+                a_link_code_is_redeemed_once_before_it_expires,
+                telegram_messages_are_stored_found_and_updated,
             }
         );
     };
@@ -463,6 +469,38 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     (
         "delete_channel",
         &["channels_are_set_replaced_listed_and_deleted"],
+    ),
+    (
+        "link_telegram_user",
+        &["telegram_users_link_to_one_account_each"],
+    ),
+    (
+        "telegram_user",
+        &["telegram_users_link_to_one_account_each"],
+    ),
+    (
+        "create_telegram_link_code",
+        &["a_link_code_is_redeemed_once_before_it_expires"],
+    ),
+    (
+        "redeem_telegram_link_code",
+        &["a_link_code_is_redeemed_once_before_it_expires"],
+    ),
+    (
+        "create_telegram_message",
+        &["telegram_messages_are_stored_found_and_updated"],
+    ),
+    (
+        "telegram_message",
+        &["telegram_messages_are_stored_found_and_updated"],
+    ),
+    (
+        "open_telegram_messages",
+        &["telegram_messages_are_stored_found_and_updated"],
+    ),
+    (
+        "update_telegram_message",
+        &["telegram_messages_are_stored_found_and_updated"],
     ),
 ];
 
