@@ -134,6 +134,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         "-",
         "chat for approvals when neither the policy nor the team names one",
     ),
+    v(
+        "TELEGRAM_MODE",
+        "polling",
+        "polling (getUpdates) or webhook (POST /telegram/webhook)",
+    ),
+    v(
+        "TELEGRAM_WEBHOOK_SECRET",
+        "-",
+        "secret Telegram sends with each webhook update; webhook mode refuses to start without it",
+    ),
 ];
 
 /// The variables as `tap serve --help` prints them.
