@@ -46,7 +46,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
             })
             .into_response();
             // Which store this proxy serves: `tap status` checks it is its own.
-            if let Ok(Some(id)) = state.store.meta(crate::server::STORE_ID_META).await
+            if let Ok(Some(id)) = state.store.meta(crate::keyring::STORE_ID_META).await
                 && let Ok(v) = HeaderValue::from_bytes(&id)
             {
                 resp.headers_mut().insert("x-tap-store-id", v);

@@ -7,6 +7,9 @@ use tap_core::store::Store;
 const META_CHECK: &str = "kek_check";
 const META_MAC: &str = "mac_key";
 const META_KEK_ID: &str = "kek_id";
+/// Deployment metadata key of the store's public id (`/health` sends it as
+/// `X-TAP-Store-Id`, so `tap status` can tell its own proxy from another).
+pub const STORE_ID_META: &str = "store_id";
 
 /// Why the keys could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -450,14 +450,10 @@ impl Proxy {
     }
 }
 
-/// Deployment metadata key of the store's public id (`/health` sends it as
-/// `X-TAP-Store-Id`, so `tap status` can tell its own proxy from another).
-pub const STORE_ID_META: &str = "store_id";
-
 /// Gives the store a random public id once.
 async fn ensure_store_id(store: &dyn Store) -> Result<(), ServerError> {
     if store
-        .meta(STORE_ID_META)
+        .meta(crate::keyring::STORE_ID_META)
         .await
         .map_err(ServerError::Store)?
         .is_none()
@@ -465,7 +461,7 @@ async fn ensure_store_id(store: &dyn Store) -> Result<(), ServerError> {
         let id = tap_core::crypto::generate_id()
             .map_err(|e| ServerError::Store(StoreError::Unavailable(e.to_string())))?;
         store
-            .set_meta(STORE_ID_META, id.as_bytes())
+            .set_meta(crate::keyring::STORE_ID_META, id.as_bytes())
             .await
             .map_err(ServerError::Store)?;
     }

@@ -198,7 +198,7 @@ async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
             v["key_id"] = json!(admin.keys.kek().key_id());
             store_id = admin
                 .store
-                .meta(tap_proxy::server::STORE_ID_META)
+                .meta(tap_proxy::keyring::STORE_ID_META)
                 .await?
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
         }
