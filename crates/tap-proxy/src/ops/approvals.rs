@@ -51,14 +51,14 @@ impl Ops {
             .ok_or_else(|| {
                 OpsError::NotFound(format!("approval {txn_id} in team {}", scope.team.slug))
             })?;
-        let captured: CapturedRequest = serde_json::from_str(&a.request)
-            .map_err(|_| OpsError::Invalid(format!("the stored request of {txn_id} is damaged")))?;
+        let captured: CapturedRequest = serde_json::from_str(&a.request).map_err(|_| {
+            OpsError::Invalid(format!("the stored request of {txn_id} is damaged"))
+        })?;
         let dir = self.directory().await?;
         let team = dir.teams.get(&a.team_internal_id);
         let request = RequestDisplay::new(
             &captured,
-            team.and_then(|t| t.credentials.get(&a.credential))
-                .map(|c| &**c),
+            team.and_then(|t| t.credentials.get(&a.credential)).map(|c| &**c),
             |s| team.map_or_else(|| s.to_owned(), |t| t.all_secrets.scrub_str(s).0),
         );
         let mut approval = ApprovalView::from(&a);
