@@ -114,9 +114,9 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The router for a state.
 ///
-/// Guards, outermost first: request id, panic catcher, browser-origin and
-/// media-type checks ([`crate::http::csrf`]), per-address agent-key limits
-/// ([`crate::http::limiter`]), bounded body reads ([`crate::http::body`]).
+/// Layers, outermost first: panic catcher, request id, then
+/// [`crate::http::guard`] (browser-origin and media-type checks, per-address
+/// agent-key limits, bounded body reads).
 pub fn router(state: AppState) -> Router {
     let (routes, api) = api_router();
     let doc = Arc::new(api);
@@ -136,16 +136,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
-            guards.clone(),
-            crate::http::body::bounded_body,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            guards.clone(),
-            crate::http::limiter::agent_key_guard,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
             guards,
-            crate::http::csrf::csrf_guard,
+            crate::http::guard,
         ))
         .layer(axum::middleware::from_fn(crate::request_id::request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {

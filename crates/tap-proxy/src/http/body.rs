@@ -7,9 +7,8 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody as _};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ProxyError, Reason};
@@ -70,19 +69,13 @@ pub fn unread_body_refusal(e: ProxyError) -> Response {
     resp
 }
 
-/// Middleware: buffers the body of every route but `/forward` within the
-/// time and size bounds (`/login`: [`MAX_LOGIN_BODY_BYTES`], others
-/// `TAP_MAX_BODY_BYTES`).
-pub async fn bounded_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Buffers the body of every route but `/forward` within the time and size
+/// bounds (`/login`: [`MAX_LOGIN_BODY_BYTES`], others `TAP_MAX_BODY_BYTES`);
+/// `Err` holds the refusal.
+pub(crate) async fn buffer(state: &AppState, req: Request) -> Result<Request, Response> {
     let path = req.uri().path();
     if path == "/forward" || req.body().is_end_stream() {
-        let mut resp = next.run(req).await;
-        if resp.status() == StatusCode::REQUEST_TIMEOUT {
-            // `/forward` gave up on its body: the rest of it must not be read as a request.
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        return resp;
+        return Ok(req);
     }
     let limit = if path == "/login" {
         MAX_LOGIN_BODY_BYTES
@@ -91,13 +84,19 @@ pub async fn bounded_body(State(state): State<AppState>, req: Request, next: Nex
     };
     let (parts, body) = req.into_parts();
     match read_body(body, limit, state.config.body_timeout).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
+        Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
         Err(e) => {
             tracing::info!(path = %parts.uri.path(), reason = e.reason.code(), "request body refused");
-            unread_body_refusal(e)
+            Err(unread_body_refusal(e))
         }
+    }
+}
+
+/// After the handler: a 408 (`/forward` gave up on its body) closes the
+/// connection, so the rest of that body is never read as a request.
+pub(crate) fn after(resp: &mut Response) {
+    if resp.status() == StatusCode::REQUEST_TIMEOUT {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
 }

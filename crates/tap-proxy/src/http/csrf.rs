@@ -17,10 +17,8 @@
 //!   token.
 
 use axum::body::HttpBody as _;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
@@ -83,25 +81,24 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// The middleware.
-pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The checks, before any handler: `Err` holds the refusal.
+pub(crate) fn check(state: &AppState, req: &Request) -> Result<(), ProxyError> {
     let path = req.uri().path();
     if !state_changing(req.method()) || !guarded(path) {
-        return next.run(req).await;
+        return Ok(());
     }
     if let Err(e) = check_origin(req.headers(), &state.config.allowed_origins()) {
         tracing::info!(path = %path, "cross-origin request refused");
-        return e.into_response();
+        return Err(e);
     }
     let has_body = !req.body().is_end_stream() || req.headers().contains_key(header::CONTENT_TYPE);
     if is_admin(path) && has_body && !is_json(req.headers()) {
-        return ProxyError::new(
+        return Err(ProxyError::new(
             Reason::UnsupportedMediaType,
             "admin requests that change state take a JSON body with Content-Type: application/json",
-        )
-        .into_response();
+        ));
     }
-    next.run(req).await
+    Ok(())
 }
 
 #[cfg(test)]

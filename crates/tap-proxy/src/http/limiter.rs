@@ -13,10 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
@@ -181,43 +180,45 @@ impl Default for AbuseLimits {
     }
 }
 
-/// Agent-key failures per address. An address that presented too many invalid
-/// keys gets 429 `rate_limited` instead of 401 for further invalid keys; a
-/// valid key still works from it, so one misconfigured agent cannot lock out
-/// the healthy agents sharing its host or NAT (keys are 256-bit random:
-/// counting guesses protects the proxy's work and logs, not the keys).
-pub async fn agent_key_guard(
-    State(state): State<AppState>,
+/// Agent-key failures per address, before the handler. An address that
+/// presented too many invalid keys gets 429 `rate_limited` instead of 401 for
+/// further invalid keys; a valid key still works from it, so one misconfigured
+/// agent cannot lock out the healthy agents sharing its host or NAT (keys are
+/// 256-bit random: counting guesses protects the proxy's work and logs, not
+/// the keys).
+pub(crate) fn check_agent_key(
+    state: &AppState,
     addr: ClientAddr,
-    req: Request,
-    next: Next,
-) -> Response {
-    let limiter = &state.abuse.agent_keys;
-    if req.headers().contains_key("x-tap-key")
-        && let Some(retry) = limiter.blocked(addr.0)
-    {
-        let dir = state.directory.get();
-        let valid =
-            crate::proxy::authenticate::authenticate(&dir, state.keys.mac(), req.headers()).is_ok();
-        if !valid {
-            let mut e = ProxyError::new(
-                Reason::RateLimited,
-                "too many invalid agent keys from this address",
-            );
-            e.retry_after = Some(retry);
-            return e.into_response();
-        }
+    req: &Request,
+) -> Result<(), ProxyError> {
+    if !req.headers().contains_key("x-tap-key") {
+        return Ok(());
     }
-    let resp = next.run(req).await;
+    let Some(retry) = state.abuse.agent_keys.blocked(addr.0) else {
+        return Ok(());
+    };
+    let dir = state.directory.get();
+    if crate::proxy::authenticate::authenticate(&dir, state.keys.mac(), req.headers()).is_ok() {
+        return Ok(());
+    }
+    let mut e = ProxyError::new(
+        Reason::RateLimited,
+        "too many invalid agent keys from this address",
+    );
+    e.retry_after = Some(retry);
+    Err(e)
+}
+
+/// After the handler: an `invalid_tap_key` answer counts against the address.
+pub(crate) fn count_agent_key(state: &AppState, addr: ClientAddr, resp: &Response) {
     if resp
         .headers()
         .get("x-tap-error")
         .is_some_and(|v| v.as_bytes() == Reason::InvalidTapKey.code().as_bytes())
     {
-        limiter.record_failure(addr.0);
+        state.abuse.agent_keys.record_failure(addr.0);
         tracing::info!(client = %addr.0, "invalid agent key");
     }
-    resp
 }
 
 #[cfg(test)]

@@ -7,3 +7,35 @@ pub mod body;
 pub mod connection;
 pub mod csrf;
 pub mod limiter;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
+
+/// The one guard middleware, in order: browser-origin and media-type checks
+/// ([`csrf`]), per-address agent-key limits ([`limiter`]), the bounded body
+/// read ([`body`]); after the handler, invalid keys are counted and a 408
+/// closes its connection. One layer, so the hot `/forward` path pays for one.
+pub async fn guard(
+    State(state): State<AppState>,
+    addr: limiter::ClientAddr,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Err(refusal) = csrf::check(&state, &req) {
+        return refusal.into_response();
+    }
+    if let Err(refusal) = limiter::check_agent_key(&state, addr, &req) {
+        return refusal.into_response();
+    }
+    let req = match body::buffer(&state, req).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal,
+    };
+    let mut resp = next.run(req).await;
+    limiter::count_agent_key(&state, addr, &resp);
+    body::after(&mut resp);
+    resp
+}
