@@ -3,15 +3,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod client;
-mod raw;
 mod fake_telegram;
+mod raw;
 mod routes;
 mod tap;
 mod upstream;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
-pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
+pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};
 pub use routes::SPEC_ROUTES;
 pub use tap::{Served, TapHome};
 pub use upstream::{FakeUpstream, OTHER_CA_PEM, Recorded, TEST_CA_PEM};
