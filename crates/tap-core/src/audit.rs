@@ -521,32 +521,59 @@ pub fn verify_keyed(
     chain: &AuditChain,
     anchor: Option<(i64, &str)>,
 ) -> Verification {
-    let head = match &chain.head {
-        Some(h) => {
-            if let Err(e) = h.check(key) {
-                return Verification::failed(
-                    0,
-                    h.seq.max(chain.first_seq),
-                    format!("the audit chain head {e}: it was edited without the audit key"),
-                );
-            }
+    // A head that is missing or fails its seal fails the chain; the rows are
+    // still walked, so that the message names the first bad row when there is one.
+    let (head, problem) = match &chain.head {
+        Some(h) => (
             ChainHead {
                 seq: h.seq,
                 hash: h.last_hash.clone(),
                 keyed_from: h.keyed_from,
-            }
-        }
-        None => match chain.rows.first() {
-            Some(first) => {
-                return Verification::failed(
-                    0,
+            },
+            h.check(key).err().map(|e| {
+                (
+                    h.seq.max(chain.first_seq),
+                    format!("the audit chain head {e}: it was edited without the audit key"),
+                )
+            }),
+        ),
+        None => match (chain.rows.first(), chain.rows.last()) {
+            (Some(first), Some(last)) => (
+                ChainHead {
+                    seq: last.seq,
+                    hash: last.row_hash.clone(),
+                    keyed_from: chain.first_seq,
+                },
+                Some((
                     first.seq,
-                    "the audit chain head is missing: it was deleted".into(),
-                );
-            }
-            None => ChainHead::fresh(Some((chain.anchor_hash.clone(), chain.first_seq))),
+                    "the audit chain head is missing: it was deleted".to_owned(),
+                )),
+            ),
+            _ => (
+                ChainHead::fresh(Some((chain.anchor_hash.clone(), chain.first_seq))),
+                None,
+            ),
         },
     };
+    let v = verify_rows(key, team_internal_id, chain, &head, anchor);
+    match problem {
+        None => v,
+        Some((at, why)) if v.ok => Verification::failed(v.rows, at, why),
+        Some((_, why)) => Verification {
+            error: v.error.map(|e| format!("{e}; {why}")),
+            ..v
+        },
+    }
+}
+
+/// [`verify_keyed`] of the rows against `head`.
+fn verify_rows(
+    key: &AuditKey,
+    team_internal_id: i64,
+    chain: &AuditChain,
+    head: &ChainHead,
+    anchor: Option<(i64, &str)>,
+) -> Verification {
     let anchor_bad = |rows: u64, at: i64| {
         Verification::failed(
             rows,
