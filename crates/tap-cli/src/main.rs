@@ -515,6 +515,7 @@ pub(crate) enum MemberCmd {
     /// Link a Telegram user to a member (their button clicks count as the
     /// member), or with --code make a one-time code to send the bot as /link CODE.
     LinkTelegram {
+        /// The member's e-mail.
         email: String,
         /// The Telegram user id (the bot's /start answer shows it).
         #[arg(required_unless_present = "code", conflicts_with = "code")]
