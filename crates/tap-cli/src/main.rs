@@ -120,6 +120,9 @@ pub(crate) enum Command {
     },
     /// Apply pending store migrations.
     Migrate,
+    /// The master key.
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Write a consistent snapshot of the store to FILE while the proxy keeps
     /// serving (audit spool folded first). The master key is not in it: keep
     /// it apart.
@@ -175,6 +178,19 @@ pub(crate) struct AddArgs {
     /// Read the value from stdin (a JSON object stores a multi-secret value).
     #[arg(long)]
     pub(crate) value_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCmd {
+    /// Replace the master key: every data key and the MAC key re-wrapped in
+    /// one transaction while proxies keep serving; the old key stops working.
+    Rotate {
+        /// Write the new key to this file (required when the key comes from
+        /// TAP_MASTER_KEY, TAP_MASTER_KEY_FILE or TAP_MASTER_KEY_COMMAND;
+        /// default: replace <data-dir>/master.key).
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -180,6 +180,17 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a metadata value (insert or replace).
     async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()>;
 
+    /// Master-key rotation: replaces the wrapped DEK of each listed team
+    /// `(internal id, dek id, new wrapped DEK)` and writes each metadata
+    /// value, all in one transaction. A team whose DEK id is no longer the
+    /// one listed (or a team missing from the list) makes it fail with
+    /// `Conflict`, changing nothing.
+    async fn rewrap_keys(
+        &self,
+        teams: &[(i64, String, Vec<u8>)],
+        meta: &[(String, Vec<u8>)],
+    ) -> StoreResult<()>;
+
     /// Creates a team.
     async fn create_team(
         &self,

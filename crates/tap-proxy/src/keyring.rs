@@ -97,6 +97,34 @@ impl Keyring {
         Ok(Self { kek, mac })
     }
 
+    /// Master-key rotation: every team's DEK and the MAC key re-wrapped under
+    /// `new`, with a new check value and key id, in one store transaction.
+    /// The DEKs and the MAC key themselves stay (agent keys, admin tokens,
+    /// sealed values and the audit chain key keep working); the old master
+    /// key no longer opens the store. Returns the keyring of the new key.
+    pub async fn rotate(&self, store: &dyn Store, new: MasterKey) -> Result<Self, KeyringError> {
+        let damaged = |e: tap_core::crypto::CryptoError| KeyringError::Damaged(e.to_string());
+        let mut teams = Vec::new();
+        for t in store.teams().await? {
+            let dek = self.team_dek(&t)?;
+            let wrapped = new.wrap_dek(&t.slug, &dek).map_err(damaged)?;
+            teams.push((t.internal_id, t.dek_id.clone(), wrapped));
+        }
+        let meta = vec![
+            (
+                META_MAC.to_owned(),
+                new.wrap_mac_key(&self.mac).map_err(damaged)?,
+            ),
+            (META_KEK_ID.to_owned(), new.key_id().into_bytes()),
+            (META_CHECK.to_owned(), new.seal_check().map_err(damaged)?),
+        ];
+        store.rewrap_keys(&teams, &meta).await?;
+        Ok(Self {
+            kek: new,
+            mac: self.mac.clone(),
+        })
+    }
+
     /// The master key.
     pub fn kek(&self) -> &MasterKey {
         &self.kek

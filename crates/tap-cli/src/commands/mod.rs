@@ -9,6 +9,7 @@ mod agent;
 mod audit;
 mod backup;
 mod cred;
+mod key;
 mod logs;
 mod role;
 mod team;
@@ -64,6 +65,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             crate::governance::decide(&g, &txn, as_email, false).await
         }
         Command::Backup { file } => backup::backup(&g, &file).await,
+        Command::Key(crate::KeyCmd::Rotate { new_key_file }) => key::rotate(&g, new_key_file).await,
         Command::Restore { file } => backup::restore(&g, &file).await,
         Command::Completions { .. } | Command::Man => {
             unreachable!("completions and man are answered before the runtime starts")

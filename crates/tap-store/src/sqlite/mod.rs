@@ -103,6 +103,14 @@ impl Store for SqliteStore {
         pool::set_meta(&self.pool, key, value).await
     }
 
+    async fn rewrap_keys(
+        &self,
+        teams: &[(i64, String, Vec<u8>)],
+        meta: &[(String, Vec<u8>)],
+    ) -> StoreResult<()> {
+        teams::rewrap_keys(&self.pool, teams, meta).await
+    }
+
     async fn create_team(
         &self,
         slug: &str,

@@ -325,3 +325,66 @@ pub(crate) async fn channels_are_set_replaced_listed_and_deleted(store: Arc<dyn 
     );
     assert_eq!(store.channels(team).await.expect("channels").len(), 1);
 }
+
+pub(crate) async fn rewrap_keys_replaces_every_wrapped_dek_and_meta_at_once(store: Arc<dyn Store>) {
+    store.migrate().await.expect("migrate");
+    let a = store
+        .create_team("alpha", ApprovalMode::Gated, "dek-a", b"old-a")
+        .await
+        .expect("create");
+    let b = store
+        .create_team("beta", ApprovalMode::Gated, "dek-b", b"old-b")
+        .await
+        .expect("create");
+    store
+        .set_meta("kek_check", b"old-check")
+        .await
+        .expect("meta");
+    let before = store.revision().await.expect("revision");
+    store
+        .rewrap_keys(
+            &[
+                (a.internal_id, "dek-a".into(), b"new-a".to_vec()),
+                (b.internal_id, "dek-b".into(), b"new-b".to_vec()),
+            ],
+            &[("kek_check".into(), b"new-check".to_vec())],
+        )
+        .await
+        .expect("rewrap");
+    let teams = store.teams().await.expect("teams");
+    assert_eq!(teams[0].wrapped_dek, b"new-a");
+    assert_eq!(teams[1].wrapped_dek, b"new-b");
+    assert_eq!(teams[0].dek_id, "dek-a", "the DEK itself is unchanged");
+    assert_eq!(
+        store.meta("kek_check").await.expect("meta").as_deref(),
+        Some(&b"new-check"[..])
+    );
+    assert!(store.revision().await.expect("revision") > before);
+
+    // A stale DEK id, or a team left out, changes nothing at all.
+    assert_conflict(
+        store
+            .rewrap_keys(
+                &[
+                    (a.internal_id, "dek-a".into(), b"x".to_vec()),
+                    (b.internal_id, "dek-stale".into(), b"y".to_vec()),
+                ],
+                &[("kek_check".into(), b"bad".to_vec())],
+            )
+            .await,
+    );
+    assert_conflict(
+        store
+            .rewrap_keys(
+                &[(a.internal_id, "dek-a".into(), b"x".to_vec())],
+                &[("kek_check".into(), b"bad".to_vec())],
+            )
+            .await,
+    );
+    let teams = store.teams().await.expect("teams");
+    assert_eq!(teams[0].wrapped_dek, b"new-a");
+    assert_eq!(
+        store.meta("kek_check").await.expect("meta").as_deref(),
+        Some(&b"new-check"[..])
+    );
+}
