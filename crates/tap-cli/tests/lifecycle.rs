@@ -267,3 +267,33 @@ fn status_tells_its_own_proxy_from_another_deployments() {
     let v = mine.json(&["status", "--proxy-url", &served_other.url]);
     assert_eq!(v["proxy"], "other_deployment", "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_the_telegram_channel() {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    let status = |env: &[(&str, &str)]| {
+        let out =
+            tokio::task::block_in_place(|| tap.run_bounded(&["status", "--json"], env, EXIT_BOUND));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            !text.contains("123:secret-bot-token"),
+            "the token is never printed"
+        );
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    assert_eq!(status(&[])["telegram"], "not_configured");
+    let bot = tap_testkit::FakeTelegram::start().await;
+    let base = bot.base();
+    let v = status(&[
+        ("TELEGRAM_BOT_TOKEN", "123:secret-bot-token"),
+        ("TELEGRAM_API_URL", base.as_str()),
+    ]);
+    assert_eq!(v["telegram"], "ok", "{v}");
+    let closed = format!("http://127.0.0.1:{}", tap_testkit::closed_port());
+    let v = status(&[
+        ("TELEGRAM_BOT_TOKEN", "123:secret-bot-token"),
+        ("TELEGRAM_API_URL", closed.as_str()),
+    ]);
+    assert_eq!(v["telegram"], "unreachable", "{v}");
+}

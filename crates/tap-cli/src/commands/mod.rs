@@ -186,6 +186,42 @@ async fn pending_approvals(admin: &Admin, team: i64) -> Result<usize> {
     Ok(pending.iter().filter(|a| a.expires_at > now).count())
 }
 
+/// The Telegram channel as this environment configures it: `not_configured`
+/// without `TELEGRAM_BOT_TOKEN`, else what the Bot API answers to `getMe`
+/// (`ok`, `invalid_token`, `unreachable`). The token is in the URL path and
+/// never printed.
+async fn telegram_health(client: &reqwest::Client) -> &'static str {
+    let Some(token) = std::env::var("TELEGRAM_BOT_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return "not_configured";
+    };
+    let base = std::env::var("TELEGRAM_API_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| tap_proxy::config::DEFAULT_API_URL.to_owned());
+    let answer = client
+        .post(format!(
+            "{}/bot{}/getMe",
+            base.trim_end_matches('/'),
+            token.trim()
+        ))
+        .header("content-type", "application/json")
+        .body("{}")
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    match answer {
+        Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+            Ok(v) if v["ok"] == true => "ok",
+            _ => "unreachable",
+        },
+        Ok(r) if r.status().as_u16() == 401 || r.status().as_u16() == 404 => "invalid_token",
+        _ => "unreachable",
+    }
+}
+
 async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
     let mut v = json!({"store": "error", "proxy": "unreachable", "agents": 0, "credentials": 0, "pending_approvals": 0, "key_id": Value::Null});
     let mut problem = None;
@@ -230,11 +266,13 @@ async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
             _ => json!("ok"),
         };
     }
+    v["telegram"] = json!(telegram_health(&client).await);
     emit(g, &v, || {
         let mut s = format!(
-            "store: {}\nproxy: {} ({url})\ndata dir: {}\nagents: {}\ncredentials: {}\npending approvals: {}\naudit spool: {} bytes not yet folded\nkey id: {}",
+            "store: {}\nproxy: {} ({url})\ntelegram: {}\ndata dir: {}\nagents: {}\ncredentials: {}\npending approvals: {}\naudit spool: {} bytes not yet folded\nkey id: {}",
             v["store"].as_str().unwrap_or(""),
             v["proxy"].as_str().unwrap_or(""),
+            v["telegram"].as_str().unwrap_or(""),
             v["data_dir"].as_str().unwrap_or(""),
             v["agents"],
             v["credentials"],
