@@ -19,24 +19,7 @@ pub const DENY: &str = "d:";
 /// Callback data prefix of Approve for 30 min.
 pub const GRANT: &str = "g:";
 
-/// Hidden characters (controls, bidi overrides, zero-width) as `\u{XXXX}`,
-/// so a crafted body cannot reorder or hide what the approver reads.
-pub fn visible(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let hidden = (c.is_control() && c != '\n')
-            || matches!(c as u32,
-                0x00AD | 0x061C | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E
-                | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB
-                | 0xE0000..=0xE0FFF);
-        if hidden {
-            out.push_str(&format!("\\u{{{:04X}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use tap_core::text::visible;
 
 /// `s` cut to at most `max` characters, on a character boundary.
 pub fn cut(s: &str, max: usize) -> (&str, bool) {

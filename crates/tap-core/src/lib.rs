@@ -16,4 +16,5 @@ pub mod scrub;
 pub mod secret;
 pub mod store;
 pub mod target;
+pub mod text;
 pub mod time;

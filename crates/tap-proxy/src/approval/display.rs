@@ -118,59 +118,7 @@ fn escape_bytes(bytes: &[u8]) -> String {
     out
 }
 
-/// True for characters that draw nothing, reorder text or break lines
-/// invisibly: controls other than newline and tab, and the format, bidi and
-/// separator characters.
-fn is_hidden(c: char) -> bool {
-    if c == '\n' || c == '\t' {
-        return false;
-    }
-    c.is_control()
-        || matches!(
-            c as u32,
-            0x00AD
-                | 0x034F
-                | 0x0600..=0x0605
-                | 0x061C
-                | 0x06DD
-                | 0x070F
-                | 0x08E2
-                | 0x115F
-                | 0x1160
-                | 0x17B4
-                | 0x17B5
-                | 0x180B..=0x180F
-                | 0x200B..=0x200F
-                | 0x2028..=0x202E
-                | 0x2060..=0x206F
-                | 0x3164
-                | 0xFE00..=0xFE0F
-                | 0xFEFF
-                | 0xFFA0
-                | 0xFFF9..=0xFFFB
-                | 0x110BD
-                | 0x110CD
-                | 0x1BCA0..=0x1BCA3
-                | 0x1D173..=0x1D17A
-                | 0xE0000..=0xE0FFF
-        )
-}
-
-/// `s` with every hidden character as a visible `\u{XXXX}` escape.
-pub fn visible(s: &str) -> String {
-    if !s.chars().any(is_hidden) {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if is_hidden(c) {
-            out.push_str(&format!("\\u{{{:04X}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use tap_core::text::visible;
 
 /// Lays valid JSON out one member per line with two-space indents, keeping
 /// every token byte for byte and in order (duplicate keys, number spellings
