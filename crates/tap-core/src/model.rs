@@ -476,6 +476,29 @@ pub struct Channel {
     pub created_at: Millis,
 }
 
+/// A member's registered passkey (WebAuthn credential).
+///
+/// Invariant: `passkey` holds only public material (the credential id, the
+/// public key, the signature counter) as the WebAuthn library serialises it;
+/// nothing here lets anyone sign an assertion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasskeyRecord {
+    /// Our id (UUID).
+    pub id: String,
+    /// The account it belongs to.
+    pub account_id: i64,
+    /// The member's name for it ("laptop", "phone").
+    pub name: String,
+    /// The WebAuthn credential id, base64url; unique across accounts.
+    pub credential_id: String,
+    /// The serialised public passkey (JSON).
+    pub passkey: String,
+    /// Registration time.
+    pub created_at: Millis,
+    /// Last successful assertion.
+    pub last_used_at: Option<Millis>,
+}
+
 /// One approval message sent (or to be sent) to a Telegram chat.
 ///
 /// Invariant: the per-message nonce carried in the buttons' callback data is

@@ -16,7 +16,7 @@ use crate::audit::{AuditChain, AuditHead, AuditPhase, AuditRecord, AuditRow};
 use crate::crypto::AuditKey;
 use crate::model::{
     Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
-    MemberRole, Role, Team, TelegramMessage,
+    MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
 };
 use crate::policy::{ApprovalMode, Policy};
 
@@ -522,4 +522,15 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the delivery state of a message (message id, shown state,
     /// closed, attempts, next attempt); false when absent.
     async fn update_telegram_message(&self, message: &TelegramMessage) -> StoreResult<bool>;
+
+    /// Registers a passkey; conflict when its credential id is registered already.
+    async fn add_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<()>;
+    /// The passkeys of an account, oldest first.
+    async fn passkeys(&self, account_id: i64) -> StoreResult<Vec<PasskeyRecord>>;
+    /// Replaces a passkey's serialised state (its counter) after an assertion
+    /// and stamps `last_used_at`; false when absent.
+    async fn update_passkey(&self, id: &str, passkey: &str, last_used_at: i64)
+    -> StoreResult<bool>;
+    /// Removes one of the account's passkeys; false when it has no such passkey.
+    async fn delete_passkey(&self, account_id: i64, id: &str) -> StoreResult<bool>;
 }

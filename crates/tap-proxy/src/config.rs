@@ -73,6 +73,9 @@ pub enum ConfigError {
     /// `TELEGRAM_MODE=webhook` without `TELEGRAM_WEBHOOK_SECRET`, or an unknown mode.
     #[error("{0}")]
     Telegram(&'static str),
+    /// `TAP_WEBAUTHN_RP_ID` and `TAP_WEBAUTHN_ORIGIN` incomplete or inconsistent.
+    #[error("{0}")]
+    Webauthn(String),
     /// `TAP_PRIVATE_ALLOWLIST` or `TAP_RESOLVE` did not parse.
     #[error("{var}: {source}")]
     Outbound {
@@ -145,6 +148,53 @@ pub struct ProxyConfig {
     pub idle_timeout: Duration,
     /// Connections served at once; more are refused (`TAP_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// Passkeys: `TAP_WEBAUTHN_RP_ID` and `TAP_WEBAUTHN_ORIGIN`, both or neither.
+    pub webauthn: Option<WebauthnConfig>,
+}
+
+/// The WebAuthn relying party: its id (a domain) and the browser origin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebauthnConfig {
+    /// `TAP_WEBAUTHN_RP_ID`, e.g. `tap.example.com` (or `localhost`).
+    pub rp_id: String,
+    /// `TAP_WEBAUTHN_ORIGIN`, e.g. `https://tap.example.com`.
+    pub origin: url::Url,
+}
+
+impl WebauthnConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let rp = get("TAP_WEBAUTHN_RP_ID").filter(|v| !v.trim().is_empty());
+        let origin = get("TAP_WEBAUTHN_ORIGIN").filter(|v| !v.trim().is_empty());
+        let (rp_id, origin) = match (rp, origin) {
+            (None, None) => return Ok(None),
+            (Some(r), Some(o)) => (r.trim().to_ascii_lowercase(), o.trim().to_owned()),
+            _ => {
+                return Err(ConfigError::Webauthn(
+                    "passkeys need both TAP_WEBAUTHN_RP_ID and TAP_WEBAUTHN_ORIGIN".into(),
+                ));
+            }
+        };
+        let origin = url::Url::parse(&origin)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http") && u.path() == "/")
+            .ok_or_else(|| {
+                ConfigError::Webauthn(format!(
+                    "TAP_WEBAUTHN_ORIGIN {origin:?} is not an origin like https://tap.example.com"
+                ))
+            })?;
+        let host = origin.host_str().unwrap_or_default().to_ascii_lowercase();
+        if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
+            return Err(ConfigError::Webauthn(format!(
+                "TAP_WEBAUTHN_ORIGIN's host {host} is not {rp_id} or a subdomain of it (TAP_WEBAUTHN_RP_ID)"
+            )));
+        }
+        Ok(Some(Self { rp_id, origin }))
+    }
+
+    /// The origin as browsers send it in `Origin`.
+    pub fn origin_header(&self) -> String {
+        self.origin.origin().ascii_serialization()
+    }
 }
 
 impl Default for ProxyConfig {
@@ -167,6 +217,7 @@ impl Default for ProxyConfig {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            webauthn: None,
         }
     }
 }
@@ -199,6 +250,9 @@ impl ProxyConfig {
             && let url::Origin::Tuple(..) = u.origin()
         {
             out.push(u.origin().ascii_serialization());
+        }
+        if let Some(w) = &self.webauthn {
+            out.push(w.origin_header());
         }
         out.push(format!("http://{}", self.listen));
         if self.listen.ip().is_loopback() {
@@ -315,6 +369,7 @@ impl ProxyConfig {
         };
         c.public_url = get("TAP_PUBLIC_URL").filter(|s| !s.trim().is_empty());
         c.metrics_public = get("TAP_METRICS_PUBLIC").is_some_and(|v| truthy(&v));
+        c.webauthn = WebauthnConfig::from_lookup(&get)?;
         Ok(c)
     }
 }
@@ -375,6 +430,38 @@ mod tests {
             r#"TAP_BODY_TIMEOUT_SECS "1m" is not a number of seconds"#
         );
         assert!(msg("TAP_RESOLVE", "nonsense").starts_with("TAP_RESOLVE: "));
+        assert_eq!(
+            msg("TAP_WEBAUTHN_RP_ID", "tap.example.com"),
+            "passkeys need both TAP_WEBAUTHN_RP_ID and TAP_WEBAUTHN_ORIGIN"
+        );
         assert!(msg("TAP_PRIVATE_ALLOWLIST", "10.0.0.0/99").starts_with("TAP_PRIVATE_ALLOWLIST: "));
+    }
+
+    #[test]
+    fn webauthn_needs_an_origin_on_the_relying_party_domain() {
+        let both = |rp: &'static str, origin: &'static str| {
+            ProxyConfig::from_lookup(move |k| match k {
+                "TAP_WEBAUTHN_RP_ID" => Some(rp.to_owned()),
+                "TAP_WEBAUTHN_ORIGIN" => Some(origin.to_owned()),
+                _ => None,
+            })
+        };
+        let c = both("example.com", "https://tap.example.com").unwrap();
+        let w = c.webauthn.clone().unwrap();
+        assert_eq!(w.rp_id, "example.com");
+        assert!(
+            c.allowed_origins()
+                .contains(&"https://tap.example.com".to_owned())
+        );
+        assert!(both("example.com", "https://evil.com").is_err());
+        assert!(both("example.com", "https://notexample.com").is_err());
+        assert!(both("localhost", "http://localhost:3100").is_ok());
+        assert!(both("localhost", "not a url").is_err());
+        assert!(
+            ProxyConfig::from_lookup(|_| None)
+                .unwrap()
+                .webauthn
+                .is_none()
+        );
     }
 }

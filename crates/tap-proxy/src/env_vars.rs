@@ -44,6 +44,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         "address humans and agents reach the proxy on (approval links)",
     ),
     v(
+        "TAP_WEBAUTHN_RP_ID",
+        "- (passkeys off)",
+        "WebAuthn relying party id for passkeys, e.g. tap.example.com (with TAP_WEBAUTHN_ORIGIN)",
+    ),
+    v(
+        "TAP_WEBAUTHN_ORIGIN",
+        "-",
+        "browser origin of the passkey pages, e.g. https://tap.example.com",
+    ),
+    v(
         "TAP_MASTER_KEY",
         "-",
         "master key, 64 hex digits or base64 of 32 bytes (TAP_ENCRYPTION_KEY is an alias)",

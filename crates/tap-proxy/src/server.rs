@@ -69,11 +69,11 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agent_api::logs))
         .routes(routes!(agent_api::bootstrap))
         .routes(routes!(agent_api::approval))
-        .routes(routes!(web::login))
-        .routes(routes!(web::logout))
-        .routes(routes!(web::approve_page))
-        .routes(routes!(web::approve_post))
-        .routes(routes!(web::deny_post))
+        .routes(routes!(web::session::login))
+        .routes(routes!(web::session::logout))
+        .routes(routes!(web::approve::approve_page))
+        .routes(routes!(web::approve::approve_post))
+        .routes(routes!(web::approve::deny_post))
         .routes(routes!(t::team_approvals))
         .routes(routes!(t::team_approval))
         .routes(routes!(t::team_approve))
@@ -129,6 +129,32 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .route("/", get(web::session::root))
+        .route("/login", get(web::session::login_form))
+        .route("/inbox", get(web::inbox::inbox))
+        .route("/static/tap.css", get(web::assets::css))
+        .route("/static/tap.js", get(web::assets::js))
+        .route("/passkeys", get(web::passkey::passkeys_page))
+        .route(
+            "/passkeys/register/begin",
+            axum::routing::post(web::passkey::register_begin),
+        )
+        .route(
+            "/passkeys/register/finish",
+            axum::routing::post(web::passkey::register_finish),
+        )
+        .route(
+            "/passkeys/{id}",
+            axum::routing::delete(web::passkey::delete_passkey),
+        )
+        .route(
+            "/approve/{txn}/passkey/begin",
+            axum::routing::post(web::passkey::approve_begin),
+        )
+        .route(
+            "/approve/{txn}/passkey/finish",
+            axum::routing::post(web::passkey::approve_finish),
+        )
         .route(
             "/telegram/webhook",
             axum::routing::post(crate::approval::telegram::webhook),
@@ -154,6 +180,9 @@ pub enum ServerError {
     /// An upstream client could not be built.
     #[error(transparent)]
     Outbound(#[from] OutboundError),
+    /// The WebAuthn relying party could not be set up.
+    #[error("{0}")]
+    Webauthn(String),
 }
 
 /// A proxy whose state is built and whose background tasks run.
@@ -369,8 +398,16 @@ impl Proxy {
             Arc::clone(&clock),
             Arc::clone(&keys),
         );
-        let broker = Arc::new(crate::approval::broker::Broker::with_telegram(
+        let passkeys = config
+            .webauthn
+            .as_ref()
+            .map(web::passkey::PasskeyService::new)
+            .transpose()
+            .map_err(ServerError::Webauthn)?
+            .map(Arc::new);
+        let broker = Arc::new(crate::approval::broker::Broker::with_channels(
             telegram.clone(),
+            passkeys.is_some(),
         ));
         // The dummy argon2 hash for unknown e-mails: hashed once, off the async workers.
         let abuse = Arc::new(
@@ -395,6 +432,7 @@ impl Proxy {
             ops,
             clock,
             abuse,
+            passkeys,
         });
         let executor = tokio::spawn(crate::approval::executor::run_executor(state.clone()));
         let telegram_tasks = crate::approval::telegram::start(&state);

@@ -62,6 +62,8 @@ pub struct Shared {
     pub clock: Arc<dyn tap_core::time::Clock>,
     /// Failed logins and agent keys per client address (bounded, expiring).
     pub abuse: Arc<crate::http::limiter::AbuseLimits>,
+    /// Passkeys, when `TAP_WEBAUTHN_RP_ID` and `TAP_WEBAUTHN_ORIGIN` are set.
+    pub passkeys: Option<Arc<crate::web::passkey::PasskeyService>>,
 }
 
 impl std::fmt::Debug for Shared {

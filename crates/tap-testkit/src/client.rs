@@ -31,7 +31,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn read(resp: reqwest::Response) -> Self {
+    /// Reads a whole answer.
+    pub async fn read(resp: reqwest::Response) -> Self {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.bytes().await.unwrap().to_vec();

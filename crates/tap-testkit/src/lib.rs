@@ -1,9 +1,11 @@
 //! Test harness: a recording fake upstream speaking real HTTP on loopback,
-//! and the real `tap` binary run in a temporary data dir.
+//! the real `tap` binary run in a temporary data dir, a fake Telegram Bot
+//! API and a software passkey.
 #![allow(clippy::unwrap_used)]
 
 mod client;
 mod fake_telegram;
+mod passkey;
 mod raw;
 mod routes;
 mod tap;
@@ -11,6 +13,7 @@ mod upstream;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
+pub use passkey::SoftPasskey;
 pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};
 pub use routes::SPEC_ROUTES;
 pub use tap::{Served, TapHome};

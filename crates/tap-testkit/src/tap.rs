@@ -179,7 +179,13 @@ impl TapHome {
 
     /// Like [`TapHome::serve`], with extra environment variables for this server only.
     pub fn serve_with(&self, env: &[(&str, &str)]) -> Served {
-        let mut cmd = self.command(&["serve", "--listen", "127.0.0.1:0"]);
+        self.serve_on("127.0.0.1:0", env)
+    }
+
+    /// Like [`TapHome::serve_with`], listening on `listen` (for tests that must
+    /// know the port before the server starts, e.g. a WebAuthn origin).
+    pub fn serve_on(&self, listen: &str, env: &[(&str, &str)]) -> Served {
+        let mut cmd = self.command(&["serve", "--listen", listen]);
         for (k, v) in env {
             cmd.env(k, v);
         }

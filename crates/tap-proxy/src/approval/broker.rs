@@ -29,6 +29,21 @@ impl ApprovalChannel for TerminalChannel {
     }
 }
 
+/// The passkey channel: the approval page's WebAuthn ceremony, for approvals
+/// whose policy requires a passkey (configured by `TAP_WEBAUTHN_*`).
+#[derive(Debug)]
+pub struct PasskeyChannel;
+
+impl ApprovalChannel for PasskeyChannel {
+    fn name(&self) -> &'static str {
+        "passkey"
+    }
+
+    fn routes(&self, policy: Option<&Policy>) -> bool {
+        policy.is_some_and(|p| p.require_passkey)
+    }
+}
+
 /// Approval coordination inside one proxy, built from the configured channels.
 pub struct Broker {
     /// Woken whenever an approval changes here.
@@ -60,12 +75,15 @@ impl Broker {
         }
     }
 
-    /// Web, terminal and, when configured, Telegram.
-    pub fn with_telegram(telegram: Option<Arc<tap_bot::TelegramBot>>) -> Self {
+    /// Web, terminal and, when configured, Telegram and passkeys.
+    pub fn with_channels(telegram: Option<Arc<tap_bot::TelegramBot>>, passkeys: bool) -> Self {
         let mut channels: Vec<Arc<dyn ApprovalChannel>> =
             vec![Arc::new(WebChannel), Arc::new(TerminalChannel)];
         if let Some(t) = telegram {
             channels.push(t);
+        }
+        if passkeys {
+            channels.push(Arc::new(PasskeyChannel));
         }
         Self::new(channels)
     }

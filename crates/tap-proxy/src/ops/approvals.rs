@@ -1,6 +1,6 @@
 //! Approvals: the members' list and decisions through the one gate.
 
-use tap_core::approval::gate::Decision;
+use tap_core::approval::gate::{Decision, PasskeyProof};
 use tap_core::model::ApprovalStatus;
 
 use super::views::{ApprovalDetailView, ApprovalView, DecidedView};
@@ -82,6 +82,19 @@ impl Ops {
         approve: bool,
         channel: &str,
     ) -> OpsResult<DecidedView> {
+        self.decide_with(scope, txn_id, approve, channel, None)
+            .await
+    }
+
+    /// [`Ops::decide`] carrying a passkey assertion made for this request.
+    pub async fn decide_with(
+        &self,
+        scope: &Scope,
+        txn_id: &str,
+        approve: bool,
+        channel: &str,
+        passkey: Option<&PasskeyProof>,
+    ) -> OpsResult<DecidedView> {
         let d = crate::approval::decide::decide(
             self.store.as_ref(),
             self.clock.as_ref(),
@@ -90,7 +103,7 @@ impl Ops {
                 email: &scope.email,
                 approve,
                 channel,
-                passkey: None,
+                passkey,
             },
         )
         .await?;
@@ -118,6 +131,20 @@ impl Ops {
         approve: bool,
         channel: &str,
     ) -> OpsResult<DecidedView> {
+        self.decide_as_member_with(account_id, txn_id, approve, channel, None)
+            .await
+    }
+
+    /// [`Ops::decide_as_member`] carrying a passkey assertion made for this
+    /// request (the passkey ceremony of the approval page).
+    pub async fn decide_as_member_with(
+        &self,
+        account_id: i64,
+        txn_id: &str,
+        approve: bool,
+        channel: &str,
+        passkey: Option<&PasskeyProof>,
+    ) -> OpsResult<DecidedView> {
         let missing = || OpsError::NotFound(format!("approval {txn_id}"));
         let a = self.store.approval(txn_id).await?.ok_or_else(missing)?;
         let slug = self
@@ -132,6 +159,7 @@ impl Ops {
             .member_scope(account_id, Some(&slug))
             .await
             .map_err(|_| missing())?;
-        self.decide(&scope, txn_id, approve, channel).await
+        self.decide_with(&scope, txn_id, approve, channel, passkey)
+            .await
     }
 }

@@ -99,7 +99,7 @@ pub(crate) async fn request_approval(
         .with("policy_reason", policy_reason);
         return refuse(e, draft).await;
     }
-    if require_passkey {
+    if require_passkey && state.passkeys.is_none() {
         let e = ProxyError::new(
             Reason::PasskeyUnavailable,
             format!("credential {cred} needs passkey approval and WebAuthn is not configured; nothing was forwarded"),

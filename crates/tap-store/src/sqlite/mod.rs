@@ -11,7 +11,7 @@
 //! - `pool`: opening, migrations, revision, metadata, write transactions;
 //! - `rows`: decoding rows into domain types;
 //! - `teams`, `accounts`, `agents`, `credentials`, `roles`, `grants`,
-//!   `approvals`: one concern each;
+//!   `approvals`, `telegram`, `passkeys`: one concern each;
 //! - `audit` (pool-side appends and reads) over `spool` (the audit spool);
 //! - `snapshot`: the hot path's consistent read.
 
@@ -22,6 +22,7 @@ mod audit;
 mod backup;
 mod credentials;
 mod grants;
+mod passkeys;
 mod pool;
 mod roles;
 mod rows;
@@ -41,7 +42,7 @@ use tap_core::audit::{AuditChain, AuditHead, AuditRow};
 use tap_core::crypto::AuditKey;
 use tap_core::model::{
     Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
-    MemberRole, Role, Team, TelegramMessage,
+    MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
 };
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
@@ -514,5 +515,26 @@ impl Store for SqliteStore {
 
     async fn update_telegram_message(&self, message: &TelegramMessage) -> StoreResult<bool> {
         telegram::update_telegram_message(&self.pool, message).await
+    }
+
+    async fn add_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<()> {
+        passkeys::add_passkey(&self.pool, passkey).await
+    }
+
+    async fn passkeys(&self, account_id: i64) -> StoreResult<Vec<PasskeyRecord>> {
+        passkeys::passkeys(&self.pool, account_id).await
+    }
+
+    async fn update_passkey(
+        &self,
+        id: &str,
+        passkey: &str,
+        last_used_at: i64,
+    ) -> StoreResult<bool> {
+        passkeys::update_passkey(&self.pool, id, passkey, last_used_at).await
+    }
+
+    async fn delete_passkey(&self, account_id: i64, id: &str) -> StoreResult<bool> {
+        passkeys::delete_passkey(&self.pool, account_id, id).await
     }
 }

@@ -56,6 +56,7 @@ pub(crate) mod audit;
 pub(crate) mod credentials;
 pub(crate) mod database;
 pub(crate) mod grants;
+pub(crate) mod passkeys;
 pub(crate) mod snapshot;
 pub(crate) mod teams;
 pub(crate) mod telegram;
@@ -144,6 +145,9 @@ macro_rules! store_contract {
                 telegram_users_link_to_one_account_each,
                 a_link_code_is_redeemed_once_before_it_expires,
                 telegram_messages_are_stored_found_and_updated,
+            }
+            passkeys {
+                passkeys_belong_to_one_account_and_are_unique,
             }
         );
     };
@@ -506,6 +510,22 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     (
         "update_telegram_message",
         &["telegram_messages_are_stored_found_and_updated"],
+    ),
+    (
+        "add_passkey",
+        &["passkeys_belong_to_one_account_and_are_unique"],
+    ),
+    (
+        "passkeys",
+        &["passkeys_belong_to_one_account_and_are_unique"],
+    ),
+    (
+        "update_passkey",
+        &["passkeys_belong_to_one_account_and_are_unique"],
+    ),
+    (
+        "delete_passkey",
+        &["passkeys_belong_to_one_account_and_are_unique"],
     ),
 ];
 

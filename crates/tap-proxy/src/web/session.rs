@@ -1,26 +1,23 @@
-//! Members: login sessions, the web approval page (SPEC §11, always on) and
-//! the `/team/approvals` endpoints.
+//! Members' sign-in: sessions, `/login` (the page, the form and JSON),
+//! `/logout`, and the CSRF tokens of the member pages.
 //!
-//! Pages carry no script (CSP forbids it), every dynamic value is HTML-escaped,
-//! forms carry a per-session, per-approval CSRF token and the session cookie is
-//! `HttpOnly; SameSite=Strict` (and `Secure` when `TAP_PUBLIC_URL` is https).
-//! The cookie is honoured only by these pages; `/team/...` takes bearer
-//! tokens alone ([`bearer_member`]).
+//! The session cookie is `HttpOnly; SameSite=Strict` (and `Secure` when
+//! `TAP_PUBLIC_URL` is https) and honoured only by the member pages;
+//! `/team/...` takes bearer tokens alone ([`bearer_member`]). Every form
+//! carries a CSRF token: bound to the session (and its purpose) once signed
+//! in, double-submitted with a short-lived cookie on the sign-in form.
 
 use argon2::{Argon2, PasswordVerifier};
 use axum::Json;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tap_core::crypto::{ADMIN_TOKEN_PREFIX, ct_eq, generate_admin_token};
-use tap_core::model::{ApprovalStatus, MemberRole, Team};
+use tap_core::model::{MemberRole, Team};
 
-use tap_core::approval::approval_eligible;
-
+use super::pages::{self, LoginPage, Nav};
 use crate::agent_views::{ErrorBody, LoginTeamView, LoginView, LogoutView};
-use crate::approval::captured::CapturedRequest;
-use crate::approval::display::{RequestDisplay, visible};
 use crate::clock::rfc3339_ms;
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
@@ -33,6 +30,8 @@ pub const MAX_EMAIL_LEN: usize = 254;
 pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "tap_session";
+/// Name of the sign-in form's CSRF cookie.
+pub const LOGIN_CSRF_COOKIE: &str = "tap_login_csrf";
 
 /// An authenticated member account.
 #[derive(Clone, Debug)]
@@ -60,16 +59,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
     Some(t.trim().to_owned())
 }
 
-fn presented_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        && let Some(t) = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-    {
-        return Some(t.trim().to_owned());
-    }
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -77,8 +67,58 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|c| {
             let (k, v) = c.trim().split_once('=')?;
-            (k == SESSION_COOKIE).then(|| v.to_owned())
+            (k == name).then(|| v.to_owned())
         })
+}
+
+fn presented_token(headers: &HeaderMap) -> Option<String> {
+    bearer_token(headers).or_else(|| cookie(headers, SESSION_COOKIE))
+}
+
+/// Whether the request authenticated with `Authorization` (which a foreign
+/// page cannot make a browser send) rather than the session cookie.
+pub fn used_bearer(headers: &HeaderMap) -> bool {
+    bearer_token(headers).is_some()
+}
+
+/// The CSRF token of the member's session for `purpose` (an approval's txn
+/// id, `logout`, `api`): a keyed digest, so it cannot be guessed and is
+/// useless with any other session.
+pub fn csrf_token(state: &AppState, m: &MemberCtx, purpose: &str) -> String {
+    state
+        .keys
+        .mac()
+        .digest_bytes(format!("csrf|{}|{purpose}", m.token_hash).as_bytes())
+}
+
+/// Whether `presented` is the session's CSRF token for `purpose`.
+pub fn csrf_ok(state: &AppState, m: &MemberCtx, purpose: &str, presented: &str) -> bool {
+    ct_eq(
+        csrf_token(state, m, purpose).as_bytes(),
+        presented.as_bytes(),
+    )
+}
+
+/// The header of a signed-in page.
+pub fn nav(state: &AppState, m: &MemberCtx) -> Nav {
+    Nav {
+        email: m.email.clone(),
+        logout_csrf: csrf_token(state, m, "logout"),
+        api_csrf: csrf_token(state, m, "api"),
+    }
+}
+
+/// Where a sign-in may send the browser next: a path on this proxy (never
+/// another host, never a scheme), else the inbox.
+pub fn safe_next(next: Option<&str>) -> String {
+    next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && n.len() < 200
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.?=&".contains(&b))
+    })
+    .map_or_else(|| "/inbox".to_owned(), str::to_owned)
 }
 
 /// Authenticates a member of the web pages by admin token or session (bearer
@@ -116,7 +156,10 @@ async fn member_by_token(state: &AppState, token: String) -> Option<MemberCtx> {
 }
 
 /// The member's teams with their roles.
-async fn member_teams(state: &AppState, m: &MemberCtx) -> Vec<(Team, MemberRole, Vec<String>)> {
+pub(crate) async fn member_teams(
+    state: &AppState,
+    m: &MemberCtx,
+) -> Vec<(Team, MemberRole, Vec<String>)> {
     let mut out = Vec::new();
     let Ok(teams) = state.store.teams().await else {
         return out;
@@ -138,6 +181,8 @@ pub struct LoginBody {
     password: String,
     #[serde(default)]
     next: Option<String>,
+    #[serde(default)]
+    csrf: Option<String>,
 }
 
 /// The hash a login attempt is checked against: the account's, or for an
@@ -275,6 +320,15 @@ pub async fn login(
     let Some(b) = parsed else {
         return api_error(Reason::InvalidRequest, "send {\"email\", \"password\"}");
     };
+    if is_form && !login_csrf_ok(&state, &headers, b.csrf.as_deref()) {
+        return login_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            &b.next,
+            Some("The sign-in form expired; please try again."),
+            &b.email,
+        );
+    }
     if b.email.trim().len() > MAX_EMAIL_LEN {
         limiter.record_failure(client.0);
         return api_error(
@@ -294,10 +348,12 @@ pub async fn login(
         limiter.record_failure(client.0);
         tracing::info!(client = %client.0, "failed login");
         if is_form {
-            return page(
+            return login_page(
+                &state,
                 StatusCode::UNAUTHORIZED,
-                "Login failed",
-                "<p>Wrong e-mail or password.</p>",
+                &b.next,
+                Some("Wrong e-mail or password."),
+                &b.email,
             );
         }
         return api_error(Reason::Unauthorized, "wrong e-mail or password");
@@ -306,13 +362,16 @@ pub async fn login(
         return api_error(Reason::StoreUnavailable, "session could not be stored");
     };
     if is_form {
-        let next = b
-            .next
-            .filter(|n| n.starts_with("/approve/") && !n.contains("//") && n.len() < 200)
-            .unwrap_or_else(|| "/".into());
+        let next = safe_next(b.next.as_deref());
         let mut resp = Redirect::to(&next).into_response();
         resp.headers_mut()
-            .insert(header::SET_COOKIE, session_cookie(&state, &token));
+            .append(header::SET_COOKIE, session_cookie(&state, &token));
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{LOGIN_CSRF_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+            secure_attr(&state)
+        )) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
         return resp;
     }
     let m = MemberCtx {
@@ -343,11 +402,13 @@ fn serde_urlencoded_form(body: &[u8]) -> Option<LoginBody> {
     let mut email = None;
     let mut password = None;
     let mut next = None;
+    let mut csrf = None;
     for (k, v) in url::form_urlencoded::parse(body) {
         match k.as_ref() {
             "email" => email = Some(v.into_owned()),
             "password" => password = Some(v.into_owned()),
             "next" => next = Some(v.into_owned()),
+            "csrf" => csrf = Some(v.into_owned()),
             _ => {}
         }
     }
@@ -355,6 +416,7 @@ fn serde_urlencoded_form(body: &[u8]) -> Option<LoginBody> {
         email: email?,
         password: password?,
         next,
+        csrf,
     })
 }
 
@@ -369,14 +431,47 @@ fn serde_urlencoded_form(body: &[u8]) -> Option<LoginBody> {
         (status = 200, description = "Logged out", body = LogoutView),
     )
 )]
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        // The page's sign-out form: only with the session's own token, so a
+        // foreign page cannot sign a member out.
+        let presented = url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        match member(&state, &headers).await {
+            Some(m) if csrf_ok(&state, &m, "logout", &presented) => {}
+            Some(m) => {
+                return pages::message(
+                    StatusCode::FORBIDDEN,
+                    Some(nav(&state, &m)),
+                    "Refused",
+                    &["The form expired; reload the page."],
+                    Some(("/inbox", "Back to the inbox")),
+                );
+            }
+            None => return Redirect::to("/login").into_response(),
+        }
+    }
     if let Some(t) = presented_token(&headers) {
         let _ = state
             .store
             .delete_session(&state.keys.mac().digest(&t))
             .await;
     }
-    let mut resp = Json(LogoutView { logged_out: true }).into_response();
+    let mut resp = if is_form {
+        Redirect::to("/login").into_response()
+    } else {
+        Json(LogoutView { logged_out: true }).into_response()
+    };
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
         secure_attr(&state)
@@ -386,347 +481,103 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     resp
 }
 
-/// HTML-escapes text.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => o.push('\u{FFFD}'),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// A refusal as a page: the same reason, status, detail and fix as the JSON dialect.
-fn error_page(e: &ProxyError, title: &str) -> Response {
-    page(
-        e.reason.status(),
-        title,
-        &format!("<p>{}</p><p>{}</p>", esc(&e.message), esc(e.reason.fix())),
-    )
-}
-
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t} · TAP</title>\
-         <style>body{{font:16px system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}}pre{{white-space:pre-wrap;background:#f4f4f4;padding:.6rem;overflow-wrap:anywhere}}pre.body{{max-height:32rem;overflow:auto}}\
-         td{{padding:.2rem .6rem;vertical-align:top}}button{{font-size:1rem;padding:.5rem 1.4rem;margin-right:1rem}}.approve{{background:#1a7f37;color:#fff}}.deny{{background:#b42318;color:#fff}}</style></head>\
-         <body><h1>{t}</h1>{body}</body></html>",
-        t = esc(title)
-    );
-    let mut resp = (status, Html(html)).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-fn login_form(next: &str) -> String {
-    format!(
-        "<p>Log in as a team member to decide this request.</p>\
-         <form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{n}\">\
-         <p><label>E-mail <input name=\"email\" type=\"email\" required></label></p>\
-         <p><label>Password <input name=\"password\" type=\"password\" required></label></p>\
-         <p><button type=\"submit\">Log in</button></p></form>",
-        n = esc(next)
-    )
-}
-
-fn csrf_token(state: &AppState, m: &MemberCtx, txn: &str) -> String {
+/// The sign-in form's token for the browser's CSRF cookie value.
+fn login_csrf_for(state: &AppState, nonce: &str) -> String {
     state
         .keys
         .mac()
-        .digest_bytes(format!("csrf|{}|{txn}", m.token_hash).as_bytes())
+        .digest_bytes(format!("login-csrf|{nonce}").as_bytes())
 }
 
-fn valid_txn(txn: &str) -> bool {
-    !txn.is_empty()
-        && txn.len() <= 64
-        && txn.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// `GET /approve/{txn}`.
-#[utoipa::path(
-    get,
-    path = "/approve/{txn}",
-    tag = "approvals",
-    summary = "Approval page for members",
-    params(
-        ("txn" = String, Path, description = "Transaction id"),
-    ),
-    responses(
-        (status = 200, description = "HTML page"),
-    )
-)]
-pub async fn approve_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(txn): Path<String>,
-) -> Response {
-    if !valid_txn(&txn) {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "<p>No such request.</p>",
-        );
+/// The sign-in form must carry the token of the CSRF cookie this proxy set
+/// when it showed the form: a foreign page can neither read nor set it.
+fn login_csrf_ok(state: &AppState, headers: &HeaderMap, presented: Option<&str>) -> bool {
+    match (cookie(headers, LOGIN_CSRF_COOKIE), presented) {
+        (Some(nonce), Some(p)) if !nonce.is_empty() && nonce.len() <= 128 => {
+            ct_eq(login_csrf_for(state, &nonce).as_bytes(), p.as_bytes())
+        }
+        _ => false,
     }
-    let Some(m) = member(&state, &headers).await else {
-        return page(
-            StatusCode::OK,
-            "Approval needed",
-            &login_form(&format!("/approve/{txn}")),
-        );
+}
+
+/// The sign-in page, with a fresh CSRF cookie and token.
+pub fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    next: &Option<String>,
+    message: Option<&str>,
+    email: &str,
+) -> Response {
+    login_page_with(
+        state,
+        status,
+        "Sign in as a team member to see and decide requests.",
+        &safe_next(next.as_deref()),
+        message,
+        email,
+    )
+}
+
+/// [`login_page`] with its own intro line and destination.
+pub fn login_page_with(
+    state: &AppState,
+    status: StatusCode,
+    intro: &'static str,
+    next: &str,
+    message: Option<&str>,
+    email: &str,
+) -> Response {
+    let nonce = match generate_admin_token() {
+        Ok(t) => t.to_string(),
+        Err(_) => return api_error(Reason::Internal, "no randomness for the sign-in form"),
     };
-    let Ok(Some(a)) = state.store.approval(&txn).await else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "<p>No such request.</p>",
-        );
-    };
-    let teams = member_teams(&state, &m).await;
-    let Some((team, _, _)) = teams
-        .iter()
-        .find(|(t, _, _)| t.internal_id == a.team_internal_id)
-    else {
-        // Not a member of that team: indistinguishable from a missing request.
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "<p>No such request.</p>",
-        );
-    };
-    let captured: Option<CapturedRequest> = serde_json::from_str(&a.request).ok();
-    let dir = state.directory.get();
-    let scrub = |s: &str| -> String {
-        dir.teams
-            .get(&a.team_internal_id)
-            .map_or_else(|| s.to_owned(), |t| t.all_secrets.scrub_str(s).0)
-    };
-    let team_dir = dir.teams.get(&a.team_internal_id);
-    let display = captured.as_ref().map(|c| {
-        RequestDisplay::new(
-            c,
-            team_dir
-                .and_then(|t| t.credentials.get(&a.credential))
-                .map(|c| &**c),
-            scrub,
-        )
-    });
-    let request_html = display.as_ref().map_or_else(
-        || "<p>The stored request could not be read.</p>".to_owned(),
-        request_html,
-    );
-    let votes: Vec<String> = a
-        .votes
-        .iter()
-        .map(|v| {
-            format!(
-                "{} {} via {}",
-                esc(&v.email),
-                esc(&v.decision),
-                esc(&v.channel)
-            )
-        })
-        .collect();
-    let members = state
-        .store
-        .members(a.team_internal_id)
-        .await
-        .unwrap_or_default();
-    let may_decide = approval_eligible(state.store.as_ref(), &a, &members)
-        .await
-        .unwrap_or_default()
-        .contains(&m.email);
-    let mut body = format!(
-        "<table>\
-         <tr><td>Status</td><td><b>{status}</b> ({n}/{min} approvals)</td></tr>\
-         <tr><td>Team</td><td>{team}</td></tr>\
-         <tr><td>Agent</td><td>{agent}</td></tr>\
-         <tr><td>Credential</td><td>{cred}</td></tr>\
-         <tr><td>Request</td><td><code>{method} {target}</code></td></tr>\
-         <tr><td>Why</td><td>{reason}</td></tr>\
-         <tr><td>Expires</td><td>{exp}</td></tr>\
-         <tr><td>Decisions</td><td>{votes}</td></tr></table>{request_html}",
-        status = esc(a.status.public_str()),
-        n = a.approvers().len(),
-        min = a.min_approvals,
-        team = esc(&team.slug),
-        agent = esc(&a.agent_id),
-        cred = esc(&a.credential),
-        method = esc(&a.method),
-        target = esc(&visible(&scrub(&a.target))),
-        reason = esc(&a.policy_reason),
-        exp = esc(&rfc3339_ms(a.expires_at)),
-        votes = if votes.is_empty() {
-            "none yet".into()
-        } else {
-            votes.join("<br>")
+    let mut resp = pages::render(
+        status,
+        &LoginPage {
+            title: "Sign in",
+            nav: None,
+            intro,
+            next: next.to_owned(),
+            csrf: login_csrf_for(state, &nonce),
+            message: message.map(str::to_owned),
+            email: email.chars().take(MAX_EMAIL_LEN).collect(),
         },
     );
-    if a.status == ApprovalStatus::Pending {
-        if may_decide {
-            let csrf = csrf_token(&state, &m, &a.txn_id);
-            body.push_str(&format!(
-                "<form method=\"post\" action=\"/approve/{t}/approve\" style=\"display:inline\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button class=\"approve\" type=\"submit\">Approve</button></form>\
-                 <form method=\"post\" action=\"/approve/{t}/deny\" style=\"display:inline\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button class=\"deny\" type=\"submit\">Deny</button></form>",
-                t = esc(&a.txn_id),
-                c = esc(&csrf)
-            ));
-        } else {
-            body.push_str("<p>You are not an approver for this credential.</p>");
-        }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LOGIN_CSRF_COOKIE}={nonce}; HttpOnly; SameSite=Strict; Path=/; Max-Age=3600{}",
+        secure_attr(state)
+    )) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
-    page(StatusCode::OK, "Approval request", &body)
+    resp
 }
 
-/// The whole request as the approver must see it: every forwarded header with
-/// its value, the injected header names, and the full body (scrollable) with
-/// its exact size and digest.
-fn request_html(d: &RequestDisplay) -> String {
-    let mut h = String::from("<h2>Headers forwarded</h2>");
-    if d.headers.is_empty() {
-        h.push_str("<p>none</p>");
-    } else {
-        h.push_str("<table class=\"headers\">");
-        for l in &d.headers {
-            h.push_str(&format!(
-                "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
-                esc(&l.name),
-                esc(&l.value)
-            ));
-        }
-        h.push_str("</table>");
-    }
-    h.push_str(&format!(
-        "<p>Added by the credential (values never shown): <code>{}</code></p>",
-        if d.injected.is_empty() {
-            "nothing".to_owned()
-        } else {
-            esc(&d.injected.join(", "))
-        }
-    ));
-    h.push_str(&format!(
-        "<h2>Body</h2><p>{fmt}, {n} bytes, SHA-256 <code>{sha}</code></p><pre class=\"body\">{body}</pre>",
-        fmt = esc(d.body_format),
-        n = d.body_bytes,
-        sha = esc(&d.body_sha256),
-        body = esc(&d.body),
-    ));
-    h
-}
-
-/// The decision form.
+/// `GET /login` query.
 #[derive(Debug, Deserialize)]
-pub struct DecisionForm {
-    csrf: String,
+pub struct LoginQuery {
+    #[serde(default)]
+    next: Option<String>,
 }
 
-async fn web_decide(
-    state: AppState,
-    headers: HeaderMap,
-    txn: String,
-    form: DecisionForm,
-    approve: bool,
-) -> Response {
-    if !valid_txn(&txn) {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "<p>No such request.</p>",
-        );
-    }
-    let Some(m) = member(&state, &headers).await else {
-        return page(
-            StatusCode::UNAUTHORIZED,
-            "Log in first",
-            &login_form(&format!("/approve/{txn}")),
-        );
-    };
-    if !ct_eq(
-        csrf_token(&state, &m, &txn).as_bytes(),
-        form.csrf.as_bytes(),
-    ) {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "<p>The form expired; reload the page.</p>",
-        );
-    }
-    match state
-        .ops
-        .decide_as_member(m.account_id, &txn, approve, "web")
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/approve/{txn}")).into_response(),
-        Err(e) => error_page(&ProxyError::from(e), "Not decided"),
-    }
-}
-
-/// `POST /approve/{txn}/approve`.
-#[utoipa::path(
-    post,
-    path = "/approve/{txn}/approve",
-    tag = "approvals",
-    summary = "Approve from the page (form with csrf)",
-    params(
-        ("txn" = String, Path, description = "Transaction id"),
-    ),
-    security(("bearer" = [])),
-    responses(
-        (status = 303, description = "Back to the page"),
-        (status = 403, description = "Refused"),
-    )
-)]
-pub async fn approve_post(
+/// `GET /login`: the sign-in form (a signed-in member goes on at once).
+pub async fn login_form(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(txn): Path<String>,
-    Form(form): Form<DecisionForm>,
+    Query(q): Query<LoginQuery>,
 ) -> Response {
-    web_decide(state, headers, txn, form, true).await
+    if member(&state, &headers).await.is_some() {
+        return Redirect::to(&safe_next(q.next.as_deref())).into_response();
+    }
+    login_page(&state, StatusCode::OK, &q.next, None, "")
 }
 
-/// `POST /approve/{txn}/deny`.
-#[utoipa::path(
-    post,
-    path = "/approve/{txn}/deny",
-    tag = "approvals",
-    summary = "Deny from the page (form with csrf)",
-    params(
-        ("txn" = String, Path, description = "Transaction id"),
-    ),
-    security(("bearer" = [])),
-    responses(
-        (status = 303, description = "Back to the page"),
-        (status = 403, description = "Refused"),
-    )
-)]
-pub async fn deny_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(txn): Path<String>,
-    Form(form): Form<DecisionForm>,
-) -> Response {
-    web_decide(state, headers, txn, form, false).await
+/// `GET /`: the inbox for a signed-in member, else the sign-in form.
+pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if member(&state, &headers).await.is_some() {
+        Redirect::to("/inbox").into_response()
+    } else {
+        Redirect::to("/login").into_response()
+    }
 }
 
 #[cfg(test)]
@@ -744,6 +595,23 @@ mod login_tests {
             hash_to_check(None, "$argon2id$dummy"),
             (None, "$argon2id$dummy")
         );
+    }
+
+    #[test]
+    fn next_stays_on_this_proxy() {
+        assert_eq!(safe_next(Some("/approve/abc-1")), "/approve/abc-1");
+        assert_eq!(safe_next(Some("/inbox?team=ops")), "/inbox?team=ops");
+        for bad in [
+            "//evil.test/x",
+            "https://evil.test",
+            "/\\evil.test",
+            "javascript:alert(1)",
+            "/x\"onload",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/inbox", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/inbox");
     }
 
     #[test]

@@ -1,0 +1,578 @@
+//! Passkeys (SPEC §11 Passkey): members register WebAuthn credentials at
+//! `/passkeys`, and a `require_passkey` approval needs a fresh assertion
+//! made for that one request.
+//!
+//! Binding: `POST /approve/{txn}/passkey/begin` asks the WebAuthn library for
+//! a random single-use challenge and keeps, beside the library's ceremony
+//! state, the request hash the approval had (team, agent, credential, method,
+//! target, forwarded headers and body digest — the hash the executor checks
+//! before forwarding) and who began it. `finish` takes that state out once
+//! (a replayed assertion finds none), refuses it after
+//! [`CEREMONY_TTL_MS`], verifies the assertion (user verification required,
+//! only the member's own passkeys allowed), checks that the approval still
+//! has the same request hash, and only then builds the
+//! [`PasskeyProof`] the gate accepts for exactly this txn, member and hash.
+//!
+//! Ceremony state lives in this process (bounded, expiring): a ceremony is
+//! begun and finished against the same replica (sticky sessions); the
+//! decision itself goes through the store like every other.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+use tap_core::approval::gate::PasskeyProof;
+use tap_core::model::{ApprovalStatus, PasskeyRecord};
+use tap_core::store::StoreError;
+use webauthn_rs::prelude::{
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Uuid, Webauthn, WebauthnBuilder,
+};
+
+use super::approve::{may_decide, valid_txn, visible_approval};
+use super::pages::{self, Nav};
+use super::session::{MemberCtx, csrf_ok, member, nav, used_bearer};
+use crate::approval::display::visible;
+use crate::clock::rfc3339_ms;
+use crate::config::WebauthnConfig;
+use crate::error::{ProxyError, Reason};
+use crate::state::AppState;
+
+/// A ceremony must finish within this long after it began.
+pub const CEREMONY_TTL_MS: i64 = 5 * 60 * 1000;
+/// Ceremonies in progress at once (oldest dropped beyond).
+const MAX_CEREMONIES: u64 = 10_000;
+/// Passkeys one member may register.
+pub const MAX_PASSKEYS_PER_MEMBER: usize = 20;
+/// Longest passkey name.
+const MAX_NAME_CHARS: usize = 64;
+
+enum Ceremony {
+    Register {
+        state: PasskeyRegistration,
+        name: String,
+        started_ms: i64,
+    },
+    Approve {
+        state: PasskeyAuthentication,
+        txn_id: String,
+        request_hash: String,
+        started_ms: i64,
+    },
+}
+
+/// The relying party and the ceremonies in progress.
+pub struct PasskeyService {
+    webauthn: Webauthn,
+    ceremonies: moka::sync::Cache<String, Arc<Ceremony>>,
+}
+
+impl std::fmt::Debug for PasskeyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasskeyService")
+    }
+}
+
+impl PasskeyService {
+    /// The relying party of `TAP_WEBAUTHN_RP_ID` and `TAP_WEBAUTHN_ORIGIN`.
+    pub fn new(config: &WebauthnConfig) -> Result<Self, String> {
+        let webauthn = WebauthnBuilder::new(&config.rp_id, &config.origin)
+            .and_then(|b| b.rp_name("TAP").build())
+            .map_err(|e| format!("WebAuthn relying party: {e}"))?;
+        Ok(Self {
+            webauthn,
+            ceremonies: moka::sync::Cache::builder()
+                .max_capacity(MAX_CEREMONIES)
+                .time_to_live(std::time::Duration::from_millis(
+                    u64::try_from(CEREMONY_TTL_MS).unwrap_or(300_000),
+                ))
+                .build(),
+        })
+    }
+}
+
+fn key(m: &MemberCtx, what: &str) -> String {
+    format!("{}|{what}", m.token_hash)
+}
+
+/// The WebAuthn user handle of an account: stable, opaque, not the e-mail.
+fn user_handle(state: &AppState, account_id: i64) -> Uuid {
+    let h = state
+        .keys
+        .mac()
+        .digest(&format!("webauthn-user|{account_id}"));
+    Uuid::parse_str(h.get(..32).unwrap_or_default()).unwrap_or_else(|_| Uuid::nil())
+}
+
+fn credential_id_of(p: &Passkey) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(p.cred_id())
+}
+
+fn err(reason: Reason, detail: impl Into<String>) -> Response {
+    ProxyError::new(reason, detail).into_response()
+}
+
+/// A refusal on its way to becoming the answer (boxed: a `Response` is large).
+type Refusal = Box<Response>;
+
+fn refuse(reason: Reason, detail: impl Into<String>) -> Refusal {
+    Box::new(err(reason, detail))
+}
+
+/// The member of a passkey call and the service: a session (bearer, or the
+/// cookie with the page's `X-TAP-CSRF` token) and WebAuthn configured.
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(MemberCtx, Arc<PasskeyService>), Refusal> {
+    let Some(service) = state.passkeys.clone() else {
+        return Err(refuse(
+            Reason::PasskeyUnavailable,
+            "passkeys are not configured on this proxy (TAP_WEBAUTHN_RP_ID, TAP_WEBAUTHN_ORIGIN)",
+        ));
+    };
+    let Some(m) = member(state, headers).await else {
+        return Err(refuse(Reason::Unauthorized, "sign in first"));
+    };
+    if !used_bearer(headers) {
+        let presented = headers
+            .get("x-tap-csrf")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !csrf_ok(state, &m, "api", presented) {
+            return Err(refuse(
+                Reason::Forbidden,
+                "missing or wrong X-TAP-CSRF token; reload the page",
+            ));
+        }
+    }
+    Ok((m, service))
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|_| {
+        refuse(
+            Reason::InvalidRequest,
+            "the body is not the WebAuthn JSON this step expects",
+        )
+    })
+}
+
+async fn member_passkeys(
+    state: &AppState,
+    m: &MemberCtx,
+) -> Result<Vec<(PasskeyRecord, Passkey)>, Refusal> {
+    let rows = state
+        .store
+        .passkeys(m.account_id)
+        .await
+        .map_err(|e| Box::new(ProxyError::from(e).into_response()))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let p = serde_json::from_str::<Passkey>(&r.passkey).ok()?;
+            Some((r, p))
+        })
+        .collect())
+}
+
+/// One passkey as listed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PasskeyView {
+    /// Id (for `DELETE /passkeys/{id}`).
+    pub id: String,
+    /// The member's name for it.
+    pub name: String,
+    /// Registration time.
+    pub created_at: String,
+    /// Last approval or sign-in with it.
+    pub last_used_at: Option<String>,
+}
+
+impl From<&PasskeyRecord> for PasskeyView {
+    fn from(r: &PasskeyRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            created_at: rfc3339_ms(r.created_at),
+            last_used_at: r.last_used_at.map(rfc3339_ms),
+        }
+    }
+}
+
+struct KeyRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "passkeys.html")]
+struct PasskeysPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    enabled: bool,
+    keys: Vec<KeyRow>,
+}
+
+/// `GET /passkeys`: the member's passkeys (HTML, or JSON for `Accept: application/json`).
+pub async fn passkeys_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(m) = member(&state, &headers).await else {
+        return Redirect::to("/login?next=/passkeys").into_response();
+    };
+    let rows = state.store.passkeys(m.account_id).await.unwrap_or_default();
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return Json(rows.iter().map(PasskeyView::from).collect::<Vec<_>>()).into_response();
+    }
+    pages::render(
+        StatusCode::OK,
+        &PasskeysPage {
+            title: "Passkeys",
+            nav: Some(nav(&state, &m)),
+            enabled: state.passkeys.is_some(),
+            keys: rows
+                .iter()
+                .map(|r| KeyRow {
+                    id: r.id.clone(),
+                    name: visible(&r.name),
+                    created: rfc3339_ms(r.created_at),
+                    last_used: r.last_used_at.map_or_else(|| "never".into(), rfc3339_ms),
+                })
+                .collect(),
+        },
+    )
+}
+
+/// `POST /passkeys/register/begin` body.
+#[derive(Debug, Default, Deserialize)]
+struct RegisterBegin {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /passkeys/register/begin`: WebAuthn creation options (`publicKey`).
+pub async fn register_begin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (m, service) = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let b: RegisterBegin = if body.is_empty() {
+        RegisterBegin::default()
+    } else {
+        match json_body(&body) {
+            Ok(b) => b,
+            Err(r) => return *r,
+        }
+    };
+    let name: String = b
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("passkey")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let existing = match member_passkeys(&state, &m).await {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    if existing.len() >= MAX_PASSKEYS_PER_MEMBER {
+        return err(
+            Reason::Conflict,
+            format!("at most {MAX_PASSKEYS_PER_MEMBER} passkeys per member; remove one first"),
+        );
+    }
+    let exclude = existing.iter().map(|(_, p)| p.cred_id().clone()).collect();
+    match service.webauthn.start_passkey_registration(
+        user_handle(&state, m.account_id),
+        &m.email,
+        &m.email,
+        Some(exclude),
+    ) {
+        Ok((options, reg)) => {
+            service.ceremonies.insert(
+                key(&m, "register"),
+                Arc::new(Ceremony::Register {
+                    state: reg,
+                    name,
+                    started_ms: state.clock.now_ms(),
+                }),
+            );
+            Json(options).into_response()
+        }
+        Err(e) => err(Reason::Internal, format!("WebAuthn: {e}")),
+    }
+}
+
+/// `POST /passkeys/register/finish`: the browser's credential JSON → the stored passkey.
+pub async fn register_finish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (m, service) = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let cred: RegisterPublicKeyCredential = match json_body(&body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let Some(ceremony) = service.ceremonies.remove(&key(&m, "register")) else {
+        return err(
+            Reason::InvalidRequest,
+            "no passkey registration in progress for this session (it expired or was used); start again",
+        );
+    };
+    let Ceremony::Register {
+        state: reg,
+        name,
+        started_ms,
+    } = ceremony.as_ref()
+    else {
+        return err(
+            Reason::InvalidRequest,
+            "no passkey registration in progress",
+        );
+    };
+    let now = state.clock.now_ms();
+    if now - started_ms > CEREMONY_TTL_MS {
+        return err(
+            Reason::InvalidRequest,
+            "the registration expired; start again",
+        );
+    }
+    let passkey = match service.webauthn.finish_passkey_registration(&cred, reg) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(member = %m.email, error = %e, "passkey registration refused");
+            return err(
+                Reason::Forbidden,
+                format!("the passkey was not accepted: {e}"),
+            );
+        }
+    };
+    let record = PasskeyRecord {
+        id: Uuid::new_v4().to_string(),
+        account_id: m.account_id,
+        name: name.clone(),
+        credential_id: credential_id_of(&passkey),
+        passkey: match serde_json::to_string(&passkey) {
+            Ok(s) => s,
+            Err(_) => return err(Reason::Internal, "passkey could not be stored"),
+        },
+        created_at: now,
+        last_used_at: None,
+    };
+    match state.store.add_passkey(&record).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return err(Reason::Conflict, "this passkey is registered already");
+        }
+        Err(e) => return ProxyError::from(e).into_response(),
+    }
+    tracing::info!(member = %m.email, passkey = %record.id, "passkey registered");
+    (StatusCode::CREATED, Json(PasskeyView::from(&record))).into_response()
+}
+
+/// `DELETE /passkeys/{id}`.
+pub async fn delete_passkey(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    // Removing needs no WebAuthn configuration: a member can always drop a key.
+    let Some(m) = member(&state, &headers).await else {
+        return err(Reason::Unauthorized, "sign in first");
+    };
+    if !used_bearer(&headers) {
+        let presented = headers
+            .get("x-tap-csrf")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !csrf_ok(&state, &m, "api", presented) {
+            return err(Reason::Forbidden, "missing or wrong X-TAP-CSRF token");
+        }
+    }
+    match state.store.delete_passkey(m.account_id, &id).await {
+        Ok(true) => {
+            tracing::info!(member = %m.email, passkey = %id, "passkey removed");
+            Json(serde_json::json!({"id": id, "deleted": true})).into_response()
+        }
+        Ok(false) => err(Reason::NotFound, format!("passkey {id} not found")),
+        Err(e) => ProxyError::from(e).into_response(),
+    }
+}
+
+/// `POST /approve/{txn}/passkey/begin`: WebAuthn request options for
+/// approving this one request with one of the member's passkeys.
+pub async fn approve_begin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(txn): Path<String>,
+) -> Response {
+    let (m, service) = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let missing = || err(Reason::NotFound, format!("approval {txn} not found"));
+    if !valid_txn(&txn) {
+        return missing();
+    }
+    let Some((a, _)) = visible_approval(&state, &m, &txn).await else {
+        return missing();
+    };
+    if a.status != ApprovalStatus::Pending || a.expires_at <= state.clock.now_ms() {
+        return err(
+            Reason::NotPending,
+            format!("approval is {}, not pending", a.status.public_str()),
+        );
+    }
+    if !may_decide(&state, &m, &a).await {
+        return err(
+            Reason::Forbidden,
+            format!("{} may not decide this request", m.email),
+        );
+    }
+    let keys = match member_passkeys(&state, &m).await {
+        Ok(k) => k,
+        Err(r) => return *r,
+    };
+    if keys.is_empty() {
+        return err(
+            Reason::InvalidRequest,
+            "you have no passkey yet: register one at /passkeys",
+        );
+    }
+    let creds: Vec<Passkey> = keys.into_iter().map(|(_, p)| p).collect();
+    match service.webauthn.start_passkey_authentication(&creds) {
+        Ok((options, auth)) => {
+            // A new begin replaces an older one: only the latest challenge counts.
+            service.ceremonies.insert(
+                key(&m, &format!("approve|{txn}")),
+                Arc::new(Ceremony::Approve {
+                    state: auth,
+                    txn_id: a.txn_id.clone(),
+                    request_hash: a.request_hash.clone(),
+                    started_ms: state.clock.now_ms(),
+                }),
+            );
+            Json(options).into_response()
+        }
+        Err(e) => err(Reason::Internal, format!("WebAuthn: {e}")),
+    }
+}
+
+/// `POST /approve/{txn}/passkey/finish`: the browser's assertion → the
+/// approval counted (through the one gate, with the passkey proof).
+pub async fn approve_finish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(txn): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (m, service) = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    if !valid_txn(&txn) {
+        return err(Reason::NotFound, format!("approval {txn} not found"));
+    }
+    let assertion: PublicKeyCredential = match json_body(&body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let Some(ceremony) = service
+        .ceremonies
+        .remove(&key(&m, &format!("approve|{txn}")))
+    else {
+        return err(
+            Reason::InvalidRequest,
+            "no passkey approval in progress for this request (it expired or was used); start again",
+        );
+    };
+    let Ceremony::Approve {
+        state: auth,
+        txn_id,
+        request_hash,
+        started_ms,
+    } = ceremony.as_ref()
+    else {
+        return err(Reason::InvalidRequest, "no passkey approval in progress");
+    };
+    let now = state.clock.now_ms();
+    if now - started_ms > CEREMONY_TTL_MS {
+        return err(
+            Reason::InvalidRequest,
+            "the passkey challenge expired; start again",
+        );
+    }
+    let result = match service
+        .webauthn
+        .finish_passkey_authentication(&assertion, auth)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(member = %m.email, txn = %txn, error = %e, "passkey assertion refused");
+            return err(
+                Reason::Forbidden,
+                format!("the passkey assertion was not accepted: {e}"),
+            );
+        }
+    };
+    // Keep the signature counter current (a cloned authenticator shows up as a
+    // counter going backwards, which the library refuses next time).
+    if let Ok(keys) = member_passkeys(&state, &m).await {
+        for (rec, mut pk) in keys {
+            if pk.cred_id() == result.cred_id() {
+                pk.update_credential(&result);
+                if let Ok(s) = serde_json::to_string(&pk) {
+                    let _ = state.store.update_passkey(&rec.id, &s, now).await;
+                }
+            }
+        }
+    }
+    // The request must still be the one the challenge was made for.
+    match state.store.approval(txn_id).await {
+        Ok(Some(a)) if a.request_hash == *request_hash => {}
+        Ok(_) => {
+            return err(
+                Reason::Conflict,
+                "the request changed since the passkey challenge; nothing was approved",
+            );
+        }
+        Err(e) => return ProxyError::from(e).into_response(),
+    }
+    let proof = PasskeyProof::from_verified_assertion(txn_id, &m.email, request_hash);
+    let channel = match state.store.approval(txn_id).await {
+        Ok(Some(a)) if a.channels.iter().any(|c| c == "passkey") => "passkey",
+        _ => "web",
+    };
+    match state
+        .ops
+        .decide_as_member_with(m.account_id, txn_id, true, channel, Some(&proof))
+        .await
+    {
+        Ok(d) => {
+            tracing::info!(member = %m.email, txn = %txn, "approved with a passkey");
+            Json(d).into_response()
+        }
+        Err(e) => ProxyError::from(e).into_response(),
+    }
+}
