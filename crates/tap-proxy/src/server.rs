@@ -134,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         .route("/inbox", get(web::inbox::inbox))
         .route("/static/tap.css", get(web::assets::css))
         .route("/static/tap.js", get(web::assets::js))
+        .route("/favicon.ico", get(web::assets::favicon))
         .route("/passkeys", get(web::passkey::passkeys_page))
         .route(
             "/passkeys/register/begin",

@@ -30,3 +30,8 @@ pub async fn css() -> Response {
 pub async fn js() -> Response {
     asset(JS, "text/javascript; charset=utf-8")
 }
+
+/// `GET /favicon.ico`: nothing (browsers ask on every page).
+pub async fn favicon() -> Response {
+    axum::http::StatusCode::NO_CONTENT.into_response()
+}

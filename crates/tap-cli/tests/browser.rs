@@ -1,0 +1,123 @@
+//! The member pages in real headless Chromium (SPEC §11 Web, Passkey): the
+//! flow of `tests/browser/approve-flow.mjs` (playwright-core over the DevTools
+//! protocol, Debian's `chromium`, the DevTools virtual authenticator) against
+//! the real `tap` binary, then what the upstream received and the audit trail.
+//!
+//! Needs `chromium` and `npm ci --prefix tests/browser`; `.ci/run` installs
+//! both and sets `TAP_REQUIRE_BROWSER=1`, so CI fails instead of skipping.
+//! Screenshots land in `target/browser-screenshots/`.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tap_testkit::{FakeUpstream, TapHome, closed_port};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn chromium() -> Option<PathBuf> {
+    let p = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    p.exists().then_some(p)
+}
+
+/// Why the browser test cannot run here, if it cannot.
+fn missing() -> Option<String> {
+    if chromium().is_none() {
+        return Some("chromium is not installed (apt-get install chromium)".into());
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node is not installed".into());
+    }
+    if !repo()
+        .join("tests/browser/node_modules/playwright-core")
+        .exists()
+    {
+        return Some("playwright-core is not installed (npm ci --prefix tests/browser)".into());
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_signs_in_registers_a_passkey_and_approves_in_chromium() {
+    if let Some(why) = missing() {
+        assert!(
+            std::env::var_os("TAP_REQUIRE_BROWSER").is_none(),
+            "browser test required but {why}"
+        );
+        eprintln!("skip: {why}");
+        return;
+    }
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    let init = tap.init();
+    tap.add_credential(
+        "vault",
+        "browser-test-secret-0987",
+        &["--allowed-host", &up.base()],
+    );
+    tap.ok(&["policy", "set", "vault", "--require-passkey"]);
+    let key = tap.agent("bot", &["--credential", "vault"]);
+    let port = closed_port();
+    let origin = format!("http://localhost:{port}");
+    let served = tap.serve_on(
+        &format!("127.0.0.1:{port}"),
+        &[
+            ("TAP_WEBAUTHN_RP_ID", "localhost"),
+            ("TAP_WEBAUTHN_ORIGIN", &origin),
+            ("TAP_PUBLIC_URL", &origin),
+        ],
+    );
+    let shots = repo().join("target/browser-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+    let mut child = Command::new("node")
+        .arg(repo().join("tests/browser/approve-flow.mjs"))
+        .env("TAP_URL", &origin)
+        .env("TAP_EMAIL", init["owner_email"].as_str().unwrap())
+        .env("TAP_PASSWORD", init["owner_password"].as_str().unwrap())
+        .env("TAP_AGENT_KEY", &key)
+        .env("TAP_TARGET", format!("{}/payments", up.base()))
+        .env("TAP_SCREENSHOTS", &shots)
+        .env("CHROMIUM", chromium().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a hung browser is killed, never waited on forever.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "browser flow failed ({status:?}):\n{stdout}\n{stderr}\nproxy log:\n{}",
+        served.log()
+    );
+    for shot in ["login.png", "inbox.png", "approval.png"] {
+        assert!(shots.join(shot).exists(), "no screenshot {shot}");
+    }
+    // Exactly the approved request reached the upstream, once, with the secret.
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert!(reqs[0].uri.starts_with("/payments"));
+    assert!(String::from_utf8_lossy(&reqs[0].body).contains("\"amount\":42"));
+    // The audit trail names the passkey approval.
+    let rows = tokio::task::block_in_place(|| tap.logs(&["--limit", "50"]));
+    assert!(
+        rows.iter()
+            .any(|r| r["approval_status"] == "approved" || r["approval_status"] == "forwarded"),
+        "{rows:#?}"
+    );
+}
