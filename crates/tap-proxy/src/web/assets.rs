@@ -1,6 +1,6 @@
 //! The member pages' one stylesheet and one script, compiled into the binary.
 
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 const CSS: &str = include_str!("../../static/tap.css");
@@ -33,5 +33,5 @@ pub async fn js() -> Response {
 
 /// `GET /favicon.ico`: nothing (browsers ask on every page).
 pub async fn favicon() -> Response {
-    axum::http::StatusCode::NO_CONTENT.into_response()
+    StatusCode::NO_CONTENT.into_response()
 }
