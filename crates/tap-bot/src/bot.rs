@@ -211,7 +211,11 @@ impl TelegramBot {
             .send_message(
                 &m.chat_id,
                 &text,
-                Some(&render::keyboard(&nonce, m.offers_grant)),
+                Some(&render::keyboard(
+                    &nonce,
+                    m.offers_grant,
+                    m.approve_url.as_deref(),
+                )),
             )
             .await;
         self.record(&r);
@@ -265,8 +269,13 @@ impl TelegramBot {
             touched += 1;
             let text = format!("{}\n\n{}", m.text, render::status_line(&a));
             let pending = a.status == ApprovalStatus::Pending;
-            let keyboard = pending
-                .then(|| render::keyboard(&self.nonce(&m.txn_id, &m.chat_id), m.offers_grant));
+            let keyboard = pending.then(|| {
+                render::keyboard(
+                    &self.nonce(&m.txn_id, &m.chat_id),
+                    m.offers_grant,
+                    m.approve_url.as_deref(),
+                )
+            });
             let r = self
                 .api
                 .edit_message_text(&m.chat_id, message_id, &text, keyboard.as_ref())
@@ -404,6 +413,9 @@ impl TelegramBot {
             }
         };
         let r = match kind {
+            "approve" if m.approve_url.is_some() => {
+                return refuse("This request needs your passkey: use Approve with passkey.");
+            }
             "approve" => decider.decide(&m.txn_id, &email, true).await,
             "deny" => decider.decide(&m.txn_id, &email, false).await,
             _ if !m.offers_grant => return refuse("This request cannot be approved with a grant."),
@@ -539,6 +551,10 @@ impl ApprovalChannel for TelegramBot {
             message_id: None,
             text: render::summary_text(summary),
             offers_grant,
+            approve_url: policy
+                .as_ref()
+                .is_some_and(|p| p.require_passkey)
+                .then(|| summary.approval_url.clone()),
             shown: String::new(),
             closed: false,
             attempts: 0,

@@ -116,14 +116,28 @@ pub fn status_line(a: &Approval) -> String {
     }
 }
 
-/// The inline keyboard for a pending approval.
-pub fn keyboard(nonce: &str, offers_grant: bool) -> InlineKeyboardMarkup {
+/// The inline keyboard for a pending approval: Approve / Deny (and Approve
+/// for 30 min when offered); for a passkey approval, Approve is a link to the
+/// approval page, where the passkey ceremony runs.
+pub fn keyboard(
+    nonce: &str,
+    offers_grant: bool,
+    approve_url: Option<&str>,
+) -> InlineKeyboardMarkup {
     let button = |text: &str, prefix: &str| InlineKeyboardButton {
         text: text.into(),
         callback_data: Some(format!("{prefix}{nonce}")),
         url: None,
     };
-    let mut rows = vec![vec![button("Approve", APPROVE), button("Deny", DENY)]];
+    let approve = match approve_url {
+        Some(url) => InlineKeyboardButton {
+            text: "Approve with passkey".into(),
+            callback_data: None,
+            url: Some(url.to_owned()),
+        },
+        None => button("Approve", APPROVE),
+    };
+    let mut rows = vec![vec![approve, button("Deny", DENY)]];
     if offers_grant {
         rows.push(vec![button(
             &format!("Approve for {GRANT_MINUTES} min"),
@@ -163,7 +177,7 @@ mod tests {
 
     #[test]
     fn the_keyboard_carries_the_nonce_never_anything_else() {
-        let k = keyboard("NONCE", true);
+        let k = keyboard("NONCE", true, None);
         let data: Vec<&str> = k
             .inline_keyboard
             .iter()
@@ -171,6 +185,10 @@ mod tests {
             .filter_map(|b| b.callback_data.as_deref())
             .collect();
         assert_eq!(data, vec!["a:NONCE", "d:NONCE", "g:NONCE"]);
-        assert_eq!(keyboard("N", false).inline_keyboard.len(), 1);
+        assert_eq!(keyboard("N", false, None).inline_keyboard.len(), 1);
+        let passkey = keyboard("N", false, Some("https://tap.example/approve/t1"));
+        let first = &passkey.inline_keyboard[0][0];
+        assert_eq!(first.url.as_deref(), Some("https://tap.example/approve/t1"));
+        assert!(first.callback_data.is_none());
     }
 }

@@ -486,3 +486,44 @@ async fn a_link_code_sent_to_the_bot_links_a_member() {
     assert_ne!(a["show_alert"], true, "{a}");
     until_status(&w, &txn, "forwarded").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_request_offers_a_link_to_its_page_instead_of_approve() {
+    let w = setup_with(
+        None,
+        &[
+            ("TAP_WEBAUTHN_RP_ID", "localhost"),
+            ("TAP_WEBAUTHN_ORIGIN", "http://localhost:3100"),
+        ],
+        &[&["policy", "set", "echo", "--require-passkey"]],
+    )
+    .await;
+    let r = write_async(&w, "/echo/tg-passkey", "{}").await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let v = r.json();
+    let txn = v["txn_id"].as_str().unwrap().to_owned();
+    let m = message_about(&w, "/echo/tg-passkey").await;
+    // Approve is a link to the approval page (the passkey ceremony), not a callback.
+    assert_eq!(
+        data(&m, "Approve with passkey"),
+        v["approval_url"].as_str().unwrap(),
+        "{m:?}"
+    );
+    assert!(
+        !m.buttons
+            .iter()
+            .any(|(l, _)| l == "Approve" || l.starts_with("Approve for")),
+        "{m:?}"
+    );
+    // A forged Approve callback with the message's nonce changes nothing.
+    let deny = data(&m, "Deny");
+    let forged = format!("a:{}", deny.trim_start_matches("d:"));
+    let a = click(&w, OWNER_TG, &m, &forged).await;
+    assert_eq!(a["show_alert"], true, "{a}");
+    assert_eq!(poll_status(&w, &txn).await, "pending");
+    // Deny works without a passkey.
+    click(&w, OWNER_TG, &m, &deny).await;
+    until_status(&w, &txn, "denied").await;
+    assert_eq!(upstream_hits(&w, "/echo/tg-passkey"), 0);
+    assert_no_token_leak(&w);
+}

@@ -519,6 +519,9 @@ pub struct TelegramMessage {
     pub text: String,
     /// Whether "Approve for 30 min" is offered.
     pub offers_grant: bool,
+    /// For `require_passkey` approvals: Approve is a link to this page (where
+    /// the passkey ceremony runs) instead of a callback button.
+    pub approve_url: Option<String>,
     /// The state last shown (`pending:N`, or a final status); empty before delivery.
     pub shown: String,
     /// True once the outcome is shown and the buttons are gone.

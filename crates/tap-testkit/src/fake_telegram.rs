@@ -43,7 +43,7 @@ pub struct FakeMessage {
     pub message_id: i64,
     /// Current text.
     pub text: String,
-    /// Current buttons: (label, callback data).
+    /// Current buttons: (label, callback data, or the URL of a link button).
     pub buttons: Vec<(String, String)>,
     /// How many times it was edited.
     pub edits: u32,
@@ -93,7 +93,11 @@ fn buttons(markup: &Value) -> Vec<(String, String)> {
         .map(|b| {
             (
                 b["text"].as_str().unwrap_or_default().to_owned(),
-                b["callback_data"].as_str().unwrap_or_default().to_owned(),
+                b["callback_data"]
+                    .as_str()
+                    .or_else(|| b["url"].as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
             )
         })
         .collect()

@@ -131,6 +131,7 @@ fn message_from_row(r: &SqliteRow) -> TelegramMessage {
         message_id: r.get("message_id"),
         text: r.get("text"),
         offers_grant: r.get::<i64, _>("offers_grant") != 0,
+        approve_url: r.get("approve_url"),
         shown: r.get("shown"),
         closed: r.get::<i64, _>("closed") != 0,
         attempts: saturating_u32(r.get("attempts")),
@@ -144,8 +145,8 @@ pub(super) async fn create_telegram_message(
     m: &TelegramMessage,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO telegram_messages (nonce_hash, txn_id, chat_id, message_id, text, offers_grant, shown, closed, attempts, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO telegram_messages (nonce_hash, txn_id, chat_id, message_id, text, offers_grant, shown, closed, attempts, next_attempt_at, created_at, approve_url)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&m.nonce_hash)
     .bind(&m.txn_id)
@@ -158,6 +159,7 @@ pub(super) async fn create_telegram_message(
     .bind(i64::from(m.attempts))
     .bind(m.next_attempt_at)
     .bind(now_ms())
+    .bind(&m.approve_url)
     .execute(pool)
     .await
     .map_err(conflict_as("telegram message already exists".into()))?;

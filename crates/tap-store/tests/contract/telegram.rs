@@ -15,6 +15,7 @@ fn message(nonce_hash: &str, txn: &str, next_attempt_at: i64) -> TelegramMessage
         message_id: None,
         text: "POST https://api.example.com/x".into(),
         offers_grant: true,
+        approve_url: None,
         shown: String::new(),
         closed: false,
         attempts: 0,
