@@ -99,7 +99,7 @@ fn snippet(client: &str, base: &str) -> Option<(&'static str, &'static str, Stri
             pretty(json!({"mcpServers": {"tap": {
                 "command": "tap",
                 "args": ["mcp", "--proxy-url", base],
-                "env": {"TAP_AGENT_KEY": "<the agent key, tap_...>"}
+                "env": {"TAP_AGENT_KEY": "<the agent key>"}
             }}})),
         ),
         "cursor" => (
