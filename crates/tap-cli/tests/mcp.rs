@@ -311,7 +311,8 @@ async fn assert_same_audit(tap: &TapHome, flow: &Flow, via_forward: &(String, St
 async fn mcp_over_http_runs_the_forward_pipeline_with_the_same_audit_rows() {
     let up = FakeUpstream::start().await;
     let (tap, key) = setup(&up);
-    let served = tap.serve();
+    // Debug logs too: neither the secret nor the key may reach them.
+    let served = tap.serve_with(&[("RUST_LOG", "debug")]);
     let client = connect(&served, &key).await.unwrap();
     let flow = mcp_flow(&client, &tap, &up).await;
     let via_forward = forward_flow(&served, &tap, &key, &up).await;
