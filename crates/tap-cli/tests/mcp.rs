@@ -482,3 +482,79 @@ fn mcp_config_prints_snippets_that_hold_no_key() {
     let out = tap.run(&["mcp-config", "--client", "nope"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_team_links_are_the_pipelines() {
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
+    let key = tap.agent("bot", &["--credential", "echo", "--rate-limit", "3"]);
+    let served = tap.serve();
+    let client = connect(&served, &key).await.unwrap();
+    let target = format!("{}/echo/limited", up.base());
+
+    // A team the agent is not linked to: refused and audited like /forward.
+    let r = call(
+        &client,
+        "request",
+        json!({"credential": "echo", "target": target, "team": "elsewhere"}),
+    )
+    .await;
+    let v = assert_tool_error(&r, "team_not_linked");
+    let id = v["request_id"].as_str().unwrap().to_owned();
+    audit_row(&tap, &id, |r| r["error_code"] == "team_not_linked").await;
+
+    // An hour's limit of 3 (the refusal above counted: the limit is row 3,
+    // the team row 5), shared by both doors.
+    let r = served
+        .forward(&key)
+        .credential("echo")
+        .target(&target)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ok = call(
+        &client,
+        "request",
+        json!({"credential": "echo", "target": target}),
+    )
+    .await;
+    assert_eq!(assert_ok(&ok)["response"]["status"], 200);
+    let limited = call(
+        &client,
+        "request",
+        json!({"credential": "echo", "target": target}),
+    )
+    .await;
+    let v = assert_tool_error(&limited, "rate_limited");
+    assert_eq!(v["http_status"], 429, "{v}");
+    let r = served
+        .forward(&key)
+        .credential("echo")
+        .target(&target)
+        .send()
+        .await;
+    r.assert_refused(429, "rate_limited");
+
+    // Other methods and oversize bodies meet the same bounds as every route.
+    let r = http_client()
+        .get(format!("{}/mcp", served.url))
+        .header("X-TAP-Key", &key)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let r = http_client()
+        .post(format!("{}/mcp", served.url))
+        .header("X-TAP-Key", &key)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .body(vec![b' '; 11 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let _ = client.cancel().await;
+}
