@@ -377,6 +377,13 @@ async fn a_wrong_missing_or_foreign_origin_key_is_refused() {
     .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.headers()["x-tap-error"], "origin_not_allowed");
+    let r = post(vec![
+        ("X-TAP-Key", key.clone()),
+        ("Sec-Fetch-Site", "cross-site".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403, "a cross-site fetch without Origin");
     let own = served.url.clone();
     let r = post(vec![("X-TAP-Key", key.clone()), ("Origin", own)])
         .await
@@ -490,7 +497,7 @@ async fn rate_limits_and_team_links_are_the_pipelines() {
     tap.init();
     tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
     let key = tap.agent("bot", &["--credential", "echo", "--rate-limit", "3"]);
-    let served = tap.serve();
+    let served = tap.serve_with(&[("TAP_MAX_BODY_BYTES", "4096")]);
     let client = connect(&served, &key).await.unwrap();
     let target = format!("{}/echo/limited", up.base());
 
@@ -551,10 +558,10 @@ async fn rate_limits_and_team_links_are_the_pipelines() {
         .header("X-TAP-Key", &key)
         .header("Content-Type", "application/json")
         .header("Accept", "application/json, text/event-stream")
-        .body(vec![b' '; 11 * 1024 * 1024])
+        .body(vec![b' '; 8 * 1024])
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 413);
+    assert_eq!(r.status(), 413, "TAP_MAX_BODY_BYTES bounds /mcp too");
     let _ = client.cancel().await;
 }

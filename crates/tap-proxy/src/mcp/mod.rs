@@ -13,8 +13,9 @@
 //!
 //! Before the SDK sees a message, [`entry`] checks:
 //! - `Origin`: absent (not a browser) or this proxy's own origin, else 403
-//!   `origin_not_allowed` (a web page must not drive a local agent's key;
-//!   DNS rebinding gains nothing either, as the key is required too);
+//!   `origin_not_allowed`, as for the admin routes ([`crate::http::csrf`]):
+//!   a web page must not drive an agent's key (DNS rebinding gains nothing
+//!   either, as the key is required too);
 //! - the agent key, as `/forward` reads it: `X-TAP-Key` or
 //!   `Authorization: Bearer tap_…`, comma-separated lists included, with the
 //!   same per-address limit on invalid keys (the guard counts this route's
@@ -110,17 +111,10 @@ async fn entry(
     service: &Service,
     mut req: Request,
 ) -> Response {
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("").trim().to_ascii_lowercase();
-        if !state.config.allowed_origins().contains(&origin) {
-            tracing::info!(client = %addr.0, "MCP request from a foreign origin refused");
-            return ProxyError::new(
-                Reason::OriginNotAllowed,
-                "MCP requests from web pages of other origins are refused",
-            )
-            .with("origin", origin.chars().take(200).collect::<String>())
-            .into_response();
-        }
+    if let Err(e) = crate::http::csrf::check_origin(req.headers(), &state.config.allowed_origins())
+    {
+        tracing::info!(client = %addr.0, "MCP request from a foreign origin refused");
+        return e.into_response();
     }
     let keys = match agent_keys(req.headers()) {
         Ok(k) => k,
