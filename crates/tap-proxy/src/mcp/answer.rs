@@ -57,9 +57,13 @@ pub(crate) fn forward_result(a: &Answer) -> CallToolResult {
     if a.is_refusal() {
         return routed_refusal(a);
     }
+    // The proxy's own 202: its txn id is the request id, which an upstream
+    // never sees (an upstream's 202 passes through as an answer).
     if a.status == http::StatusCode::ACCEPTED
         && let Value::Object(mut pending) = a.json()
         && pending.get("status").and_then(Value::as_str) == Some("pending")
+        && a.request_id()
+            .is_some_and(|id| pending.get("txn_id") == Some(&json!(id)))
     {
         pending.insert(
             "next_step".into(),
@@ -169,5 +173,71 @@ pub(crate) fn poll_result(a: &Answer) -> CallToolResult {
             }
             CallToolResult::structured(poll)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Bytes;
+    use http::{HeaderMap, HeaderValue, StatusCode};
+
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&'static str, &'static str)], body: Value) -> Answer {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: h,
+            body: Bytes::from(body.to_string()),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn only_the_proxys_own_202_is_a_pending_approval() {
+        let pending = json!({"status": "pending", "txn_id": "abc", "approval_url": "u"});
+        let ours = answer(202, &[("x-tap-request-id", "abc")], pending.clone());
+        let r = forward_result(&ours);
+        assert_eq!(r.structured_content.unwrap()["status"], "pending");
+        let upstreams = answer(202, &[("x-tap-request-id", "other")], pending);
+        let v = forward_result(&upstreams).structured_content.unwrap();
+        assert_eq!(v["status"], "forwarded");
+        assert_eq!(v["response"]["status"], 202);
+    }
+
+    #[test]
+    fn a_refusal_is_a_tool_error_with_its_code_status_and_request_id() {
+        let body = ProxyError::new(Reason::HostNotAllowed, "no").body();
+        let a = answer(
+            403,
+            &[
+                ("x-tap-error", "host_not_allowed"),
+                ("x-tap-request-id", "r1"),
+            ],
+            body,
+        );
+        let r = forward_result(&a);
+        assert_eq!(r.is_error, Some(true));
+        let v = r.structured_content.unwrap();
+        assert_eq!(v["error_code"], "host_not_allowed");
+        assert_eq!(v["http_status"], 403);
+        assert_eq!(v["request_id"], "r1");
+        assert!(v["fix"].as_str().is_some());
+    }
+
+    #[test]
+    fn a_denied_poll_is_a_tool_error_and_a_pending_one_is_not() {
+        let denied = answer(200, &[], json!({"txn_id": "t", "status": "denied"}));
+        let r = poll_result(&denied);
+        assert_eq!(r.is_error, Some(true));
+        let v = r.structured_content.unwrap();
+        assert_eq!(v["error_code"], "approval_denied");
+        assert_eq!(v["approval"]["status"], "denied");
+        let pending = answer(200, &[], json!({"txn_id": "t", "status": "pending"}));
+        assert!(!poll_is_final(&pending));
+        assert_eq!(poll_result(&pending).is_error, Some(false));
     }
 }
