@@ -128,6 +128,8 @@ fn comparable(row: &Value) -> Value {
 struct Flow {
     get_id: String,
     txn: String,
+    /// The refused leak attempt.
+    leak_id: String,
 }
 
 /// The flow through any MCP client: tools, a scrubbed read, a write
@@ -241,6 +243,7 @@ async fn mcp_flow(client: &Client, tap: &TapHome, up: &FakeUpstream) -> Flow {
     .await;
     let v = assert_tool_error(&leak, "secret_in_request");
     assert!(!v.to_string().contains(SECRET));
+    let leak_id = v["request_id"].as_str().unwrap().to_owned();
     assert_tool_error(
         &call(client, "approval_status", json!({"txn_id": "not-mine"})).await,
         "not_found",
@@ -249,16 +252,20 @@ async fn mcp_flow(client: &Client, tap: &TapHome, up: &FakeUpstream) -> Flow {
         &call(client, "request", json!({"target": 1})).await,
         "invalid_request",
     );
-    Flow { get_id, txn }
+    Flow {
+        get_id,
+        txn,
+        leak_id,
+    }
 }
 
-/// The same two calls through `/forward`; returns (GET request id, POST txn).
+/// The same calls through `/forward`; returns (GET request id, POST txn, leak request id).
 async fn forward_flow(
     served: &Served,
     tap: &TapHome,
     key: &str,
     up: &FakeUpstream,
-) -> (String, String) {
+) -> (String, String, String) {
     let get = served
         .forward(key)
         .credential("echo")
@@ -289,11 +296,21 @@ async fn forward_flow(
     })
     .await
     .expect("forwarded");
-    (get.request_id(), txn)
+    let leak = served
+        .forward(key)
+        .credential("echo")
+        .method("POST")
+        .target(&format!("{}/echo", up.base()))
+        .header("Prefer", "respond-async")
+        .body(SECRET)
+        .send()
+        .await;
+    leak.assert_refused(400, "secret_in_request");
+    (get.request_id(), txn, leak.request_id())
 }
 
 /// The audit rows of the MCP flow equal those of the `/forward` flow.
-async fn assert_same_audit(tap: &TapHome, flow: &Flow, via_forward: &(String, String)) {
+async fn assert_same_audit(tap: &TapHome, flow: &Flow, via_forward: &(String, String, String)) {
     let mcp_get = audit_row(tap, &flow.get_id, |r| r["upstream_status"] == 200).await;
     let fwd_get = audit_row(tap, &via_forward.0, |r| r["upstream_status"] == 200).await;
     assert_eq!(comparable(&mcp_get), comparable(&fwd_get));
@@ -302,6 +319,11 @@ async fn assert_same_audit(tap: &TapHome, flow: &Flow, via_forward: &(String, St
     let fwd_post = audit_row(tap, &via_forward.1, done).await;
     assert_eq!(comparable(&mcp_post), comparable(&fwd_post));
     assert_eq!(mcp_post["method"], "POST");
+    let refused = |r: &Value| r["error_code"] == "secret_in_request";
+    let mcp_leak = audit_row(tap, &flow.leak_id, refused).await;
+    let fwd_leak = audit_row(tap, &via_forward.2, refused).await;
+    assert_eq!(comparable(&mcp_leak), comparable(&fwd_leak));
+    assert!(!mcp_leak.to_string().contains(SECRET), "{mcp_leak}");
     assert!(!mcp_post.to_string().contains(SECRET));
     let v = tokio::task::block_in_place(|| tap.json(&["audit", "verify"]));
     assert_eq!(v["ok"], true, "{v}");
@@ -564,4 +586,23 @@ async fn rate_limits_and_team_links_are_the_pipelines() {
         .unwrap();
     assert_eq!(r.status(), 413, "TAP_MAX_BODY_BYTES bounds /mcp too");
     let _ = client.cancel().await;
+}
+
+#[test]
+fn the_stdio_relay_says_when_the_proxy_is_unreachable() {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    let url = format!("http://127.0.0.1:{}", tap_testkit::closed_port());
+    let out = tap.run_bounded(
+        &["mcp", "--proxy-url", &url],
+        &[("TAP_AGENT_KEY", "tap_not_checked_here")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{url}/mcp")), "{err}");
+    assert!(
+        !err.contains("tap_not_checked_here"),
+        "the key in an error: {err}"
+    );
+    assert!(out.stdout.is_empty(), "stdout is the MCP channel");
 }
