@@ -135,6 +135,11 @@ pub(crate) enum Command {
         /// The snapshot file.
         file: PathBuf,
     },
+    /// MCP server on stdin/stdout relaying to a running proxy's /mcp (the
+    /// agent key comes from TAP_AGENT_KEY).
+    Mcp(commands::mcp::McpArgs),
+    /// Print an MCP client configuration snippet for the proxy's /mcp.
+    McpConfig(commands::mcp::McpConfigArgs),
     /// Print a shell completion script (`tap completions bash > /etc/bash_completion.d/tap`).
     Completions {
         /// The shell.

@@ -13,8 +13,13 @@ use crate::env::Globals;
 use crate::init_report::print_init;
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The MCP SDK logs whole messages (tool arguments, results) at debug:
+    // agent input may hold a secret a leak attempt carries, so it stays at info.
+    if let Ok(d) = "rmcp=info".parse() {
+        filter = filter.add_directive(d);
+    }
     let json = std::env::var("TAP_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     // Colour only on a terminal, and never with NO_COLOR set (no-color.org).
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

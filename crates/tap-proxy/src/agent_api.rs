@@ -142,6 +142,12 @@ Approval
   send the same write again while it is pending. When no human may decide,
   the answer is 503 approval_unavailable and nothing was sent.
 
+MCP
+  POST /mcp is a Model Context Protocol server (streamable HTTP) with the
+  tools list_services, request, approval_status and recent_logs; send your
+  key as Authorization: Bearer tap_... (or X-TAP-Key). Each tool call is the
+  same request as above, with the same rules and audit.
+
 Other endpoints
   GET /agent/services    what you may use and how
   GET /agent/config      your id, team and credential names

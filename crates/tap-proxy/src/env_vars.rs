@@ -126,6 +126,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         "one per core",
         "runtime threads serving requests",
     ),
+    v(
+        "TAP_AGENT_KEY",
+        "-",
+        "agent key `tap mcp` (the stdio MCP relay) presents to the proxy",
+    ),
+    v(
+        "TAP_PROXY_URL",
+        "TAP_PUBLIC_URL, else http://<listen address>",
+        "proxy `tap mcp` relays to and `tap mcp-config` points clients at",
+    ),
     v("TAP_LOG_FORMAT", "pretty", "pretty or json"),
     v("RUST_LOG", "info", "log filter"),
     v("NO_COLOR", "-", "set: no colour in logs even on a terminal"),

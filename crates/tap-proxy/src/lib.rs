@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod journal;
 pub mod keyring;
+pub mod mcp;
 pub mod metrics;
 pub mod ops;
 pub mod outbound;

@@ -117,8 +117,21 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// Layers, outermost first: panic catcher, request id, then
 /// [`crate::http::guard`] (browser-origin and media-type checks, per-address
 /// agent-key limits, bounded body reads).
+///
+/// `/mcp` ([`crate::mcp`]) sends its tool calls through a second copy of the
+/// same router, built without `/mcp`, so they meet every layer an HTTP agent
+/// meets.
 pub fn router(state: AppState) -> Router {
-    let (routes, api) = api_router();
+    let agent_routes = app(state.clone(), None);
+    let mcp = crate::mcp::routes(&state, agent_routes);
+    app(state, Some(mcp))
+}
+
+fn app(state: AppState, mcp: Option<Router<AppState>>) -> Router {
+    let (mut routes, api) = api_router();
+    if let Some(mcp) = mcp {
+        routes = routes.merge(mcp);
+    }
     let doc = Arc::new(api);
     let guards = state.clone();
     routes

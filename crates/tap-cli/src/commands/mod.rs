@@ -11,6 +11,7 @@ mod backup;
 mod cred;
 mod key;
 mod logs;
+pub(crate) mod mcp;
 mod role;
 mod team;
 mod test;
@@ -64,6 +65,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Deny { txn, as_email } => {
             crate::governance::decide(&g, &txn, as_email, false).await
         }
+        Command::Mcp(a) => mcp::mcp(a).await,
+        Command::McpConfig(a) => mcp::mcp_config(&g, a),
         Command::Backup { file } => backup::backup(&g, &file).await,
         Command::Key(crate::KeyCmd::Rotate { new_key_file }) => key::rotate(&g, new_key_file).await,
         Command::Restore { file } => backup::restore(&g, &file).await,

@@ -41,8 +41,9 @@ fn guarded(path: &str) -> bool {
     })
 }
 
-/// `Ok` when the request carries no `Origin` or one of `allowed`.
-fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ProxyError> {
+/// `Ok` when the request carries no `Origin` or one of `allowed` (and,
+/// without `Origin`, is not marked `Sec-Fetch-Site: cross-site`).
+pub(crate) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ProxyError> {
     match headers.get(header::ORIGIN) {
         Some(v) => {
             let origin = v.to_str().unwrap_or("").trim().to_ascii_lowercase();

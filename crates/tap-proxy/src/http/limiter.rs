@@ -191,14 +191,24 @@ pub(crate) fn check_agent_key(
     addr: ClientAddr,
     req: &Request,
 ) -> Result<(), ProxyError> {
-    if !req.headers().contains_key("x-tap-key") {
+    check_agent_key_headers(state, addr, req.headers())
+}
+
+/// [`check_agent_key`] on the key headers alone (`/mcp` reads its key from
+/// `Authorization` too and checks the `X-TAP-Key` it derives).
+pub(crate) fn check_agent_key_headers(
+    state: &AppState,
+    addr: ClientAddr,
+    headers: &http::HeaderMap,
+) -> Result<(), ProxyError> {
+    if !headers.contains_key("x-tap-key") {
         return Ok(());
     }
     let Some(retry) = state.abuse.agent_keys.blocked(addr.0) else {
         return Ok(());
     };
     let dir = state.directory.get();
-    if crate::proxy::authenticate::authenticate(&dir, state.keys.mac(), req.headers()).is_ok() {
+    if crate::proxy::authenticate::authenticate(&dir, state.keys.mac(), headers).is_ok() {
         return Ok(());
     }
     let mut e = ProxyError::new(
