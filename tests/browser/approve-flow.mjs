@@ -131,6 +131,13 @@ try {
   await page.goto(`${base}/approve/${txn}`);
   await page.waitForSelector("text=via passkey");
   await page.screenshot({ path: join(shots, "approved.png"), fullPage: true });
+
+  step("sign out, then sign in with the passkey instead of the password");
+  await page.click('form[action="/logout"] button');
+  await page.waitForURL(/\/login$/);
+  await page.fill('input[name="email"]', email);
+  await page.click("#passkey-signin");
+  await page.waitForURL(/\/inbox$/);
   if (errors.length) { throw new Error(`page errors: ${errors.join("; ")}`); }
   console.log(JSON.stringify({ ok: true, txn }));
 } catch (e) {

@@ -416,3 +416,93 @@ async fn without_webauthn_passkey_calls_answer_503() {
     r.assert_refused(503, "passkey_unavailable");
     assert_eq!(up.count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_signs_in_instead_of_the_password() {
+    let up = FakeUpstream::start().await;
+    let d = deployment(&up);
+    let (email, password) = owner(&d);
+    let session = d.served.login(&email, &password).await;
+    let mut laptop = SoftPasskey::new(&d.origin);
+    register(&d.served, &session, &mut laptop, "laptop").await;
+
+    let anonymous = |path: &str, body: &Value| {
+        let url = format!("{}{path}", d.served.url);
+        let body = body.to_string();
+        async move {
+            let r = http_client()
+                .post(url)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            Reply::read(r).await
+        }
+    };
+    let begin = anonymous(
+        "/login/passkey/begin",
+        &json!({"email": email.to_uppercase()}),
+    )
+    .await;
+    assert_eq!(begin.status, 200, "{}", begin.text());
+    let options = begin.json();
+    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
+    let assertion = laptop.assert(&options).unwrap();
+    let path = format!("/login/passkey/finish?ceremony={ceremony}");
+    let ok = anonymous(&path, &assertion).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let token = ok.json()["session_token"].as_str().unwrap().to_owned();
+    assert!(
+        ok.header_all("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("tap_session=") && c.contains("HttpOnly"))
+    );
+    let team = d.served.get_bearer("/team", &token).await;
+    assert_eq!(team.status, 200, "{}", team.text());
+    // The ceremony is used up.
+    anonymous(&path, &assertion)
+        .await
+        .assert_refused(401, "unauthorized");
+
+    // An unknown e-mail gets options of the same shape, which never succeed.
+    let decoy = anonymous(
+        "/login/passkey/begin",
+        &json!({"email": "nobody@example.com"}),
+    )
+    .await;
+    assert_eq!(decoy.status, 200, "{}", decoy.text());
+    let dv = decoy.json();
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v["publicKey"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&dv), keys(&options), "{dv} vs {options}");
+    assert_eq!(
+        dv["publicKey"]["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(laptop.assert(&dv).is_none());
+    let again = anonymous("/login/passkey/begin", &json!({"email": email}))
+        .await
+        .json();
+    let real = laptop.assert(&again).unwrap();
+    anonymous(
+        &format!(
+            "/login/passkey/finish?ceremony={}",
+            dv["ceremony"].as_str().unwrap()
+        ),
+        &real,
+    )
+    .await
+    .assert_refused(401, "unauthorized");
+}

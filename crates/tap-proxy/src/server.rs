@@ -162,6 +162,14 @@ fn app(state: AppState, mcp: Option<Router<AppState>>) -> Router {
             axum::routing::delete(web::passkey::delete_passkey),
         )
         .route(
+            "/login/passkey/begin",
+            axum::routing::post(web::passkey_login::begin),
+        )
+        .route(
+            "/login/passkey/finish",
+            axum::routing::post(web::passkey_login::finish),
+        )
+        .route(
             "/approve/{txn}/passkey/begin",
             axum::routing::post(web::passkey::approve_begin),
         )

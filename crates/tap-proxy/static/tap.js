@@ -68,6 +68,18 @@
     say("Approved (" + d.approvals + "/" + d.min_approvals + ").");
     location.reload();
   }
+  async function signIn(button) {
+    var email = document.querySelector('input[name="email"]').value;
+    if (!email) { say("Type your e-mail first."); return; }
+    say("Follow your browser's prompt…");
+    var opts = await post("/login/passkey/begin", { email: email });
+    var pk = opts.publicKey;
+    pk.challenge = b64urlToBuf(pk.challenge);
+    (pk.allowCredentials || []).forEach(function (c) { c.id = b64urlToBuf(c.id); });
+    var cred = await navigator.credentials.get({ publicKey: pk });
+    await post("/login/passkey/finish?ceremony=" + encodeURIComponent(opts.ceremony), credentialJson(cred));
+    location.href = button.getAttribute("data-next") || "/inbox";
+  }
   async function remove(id) {
     var r = await fetch("/passkeys/" + encodeURIComponent(id), { method: "DELETE", credentials: "same-origin", headers: { "X-TAP-CSRF": csrf() } });
     if (!r.ok) { throw new Error("HTTP " + r.status); }
@@ -90,6 +102,10 @@
     var form = document.getElementById("passkey-register");
     if (form) {
       form.addEventListener("submit", function (ev) { ev.preventDefault(); register(form).catch(fail); });
+    }
+    var signin = document.getElementById("passkey-signin");
+    if (signin) {
+      signin.addEventListener("click", function () { signIn(signin).catch(fail); });
     }
     document.querySelectorAll("[data-passkey-approve]").forEach(function (b) {
       b.addEventListener("click", function () { approve(b.getAttribute("data-passkey-approve")).catch(fail); });

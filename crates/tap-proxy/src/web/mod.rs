@@ -7,6 +7,7 @@ pub mod assets;
 pub mod inbox;
 pub mod pages;
 pub mod passkey;
+pub mod passkey_login;
 pub mod session;
 
 pub use session::{MemberCtx, api_error, bearer_member, member};

@@ -40,6 +40,8 @@ pub struct LoginPage {
     pub message: Option<String>,
     /// The e-mail typed before a failure.
     pub email: String,
+    /// Whether "Sign in with a passkey" is offered.
+    pub passkeys: bool,
 }
 
 /// A short message page.

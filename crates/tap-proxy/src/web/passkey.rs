@@ -51,7 +51,7 @@ pub const MAX_PASSKEYS_PER_MEMBER: usize = 20;
 /// Longest passkey name.
 const MAX_NAME_CHARS: usize = 64;
 
-enum Ceremony {
+pub(super) enum Ceremony {
     Register {
         state: PasskeyRegistration,
         name: String,
@@ -63,12 +63,20 @@ enum Ceremony {
         request_hash: String,
         started_ms: i64,
     },
+    /// A passkey sign-in; `state` is `None` for a decoy (an unknown e-mail or
+    /// one without passkeys), which can only fail.
+    SignIn {
+        state: Option<PasskeyAuthentication>,
+        account_id: i64,
+        started_ms: i64,
+    },
 }
 
 /// The relying party and the ceremonies in progress.
 pub struct PasskeyService {
-    webauthn: Webauthn,
-    ceremonies: moka::sync::Cache<String, Arc<Ceremony>>,
+    pub(super) webauthn: Webauthn,
+    pub(super) ceremonies: moka::sync::Cache<String, Arc<Ceremony>>,
+    rp_id: String,
 }
 
 impl std::fmt::Debug for PasskeyService {
@@ -91,7 +99,13 @@ impl PasskeyService {
                     u64::try_from(CEREMONY_TTL_MS).unwrap_or(300_000),
                 ))
                 .build(),
+            rp_id: config.rp_id.clone(),
         })
+    }
+
+    /// The relying party id.
+    pub fn rp_id(&self) -> &str {
+        &self.rp_id
     }
 }
 
@@ -113,12 +127,12 @@ fn credential_id_of(p: &Passkey) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(p.cred_id())
 }
 
-fn err(reason: Reason, detail: impl Into<String>) -> Response {
+pub(super) fn err(reason: Reason, detail: impl Into<String>) -> Response {
     ProxyError::new(reason, detail).into_response()
 }
 
 /// A refusal on its way to becoming the answer (boxed: a `Response` is large).
-type Refusal = Box<Response>;
+pub(super) type Refusal = Box<Response>;
 
 fn refuse(reason: Reason, detail: impl Into<String>) -> Refusal {
     Box::new(err(reason, detail))
@@ -154,7 +168,7 @@ async fn caller(
     Ok((m, service))
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     serde_json::from_slice(body).map_err(|_| {
         refuse(
             Reason::InvalidRequest,
@@ -163,13 +177,21 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> 
     })
 }
 
-async fn member_passkeys(
+pub(super) async fn member_passkeys(
     state: &AppState,
     m: &MemberCtx,
 ) -> Result<Vec<(PasskeyRecord, Passkey)>, Refusal> {
+    account_passkeys(state, m.account_id).await
+}
+
+/// The passkeys of an account, parsed.
+pub(super) async fn account_passkeys(
+    state: &AppState,
+    account_id: i64,
+) -> Result<Vec<(PasskeyRecord, Passkey)>, Refusal> {
     let rows = state
         .store
-        .passkeys(m.account_id)
+        .passkeys(account_id)
         .await
         .map_err(|e| Box::new(ProxyError::from(e).into_response()))?;
     Ok(rows

@@ -244,7 +244,7 @@ async fn check_password(
     Ok(id.filter(|_| ok))
 }
 
-async fn start_session(state: &AppState, account_id: i64) -> Option<(String, i64)> {
+pub(super) async fn start_session(state: &AppState, account_id: i64) -> Option<(String, i64)> {
     let token = generate_admin_token().ok()?;
     let expires = state.clock.now_ms() + SESSION_TTL_MS;
     state
@@ -256,7 +256,7 @@ async fn start_session(state: &AppState, account_id: i64) -> Option<(String, i64
 }
 
 /// `; Secure` when browsers reach the proxy over https.
-fn secure_attr(state: &AppState) -> &'static str {
+pub(super) fn secure_attr(state: &AppState) -> &'static str {
     if state.config.serves_https() {
         "; Secure"
     } else {
@@ -264,7 +264,7 @@ fn secure_attr(state: &AppState) -> &'static str {
     }
 }
 
-fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
+pub(super) fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         SESSION_TTL_MS / 1000,
@@ -541,6 +541,7 @@ pub fn login_page_with(
             csrf: login_csrf_for(state, &nonce),
             message: message.map(str::to_owned),
             email: email.chars().take(MAX_EMAIL_LEN).collect(),
+            passkeys: state.passkeys.is_some(),
         },
     );
     if let Ok(v) = HeaderValue::from_str(&format!(

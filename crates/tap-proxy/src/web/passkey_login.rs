@@ -1,0 +1,243 @@
+//! Sign-in with a passkey instead of the password (e-mail first):
+//! `POST /login/passkey/begin {"email"}` → WebAuthn request options and a
+//! ceremony id; `POST /login/passkey/finish?ceremony=ID` with the assertion →
+//! the same session as `POST /login` (JSON and the cookie).
+//!
+//! An unknown e-mail, or one without passkeys, gets decoy options of the same
+//! shape (a credential id derived from the e-mail with the proxy's key, a
+//! random challenge) whose ceremony can only fail, so the answer does not
+//! tell which e-mails have accounts or passkeys. Failures count against the
+//! same per-address sign-in limit as passwords.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use webauthn_rs::prelude::{Passkey, PublicKeyCredential, Uuid};
+
+use super::passkey::{CEREMONY_TTL_MS, Ceremony, account_passkeys, err, json_body};
+use super::session::{MAX_EMAIL_LEN, MemberCtx, member_teams, session_cookie, start_session};
+use crate::agent_views::{LoginTeamView, LoginView};
+use crate::clock::rfc3339_ms;
+use crate::error::{ProxyError, Reason};
+use crate::http::limiter::ClientAddr;
+use crate::state::AppState;
+
+/// `POST /login/passkey/begin` body.
+#[derive(Debug, Deserialize)]
+struct Begin {
+    email: String,
+}
+
+/// `POST /login/passkey/finish` query.
+#[derive(Debug, Deserialize)]
+pub struct FinishQuery {
+    ceremony: String,
+}
+
+fn too_many(retry: u64) -> Response {
+    let mut e = ProxyError::new(
+        Reason::TooManyAttempts,
+        "too many failed sign-ins from this address; try again later",
+    );
+    e.retry_after = Some(retry);
+    e.into_response()
+}
+
+fn failed() -> Response {
+    err(Reason::Unauthorized, "passkey sign-in failed")
+}
+
+/// Options of the same shape as the library's, for an e-mail that cannot sign in.
+fn decoy_options(state: &AppState, rp_id: &str, email: &str) -> serde_json::Value {
+    let id = state.keys.mac().digest(&format!("passkey-decoy|{email}"));
+    let id = hex_prefix_bytes(&id);
+    let mut challenge = Uuid::new_v4().as_bytes().to_vec();
+    challenge.extend_from_slice(Uuid::new_v4().as_bytes());
+    serde_json::json!({
+        "publicKey": {
+            "challenge": URL_SAFE_NO_PAD.encode(challenge),
+            "timeout": 300_000,
+            "rpId": rp_id,
+            "allowCredentials": [{"type": "public-key", "id": URL_SAFE_NO_PAD.encode(id)}],
+            "userVerification": "required",
+        }
+    })
+}
+
+fn hex_prefix_bytes(h: &str) -> Vec<u8> {
+    (0..h.len().min(64) / 2)
+        .filter_map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `POST /login/passkey/begin`.
+pub async fn begin(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(service) = state.passkeys.clone() else {
+        return err(
+            Reason::PasskeyUnavailable,
+            "passkeys are not configured on this proxy",
+        );
+    };
+    if let Some(retry) = state.abuse.logins.blocked(client.0) {
+        return too_many(retry);
+    }
+    let b: Begin = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let email = b.email.trim().to_ascii_lowercase();
+    if email.len() > MAX_EMAIL_LEN {
+        return err(
+            Reason::InvalidRequest,
+            format!("the e-mail is longer than {MAX_EMAIL_LEN} characters"),
+        );
+    }
+    let now = state.clock.now_ms();
+    let account = state.store.account_by_email(&email).await.ok().flatten();
+    let keys: Vec<Passkey> = match &account {
+        Some(a) => account_passkeys(&state, a.id)
+            .await
+            .map(|k| k.into_iter().map(|(_, p)| p).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let ceremony_id = Uuid::new_v4().to_string();
+    let (options, ceremony) = match (&account, keys.is_empty()) {
+        (Some(a), false) => match service.webauthn.start_passkey_authentication(&keys) {
+            Ok((options, auth)) => (
+                serde_json::to_value(options).unwrap_or_default(),
+                Ceremony::SignIn {
+                    state: Some(auth),
+                    account_id: a.id,
+                    started_ms: now,
+                },
+            ),
+            Err(e) => return err(Reason::Internal, format!("WebAuthn: {e}")),
+        },
+        _ => (
+            decoy_options(&state, service.rp_id(), &email),
+            Ceremony::SignIn {
+                state: None,
+                account_id: 0,
+                started_ms: now,
+            },
+        ),
+    };
+    service
+        .ceremonies
+        .insert(format!("signin|{ceremony_id}"), Arc::new(ceremony));
+    let mut v = options;
+    v["ceremony"] = serde_json::Value::String(ceremony_id);
+    Json(v).into_response()
+}
+
+/// `POST /login/passkey/finish?ceremony=ID`.
+pub async fn finish(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    Query(q): Query<FinishQuery>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(service) = state.passkeys.clone() else {
+        return err(
+            Reason::PasskeyUnavailable,
+            "passkeys are not configured on this proxy",
+        );
+    };
+    if let Some(retry) = state.abuse.logins.blocked(client.0) {
+        return too_many(retry);
+    }
+    let assertion: PublicKeyCredential = match json_body(&body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let fail = || {
+        state.abuse.logins.record_failure(client.0);
+        tracing::info!(client = %client.0, "failed passkey sign-in");
+        failed()
+    };
+    let Some(ceremony) = service.ceremonies.remove(&format!(
+        "signin|{}",
+        q.ceremony.chars().take(64).collect::<String>()
+    )) else {
+        return fail();
+    };
+    let Ceremony::SignIn {
+        state: Some(auth),
+        account_id,
+        started_ms,
+    } = ceremony.as_ref()
+    else {
+        return fail();
+    };
+    let now = state.clock.now_ms();
+    if now - started_ms > CEREMONY_TTL_MS {
+        return fail();
+    }
+    let Ok(result) = service
+        .webauthn
+        .finish_passkey_authentication(&assertion, auth)
+    else {
+        return fail();
+    };
+    if let Ok(keys) = account_passkeys(&state, *account_id).await {
+        for (rec, mut pk) in keys {
+            if pk.cred_id() == result.cred_id() {
+                pk.update_credential(&result);
+                if let Ok(s) = serde_json::to_string(&pk) {
+                    let _ = state.store.update_passkey(&rec.id, &s, now).await;
+                }
+            }
+        }
+    }
+    let Some(account) = state.store.account(*account_id).await.ok().flatten() else {
+        return fail();
+    };
+    let Some((token, expires)) = start_session(&state, *account_id).await else {
+        return err(Reason::StoreUnavailable, "session could not be stored");
+    };
+    let m = MemberCtx {
+        account_id: *account_id,
+        email: account.email.clone(),
+        token_hash: String::new(),
+    };
+    let teams = member_teams(&state, &m)
+        .await
+        .into_iter()
+        .map(|(t, role, _)| LoginTeamView {
+            team: t.slug,
+            role: role.as_str(),
+        })
+        .collect();
+    tracing::info!(member = %account.email, "signed in with a passkey");
+    let mut resp = Json(LoginView {
+        session_token: token.clone(),
+        expires_at: rfc3339_ms(expires),
+        teams,
+    })
+    .into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, &token));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_prefixes_become_bytes() {
+        assert_eq!(hex_prefix_bytes("00ff10"), vec![0, 255, 16]);
+        assert_eq!(hex_prefix_bytes(&"ab".repeat(40)).len(), 32);
+    }
+}
