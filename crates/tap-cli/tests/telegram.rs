@@ -319,10 +319,45 @@ async fn two_approvals_need_two_members_across_channels() {
     })
     .await
     .expect("progress never shown");
-    // A second member on the terminal makes two.
-    ok(&w.tap, &["approve", &txn, "--as", "ann@example.com"]);
+    // A second member on the web page makes two.
+    let session = w
+        .served
+        .login("ann@example.com", "a-long-member-password-1234")
+        .await;
+    let page = w
+        .served
+        .get_bearer(&format!("/approve/{txn}"), &session)
+        .await
+        .text();
+    let action = format!("action=\"/approve/{txn}/approve\"");
+    let at = page
+        .find(&action)
+        .unwrap_or_else(|| panic!("no form: {page}"));
+    let key = "name=\"csrf\" value=\"";
+    let v = at + page[at..].find(key).unwrap() + key.len();
+    let csrf = &page[v..v + page[v..].find('"').unwrap()];
+    let r = tap_testkit::http_client()
+        .post(format!("{}/approve/{txn}/approve", w.served.url))
+        .bearer_auth(&session)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
     until_status(&w, &txn, "forwarded").await;
     assert_eq!(upstream_hits(&w, "/echo/tg-two"), 1);
+    // The Telegram message follows the decision made on the web.
+    let edited = eventually(TRIES, EVERY, || async {
+        w.tg.messages()
+            .into_iter()
+            .find(|x| x.message_id == m.message_id && x.text.contains("forwarded"))
+    })
+    .await
+    .expect("message never edited after the web decision");
+    assert!(edited.buttons.is_empty(), "{edited:?}");
+    assert!(edited.text.contains("ann@example.com"), "{}", edited.text);
+    assert!(edited.text.contains("(web)"), "{}", edited.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
