@@ -703,3 +703,27 @@ async fn an_answer_that_stalls_mid_body_is_cut_off_and_audited() {
     assert_eq!(row["upstream_status"], 200, "{row}");
     assert_eq!(served.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_target_on_a_plain_http_port_says_so() {
+    let up = FakeUpstream::start().await;
+    let (tap, _) = home(&up, &[]);
+    let tls_base = up.base().replacen("http://", "https://", 1);
+    tap.add_credential("tls", SECRET, &["--allowed-host", &tls_base]);
+    let key = tap.agent("tlsbot", &["--credential", "tls"]);
+    let served = tap.serve();
+    let r = served
+        .forward(&key)
+        .credential("tls")
+        .target(&format!("{tls_base}/echo"))
+        .send()
+        .await;
+    let body = r.assert_refused(502, "upstream_error");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("does not speak TLS") && detail.contains("http://"),
+        "{body}\n{}",
+        served.log()
+    );
+    assert!(!r.text().contains(SECRET));
+}

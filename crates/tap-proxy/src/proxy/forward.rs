@@ -152,18 +152,54 @@ pub(crate) fn send_error(e: hyper_util::client::legacy::Error, target: &str) -> 
             "destination resolves to a private or reserved address",
         );
     }
-    let kind = if e.is_connect() {
-        "could not connect"
-    } else {
-        "failed"
-    };
     let cause = std::error::Error::source(&e).map(ToString::to_string);
     tracing::warn!(error = %e, cause = cause.as_deref().unwrap_or("-"), "upstream request failed");
-    ProxyError::new(
-        Reason::UpstreamError,
-        format!("the upstream request {kind}"),
-    )
-    .with("target", target)
+    let detail = match tls_problem(&e) {
+        Some(TlsProblem::NotTls) => "the upstream does not speak TLS on this port (an https:// target on a plain-HTTP port?); nothing was forwarded: use http:// or the TLS port".to_owned(),
+        Some(TlsProblem::Other(why)) => {
+            format!("the TLS connection to the upstream failed ({why}); nothing was forwarded")
+        }
+        None if e.is_connect() => "the upstream request could not connect".to_owned(),
+        None => "the upstream request failed".to_owned(),
+    };
+    ProxyError::new(Reason::UpstreamError, detail).with("target", target)
+}
+
+/// What went wrong in TLS, when that is why a send failed.
+#[derive(Debug, PartialEq, Eq)]
+enum TlsProblem {
+    /// The peer answered with something that is not TLS (plain HTTP).
+    NotTls,
+    /// Certificate, protocol or handshake trouble (rustls' own words; they
+    /// name no URL and no header).
+    Other(String),
+}
+
+fn tls_problem(e: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(t) = tls {
+            return Some(match t {
+                rustls::Error::InvalidMessage(_) => TlsProblem::NotTls,
+                other => TlsProblem::Other(other.to_string()),
+            });
+        }
+        // The connector may hand the rustls error on as text only.
+        let text = err.to_string();
+        if text.contains("InvalidContentType") {
+            return Some(TlsProblem::NotTls);
+        }
+        if text.contains("invalid peer certificate") {
+            return Some(TlsProblem::Other(text));
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// The content coding of an upstream answer (SPEC §7). The proxy asks for
