@@ -62,7 +62,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(crate::proxy::forward_handler))
         .routes(routes!(agent_api::health))
-        .routes(routes!(crate::metrics::metrics_handler))
+        .routes(routes!(crate::http::metrics_endpoint::metrics_handler))
         .routes(routes!(agent_api::instructions))
         .routes(routes!(crate::agent_services::services))
         .routes(routes!(agent_api::config))
@@ -203,8 +203,8 @@ pub enum ServerError {
     #[error(transparent)]
     Outbound(#[from] OutboundError),
     /// The WebAuthn relying party could not be set up.
-    #[error("{0}")]
-    Webauthn(String),
+    #[error(transparent)]
+    Webauthn(#[from] web::passkey_service::PasskeySetupError),
 }
 
 /// A proxy whose state is built and whose background tasks run.
@@ -423,7 +423,7 @@ impl Proxy {
         let passkeys = config
             .webauthn
             .as_ref()
-            .map(web::passkey::PasskeyService::new)
+            .map(web::passkey_service::PasskeyService::new)
             .transpose()
             .map_err(ServerError::Webauthn)?
             .map(Arc::new);

@@ -63,7 +63,7 @@ pub struct Shared {
     /// Failed logins and agent keys per client address (bounded, expiring).
     pub abuse: Arc<crate::http::limiter::AbuseLimits>,
     /// Passkeys, when `TAP_WEBAUTHN_RP_ID` and `TAP_WEBAUTHN_ORIGIN` are set.
-    pub passkeys: Option<Arc<crate::web::passkey::PasskeyService>>,
+    pub passkeys: Option<Arc<crate::web::passkey_service::PasskeyService>>,
 }
 
 impl std::fmt::Debug for Shared {

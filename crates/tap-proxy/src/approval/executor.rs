@@ -13,12 +13,12 @@ use tap_core::target::TargetUrl;
 
 use super::captured::{CapturedRequest, final_record};
 use crate::error::{ProxyError, Reason};
+use crate::proxy::destination::{destination_and_injection, usable_destination};
 use crate::proxy::forward::{
     Coding, decoded_stream, has_no_body, response_coding, scrub_headers, send_error, unscannable,
     upstream_request, with_query_renderings,
 };
 use crate::proxy::placeholders::{combined_scrubber, substitute};
-use crate::proxy::resolve::{destination_and_injection, usable_destination};
 use crate::state::AppState;
 
 /// Largest upstream answer stored for a poll.

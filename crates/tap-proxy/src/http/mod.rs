@@ -3,10 +3,12 @@
 //! per-address abuse limits, connection bounds.
 
 pub mod admin;
+pub mod agent_keys;
 pub mod body;
 pub mod connection;
 pub mod csrf;
 pub mod limiter;
+pub mod metrics_endpoint;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -27,7 +29,7 @@ pub async fn guard(
     if let Err(refusal) = csrf::check(&state, &req) {
         return refusal.into_response();
     }
-    if let Err(refusal) = limiter::check_agent_key(&state, addr, &req) {
+    if let Err(refusal) = agent_keys::check_agent_key(&state, addr, &req) {
         return refusal.into_response();
     }
     let req = match body::buffer(&state, req).await {
@@ -35,7 +37,7 @@ pub async fn guard(
         Err(refusal) => return refusal,
     };
     let mut resp = next.run(req).await;
-    limiter::count_agent_key(&state, addr, &resp);
+    agent_keys::count_agent_key(&state, addr, &resp);
     body::after(&mut resp);
     resp
 }

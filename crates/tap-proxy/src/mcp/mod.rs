@@ -122,7 +122,7 @@ async fn entry(
     };
     let mut key_headers = HeaderMap::new();
     key_headers.insert("x-tap-key", keys.clone());
-    if let Err(e) = crate::http::limiter::check_agent_key_headers(state, addr, &key_headers) {
+    if let Err(e) = crate::http::agent_keys::check_agent_key_headers(state, addr, &key_headers) {
         return e.into_response();
     }
     let dir = state.directory.get();

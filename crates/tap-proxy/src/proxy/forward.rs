@@ -27,8 +27,8 @@ use url::form_urlencoded;
 use zeroize::Zeroizing;
 
 use super::audit::AuditDraft;
+use super::destination::Resolved;
 use super::refuse;
-use super::resolve::Resolved;
 use crate::clock::elapsed_ms;
 use crate::directory::CredentialEntry;
 use crate::error::{ProxyError, Reason};

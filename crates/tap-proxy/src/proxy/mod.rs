@@ -8,6 +8,7 @@
 mod approve;
 pub mod audit;
 pub mod authenticate;
+pub(crate) mod destination;
 pub(crate) mod forward;
 pub(crate) mod placeholders;
 pub(crate) mod resolve;

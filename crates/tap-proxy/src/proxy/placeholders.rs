@@ -22,7 +22,7 @@ use tap_core::secret::{CredentialValue, Secret};
 
 use super::audit::AuditDraft;
 use super::authenticate::Authenticated;
-use super::resolve::{
+use super::destination::{
     RawTarget, Resolved, forwarded_headers, rate_limit, target_url, usable_destination,
 };
 use crate::directory::{CredentialEntry, TeamEntry};

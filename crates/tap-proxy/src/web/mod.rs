@@ -8,6 +8,7 @@ pub mod inbox;
 pub mod pages;
 pub mod passkey;
 pub mod passkey_login;
+pub mod passkey_service;
 pub mod session;
 
 pub use session::{MemberCtx, api_error, bearer_member, member};

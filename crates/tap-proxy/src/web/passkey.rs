@@ -28,86 +28,21 @@ use serde::{Deserialize, Serialize};
 use tap_core::approval::gate::PasskeyProof;
 use tap_core::model::{ApprovalStatus, PasskeyRecord};
 use tap_core::store::StoreError;
-use webauthn_rs::prelude::{
-    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Uuid, Webauthn, WebauthnBuilder,
-};
+use webauthn_rs::prelude::{Passkey, PublicKeyCredential, RegisterPublicKeyCredential, Uuid};
 
 use super::approve::{may_decide, valid_txn, visible_approval};
 use super::pages::{self, Nav};
+use super::passkey_service::{CEREMONY_TTL_MS, Ceremony, PasskeyService};
 use super::session::{MemberCtx, csrf_ok, member, nav, used_bearer};
 use crate::approval::display::visible;
 use crate::clock::rfc3339_ms;
-use crate::config::WebauthnConfig;
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
 
-/// A ceremony must finish within this long after it began.
-pub const CEREMONY_TTL_MS: i64 = 5 * 60 * 1000;
-/// Ceremonies in progress at once (oldest dropped beyond).
-const MAX_CEREMONIES: u64 = 10_000;
 /// Passkeys one member may register.
 pub const MAX_PASSKEYS_PER_MEMBER: usize = 20;
 /// Longest passkey name.
 const MAX_NAME_CHARS: usize = 64;
-
-pub(super) enum Ceremony {
-    Register {
-        state: PasskeyRegistration,
-        name: String,
-        started_ms: i64,
-    },
-    Approve {
-        state: PasskeyAuthentication,
-        txn_id: String,
-        request_hash: String,
-        started_ms: i64,
-    },
-    /// A passkey sign-in; `state` is `None` for a decoy (an unknown e-mail or
-    /// one without passkeys), which can only fail.
-    SignIn {
-        state: Option<PasskeyAuthentication>,
-        account_id: i64,
-        started_ms: i64,
-    },
-}
-
-/// The relying party and the ceremonies in progress.
-pub struct PasskeyService {
-    pub(super) webauthn: Webauthn,
-    pub(super) ceremonies: moka::sync::Cache<String, Arc<Ceremony>>,
-    rp_id: String,
-}
-
-impl std::fmt::Debug for PasskeyService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PasskeyService")
-    }
-}
-
-impl PasskeyService {
-    /// The relying party of `TAP_WEBAUTHN_RP_ID` and `TAP_WEBAUTHN_ORIGIN`.
-    pub fn new(config: &WebauthnConfig) -> Result<Self, String> {
-        let webauthn = WebauthnBuilder::new(&config.rp_id, &config.origin)
-            .and_then(|b| b.rp_name("TAP").build())
-            .map_err(|e| format!("WebAuthn relying party: {e}"))?;
-        Ok(Self {
-            webauthn,
-            ceremonies: moka::sync::Cache::builder()
-                .max_capacity(MAX_CEREMONIES)
-                .time_to_live(std::time::Duration::from_millis(
-                    u64::try_from(CEREMONY_TTL_MS).unwrap_or(300_000),
-                ))
-                .build(),
-            rp_id: config.rp_id.clone(),
-        })
-    }
-
-    /// The relying party id.
-    pub fn rp_id(&self) -> &str {
-        &self.rp_id
-    }
-}
 
 fn key(m: &MemberCtx, what: &str) -> String {
     format!("{}|{what}", m.token_hash)

@@ -20,7 +20,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential, Uuid};
 
-use super::passkey::{CEREMONY_TTL_MS, Ceremony, account_passkeys, err, json_body};
+use super::passkey::{account_passkeys, err, json_body};
+use super::passkey_service::{CEREMONY_TTL_MS, Ceremony};
 use super::session::{MAX_EMAIL_LEN, MemberCtx, member_teams, session_cookie, start_session};
 use crate::agent_views::{LoginTeamView, LoginView};
 use crate::clock::rfc3339_ms;

@@ -1,0 +1,305 @@
+//! Where a request goes and what it carries, shared by the unified and the
+//! placeholder resolve stages and the approval executor: the target URL, the
+//! headers forwarded, the rate limit, host binding, outbound safety and
+//! usability (SPEC §3.1 rows 3, 8–10).
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use tap_core::inject::{InjectError, Injection, plan};
+use tap_core::model::Connector;
+use tap_core::secret::CredentialValue;
+use tap_core::target::{TargetError, TargetUrl};
+
+use crate::directory::{AgentEntry, CredentialEntry, TeamEntry};
+use crate::error::{ProxyError, Reason};
+use crate::outbound::GuardError;
+use crate::state::AppState;
+
+/// Headers never forwarded as the agent sent them (besides `x-tap-*`, `x-oauth-*` and injected ones).
+pub(super) const STRIPPED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "accept-encoding",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-real-ip",
+    "x-client-ip",
+    // Addressed to the proxy (RFC 7240: respond-async, wait=N); some upstreams
+    // (Microsoft Graph) act on it.
+    "prefer",
+    // Routing overrides some upstream frameworks obey instead of the path.
+    "x-original-url",
+    "x-rewrite-url",
+    "x-override-url",
+    "x-original-host",
+    "x-host",
+    "x-http-host-override",
+];
+
+/// What the agent named as target before the credential is known.
+pub(super) enum RawTarget {
+    Absolute(TargetUrl),
+    Path(String),
+}
+
+/// Everything the forward stage needs. Invariant: every check of rows 1–10 passed.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) team: Arc<TeamEntry>,
+    pub(crate) agent_team_internal_id: i64,
+    /// The credential (the first referenced one in legacy placeholder mode).
+    pub(crate) credential: Arc<CredentialEntry>,
+    /// Legacy placeholder mode: the other referenced credentials, in reference
+    /// order, each passed rows 6–10 like `credential`. Empty otherwise.
+    pub(crate) others: Vec<Arc<CredentialEntry>>,
+    /// True in legacy placeholder mode: `injection` substitutes placeholders.
+    pub(crate) legacy: bool,
+    pub(crate) url: TargetUrl,
+    pub(crate) injection: Injection,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+pub(super) fn target_error(e: &TargetError) -> ProxyError {
+    ProxyError::new(
+        Reason::InvalidTarget,
+        format!("X-TAP-Target is not usable: {e}"),
+    )
+}
+
+pub(super) fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
+    if let Some(limit) = agent.rate_limit_per_hour
+        && let Err(retry) =
+            state
+                .rate
+                .check(agent.team_internal_id, &agent.id, limit, Instant::now())
+    {
+        let mut e = ProxyError::new(
+            Reason::RateLimited,
+            format!(
+                "agent {} reached its limit of {limit} requests per hour",
+                agent.id
+            ),
+        )
+        .with("retry_after", retry);
+        e.retry_after = Some(retry);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Row 8's URL: an absolute target for a direct credential, a path joined to
+/// the `api_base` of a relative-target one. `true` when the path holds `..`
+/// (refused at row 10, after the host checks).
+pub(super) fn target_url(
+    target: &RawTarget,
+    credential: &CredentialEntry,
+) -> Result<(TargetUrl, bool), ProxyError> {
+    let name = credential.name.as_str();
+    let mut traversal = false;
+    let url = match (target, credential.relative_target) {
+        (RawTarget::Absolute(u), false) => u.clone(),
+        (RawTarget::Path(_), false) => {
+            return Err(ProxyError::new(
+                Reason::InvalidTarget,
+                format!("credential {name} needs an absolute http(s) URL in X-TAP-Target"),
+            ));
+        }
+        (RawTarget::Absolute(_), true) => {
+            return Err(ProxyError::new(
+                Reason::InvalidTarget,
+                format!("credential {name} takes a path in X-TAP-Target, appended to its api_base"),
+            ));
+        }
+        (RawTarget::Path(p), true) => {
+            let Some(base) = credential.api_base.as_ref() else {
+                return Err(ProxyError::new(
+                    Reason::InvalidTarget,
+                    format!("credential {name} has no usable api_base for relative targets"),
+                ));
+            };
+            match TargetUrl::join_relative(base, p) {
+                Ok(u) => u,
+                Err(TargetError::PathTraversal) => {
+                    traversal = true;
+                    base.clone()
+                }
+                Err(e) => return Err(target_error(&e)),
+            }
+        }
+    };
+    Ok((url, traversal))
+}
+
+/// The agent's headers minus what it may not set: hop-by-hop and proxy-addressed
+/// headers, `X-TAP-*`, `X-OAuth-*`, headers `Connection` names and `injected` ones.
+pub(crate) fn forwarded_headers(headers: &HeaderMap, injected: &[String]) -> HeaderMap {
+    let mut fwd = HeaderMap::with_capacity(headers.len());
+    let conn_named: Vec<String> = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for (n, v) in headers {
+        let ns = n.as_str();
+        if ns.starts_with("x-tap-")
+            || ns.starts_with("x-oauth-")
+            || STRIPPED.contains(&ns)
+            || conn_named.iter().any(|c| c == ns)
+            || injected.iter().any(|h| h == ns)
+        {
+            continue;
+        }
+        fwd.append(n.clone(), v.clone());
+    }
+    fwd
+}
+
+/// Rows 8–10 for a resolved URL: host binding, outbound safety, usable value, injection plan.
+/// Also the re-check of an approved request before it is forwarded.
+pub(crate) async fn destination_and_injection(
+    state: &AppState,
+    credential: &CredentialEntry,
+    url: &TargetUrl,
+    traversal: bool,
+) -> Result<Injection, ProxyError> {
+    let value = usable_destination(state, credential, url, traversal).await?;
+    let name = credential.name.as_str();
+    plan(
+        credential.auth_header_format.as_deref(),
+        &credential.bindings,
+        value,
+    )
+    .map_err(|e| match e {
+        InjectError::FieldMissing(f) => ProxyError::new(
+            Reason::CredentialFieldMissing,
+            format!("credential {name} has no field {f:?} for its binding"),
+        )
+        .with("field", f),
+        InjectError::MultiSecretUnbound => ProxyError::new(
+            Reason::MultiSecretUnbound,
+            format!("credential {name} holds several secrets but has no bindings for them"),
+        ),
+        InjectError::ControlChar => ProxyError::new(
+            Reason::InvalidHeader,
+            format!("credential {name} renders a header value with a control character"),
+        ),
+        InjectError::BadFormat(_) | InjectError::BadBinding(_) => ProxyError::new(
+            Reason::Internal,
+            format!("credential {name} has an invalid injection format"),
+        ),
+    })
+}
+
+/// Rows 8–10 without the injection plan: host binding, outbound safety, and a
+/// value that may be sent (set, not a signing key, direct connector, no `..`).
+/// Answers the value.
+pub(crate) async fn usable_destination<'c>(
+    state: &AppState,
+    credential: &'c CredentialEntry,
+    url: &TargetUrl,
+    traversal: bool,
+) -> Result<&'c CredentialValue, ProxyError> {
+    let name = credential.name.as_str();
+    if !credential.allowed_hosts.matches(url) {
+        return Err(ProxyError::new(
+            Reason::HostNotAllowed,
+            format!(
+                "host {} is not in the allowed_hosts of credential {name}",
+                url.host_str()
+            ),
+        )
+        .with("host", url.host_str())
+        .with("credential", name));
+    }
+    // Row 9.
+    let not_allowed = || {
+        ProxyError::new(
+            Reason::TargetNotAllowed,
+            format!(
+                "destination {} is a private or reserved address",
+                url.host_str()
+            ),
+        )
+        .with("host", url.host_str())
+    };
+    if let Some(ip) = url.ip() {
+        if !state
+            .resolver
+            .rule()
+            .permits(url.host_str(), ip, &credential.allowed_hosts)
+        {
+            return Err(not_allowed());
+        }
+    } else {
+        match state.resolver.resolve(url.host_str(), url.port()).await {
+            Ok(_) => {}
+            Err(GuardError::Refused { .. }) => return Err(not_allowed()),
+            Err(GuardError::Unresolvable { host }) => {
+                return Err(ProxyError::new(
+                    Reason::UpstreamError,
+                    format!("could not resolve {host}"),
+                )
+                .with("target", url.as_str()));
+            }
+        }
+    }
+    // Row 10.
+    let value = match &credential.value {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return Err(ProxyError::new(
+                Reason::CredentialValueMissing,
+                format!("credential {name} has no value set"),
+            )
+            .with("credential", name));
+        }
+        Err(_) => {
+            return Err(ProxyError::new(
+                Reason::Internal,
+                "credential value could not be opened",
+            ));
+        }
+    };
+    if credential.signing_key {
+        return Err(ProxyError::new(
+            Reason::SigningKeyOnForward,
+            format!("credential {name} is a signing key and cannot be forwarded"),
+        ));
+    }
+    if traversal {
+        return Err(ProxyError::new(
+            Reason::PathTraversal,
+            "the target path contains '..'",
+        ));
+    }
+    if credential.connector != Connector::Direct {
+        return Err(ProxyError::new(
+            Reason::Internal,
+            format!("credential {name} uses a connector this build does not support"),
+        ));
+    }
+    Ok(value)
+}
