@@ -4,6 +4,8 @@
 //! `synchronous=NORMAL`: durable across a crash or `kill -9` of the proxy).
 
 mod clock;
-mod sqlite;
+mod pg;
+pub(crate) mod sqlite;
 
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;

@@ -25,7 +25,7 @@ mod grants;
 mod pool;
 mod roles;
 mod rows;
-mod schema;
+pub(crate) mod schema;
 mod snapshot;
 mod spool;
 mod teams;

@@ -7,7 +7,8 @@
 //! contract::store_contract!(pg_store().await);     // tests/store_pg.rs
 //! ```
 //!
-//! The expression gives a [`Subject`]: a fresh, empty, not yet migrated store
+//! The expression gives a [`Subject`] (or `Option<Subject>`, `None` skipping
+//! the case where the backend is not available): a fresh, empty, not yet migrated store
 //! and whatever must outlive it (a temp dir, a throwaway database). Each case
 //! becomes one `#[tokio::test]` on a multi-thread runtime, so the concurrency
 //! cases race for real. `every_store_method_has_a_contract_case` fails when a
@@ -155,7 +156,10 @@ macro_rules! store_contract {
                 $(
                     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                     async fn $case() {
-                        let subject = $subject;
+                        // A backend that is not available here (no
+                        // DATABASE_URL) gives `None`: the case is skipped.
+                        let subject: Option<$crate::contract::Subject> = $subject.into();
+                        let Some(subject) = subject else { return };
                         $crate::contract::$module::$case(subject.store()).await;
                     }
                 )*

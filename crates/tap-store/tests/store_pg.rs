@@ -1,0 +1,140 @@
+//! The store contract (`tests/contract`) on PostgreSQL: each case in a fresh
+//! schema of the database `DATABASE_URL` names, dropped after it, so cases
+//! run in parallel without seeing each other's data. Without `DATABASE_URL`
+//! every case is skipped with a message.
+//!
+//! Beside the contract: several `PgStore`s on one database (replicas)
+//! appending at once keep one unforked chain per team.
+
+use std::sync::Arc;
+
+use tap_core::audit::{AuditPhase, verify_keyed};
+use tap_core::store::{AuditAppend, Store};
+use tap_store::PgStore;
+
+mod contract;
+
+/// The test database, or `None` (and a message) when `DATABASE_URL` is unset.
+fn database_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => Some(url),
+        _ => {
+            eprintln!("skipped: DATABASE_URL is not set to a postgres:// URL");
+            None
+        }
+    }
+}
+
+/// A schema that exists until this is dropped.
+struct TempSchema {
+    url: String,
+    name: String,
+}
+
+impl TempSchema {
+    async fn create(url: &str) -> Self {
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).expect("random");
+        let name = format!(
+            "tap_test_{}",
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let admin = sqlx::PgPool::connect(url).await.expect("connect");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&admin)
+            .await
+            .expect("create schema");
+        admin.close().await;
+        Self {
+            url: url.to_owned(),
+            name,
+        }
+    }
+
+    async fn store(&self) -> PgStore {
+        PgStore::connect_in_schema(&self.url, &self.name)
+            .await
+            .expect("connect")
+    }
+}
+
+impl Drop for TempSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: drop the schema on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let admin = sqlx::PgPool::connect(&url).await.expect("connect");
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
+                    .execute(&admin)
+                    .await
+                    .expect("drop schema");
+                admin.close().await;
+            });
+        })
+        .join();
+        if dropped.is_err() {
+            eprintln!("schema {} was not dropped", self.name);
+        }
+    }
+}
+
+async fn pg_store() -> Option<contract::Subject> {
+    let url = database_url()?;
+    let schema = TempSchema::create(&url).await;
+    let store = schema.store().await;
+    Some(contract::Subject::new(Arc::new(store), schema))
+}
+
+contract::store_contract!(pg_store().await);
+
+/// Two replicas (each its own `PgStore` and pool on one database) append
+/// concurrently to two teams; each team ends with one gap-free chain that
+/// verifies, every row hashing onto the one before it (no fork).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_appending_at_once_keep_one_unforked_chain_per_team() {
+    let Some(url) = database_url() else { return };
+    let schema = TempSchema::create(&url).await;
+    let replicas: Vec<Arc<dyn Store>> = vec![
+        Arc::new(schema.store().await),
+        Arc::new(schema.store().await),
+    ];
+    let a = contract::migrated_with_team(replicas[0].as_ref(), "a").await;
+    let b = contract::new_team(replicas[0].as_ref(), "b").await;
+    replicas[1]
+        .set_audit_key(contract::audit_key())
+        .await
+        .expect("key on the second replica");
+    const WRITERS: usize = 8;
+    const BATCHES: usize = 25;
+    let stores = replicas.clone();
+    contract::race(WRITERS, move |i| {
+        let store = Arc::clone(&stores[i % stores.len()]);
+        async move {
+            for n in 0..BATCHES {
+                let id = format!("w{i}-{n}");
+                let rows: Vec<AuditAppend> = [a, b]
+                    .into_iter()
+                    .map(|team| contract::audit_row(team, &id, AuditPhase::Start, "bot", "c"))
+                    .collect();
+                store.append_audit(&rows).await.expect("append");
+            }
+        }
+    })
+    .await;
+    for team in [a, b] {
+        let chain = replicas[1].audit_chain(team).await.expect("chain");
+        let seqs: Vec<i64> = chain.rows.iter().map(|r| r.seq).collect();
+        let expected: Vec<i64> = (1..=i64::try_from(WRITERS * BATCHES).expect("small")).collect();
+        assert_eq!(seqs, expected, "team {team}: one gap-free sequence");
+        for pair in chain.rows.windows(2) {
+            assert_eq!(pair[1].prev_hash, pair[0].row_hash, "team {team}: no fork");
+        }
+        let verified = verify_keyed(&contract::audit_key(), team, &chain, None);
+        assert!(verified.ok, "team {team}: {verified:?}");
+    }
+}
