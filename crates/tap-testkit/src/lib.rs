@@ -4,6 +4,7 @@
 
 mod client;
 mod fake_telegram;
+mod pg;
 mod raw;
 mod routes;
 mod tap;
@@ -11,6 +12,7 @@ mod upstream;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
+pub use pg::TempPg;
 pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};
 pub use routes::SPEC_ROUTES;
 pub use tap::{Served, TapHome};
