@@ -118,8 +118,14 @@ pub(crate) enum Command {
         #[arg(long = "as")]
         as_email: Option<String>,
     },
-    /// Apply pending store migrations.
-    Migrate,
+    /// Apply pending store migrations; with --to, copy this SQLite
+    /// deployment into an empty PostgreSQL database instead.
+    Migrate {
+        /// A `postgres://` URL of an empty database (stop the proxy first;
+        /// the copy is verified: row counts and every team's audit chain).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// The master key.
     #[command(subcommand)]
     Key(KeyCmd),

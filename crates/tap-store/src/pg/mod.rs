@@ -14,6 +14,8 @@ mod audit;
 mod credentials;
 mod grants;
 mod pool;
+
+pub(crate) use pool::write_tx;
 mod roles;
 mod rows;
 mod snapshot;
@@ -54,6 +56,11 @@ impl PgStore {
     pub async fn connect_in_schema(url: &str, schema: &str) -> StoreResult<Self> {
         let opts = pool::url_options(url)?.options([("search_path", schema)]);
         Self::with_options(opts).await
+    }
+
+    /// The pool, for the SQLite-to-PostgreSQL copy.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     async fn with_options(opts: sqlx::postgres::PgConnectOptions) -> StoreResult<Self> {

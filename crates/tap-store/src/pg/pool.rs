@@ -74,7 +74,7 @@ pub(super) async fn connect(opts: PgConnectOptions) -> StoreResult<PgPool> {
 }
 
 /// A transaction holding the store's write lock until it ends (module docs).
-pub(super) async fn write_tx(
+pub(crate) async fn write_tx(
     pool: &PgPool,
 ) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
     let mut tx = pool.begin().await.map_err(unavailable)?;

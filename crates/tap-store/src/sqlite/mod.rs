@@ -68,6 +68,11 @@ impl SqliteStore {
         Self::connect(pool::url_options(url)?).await
     }
 
+    /// The pool, for the SQLite-to-PostgreSQL copy.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     async fn connect(opts: SqliteConnectOptions) -> StoreResult<Self> {
         let (pool, path) = pool::connect(opts).await?;
         Ok(Self {
