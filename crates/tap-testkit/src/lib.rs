@@ -15,7 +15,7 @@ pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
 pub use pg::TempPg;
 pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};
 pub use routes::SPEC_ROUTES;
-pub use tap::{Served, TapHome};
+pub use tap::{Served, TEST_BACKEND, TapHome};
 pub use upstream::{FakeUpstream, OTHER_CA_PEM, Recorded, TEST_CA_PEM};
 
 use std::time::Duration;

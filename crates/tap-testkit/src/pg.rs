@@ -31,6 +31,19 @@ impl TempPg {
         Some(Self { base, schema })
     }
 
+    /// [`TempPg::create`] from synchronous code (a thread with its own runtime).
+    pub fn create_blocking() -> Option<Self> {
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(Self::create())
+        })
+        .join()
+        .expect("schema thread")
+    }
+
     /// The URL a `tap` process uses (`TAP_DATABASE_URL`): the database with
     /// this schema as its search path.
     pub fn url(&self) -> String {
