@@ -110,7 +110,17 @@ pub async fn copy_sqlite_to_pg(from: &SqliteStore, to: &PgStore) -> StoreResult<
         .map_err(failed("clear the revision"))?;
     let mut report = CopyReport::default();
     for table in TABLES {
-        let columns = columns(&mut tx, table).await?;
+        // Columns added on PostgreSQL only (e.g. `approvals.claimed_by`) start empty.
+        let present: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+            .bind(*table)
+            .fetch_all(src)
+            .await
+            .map_err(failed("read the source schema"))?;
+        let columns: Vec<(String, Kind)> = columns(&mut tx, table)
+            .await?
+            .into_iter()
+            .filter(|(name, _)| present.contains(name))
+            .collect();
         let copied = copy_table(src, &mut tx, table, &columns).await?;
         let source: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))

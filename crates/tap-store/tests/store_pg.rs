@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use tap_core::audit::{AuditPhase, verify_keyed};
+use tap_core::model::ApprovalStatus;
 use tap_core::store::{AuditAppend, Store};
 use tap_store::PgStore;
 
@@ -137,4 +138,58 @@ async fn replicas_appending_at_once_keep_one_unforked_chain_per_team() {
         let verified = verify_keyed(&contract::audit_key(), team, &chain, None);
         assert!(verified.ok, "team {team}: {verified:?}");
     }
+}
+
+/// A replica's restart (`fail_interrupted`) leaves alone an approval another
+/// live replica is forwarding, and ends it once that replica is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_interrupts_only_approvals_of_replicas_that_are_gone() {
+    let Some(url) = database_url() else { return };
+    let schema = TempSchema::create(&url).await;
+    let forwarding: Arc<dyn Store> = Arc::new(schema.store().await);
+    let restarted: Arc<dyn Store> = Arc::new(schema.store().await);
+    let team = contract::migrated_with_team(forwarding.as_ref(), "a").await;
+    let t = contract::now_ms();
+    forwarding
+        .create_approval(&contract::approval(team, "in-flight", 1, t - 1000))
+        .await
+        .expect("create");
+    forwarding
+        .vote(
+            "in-flight",
+            "amy@example.com",
+            true,
+            "web",
+            t,
+            contract::EVERYONE,
+        )
+        .await
+        .expect("vote");
+    assert!(forwarding.claim_approved("in-flight").await.expect("claim"));
+
+    assert_eq!(restarted.fail_interrupted(t).await.expect("fail"), 0);
+    let status = |s: Arc<dyn Store>| async move {
+        s.approval("in-flight")
+            .await
+            .expect("read")
+            .expect("exists")
+            .status
+    };
+    assert_eq!(
+        status(Arc::clone(&restarted)).await,
+        ApprovalStatus::Forwarding
+    );
+
+    // The forwarding replica dies: its lock goes with its connection.
+    drop(forwarding);
+    let mut ended = 0;
+    for _ in 0..100 {
+        ended = restarted.fail_interrupted(t).await.expect("fail");
+        if ended == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ended, 1, "the dead replica's approval was never ended");
+    assert_eq!(status(restarted).await, ApprovalStatus::Error);
 }

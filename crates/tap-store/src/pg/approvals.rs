@@ -202,12 +202,14 @@ pub(super) async fn approved_unclaimed(pool: &PgPool, limit: u32) -> StoreResult
     .map_err(unavailable)
 }
 
-pub(super) async fn claim_approved(pool: &PgPool, txn_id: &str) -> StoreResult<bool> {
+/// Claims for `owner` (the key of a lock it holds while it lives: `owner`).
+pub(super) async fn claim_approved(pool: &PgPool, txn_id: &str, owner: i32) -> StoreResult<bool> {
     let mut tx = write_tx(pool).await?;
     let n = sqlx::query(
-        "UPDATE approvals SET status = 'forwarding' WHERE txn_id = $1 AND status = 'approved'",
+        "UPDATE approvals SET status = 'forwarding', claimed_by = $2 WHERE txn_id = $1 AND status = 'approved'",
     )
     .bind(txn_id)
+    .bind(owner)
     .execute(&mut *tx)
     .await
     .map_err(unavailable)?
@@ -271,16 +273,23 @@ pub(super) async fn expire_approvals(pool: &PgPool, now: i64) -> StoreResult<Vec
     Ok(ids)
 }
 
-pub(super) async fn fail_interrupted(pool: &PgPool, now: i64) -> StoreResult<u64> {
+/// Only approvals claimed by `own` (this store) or by a claimant that is
+/// gone: its lock is free (`owner`). Another live replica's are left alone.
+pub(super) async fn fail_interrupted(pool: &PgPool, now: i64, own: i32) -> StoreResult<u64> {
     let mut tx = write_tx(pool).await?;
     let n = sqlx::query(
-        "UPDATE approvals SET status = 'error', error_code = 'interrupted', decided_at = COALESCE(decided_at, $1) WHERE status = 'forwarding'",
+        "UPDATE approvals SET status = 'error', error_code = 'interrupted', decided_at = COALESCE(decided_at, $1) \
+         WHERE status = 'forwarding' \
+           AND (claimed_by IS NULL OR claimed_by = $3 \
+                OR pg_try_advisory_xact_lock($2, claimed_by::int4))",
     )
     .bind(now)
+    .bind(super::pool::OWNER_LOCK)
+    .bind(own)
     .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?
-        .rows_affected();
+    .await
+    .map_err(unavailable)?
+    .rows_affected();
     tx.commit().await.map_err(unavailable)?;
     Ok(n)
 }

@@ -13,6 +13,7 @@ mod approvals;
 mod audit;
 mod credentials;
 mod grants;
+mod owner;
 mod pool;
 
 pub(crate) use pool::write_tx;
@@ -21,6 +22,8 @@ mod rows;
 mod snapshot;
 mod teams;
 mod telegram;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::PgPool;
@@ -43,6 +46,8 @@ pub struct PgStore {
     pool: PgPool,
     /// The audit key, once the master key is open.
     key: AuditKeySlot,
+    /// This store's claimant lock (`owner`), shared by its clones.
+    owner: Arc<owner::Owner>,
 }
 
 impl PgStore {
@@ -65,8 +70,9 @@ impl PgStore {
 
     async fn with_options(opts: sqlx::postgres::PgConnectOptions) -> StoreResult<Self> {
         Ok(Self {
-            pool: pool::connect(opts).await?,
+            pool: pool::connect(opts.clone()).await?,
             key: AuditKeySlot::default(),
+            owner: Arc::new(owner::Owner::new(opts)?),
         })
     }
 }
@@ -361,7 +367,8 @@ impl Store for PgStore {
     }
 
     async fn claim_approved(&self, txn_id: &str) -> StoreResult<bool> {
-        approvals::claim_approved(&self.pool, txn_id).await
+        let owner = self.owner.key().await?;
+        approvals::claim_approved(&self.pool, txn_id, owner).await
     }
 
     async fn finish_approval(
@@ -380,7 +387,7 @@ impl Store for PgStore {
     }
 
     async fn fail_interrupted(&self, now: i64) -> StoreResult<u64> {
-        approvals::fail_interrupted(&self.pool, now).await
+        approvals::fail_interrupted(&self.pool, now, self.owner.id()).await
     }
 
     async fn purge_approvals(&self, before: i64) -> StoreResult<u64> {

@@ -26,6 +26,9 @@ pub(super) const CONFIG_LOCK: i32 = 0x7461_7001;
 /// Advisory-lock class of a team's audit chain; the key is the team.
 pub(super) const AUDIT_LOCK: i32 = 0x7461_7002;
 
+/// Advisory-lock class of a live claimant of approvals (`owner`); the key is the claimant's.
+pub(super) const OWNER_LOCK: i32 = 0x7461_7003;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A driver error as a store error: unique violations are conflicts.
