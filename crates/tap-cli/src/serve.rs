@@ -69,6 +69,11 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
             }
         }
     };
+    // On PostgreSQL several replicas may serve the store: count limits in it.
+    config.shared_store = g
+        .database_url
+        .as_deref()
+        .is_some_and(crate::env::is_postgres);
     let addr = listener.local_addr()?;
     // The bound address (port 0 resolved) is what links such as `approval_url` name.
     config.listen = addr;

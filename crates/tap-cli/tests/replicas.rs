@@ -175,3 +175,49 @@ async fn requests_through_both_replicas_leave_one_verifiable_chain() {
     assert_eq!(one.terminate(), Some(0));
     assert_eq!(two.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_of_n_holds_across_both_replicas() {
+    let Some(pg) = TempPg::create().await else {
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let (tap, _admin, _key, one, two) = two_replicas(&pg, &up).await;
+    const LIMIT: usize = 4;
+    let limited = tap.agent(
+        "limited",
+        &["--credential", "echo", "--rate-limit", &LIMIT.to_string()],
+    );
+    // Both replicas know the new agent before counting starts.
+    for served in [&one, &two] {
+        let known = eventually(TRIES, EVERY, || async {
+            let r = served.get("/agent/bootstrap", Some(&limited)).await;
+            (r.status == 200).then_some(())
+        })
+        .await;
+        assert!(known.is_some(), "{} never saw the agent", served.url);
+    }
+    let mut statuses = Vec::new();
+    for i in 0..3 * LIMIT {
+        let served = if i % 2 == 0 { &one } else { &two };
+        let r = served
+            .forward(&limited)
+            .credential("echo")
+            .target(&format!("{}/echo/limited", up.base()))
+            .send()
+            .await;
+        if r.status == 429 {
+            assert_eq!(r.error_code().as_deref(), Some("rate_limited"));
+        }
+        statuses.push(r.status);
+    }
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(allowed, LIMIT, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        2 * LIMIT,
+        "{statuses:?}"
+    );
+    assert_eq!(one.terminate(), Some(0));
+    assert_eq!(two.terminate(), Some(0));
+}

@@ -447,6 +447,19 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_grant(&self, team_internal_id: i64, id: &str) -> StoreResult<bool>;
     /// Uses a grant once, atomically; false when it is exhausted, expired or revoked.
     async fn use_grant(&self, id: &str, now_secs: i64) -> StoreResult<bool>;
+    /// Counts one request of an agent against its sliding window, atomically
+    /// for every process sharing the store: `None` when counted, or
+    /// `Some(retry_after_ms)` when `limit` requests already fall in the
+    /// `window_ms` before `now_ms` (then nothing is counted). A limit of N
+    /// allows exactly N per window across every replica.
+    async fn take_rate(
+        &self,
+        team_internal_id: i64,
+        agent_id: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>>;
 
     /// Stores a session.
     async fn create_session(

@@ -145,6 +145,9 @@ pub struct ProxyConfig {
     pub idle_timeout: Duration,
     /// Connections served at once; more are refused (`TAP_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// Several replicas may serve the store at once (PostgreSQL): agent rate
+    /// limits are then counted in the store, not in this process.
+    pub shared_store: bool,
 }
 
 impl Default for ProxyConfig {
@@ -167,6 +170,7 @@ impl Default for ProxyConfig {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            shared_store: false,
         }
     }
 }

@@ -44,6 +44,7 @@ const TABLES: &[&str] = &[
     "telegram_users",
     "telegram_link_codes",
     "telegram_messages",
+    "rate_events",
 ];
 
 /// Tables whose `id` is an identity: its sequence continues after the copied ids.

@@ -18,7 +18,7 @@ use super::header_str;
 use crate::directory::{AgentEntry, CredentialEntry, Directory, TeamEntry};
 use crate::error::{ProxyError, Reason};
 use crate::outbound::GuardError;
-use crate::state::AppState;
+use crate::state::{AppState, RATE_WINDOW};
 
 /// Headers never forwarded as the agent sent them (besides `x-tap-*`, `x-oauth-*` and injected ones).
 const STRIPPED: &[&str] = &[
@@ -91,13 +91,36 @@ pub(super) fn target_error(e: &TargetError) -> ProxyError {
     )
 }
 
-pub(super) fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
-    if let Some(limit) = agent.rate_limit_per_hour
-        && let Err(retry) =
-            state
-                .rate
-                .check(agent.team_internal_id, &agent.id, limit, Instant::now())
-    {
+/// Counts the request against the agent's limit: in this process, or in the
+/// store when replicas share it (a limit of N allows N across all of them).
+pub(super) async fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
+    let Some(limit) = agent.rate_limit_per_hour else {
+        return Ok(());
+    };
+    let refused = if state.config.shared_store {
+        let window = i64::try_from(RATE_WINDOW.as_millis()).unwrap_or(i64::MAX);
+        state
+            .store
+            .take_rate(
+                agent.team_internal_id,
+                &agent.id,
+                limit,
+                window,
+                state.clock.now_ms(),
+            )
+            .await?
+            .map(|ms| {
+                u64::try_from(ms.saturating_add(999) / 1000)
+                    .unwrap_or(1)
+                    .max(1)
+            })
+    } else {
+        state
+            .rate
+            .check(agent.team_internal_id, &agent.id, limit, Instant::now())
+            .err()
+    };
+    if let Some(retry) = refused {
         let mut e = ProxyError::new(
             Reason::RateLimited,
             format!(
@@ -122,7 +145,7 @@ pub(crate) async fn resolve(
 ) -> Result<Resolved, ProxyError> {
     // Row 3 (single key; with several keys it applies to the key that owns the grant, below).
     if auth.agents.len() == 1 {
-        rate_limit(state, auth.primary())?;
+        rate_limit(state, auth.primary()).await?;
     }
     // Row 4.
     let raw_target = header_str(headers, "x-tap-target")?
@@ -242,7 +265,7 @@ pub(crate) async fn resolve(
             .with("credential", name)
         })?;
     if auth.agents.len() > 1 {
-        rate_limit(state, &agent)?;
+        rate_limit(state, &agent).await?;
     }
     draft.record.agent_id.clone_from(&agent.id);
     draft.record.agent_home_team =

@@ -15,6 +15,7 @@ mod credentials;
 mod grants;
 mod owner;
 mod pool;
+mod rates;
 
 pub(crate) use pool::write_tx;
 mod roles;
@@ -408,6 +409,17 @@ impl Store for PgStore {
 
     async fn use_grant(&self, id: &str, now_secs: i64) -> StoreResult<bool> {
         grants::use_grant(&self.pool, id, now_secs).await
+    }
+
+    async fn take_rate(
+        &self,
+        team: i64,
+        agent_id: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        rates::take_rate(&self.pool, team, agent_id, limit, window_ms, now_ms).await
     }
 
     async fn create_session(

@@ -29,6 +29,9 @@ pub(super) const AUDIT_LOCK: i32 = 0x7461_7002;
 /// Advisory-lock class of a live claimant of approvals (`owner`); the key is the claimant's.
 pub(super) const OWNER_LOCK: i32 = 0x7461_7003;
 
+/// Advisory-lock class of an agent's rate window (`rates`); the key hashes the agent.
+pub(super) const RATE_LOCK: i32 = 0x7461_7004;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A driver error as a store error: unique violations are conflicts.

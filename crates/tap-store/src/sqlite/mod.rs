@@ -23,6 +23,7 @@ mod backup;
 mod credentials;
 mod grants;
 mod pool;
+pub(crate) mod rates;
 mod roles;
 mod rows;
 pub(crate) mod schema;
@@ -420,6 +421,17 @@ impl Store for SqliteStore {
 
     async fn use_grant(&self, id: &str, now_secs: i64) -> StoreResult<bool> {
         grants::use_grant(&self.pool, id, now_secs).await
+    }
+
+    async fn take_rate(
+        &self,
+        team: i64,
+        agent_id: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        rates::take_rate(&self.pool, team, agent_id, limit, window_ms, now_ms).await
     }
 
     async fn create_session(

@@ -57,6 +57,7 @@ pub(crate) mod audit;
 pub(crate) mod credentials;
 pub(crate) mod database;
 pub(crate) mod grants;
+pub(crate) mod rates;
 pub(crate) mod snapshot;
 pub(crate) mod teams;
 pub(crate) mod telegram;
@@ -110,6 +111,10 @@ macro_rules! store_contract {
                 grants_are_created_listed_and_revoked,
                 use_grant_counts_to_max_uses_and_refuses_expired_or_revoked,
                 use_grant_allows_exactly_max_uses_under_contention,
+            }
+            rates {
+                take_rate_allows_exactly_the_limit_in_a_sliding_window,
+                take_rate_allows_exactly_the_limit_under_contention,
             }
             approvals {
                 approvals_round_trip_and_list_by_status_newest_first,
@@ -433,6 +438,13 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     ("create_grant", &["grants_are_created_listed_and_revoked"]),
     ("grants", &["grants_are_created_listed_and_revoked"]),
     ("revoke_grant", &["grants_are_created_listed_and_revoked"]),
+    (
+        "take_rate",
+        &[
+            "take_rate_allows_exactly_the_limit_in_a_sliding_window",
+            "take_rate_allows_exactly_the_limit_under_contention",
+        ],
+    ),
     (
         "use_grant",
         &[
