@@ -221,3 +221,44 @@ async fn a_rate_limit_of_n_holds_across_both_replicas() {
     assert_eq!(one.terminate(), Some(0));
     assert_eq!(two.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_replica_polls_telegram_and_another_takes_over_when_it_dies() {
+    let Some(pg) = TempPg::create().await else {
+        return;
+    };
+    const POLLS: &str = "this replica polls Telegram";
+    let tg = tap_testkit::FakeTelegram::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url());
+    tap.init();
+    let api = tg.base();
+    let env = [
+        ("TELEGRAM_BOT_TOKEN", "123456:replica-test-token"),
+        ("TELEGRAM_API_URL", api.as_str()),
+        ("TAP_PRIVATE_ALLOWLIST", "127.0.0.1"),
+    ];
+    let one = tap.serve_with(&env);
+    let first = eventually(TRIES, EVERY, || async {
+        one.log().contains(POLLS).then_some(())
+    })
+    .await;
+    assert!(
+        first.is_some(),
+        "the first replica never polled: {}",
+        one.log()
+    );
+    let two = tap.serve_with(&env);
+    assert!(
+        !two.log().contains(POLLS),
+        "two replicas poll: {}",
+        two.log()
+    );
+    // The poller dies without a word (SIGKILL): its lock goes with its connection.
+    one.kill();
+    let took_over = eventually(200, EVERY, || async {
+        two.log().contains(POLLS).then_some(())
+    })
+    .await;
+    assert!(took_over.is_some(), "nobody took over: {}", two.log());
+    assert_eq!(two.terminate(), Some(0));
+}

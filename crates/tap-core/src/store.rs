@@ -492,6 +492,12 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes an admin token by id; false when absent.
     async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool>;
 
+    /// Tries to become, or confirms this store still is, the one process of
+    /// the deployment that does `role` (e.g. `telegram-poll`): true while it
+    /// is. Another process gets true only once this one is gone. Where one
+    /// process owns the store (SQLite), always true.
+    async fn lead(&self, role: &str) -> StoreResult<bool>;
+
     /// Creates or replaces a notification channel.
     async fn set_channel(&self, channel: &Channel) -> StoreResult<()>;
     /// Channels of a team.

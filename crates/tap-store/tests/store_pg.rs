@@ -193,3 +193,29 @@ async fn a_restart_interrupts_only_approvals_of_replicas_that_are_gone() {
     assert_eq!(ended, 1, "the dead replica's approval was never ended");
     assert_eq!(status(restarted).await, ApprovalStatus::Error);
 }
+
+/// Of two replicas exactly one leads a role; when it is gone the other takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_replica_leads_a_role_and_another_takes_over_when_it_is_gone() {
+    let Some(url) = database_url() else { return };
+    let schema = TempSchema::create(&url).await;
+    let first: Arc<dyn Store> = Arc::new(schema.store().await);
+    let second: Arc<dyn Store> = Arc::new(schema.store().await);
+    first.migrate().await.expect("migrate");
+    assert!(first.lead("telegram-poll").await.expect("lead"));
+    assert!(!second.lead("telegram-poll").await.expect("lead"));
+    assert!(first.lead("telegram-poll").await.expect("still leads"));
+    assert!(!second.lead("telegram-poll").await.expect("still not"));
+    // Another role is independent.
+    assert!(second.lead("other").await.expect("lead other"));
+    drop(first);
+    let mut took_over = false;
+    for _ in 0..100 {
+        if second.lead("telegram-poll").await.expect("lead") {
+            took_over = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(took_over, "the second replica never took over");
+}

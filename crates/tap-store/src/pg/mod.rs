@@ -463,6 +463,10 @@ impl Store for PgStore {
         accounts::revoke_admin_token(&self.pool, id).await
     }
 
+    async fn lead(&self, role: &str) -> StoreResult<bool> {
+        self.owner.lead(role).await
+    }
+
     async fn set_channel(&self, c: &Channel) -> StoreResult<()> {
         teams::set_channel(&self.pool, c).await
     }

@@ -32,6 +32,9 @@ pub(super) const OWNER_LOCK: i32 = 0x7461_7003;
 /// Advisory-lock class of an agent's rate window (`rates`); the key hashes the agent.
 pub(super) const RATE_LOCK: i32 = 0x7461_7004;
 
+/// Advisory-lock class of a deployment-wide role (`owner`); the key hashes the role.
+pub(super) const LEAD_LOCK: i32 = 0x7461_7005;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A driver error as a store error: unique violations are conflicts.

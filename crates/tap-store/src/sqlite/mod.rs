@@ -475,6 +475,11 @@ impl Store for SqliteStore {
         accounts::revoke_admin_token(&self.pool, id).await
     }
 
+    async fn lead(&self, _role: &str) -> StoreResult<bool> {
+        // One proxy per database file (its audit spool is locked): it leads.
+        Ok(true)
+    }
+
     async fn set_channel(&self, c: &Channel) -> StoreResult<()> {
         teams::set_channel(&self.pool, c).await
     }

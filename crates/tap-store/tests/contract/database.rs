@@ -225,3 +225,10 @@ pub(crate) async fn audit_and_approvals_leave_the_revision_alone(store: Arc<dyn 
         .expect("finish");
     assert_eq!(store.revision().await.expect("revision"), before);
 }
+
+pub(crate) async fn a_store_alone_leads_a_role_and_keeps_it(store: Arc<dyn Store>) {
+    store.migrate().await.expect("migrate");
+    assert!(store.lead("telegram-poll").await.expect("lead"));
+    assert!(store.lead("telegram-poll").await.expect("still leads"));
+    assert!(store.lead("another-role").await.expect("another role"));
+}

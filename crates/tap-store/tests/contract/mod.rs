@@ -72,6 +72,7 @@ macro_rules! store_contract {
                 meta_values_round_trip_and_are_replaced,
                 revision_grows_on_every_configuration_write,
                 audit_and_approvals_leave_the_revision_alone,
+                a_store_alone_leads_a_role_and_keeps_it,
             }
             teams {
                 teams_are_created_found_and_listed,
@@ -438,6 +439,7 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     ("create_grant", &["grants_are_created_listed_and_revoked"]),
     ("grants", &["grants_are_created_listed_and_revoked"]),
     ("revoke_grant", &["grants_are_created_listed_and_revoked"]),
+    ("lead", &["a_store_alone_leads_a_role_and_keeps_it"]),
     (
         "take_rate",
         &[
