@@ -262,3 +262,45 @@ async fn exactly_one_replica_polls_telegram_and_another_takes_over_when_it_dies(
     assert!(took_over.is_some(), "nobody took over: {}", two.log());
     assert_eq!(two.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_while_an_approval_is_pending_loses_nothing() {
+    let Some(pg) = TempPg::create().await else {
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let (_tap, admin, key, one, two) = two_replicas(&pg, &up).await;
+    let r = one
+        .forward(&key)
+        .credential("echo")
+        .target(&format!("{}/echo/async", up.base()))
+        .method("POST")
+        .header("Prefer", "respond-async")
+        .body("async body")
+        .send()
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let txn = r.json()["txn_id"].as_str().expect("txn").to_owned();
+    // The replica that took the request dies (SIGKILL).
+    one.kill();
+    let (status, body) = admin_post(&two, &admin, &format!("/team/approvals/{txn}/approve")).await;
+    assert_eq!(status, 200, "{body}");
+    // The agent polls the surviving replica and gets the upstream's answer.
+    let done = eventually(TRIES * 4, EVERY, || async {
+        let p = two
+            .get(&format!("/agent/approvals/{txn}"), Some(&key))
+            .await
+            .json();
+        (p["status"] == "forwarded").then_some(p)
+    })
+    .await
+    .expect("the approved request was never forwarded by the surviving replica");
+    assert_eq!(done["response"]["status"], 200, "{done}");
+    let forwarded = up
+        .requests()
+        .iter()
+        .filter(|q| q.uri.ends_with("/echo/async"))
+        .count();
+    assert_eq!(forwarded, 1);
+    assert_eq!(two.terminate(), Some(0));
+}
