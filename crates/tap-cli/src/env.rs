@@ -11,13 +11,28 @@ use tap_core::crypto::MasterKey;
 use tap_core::store::Store;
 use tap_store::{PgStore, SqliteStore};
 
-/// Global options shared by every command.
-#[derive(Debug, Clone)]
+/// Global options shared by every command. `Debug` leaves out the database
+/// URL (it may hold a password).
+#[derive(Clone)]
 pub(crate) struct Globals {
     pub(crate) data_dir: PathBuf,
     pub(crate) database_url: Option<String>,
     pub(crate) team: String,
     pub(crate) json: bool,
+}
+
+impl std::fmt::Debug for Globals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Globals")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "[redacted]"),
+            )
+            .field("team", &self.team)
+            .field("json", &self.json)
+            .finish()
+    }
 }
 
 /// Where the master key came from.

@@ -185,3 +185,32 @@ async fn a_migrated_sqlite_deployment_serves_the_same_agents_and_verifies_its_ch
     );
     assert_eq!(served.terminate(), Some(0));
 }
+
+/// A database URL may hold a password: `--help` and a failed connection
+/// never print it (this needs no database).
+#[test]
+fn the_database_password_is_never_printed() {
+    const PASSWORD: &str = "pg-canary-password-7f3a";
+    // Port 9 (discard) on loopback: nothing answers as PostgreSQL there.
+    let url = format!("postgres://tap:{PASSWORD}@127.0.0.1:9/tap");
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &url);
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["agent", "list"],
+        &["init"],
+    ] {
+        let out = tap.run(args);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !all.contains(PASSWORD),
+            "tap {args:?} printed the password: {all}"
+        );
+    }
+    let failed = tap.run(&["agent", "list"]);
+    assert_eq!(failed.status.code(), Some(1));
+}
