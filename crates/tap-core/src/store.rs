@@ -492,6 +492,14 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes an admin token by id; false when absent.
     async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool>;
 
+    /// Resolves when a change (configuration, approvals) may have been
+    /// committed by any process sharing the store: a wake-up to poll now,
+    /// never the only way to see a change. Where nothing signals (SQLite),
+    /// never resolves: poll.
+    async fn changed(&self) {
+        std::future::pending::<()>().await;
+    }
+
     /// Tries to become, or confirms this store still is, the one process of
     /// the deployment that does `role` (e.g. `telegram-poll`): true while it
     /// is. Another process gets true only once this one is gone. Where one

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tap_core::audit::{AuditPhase, verify_keyed};
 use tap_core::model::ApprovalStatus;
+use tap_core::policy::ApprovalMode;
 use tap_core::store::{AuditAppend, Store};
 use tap_store::PgStore;
 
@@ -218,4 +219,49 @@ async fn one_replica_leads_a_role_and_another_takes_over_when_it_is_gone() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(took_over, "the second replica never took over");
+}
+
+/// A write committed through one replica wakes a waiter on another
+/// (LISTEN/NOTIFY), without waiting for a poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_on_one_replica_wakes_waiters_on_another() {
+    let Some(url) = database_url() else { return };
+    let schema = TempSchema::create(&url).await;
+    let writer: Arc<dyn Store> = Arc::new(schema.store().await);
+    let waiter: Arc<dyn Store> = Arc::new(schema.store().await);
+    let team = contract::migrated_with_team(writer.as_ref(), "a").await;
+    let waiting = Arc::clone(&waiter);
+    let woken = tokio::spawn(async move { waiting.changed().await });
+    // The listener starts with the first wait: write until it hears one.
+    for i in 0..100 {
+        if woken.is_finished() {
+            break;
+        }
+        writer
+            .set_team_mode(
+                team,
+                if i % 2 == 0 {
+                    ApprovalMode::Autonomous
+                } else {
+                    ApprovalMode::Gated
+                },
+            )
+            .await
+            .expect("write");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(woken.is_finished(), "no write woke the other replica");
+    // Once listening, one write is enough, and it arrives at once.
+    let waiting = Arc::clone(&waiter);
+    let woken = tokio::spawn(async move { waiting.changed().await });
+    tokio::task::yield_now().await;
+    let started = std::time::Instant::now();
+    let mut writes = 0;
+    while !woken.is_finished() && writes < 20 {
+        writer.set_meta("k", b"v").await.expect("write");
+        writes += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(woken.is_finished(), "not woken after {writes} writes");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }

@@ -11,6 +11,7 @@ mod accounts;
 mod agents;
 mod approvals;
 mod audit;
+mod changes;
 mod credentials;
 mod grants;
 mod owner;
@@ -49,6 +50,8 @@ pub struct PgStore {
     key: AuditKeySlot,
     /// This store's claimant lock (`owner`), shared by its clones.
     owner: Arc<owner::Owner>,
+    /// Waiters for changes made by any replica, shared by its clones.
+    changes: Arc<changes::Changes>,
 }
 
 impl PgStore {
@@ -74,6 +77,7 @@ impl PgStore {
             pool: pool::connect(opts.clone()).await?,
             key: AuditKeySlot::default(),
             owner: Arc::new(owner::Owner::new(opts)?),
+            changes: Arc::default(),
         })
     }
 }
@@ -461,6 +465,10 @@ impl Store for PgStore {
 
     async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool> {
         accounts::revoke_admin_token(&self.pool, id).await
+    }
+
+    async fn changed(&self) {
+        self.changes.changed(&self.pool).await;
     }
 
     async fn lead(&self, role: &str) -> StoreResult<bool> {

@@ -82,13 +82,16 @@ pub(super) async fn connect(opts: PgConnectOptions) -> StoreResult<PgPool> {
     Ok(pool)
 }
 
-/// A transaction holding the store's write lock until it ends (module docs).
+/// A transaction holding the store's write lock until it ends (module docs)
+/// that wakes every replica's waiters when it commits.
 pub(crate) async fn write_tx(
     pool: &PgPool,
 ) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
     let mut tx = pool.begin().await.map_err(unavailable)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
+    // The notification leaves only if the transaction commits (`changes`).
+    sqlx::query("SELECT pg_advisory_xact_lock($1, 0), pg_notify($2, '')")
         .bind(CONFIG_LOCK)
+        .bind(super::changes::CHANNEL)
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;

@@ -73,6 +73,7 @@ macro_rules! store_contract {
                 revision_grows_on_every_configuration_write,
                 audit_and_approvals_leave_the_revision_alone,
                 a_store_alone_leads_a_role_and_keeps_it,
+                changed_is_a_wake_up_and_reads_see_the_change,
             }
             teams {
                 teams_are_created_found_and_listed,
@@ -440,6 +441,10 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     ("grants", &["grants_are_created_listed_and_revoked"]),
     ("revoke_grant", &["grants_are_created_listed_and_revoked"]),
     ("lead", &["a_store_alone_leads_a_role_and_keeps_it"]),
+    (
+        "changed",
+        &["changed_is_a_wake_up_and_reads_see_the_change"],
+    ),
     (
         "take_rate",
         &[
