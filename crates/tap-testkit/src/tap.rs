@@ -106,6 +106,46 @@ impl TapHome {
         }
     }
 
+    /// Everything the store holds at rest, for canary checks: the SQLite
+    /// files (`tap.db`, `-wal`, `-shm`), or every row of every table of the
+    /// PostgreSQL schema as text (bytea as escaped text too).
+    pub async fn store_bytes(&self) -> Vec<u8> {
+        use sqlx::Connection as _;
+        let Some(pg) = &self._pg else {
+            let mut out = Vec::new();
+            for f in ["tap.db", "tap.db-wal", "tap.db-shm"] {
+                if let Ok(data) = std::fs::read(self.path(f)) {
+                    out.extend(data);
+                }
+            }
+            return out;
+        };
+        let mut c = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+        let columns: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, data_type::text \
+             FROM information_schema.columns WHERE table_schema = $1",
+        )
+        .bind(pg.schema())
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        for (table, column, ty) in columns {
+            let value = if ty == "bytea" {
+                format!("encode({column}, 'escape')")
+            } else {
+                format!("{column}::text")
+            };
+            let sql = format!("SELECT coalesce(string_agg({value}, E'\\n'), '') FROM {table}");
+            let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            out.extend(text.into_bytes());
+        }
+        out
+    }
+
     async fn sqlite(&self) -> sqlx::SqliteConnection {
         use sqlx::ConnectOptions as _;
         sqlx::sqlite::SqliteConnectOptions::new()
