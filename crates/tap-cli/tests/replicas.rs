@@ -304,3 +304,67 @@ async fn a_replica_killed_while_an_approval_is_pending_loses_nothing() {
     assert_eq!(forwarded, 1);
     assert_eq!(two.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_started_at_once_on_an_empty_database_share_one_deployment() {
+    let Some(pg) = TempPg::create().await else {
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let master = "6b".repeat(32);
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"))
+        .env("TAP_DATABASE_URL", &pg.url())
+        .env("TAP_MASTER_KEY", &master);
+    // Both first starts race to initialise: one does, the other waits and opens.
+    let (one, two) = tokio::task::block_in_place(|| {
+        std::thread::scope(|s| {
+            let a = s.spawn(|| tap.serve());
+            let b = s.spawn(|| tap.serve());
+            (
+                a.join().expect("replica one"),
+                b.join().expect("replica two"),
+            )
+        })
+    });
+    let created = [one.log(), two.log()]
+        .iter()
+        .filter(|l| l.contains("TAP initialised in"))
+        .count();
+    assert_eq!(
+        created,
+        1,
+        "exactly one replica initialised:\n{}\n---\n{}",
+        one.log(),
+        two.log()
+    );
+    tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
+    let key = tap.agent("bot", &["--credential", "echo"]);
+    // Same keys everywhere: the agent key made by the CLI works on both.
+    for served in [&one, &two] {
+        let ok = eventually(TRIES, EVERY, || async {
+            let r = served
+                .forward(&key)
+                .credential("echo")
+                .target(&format!("{}/echo/both", up.base()))
+                .send()
+                .await;
+            (r.status == 200).then_some(())
+        })
+        .await;
+        assert!(
+            ok.is_some(),
+            "{} refused the agent: {}",
+            served.url,
+            served.log()
+        );
+    }
+    let verified = eventually(TRIES, EVERY, || async {
+        let out = tokio::task::block_in_place(|| tap.run(&["audit", "verify", "--json"]));
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (v["ok"] == true && v["rows"] == 4).then_some(v)
+    })
+    .await;
+    assert!(verified.is_some(), "the chain did not verify with 4 rows");
+    assert_eq!(one.terminate(), Some(0));
+    assert_eq!(two.terminate(), Some(0));
+}
