@@ -9,15 +9,30 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use tap_core::crypto::MasterKey;
 use tap_core::store::Store;
-use tap_store::SqliteStore;
+use tap_store::{PgStore, SqliteStore};
 
-/// Global options shared by every command.
-#[derive(Debug, Clone)]
+/// Global options shared by every command. `Debug` leaves out the database
+/// URL (it may hold a password).
+#[derive(Clone)]
 pub(crate) struct Globals {
     pub(crate) data_dir: PathBuf,
     pub(crate) database_url: Option<String>,
     pub(crate) team: String,
     pub(crate) json: bool,
+}
+
+impl std::fmt::Debug for Globals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Globals")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "[redacted]"),
+            )
+            .field("team", &self.team)
+            .field("json", &self.json)
+            .finish()
+    }
 }
 
 /// Where the master key came from.
@@ -164,10 +179,13 @@ impl Globals {
     /// Opens the store (creating the SQLite file when `create`).
     pub(crate) async fn open_store(&self, create: bool) -> Result<Arc<dyn Store>> {
         if let Some(url) = &self.database_url {
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                bail!(
-                    "Postgres stores are not supported by this build yet; unset TAP_DATABASE_URL to use the embedded SQLite store"
-                );
+            if is_postgres(url) {
+                // The database must exist; its schema is created by `tap init`
+                // or the first `tap serve`, as for a SQLite file.
+                let s = PgStore::connect(url)
+                    .await
+                    .context("cannot open the PostgreSQL store")?;
+                return Ok(Arc::new(s));
             }
             let s = SqliteStore::open_url(url)
                 .await
@@ -184,6 +202,11 @@ impl Globals {
             .context("cannot open the store")?;
         Ok(Arc::new(s))
     }
+}
+
+/// True for a `postgres://` (or `postgresql://`) URL: the PostgreSQL store.
+pub(crate) fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 pub(crate) fn display(p: &Path) -> String {

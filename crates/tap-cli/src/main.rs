@@ -23,8 +23,10 @@ pub(crate) struct Cli {
         default_value = "./tap-data"
     )]
     data_dir: PathBuf,
-    /// Store URL (sqlite://...); default is <data-dir>/tap.db.
-    #[arg(long, global = true, env = "TAP_DATABASE_URL")]
+    /// Store URL: postgres://… (several replicas may share it) or sqlite://…;
+    /// default is <data-dir>/tap.db. Its value is never shown in --help (it
+    /// may hold a password).
+    #[arg(long, global = true, env = "TAP_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Team slug.
     #[arg(long, global = true, default_value = "default")]
@@ -118,8 +120,14 @@ pub(crate) enum Command {
         #[arg(long = "as")]
         as_email: Option<String>,
     },
-    /// Apply pending store migrations.
-    Migrate,
+    /// Apply pending store migrations; with --to, copy this SQLite
+    /// deployment into an empty PostgreSQL database instead.
+    Migrate {
+        /// A `postgres://` URL of an empty database (stop the proxy first;
+        /// the copy is verified: row counts and every team's audit chain).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// The master key.
     #[command(subcommand)]
     Key(KeyCmd),

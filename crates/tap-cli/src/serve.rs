@@ -49,8 +49,10 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let (store, fresh) = g.open_store_for_init().await?;
-    // Auto-init only a store with no schema; otherwise a missing or wrong key is fatal.
-    let admin = if store.is_initialized().await? {
+    // Auto-init only a store that is not initialised (no schema, or another
+    // replica is initialising it right now); otherwise a missing or wrong key
+    // is fatal.
+    let admin = if Admin::is_initialized(store.as_ref()).await? {
         let (key, _) = g.require_key()?;
         Admin::open(Arc::clone(&store), key).await?
     } else {
@@ -74,6 +76,11 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
             }
         }
     };
+    // On PostgreSQL several replicas may serve the store: count limits in it.
+    config.shared_store = g
+        .database_url
+        .as_deref()
+        .is_some_and(crate::env::is_postgres);
     let addr = listener.local_addr()?;
     // The bound address (port 0 resolved) is what links such as `approval_url` name.
     config.listen = addr;

@@ -862,16 +862,6 @@ async fn only_the_creating_agent_may_poll() {
 
 // ------------------------------------------------ re-checks before forwarding
 
-/// Opens the SQLite file of `tap` directly.
-async fn db(tap: &TapHome) -> sqlx::SqliteConnection {
-    use sqlx::ConnectOptions as _;
-    sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(tap.db_path())
-        .connect()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_pending_request_is_not_forwarded() {
     let up = FakeUpstream::start().await;
@@ -888,23 +878,18 @@ async fn a_tampered_pending_request_is_not_forwarded() {
     let txn = assert_accepted(&r, &served);
 
     // Rewrite the stored request behind TAP's back: another path.
-    let mut conn = db(&tap).await;
-    let (request,): (String,) = sqlx::query_as("SELECT request FROM approvals WHERE txn_id = ?")
-        .bind(&txn)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let request = tap
+        .sql_text("SELECT request FROM approvals WHERE txn_id = $1", &[&txn])
+        .await;
     let forged = request.replace("/echo/orig", "/echo/evil");
     assert_ne!(forged, request, "{request}");
-    let n = sqlx::query("UPDATE approvals SET request = ? WHERE txn_id = ?")
-        .bind(&forged)
-        .bind(&txn)
-        .execute(&mut conn)
-        .await
-        .unwrap()
-        .rows_affected();
+    let n = tap
+        .sql_execute(
+            "UPDATE approvals SET request = $1 WHERE txn_id = $2",
+            &[&forged, &txn],
+        )
+        .await;
     assert_eq!(n, 1);
-    drop(conn);
 
     let before = up.count();
     approve_ok(&tap, &txn, None);
@@ -934,24 +919,19 @@ async fn a_tampered_body_is_not_forwarded() {
     .await;
     let txn = assert_accepted(&r, &served);
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut conn = db(&tap).await;
-    let (request,): (String,) = sqlx::query_as("SELECT request FROM approvals WHERE txn_id = ?")
-        .bind(&txn)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let request = tap
+        .sql_text("SELECT request FROM approvals WHERE txn_id = $1", &[&txn])
+        .await;
     let forged = request.replace(
         &b64.encode("{\"amount\":1}"),
         &b64.encode("{\"amount\":1000000}"),
     );
     assert_ne!(forged, request, "{request}");
-    sqlx::query("UPDATE approvals SET request = ? WHERE txn_id = ?")
-        .bind(&forged)
-        .bind(&txn)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    drop(conn);
+    tap.sql_execute(
+        "UPDATE approvals SET request = $1 WHERE txn_id = $2",
+        &[&forged, &txn],
+    )
+    .await;
     approve_ok(&tap, &txn, None);
     let v = poll_until(&served, &key, &txn, "error").await;
     assert_eq!(v["error_code"], "request_tampered", "{v}");
@@ -1258,13 +1238,11 @@ async fn grants_apply_are_used_up_revoked_and_expire() {
     })
     .await
     .expect("grant 3 must apply");
-    let mut conn = db(&tap).await;
-    sqlx::query("UPDATE grants SET expires_at = expires_at - 3600 WHERE id = ?")
-        .bind(&gid3)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    drop(conn);
+    tap.sql_execute(
+        "UPDATE grants SET expires_at = expires_at - 3600 WHERE id = $1",
+        &[&gid3],
+    )
+    .await;
     let before = seen(&up, "/echo/exp");
     let r = write_async(&served, &key, &exp, "POST", "{}").await;
     assert_accepted(&r, &served);
@@ -1714,13 +1692,11 @@ async fn every_approval_outcome_is_audited_and_the_chain_verifies() {
     approve_ok(&tap, &txns[0], Some("second@y.test"));
     let (code, _) = decide(&tap, "deny", &txns[1], None);
     assert_eq!(code, 0);
-    let mut conn = db(&tap).await;
-    sqlx::query("UPDATE approvals SET request = replace(request, '/echo/err', '/echo/evil') WHERE txn_id = ?")
-        .bind(&txns[2])
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    drop(conn);
+    tap.sql_execute(
+        "UPDATE approvals SET request = replace(request, '/echo/err', '/echo/evil') WHERE txn_id = $1",
+        &[&txns[2]],
+    )
+    .await;
     approve_ok(&tap, &txns[2], None);
 
     let f = audit_row(&tap, &txns[0], |r| r["approval_status"] == "forwarded").await;

@@ -226,10 +226,8 @@ async fn an_agent_sending_an_encoded_secret_is_refused_and_it_is_stored_nowhere(
         assert!(!dump.contains(form), "{form:?} in tap logs");
     }
     drop(served);
-    let mut stored = std::fs::read(tap.db_path()).unwrap();
-    if let Ok(wal) = std::fs::read(tap.db_path().with_extension("db-wal")) {
-        stored.extend(wal);
-    }
+    let stored = tap.store_bytes().await;
+    assert!(!stored.is_empty());
     for form in [SECRET, quoted.as_str(), escaped.as_str()] {
         assert!(
             !contains(&stored, form.as_bytes()),

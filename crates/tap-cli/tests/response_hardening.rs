@@ -522,12 +522,9 @@ async fn leak_attempts_to_unknown_credentials_are_refused_and_stored_scrubbed() 
         ("/agent/logs".into(), agent_logs.body),
         ("serve log".into(), log.into_bytes()),
     ];
-    for f in ["tap.db", "tap.db-wal", "tap.db-shm"] {
-        if let Ok(data) = std::fs::read(tap.path(f)) {
-            stores.push((f.into(), data));
-        }
-    }
-    assert!(stores.iter().any(|(n, d)| n == "tap.db" && !d.is_empty()));
+    let at_rest = tap.store_bytes().await;
+    assert!(!at_rest.is_empty(), "the store holds nothing");
+    stores.push(("the store at rest".into(), at_rest));
     for (what, data) in &stores {
         for f in forms(SECRET) {
             assert!(!contains(data, f.as_bytes()), "{what} holds {f}");

@@ -447,6 +447,19 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_grant(&self, team_internal_id: i64, id: &str) -> StoreResult<bool>;
     /// Uses a grant once, atomically; false when it is exhausted, expired or revoked.
     async fn use_grant(&self, id: &str, now_secs: i64) -> StoreResult<bool>;
+    /// Counts one request of an agent against its sliding window, atomically
+    /// for every process sharing the store: `None` when counted, or
+    /// `Some(retry_after_ms)` when `limit` requests already fall in the
+    /// `window_ms` before `now_ms` (then nothing is counted). A limit of N
+    /// allows exactly N per window across every replica.
+    async fn take_rate(
+        &self,
+        team_internal_id: i64,
+        agent_id: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>>;
 
     /// Stores a session.
     async fn create_session(
@@ -478,6 +491,20 @@ pub trait Store: Send + Sync + 'static {
     async fn admin_tokens(&self, team_internal_id: i64) -> StoreResult<Vec<(AdminToken, String)>>;
     /// Revokes an admin token by id; false when absent.
     async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool>;
+
+    /// Resolves when a change (configuration, approvals) may have been
+    /// committed by any process sharing the store: a wake-up to poll now,
+    /// never the only way to see a change. Where nothing signals (SQLite),
+    /// never resolves: poll.
+    async fn changed(&self) {
+        std::future::pending::<()>().await;
+    }
+
+    /// Tries to become, or confirms this store still is, the one process of
+    /// the deployment that does `role` (e.g. `telegram-poll`): true while it
+    /// is. Another process gets true only once this one is gone. Where one
+    /// process owns the store (SQLite), always true.
+    async fn lead(&self, role: &str) -> StoreResult<bool>;
 
     /// Creates or replaces a notification channel.
     async fn set_channel(&self, channel: &Channel) -> StoreResult<()>;

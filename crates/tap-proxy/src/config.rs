@@ -150,6 +150,9 @@ pub struct ProxyConfig {
     pub max_connections: usize,
     /// Passkeys: `TAP_WEBAUTHN_RP_ID` and `TAP_WEBAUTHN_ORIGIN`, both or neither.
     pub webauthn: Option<WebauthnConfig>,
+    /// Several replicas may serve the store at once (PostgreSQL): agent rate
+    /// limits are then counted in the store, not in this process.
+    pub shared_store: bool,
 }
 
 /// The WebAuthn relying party: its id (a domain) and the browser origin.
@@ -218,6 +221,7 @@ impl Default for ProxyConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             webauthn: None,
+            shared_store: false,
         }
     }
 }

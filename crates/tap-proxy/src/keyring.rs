@@ -4,7 +4,7 @@ use tap_core::crypto::{AuditKey, Dek, KeyMac, MasterKey};
 use tap_core::model::Team;
 use tap_core::store::Store;
 
-const META_CHECK: &str = "kek_check";
+pub(crate) const META_CHECK: &str = "kek_check";
 const META_MAC: &str = "mac_key";
 const META_KEK_ID: &str = "kek_id";
 /// Deployment metadata key of the store's public id (`/health` sends it as

@@ -401,7 +401,12 @@ impl Proxy {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
-                    tick.tick().await;
+                    // Polled; woken at once where the store signals another
+                    // replica's change (PostgreSQL NOTIFY).
+                    tokio::select! {
+                        _ = tick.tick() => {},
+                        () = store.changed() => {},
+                    }
                     match directory.refresh(store.as_ref(), &keys).await {
                         Ok(true) => tracing::debug!("configuration reloaded"),
                         Ok(false) => {}

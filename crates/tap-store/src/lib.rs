@@ -2,8 +2,15 @@
 //!
 //! [`SqliteStore`] is the embedded default (`<data-dir>/tap.db`, WAL,
 //! `synchronous=NORMAL`: durable across a crash or `kill -9` of the proxy).
+//! [`PgStore`] is for several replicas sharing one PostgreSQL database
+//! (`TAP_DATABASE_URL=postgres://…`); [`copy_sqlite_to_pg`] moves a SQLite
+//! deployment into one (`tap migrate --to`).
 
 mod clock;
-mod sqlite;
+mod copy;
+mod pg;
+pub(crate) mod sqlite;
 
+pub use copy::{CopyReport, copy_sqlite_to_pg};
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;

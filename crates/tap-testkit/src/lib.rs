@@ -6,6 +6,7 @@
 mod client;
 mod fake_telegram;
 mod passkey;
+mod pg;
 mod raw;
 mod routes;
 mod tap;
@@ -14,9 +15,10 @@ mod upstream;
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
 pub use passkey::SoftPasskey;
+pub use pg::TempPg;
 pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};
 pub use routes::SPEC_ROUTES;
-pub use tap::{Served, TapHome};
+pub use tap::{Served, TEST_BACKEND, TapHome};
 pub use upstream::{FakeUpstream, OTHER_CA_PEM, Recorded, TEST_CA_PEM};
 
 use std::time::Duration;

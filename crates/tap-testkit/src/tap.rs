@@ -6,12 +6,20 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::TempPg;
+
 /// A temporary TAP deployment driven through the binary.
 pub struct TapHome {
     bin: PathBuf,
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// The PostgreSQL schema of this deployment, with `TAP_TEST_BACKEND=postgres`.
+    _pg: Option<TempPg>,
 }
+
+/// Set to `postgres` to run every [`TapHome`] on PostgreSQL (a fresh schema
+/// of `DATABASE_URL` each) instead of a SQLite file in its data dir.
+pub const TEST_BACKEND: &str = "TAP_TEST_BACKEND";
 
 /// A running `tap serve`.
 pub struct Served {
@@ -23,12 +31,128 @@ pub struct Served {
 
 impl TapHome {
     /// A fresh data dir for `bin` (use `env!("CARGO_BIN_EXE_tap")`).
+    /// With `TAP_TEST_BACKEND=postgres`, the deployment lives in a fresh
+    /// PostgreSQL schema instead (`TAP_DATABASE_URL` set for every command).
     pub fn new(bin: &str) -> Self {
+        let mut env = Vec::new();
+        let pg = (std::env::var(TEST_BACKEND).as_deref() == Ok("postgres")).then(|| {
+            let pg = TempPg::create_blocking()
+                .unwrap_or_else(|| panic!("{TEST_BACKEND}=postgres needs DATABASE_URL"));
+            env.push(("TAP_DATABASE_URL".to_owned(), pg.url()));
+            pg
+        });
         Self {
             bin: PathBuf::from(bin),
             dir: tempfile::tempdir().unwrap(),
-            env: Vec::new(),
+            env,
+            _pg: pg,
         }
+    }
+
+    /// True when this deployment runs on PostgreSQL (tests that open the
+    /// SQLite file behind TAP's back skip themselves then).
+    pub fn on_postgres(&self) -> bool {
+        self._pg.is_some()
+    }
+
+    /// Runs one statement on the deployment's database behind TAP's back (its
+    /// SQLite file, or its PostgreSQL schema); `$1`, `$2`… are `binds`.
+    /// Returns the rows affected.
+    pub async fn sql_execute(&self, sql: &str, binds: &[&str]) -> u64 {
+        use sqlx::Connection as _;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self._pg {
+            Some(pg) => {
+                let mut c = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.execute(&mut c).await.unwrap().rows_affected()
+            }
+            None => {
+                let mut c = self.sqlite().await;
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.execute(&mut c).await.unwrap().rows_affected()
+            }
+        }
+    }
+
+    /// The first column of the one row `sql` selects, as text (see
+    /// [`TapHome::sql_execute`]).
+    pub async fn sql_text(&self, sql: &str, binds: &[&str]) -> String {
+        use sqlx::Connection as _;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self._pg {
+            Some(pg) => {
+                let mut c = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+                let mut q = sqlx::query_scalar(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.fetch_one(&mut c).await.unwrap()
+            }
+            None => {
+                let mut c = self.sqlite().await;
+                let mut q = sqlx::query_scalar(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
+
+    /// Everything the store holds at rest, for canary checks: the SQLite
+    /// files (`tap.db`, `-wal`, `-shm`), or every row of every table of the
+    /// PostgreSQL schema as text (bytea as escaped text too).
+    pub async fn store_bytes(&self) -> Vec<u8> {
+        use sqlx::Connection as _;
+        let Some(pg) = &self._pg else {
+            let mut out = Vec::new();
+            for f in ["tap.db", "tap.db-wal", "tap.db-shm"] {
+                if let Ok(data) = std::fs::read(self.path(f)) {
+                    out.extend(data);
+                }
+            }
+            return out;
+        };
+        let mut c = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+        let columns: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, data_type::text \
+             FROM information_schema.columns WHERE table_schema = $1",
+        )
+        .bind(pg.schema())
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        for (table, column, ty) in columns {
+            let value = if ty == "bytea" {
+                format!("encode({column}, 'escape')")
+            } else {
+                format!("{column}::text")
+            };
+            let sql = format!("SELECT coalesce(string_agg({value}, E'\\n'), '') FROM {table}");
+            let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            out.extend(text.into_bytes());
+        }
+        out
+    }
+
+    async fn sqlite(&self) -> sqlx::SqliteConnection {
+        use sqlx::ConnectOptions as _;
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.db_path())
+            .connect()
+            .await
+            .unwrap()
     }
 
     /// Adds an environment variable for every command.

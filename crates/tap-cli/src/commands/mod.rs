@@ -12,6 +12,7 @@ mod cred;
 mod key;
 mod logs;
 pub(crate) mod mcp;
+mod migrate;
 mod role;
 mod team;
 mod test;
@@ -73,7 +74,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completions { .. } | Command::Man => {
             unreachable!("completions and man are answered before the runtime starts")
         }
-        Command::Migrate => {
+        Command::Migrate { to: Some(url) } => migrate::to_postgres(&g, &url).await,
+        Command::Migrate { to: None } => {
             let store = g.open_store(true).await?;
             store.migrate().await?;
             emit(&g, &json!({"migrated": true}), || {

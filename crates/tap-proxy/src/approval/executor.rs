@@ -347,6 +347,9 @@ pub async fn run_executor(state: AppState) {
         tokio::select! {
             _ = tick.tick() => {},
             _ = state.broker.changed.notified() => {},
+            // Another replica decided or finished an approval: look now, and
+            // wake this proxy's waiters (`wait_final`) to read it.
+            () = state.store.changed() => state.broker.changed.notify_waiters(),
         }
         if let Err(e) = expire(&state).await {
             tracing::warn!(error = %e, "approval expiry failed");

@@ -162,9 +162,52 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     } else {
         let decider: std::sync::Arc<dyn tap_bot::Decider> =
             std::sync::Arc::new(GateDecider::new(state.clone()));
-        tasks.push(tokio::spawn(bot.run_polling(decider)));
+        tasks.push(tokio::spawn(poll_while_leading(
+            state.clone(),
+            bot,
+            decider,
+        )));
     }
     tasks
+}
+
+/// The deployment-wide role of the one process that long-polls Telegram.
+const POLL_ROLE: &str = "telegram-poll";
+/// How often a replica checks that it still leads, or tries to take over.
+const LEAD_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Long-polls only while this process leads [`POLL_ROLE`] (SPEC §11: with
+/// several replicas exactly one polls; another takes over within seconds
+/// when it dies). On SQLite the one proxy always leads.
+async fn poll_while_leading(
+    state: AppState,
+    bot: std::sync::Arc<tap_bot::TelegramBot>,
+    decider: std::sync::Arc<dyn tap_bot::Decider>,
+) {
+    loop {
+        match state.store.lead(POLL_ROLE).await {
+            Ok(true) => {
+                tracing::info!("this replica polls Telegram");
+                let polling =
+                    std::sync::Arc::clone(&bot).run_polling(std::sync::Arc::clone(&decider));
+                let lost = async {
+                    loop {
+                        tokio::time::sleep(LEAD_CHECK).await;
+                        if !matches!(state.store.lead(POLL_ROLE).await, Ok(true)) {
+                            break;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = polling => {},
+                    () = lost => tracing::warn!("lost the Telegram polling role"),
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check the Telegram polling role"),
+        }
+        tokio::time::sleep(LEAD_CHECK).await;
+    }
 }
 
 /// `POST /telegram/webhook`: only in webhook mode, only with the right

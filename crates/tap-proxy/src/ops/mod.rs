@@ -45,6 +45,12 @@ use members::hash_password;
 
 /// The team `tap init` creates.
 pub const DEFAULT_TEAM: &str = "default";
+/// The deployment-wide role of the process that initialises an empty store.
+const INIT_ROLE: &str = "init";
+/// How long a process waits for another one that is initialising the store.
+const INIT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a waiting process looks whether the initialisation is done.
+const INIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// The owner `tap init` creates unless told otherwise.
 pub const DEFAULT_OWNER_EMAIL: &str = "admin@localhost.localdomain";
 
@@ -159,6 +165,7 @@ impl Ops {
         owner_email: Option<&str>,
     ) -> OpsResult<(Self, InitReport)> {
         store.migrate().await?;
+        wait_for_initialiser(store.as_ref()).await?;
         let (keys, _) = Keyring::create_or_open(store.as_ref(), kek).await?;
         let ops = Self::new(store, Arc::new(keys), Arc::new(SystemClock));
         if let Some(team) = ops.store.team(DEFAULT_TEAM).await? {
@@ -221,6 +228,14 @@ impl Ops {
         ))
     }
 
+    /// True once `store` holds what `init` makes (schema, keys, team
+    /// `default`): then it is opened, not initialised.
+    pub async fn is_initialized(store: &dyn Store) -> OpsResult<bool> {
+        Ok(store.is_initialized().await?
+            && store.meta(crate::keyring::META_CHECK).await?.is_some()
+            && store.team(DEFAULT_TEAM).await?.is_some())
+    }
+
     /// Opens an initialised store, refusing a wrong key.
     pub async fn open(store: Arc<dyn Store>, kek: MasterKey) -> OpsResult<Self> {
         if !store.is_initialized().await? {
@@ -253,4 +268,24 @@ impl Ops {
             .create_team(slug, ApprovalMode::Gated, dek.id(), &wrapped)
             .await?)
     }
+}
+
+/// Several processes may start at once on one empty shared store (replicas
+/// on PostgreSQL): one leads the initialisation, the others wait until it is
+/// done and then only open the keys, so every process holds the same keys.
+/// Where one process owns the store (SQLite) it always leads.
+async fn wait_for_initialiser(store: &dyn Store) -> OpsResult<()> {
+    let deadline = std::time::Instant::now() + INIT_WAIT;
+    while !store.lead(INIT_ROLE).await? {
+        if Ops::is_initialized(store).await? {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(OpsError::Conflict(
+                "another process is initialising the store; try again".into(),
+            ));
+        }
+        tokio::time::sleep(INIT_POLL).await;
+    }
+    Ok(())
 }

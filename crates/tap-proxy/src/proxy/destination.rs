@@ -15,7 +15,7 @@ use tap_core::target::{TargetError, TargetUrl};
 use crate::directory::{AgentEntry, CredentialEntry, TeamEntry};
 use crate::error::{ProxyError, Reason};
 use crate::outbound::GuardError;
-use crate::state::AppState;
+use crate::state::{AppState, RATE_WINDOW};
 
 /// Headers never forwarded as the agent sent them (besides `x-tap-*`, `x-oauth-*` and injected ones).
 pub(super) const STRIPPED: &[&str] = &[
@@ -88,13 +88,36 @@ pub(super) fn target_error(e: &TargetError) -> ProxyError {
     )
 }
 
-pub(super) fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
-    if let Some(limit) = agent.rate_limit_per_hour
-        && let Err(retry) =
-            state
-                .rate
-                .check(agent.team_internal_id, &agent.id, limit, Instant::now())
-    {
+/// Counts the request against the agent's limit: in this process, or in the
+/// store when replicas share it (a limit of N allows N across all of them).
+pub(super) async fn rate_limit(state: &AppState, agent: &AgentEntry) -> Result<(), ProxyError> {
+    let Some(limit) = agent.rate_limit_per_hour else {
+        return Ok(());
+    };
+    let refused = if state.config.shared_store {
+        let window = i64::try_from(RATE_WINDOW.as_millis()).unwrap_or(i64::MAX);
+        state
+            .store
+            .take_rate(
+                agent.team_internal_id,
+                &agent.id,
+                limit,
+                window,
+                state.clock.now_ms(),
+            )
+            .await?
+            .map(|ms| {
+                u64::try_from(ms.saturating_add(999) / 1000)
+                    .unwrap_or(1)
+                    .max(1)
+            })
+    } else {
+        state
+            .rate
+            .check(agent.team_internal_id, &agent.id, limit, Instant::now())
+            .err()
+    };
+    if let Some(retry) = refused {
         let mut e = ProxyError::new(
             Reason::RateLimited,
             format!(

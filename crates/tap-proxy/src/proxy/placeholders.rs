@@ -302,7 +302,7 @@ pub(super) async fn resolve(
         .with("credential", missing.as_str()));
     };
     if auth.agents.len() > 1 {
-        rate_limit(state, &agent)?;
+        rate_limit(state, &agent).await?;
     }
     draft.record.agent_id.clone_from(&agent.id);
     draft.record.agent_home_team =

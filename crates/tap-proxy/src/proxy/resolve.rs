@@ -29,7 +29,7 @@ pub(crate) async fn resolve(
 ) -> Result<Resolved, ProxyError> {
     // Row 3 (single key; with several keys it applies to the key that owns the grant, below).
     if auth.agents.len() == 1 {
-        rate_limit(state, auth.primary())?;
+        rate_limit(state, auth.primary()).await?;
     }
     // Row 4.
     let raw_target = header_str(headers, "x-tap-target")?
@@ -149,7 +149,7 @@ pub(crate) async fn resolve(
             .with("credential", name)
         })?;
     if auth.agents.len() > 1 {
-        rate_limit(state, &agent)?;
+        rate_limit(state, &agent).await?;
     }
     draft.record.agent_id.clone_from(&agent.id);
     draft.record.agent_home_team =

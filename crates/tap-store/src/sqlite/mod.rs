@@ -24,9 +24,10 @@ mod credentials;
 mod grants;
 mod passkeys;
 mod pool;
+pub(crate) mod rates;
 mod roles;
 mod rows;
-mod schema;
+pub(crate) mod schema;
 mod snapshot;
 mod spool;
 mod teams;
@@ -67,6 +68,11 @@ impl SqliteStore {
     /// Opens a `sqlite://` URL.
     pub async fn open_url(url: &str) -> StoreResult<Self> {
         Self::connect(pool::url_options(url)?).await
+    }
+
+    /// The pool, for the SQLite-to-PostgreSQL copy.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     async fn connect(opts: SqliteConnectOptions) -> StoreResult<Self> {
@@ -418,6 +424,17 @@ impl Store for SqliteStore {
         grants::use_grant(&self.pool, id, now_secs).await
     }
 
+    async fn take_rate(
+        &self,
+        team: i64,
+        agent_id: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        rates::take_rate(&self.pool, team, agent_id, limit, window_ms, now_ms).await
+    }
+
     async fn create_session(
         &self,
         account_id: i64,
@@ -457,6 +474,11 @@ impl Store for SqliteStore {
 
     async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool> {
         accounts::revoke_admin_token(&self.pool, id).await
+    }
+
+    async fn lead(&self, _role: &str) -> StoreResult<bool> {
+        // One proxy per database file (its audit spool is locked): it leads.
+        Ok(true)
     }
 
     async fn set_channel(&self, c: &Channel) -> StoreResult<()> {

@@ -225,3 +225,27 @@ pub(crate) async fn audit_and_approvals_leave_the_revision_alone(store: Arc<dyn 
         .expect("finish");
     assert_eq!(store.revision().await.expect("revision"), before);
 }
+
+pub(crate) async fn a_store_alone_leads_a_role_and_keeps_it(store: Arc<dyn Store>) {
+    store.migrate().await.expect("migrate");
+    assert!(store.lead("telegram-poll").await.expect("lead"));
+    assert!(store.lead("telegram-poll").await.expect("still leads"));
+    assert!(store.lead("another-role").await.expect("another role"));
+}
+
+/// `changed` is a wake-up only: a backend may signal a write or stay silent
+/// (SQLite polls), and the write is visible by reading either way.
+pub(crate) async fn changed_is_a_wake_up_and_reads_see_the_change(store: Arc<dyn Store>) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    add_credential(&*store, team, "slack").await;
+    let waiting = Arc::clone(&store);
+    let waiter = tokio::spawn(async move {
+        tokio::time::timeout(std::time::Duration::from_millis(200), waiting.changed()).await
+    });
+    store
+        .set_policy(team, "slack", &Policy::default())
+        .await
+        .expect("set policy");
+    let _woken_or_not = waiter.await.expect("waiter");
+    assert!(store.policy(team, "slack").await.expect("policy").is_some());
+}

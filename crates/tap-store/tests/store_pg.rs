@@ -1,0 +1,267 @@
+//! The store contract (`tests/contract`) on PostgreSQL: each case in a fresh
+//! schema of the database `DATABASE_URL` names, dropped after it, so cases
+//! run in parallel without seeing each other's data. Without `DATABASE_URL`
+//! every case is skipped with a message.
+//!
+//! Beside the contract: several `PgStore`s on one database (replicas)
+//! appending at once keep one unforked chain per team.
+
+use std::sync::Arc;
+
+use tap_core::audit::{AuditPhase, verify_keyed};
+use tap_core::model::ApprovalStatus;
+use tap_core::policy::ApprovalMode;
+use tap_core::store::{AuditAppend, Store};
+use tap_store::PgStore;
+
+mod contract;
+
+/// The test database, or `None` (and a message) when `DATABASE_URL` is unset.
+fn database_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => Some(url),
+        _ => {
+            eprintln!("skipped: DATABASE_URL is not set to a postgres:// URL");
+            None
+        }
+    }
+}
+
+/// A schema that exists until this is dropped.
+struct TempSchema {
+    url: String,
+    name: String,
+}
+
+impl TempSchema {
+    async fn create(url: &str) -> Self {
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).expect("random");
+        let name = format!(
+            "tap_test_{}",
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let admin = sqlx::PgPool::connect(url).await.expect("connect");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&admin)
+            .await
+            .expect("create schema");
+        admin.close().await;
+        Self {
+            url: url.to_owned(),
+            name,
+        }
+    }
+
+    async fn store(&self) -> PgStore {
+        PgStore::connect_in_schema(&self.url, &self.name)
+            .await
+            .expect("connect")
+    }
+}
+
+impl Drop for TempSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: drop the schema on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let admin = sqlx::PgPool::connect(&url).await.expect("connect");
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
+                    .execute(&admin)
+                    .await
+                    .expect("drop schema");
+                admin.close().await;
+            });
+        })
+        .join();
+        if dropped.is_err() {
+            eprintln!("schema {} was not dropped", self.name);
+        }
+    }
+}
+
+async fn pg_store() -> Option<contract::Subject> {
+    let url = database_url()?;
+    let schema = TempSchema::create(&url).await;
+    let store = schema.store().await;
+    Some(contract::Subject::new(Arc::new(store), schema))
+}
+
+contract::store_contract!(pg_store().await);
+
+/// Two replicas (each its own `PgStore` and pool on one database) append
+/// concurrently to two teams; each team ends with one gap-free chain that
+/// verifies, every row hashing onto the one before it (no fork).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_appending_at_once_keep_one_unforked_chain_per_team() {
+    let Some(url) = database_url() else { return };
+    let schema = TempSchema::create(&url).await;
+    let replicas: Vec<Arc<dyn Store>> = vec![
+        Arc::new(schema.store().await),
+        Arc::new(schema.store().await),
+    ];
+    let a = contract::migrated_with_team(replicas[0].as_ref(), "a").await;
+    let b = contract::new_team(replicas[0].as_ref(), "b").await;
+    replicas[1]
+        .set_audit_key(contract::audit_key())
+        .await
+        .expect("key on the second replica");
+    const WRITERS: usize = 8;
+    const BATCHES: usize = 25;
+    let stores = replicas.clone();
+    contract::race(WRITERS, move |i| {
+        let store = Arc::clone(&stores[i % stores.len()]);
+        async move {
+            for n in 0..BATCHES {
+                let id = format!("w{i}-{n}");
+                let rows: Vec<AuditAppend> = [a, b]
+                    .into_iter()
+                    .map(|team| contract::audit_row(team, &id, AuditPhase::Start, "bot", "c"))
+                    .collect();
+                store.append_audit(&rows).await.expect("append");
+            }
+        }
+    })
+    .await;
+    for team in [a, b] {
+        let chain = replicas[1].audit_chain(team).await.expect("chain");
+        let seqs: Vec<i64> = chain.rows.iter().map(|r| r.seq).collect();
+        let expected: Vec<i64> = (1..=i64::try_from(WRITERS * BATCHES).expect("small")).collect();
+        assert_eq!(seqs, expected, "team {team}: one gap-free sequence");
+        for pair in chain.rows.windows(2) {
+            assert_eq!(pair[1].prev_hash, pair[0].row_hash, "team {team}: no fork");
+        }
+        let verified = verify_keyed(&contract::audit_key(), team, &chain, None);
+        assert!(verified.ok, "team {team}: {verified:?}");
+    }
+}
+
+/// A replica's restart (`fail_interrupted`) leaves alone an approval another
+/// live replica is forwarding, and ends it once that replica is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_interrupts_only_approvals_of_replicas_that_are_gone() {
+    let Some(url) = database_url() else { return };
+    let schema = TempSchema::create(&url).await;
+    let forwarding: Arc<dyn Store> = Arc::new(schema.store().await);
+    let restarted: Arc<dyn Store> = Arc::new(schema.store().await);
+    let team = contract::migrated_with_team(forwarding.as_ref(), "a").await;
+    let t = contract::now_ms();
+    forwarding
+        .create_approval(&contract::approval(team, "in-flight", 1, t - 1000))
+        .await
+        .expect("create");
+    forwarding
+        .vote(
+            "in-flight",
+            "amy@example.com",
+            true,
+            "web",
+            t,
+            contract::EVERYONE,
+        )
+        .await
+        .expect("vote");
+    assert!(forwarding.claim_approved("in-flight").await.expect("claim"));
+
+    assert_eq!(restarted.fail_interrupted(t).await.expect("fail"), 0);
+    let status = |s: Arc<dyn Store>| async move {
+        s.approval("in-flight")
+            .await
+            .expect("read")
+            .expect("exists")
+            .status
+    };
+    assert_eq!(
+        status(Arc::clone(&restarted)).await,
+        ApprovalStatus::Forwarding
+    );
+
+    // The forwarding replica dies: its lock goes with its connection.
+    drop(forwarding);
+    let mut ended = 0;
+    for _ in 0..100 {
+        ended = restarted.fail_interrupted(t).await.expect("fail");
+        if ended == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ended, 1, "the dead replica's approval was never ended");
+    assert_eq!(status(restarted).await, ApprovalStatus::Error);
+}
+
+/// Of two replicas exactly one leads a role; when it is gone the other takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_replica_leads_a_role_and_another_takes_over_when_it_is_gone() {
+    let Some(url) = database_url() else { return };
+    let schema = TempSchema::create(&url).await;
+    let first: Arc<dyn Store> = Arc::new(schema.store().await);
+    let second: Arc<dyn Store> = Arc::new(schema.store().await);
+    first.migrate().await.expect("migrate");
+    assert!(first.lead("telegram-poll").await.expect("lead"));
+    assert!(!second.lead("telegram-poll").await.expect("lead"));
+    assert!(first.lead("telegram-poll").await.expect("still leads"));
+    assert!(!second.lead("telegram-poll").await.expect("still not"));
+    // Another role is independent.
+    assert!(second.lead("other").await.expect("lead other"));
+    drop(first);
+    let mut took_over = false;
+    for _ in 0..100 {
+        if second.lead("telegram-poll").await.expect("lead") {
+            took_over = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(took_over, "the second replica never took over");
+}
+
+/// A write committed through one replica wakes a waiter on another
+/// (LISTEN/NOTIFY), without waiting for a poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_on_one_replica_wakes_waiters_on_another() {
+    let Some(url) = database_url() else { return };
+    let schema = TempSchema::create(&url).await;
+    let writer: Arc<dyn Store> = Arc::new(schema.store().await);
+    let waiter: Arc<dyn Store> = Arc::new(schema.store().await);
+    let team = contract::migrated_with_team(writer.as_ref(), "a").await;
+    let waiting = Arc::clone(&waiter);
+    let woken = tokio::spawn(async move { waiting.changed().await });
+    // The listener starts with the first wait: write until it hears one.
+    for i in 0..100 {
+        if woken.is_finished() {
+            break;
+        }
+        writer
+            .set_team_mode(
+                team,
+                if i % 2 == 0 {
+                    ApprovalMode::Autonomous
+                } else {
+                    ApprovalMode::Gated
+                },
+            )
+            .await
+            .expect("write");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(woken.is_finished(), "no write woke the other replica");
+    // Once listening, one write is enough, and it arrives at once.
+    let waiting = Arc::clone(&waiter);
+    let woken = tokio::spawn(async move { waiting.changed().await });
+    tokio::task::yield_now().await;
+    let started = std::time::Instant::now();
+    let mut writes = 0;
+    while !woken.is_finished() && writes < 20 {
+        writer.set_meta("k", b"v").await.expect("write");
+        writes += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(woken.is_finished(), "not woken after {writes} writes");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
