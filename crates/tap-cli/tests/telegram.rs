@@ -562,3 +562,39 @@ async fn a_passkey_request_offers_a_link_to_its_page_instead_of_approve() {
     assert_eq!(upstream_hits(&w, "/echo/tg-passkey"), 0);
     assert_no_token_leak(&w);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_but_ineligible_member_changes_nothing() {
+    const VIEWER_TG: i64 = 7777;
+    let w = setup().await;
+    stdin_ok(
+        &w.tap,
+        &[
+            "member",
+            "add",
+            "view@example.com",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        "a-long-member-password-1234\n",
+    );
+    ok(
+        &w.tap,
+        &[
+            "member",
+            "link-telegram",
+            "view@example.com",
+            &VIEWER_TG.to_string(),
+        ],
+    );
+    let r = write_async(&w, "/echo/tg-viewer", "{}").await;
+    let txn = r.json()["txn_id"].as_str().unwrap().to_owned();
+    let m = message_about(&w, "/echo/tg-viewer").await;
+    for label in ["Approve", "Approve for 30 min", "Deny"] {
+        let a = click(&w, VIEWER_TG, &m, &data(&m, label)).await;
+        assert_eq!(a["show_alert"], true, "{label}: {a}");
+    }
+    assert_eq!(poll_status(&w, &txn).await, "pending");
+    assert_eq!(upstream_hits(&w, "/echo/tg-viewer"), 0);
+}
