@@ -722,6 +722,7 @@ mod query_rendering_tests {
         let injection = Injection {
             headers: Vec::new(),
             query: vec![("key".to_owned(), Secret::new(value.clone()))],
+            signer: None,
         };
         let target = TargetUrl::parse("https://api.example.com/v1?a=1").unwrap();
         let req =
