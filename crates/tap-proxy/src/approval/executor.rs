@@ -236,7 +236,14 @@ async fn forward_approved(
         destination_and_injection(state, credential, &url, false).await?
     };
     let body = captured.body_bytes()?;
-    let req = upstream_request(&captured.method, &url, &headers, &injection, body)?;
+    let req = upstream_request(
+        &captured.method,
+        &url,
+        &headers,
+        &injection,
+        body,
+        &*state.clock,
+    )?;
     let started = Instant::now();
     let resp =
         match tokio::time::timeout(state.config.forward_timeout, state.upstream.send(req)).await {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use tap_core::inject::{InjectError, Injection, plan};
+use tap_core::inject::{InjectError, Injection, SignError, SignedShape, plan};
 use tap_core::model::Connector;
 use tap_core::secret::CredentialValue;
 use tap_core::target::{TargetError, TargetUrl};
@@ -343,6 +343,15 @@ pub(crate) async fn destination_and_injection(
 ) -> Result<Injection, ProxyError> {
     let value = usable_destination(state, credential, url, traversal).await?;
     let name = credential.name.as_str();
+    // A §6.3 shape is signed per request, at send time, over exactly what is sent.
+    if let Some(shape) = SignedShape::for_credential(
+        credential.auth_header_format.as_deref(),
+        !credential.bindings.is_empty(),
+        value,
+    ) {
+        let signer = tap_signer::signer_for(shape, value).map_err(|e| sign_error(name, e))?;
+        return Ok(Injection::signed(signer));
+    }
     plan(
         credential.auth_header_format.as_deref(),
         &credential.bindings,
@@ -367,6 +376,31 @@ pub(crate) async fn destination_and_injection(
             format!("credential {name} has an invalid injection format"),
         ),
     })
+}
+
+/// The refusal for a key set a signer cannot use, or a failed signature.
+/// Names fields, never values.
+pub(crate) fn sign_error(name: &str, e: SignError) -> ProxyError {
+    match e {
+        SignError::FieldMissing(f) => ProxyError::new(
+            Reason::CredentialFieldMissing,
+            format!("credential {name} has no field {f:?}, which its signing scheme needs"),
+        )
+        .with("field", f),
+        SignError::Unsupported { field, value } => ProxyError::new(
+            Reason::CredentialFieldMissing,
+            format!("credential {name} names {field} {value:?}, which is not supported"),
+        )
+        .with("field", field),
+        SignError::ControlChar => ProxyError::new(
+            Reason::InvalidHeader,
+            format!("credential {name} signs a header value with a control character"),
+        ),
+        SignError::Random => {
+            tracing::error!(credential = %name, "no randomness for a signature nonce");
+            ProxyError::new(Reason::Internal, "the request could not be signed")
+        }
+    }
 }
 
 /// Rows 8–10 without the injection plan: host binding, outbound safety, and a
