@@ -405,3 +405,146 @@ async fn nothing_is_signed_or_sent_when_the_request_is_refused() {
     verify(&up, &up.requests()[0], "HMAC-SHA1");
     assert_eq!(served.terminate(), Some(0));
 }
+
+// ------------------------------------------------------------ AWS SigV4
+
+const AWS_KEY_ID: &str = "AKIDTAPTEST0000EXAMPLE";
+const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYTAPTESTKEY";
+const AWS_TOKEN: &str = "FwoGZXIvYXdzEPT//////////wEaDTAPsessionTOKEN+example/value==";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    sha2::Sha256::digest(b).to_vec()
+}
+
+/// The SigV4 signature of the recorded request, computed from the SigV4
+/// specification by the test: canonical request, string to sign, derived key.
+fn expected_sigv4(rec: &Recorded, signed_headers: &str, amz_date: &str) -> String {
+    let (path, query) = rec.uri.split_once('?').unwrap_or((&rec.uri, ""));
+    // The test's query needs no re-encoding: sorting is all SigV4 asks here.
+    let mut q: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    q.sort();
+    let canonical_headers: String = signed_headers
+        .split(';')
+        .map(|h| format!("{h}:{}\n", rec.header(h).unwrap().trim()))
+        .collect();
+    let creq = format!(
+        "{}\n{path}\n{}\n{canonical_headers}\n{signed_headers}\n{}",
+        rec.method,
+        q.join("&"),
+        hex(&sha256(&rec.body))
+    );
+    let date = &amz_date[..8];
+    let scope = format!("{date}/eu-central-1/sqs/aws4_request");
+    let sts = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex(&sha256(creq.as_bytes()))
+    );
+    let mut key = format!("AWS4{AWS_SECRET}").into_bytes();
+    for part in [date, "eu-central-1", "sqs", "aws4_request"] {
+        key = hmac(sha256, &key, part.as_bytes());
+    }
+    hex(&hmac(sha256, &key, sts.as_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_keys_are_signed_with_sigv4_over_the_exact_body() {
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    let value = serde_json::json!({
+        "access_key_id": AWS_KEY_ID,
+        "secret_access_key": AWS_SECRET,
+        "session_token": AWS_TOKEN,
+        "region": "eu-central-1",
+        "service": "sqs",
+    });
+    tap.add_credential("aws", &value.to_string(), &["--allowed-host", &up.base()]);
+    tap.ok(&["policy", "set", "aws", "--auto-approve-methods", "GET,POST"]);
+    let key = tap.agent("bot", &["--credential", "aws"]);
+    up.answer(
+        "/leak",
+        serde_json::json!({"secret": AWS_SECRET, "token": AWS_TOKEN, "id": AWS_KEY_ID}).to_string(),
+    );
+    let served = tap.serve();
+    let body = "Action=SendMessage&MessageBody=hello%20world&Version=2012-11-05";
+    let r = served
+        .forward(&key)
+        .credential("aws")
+        .target(&format!(
+            "{}/echo/123456789012/queue?Version=2012-11-05&Action=SendMessage",
+            up.base()
+        ))
+        .method("POST")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Amz-Target", "AmazonSQS.SendMessage")
+        // Replaced by the signer's own, never signed as the agent sent it.
+        .header("X-Amz-Date", "20000101T000000Z")
+        .body(body)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    for s in [AWS_KEY_ID, AWS_SECRET, AWS_TOKEN] {
+        assert!(!text.contains(s), "secret in the answer: {text}");
+    }
+    let r = served
+        .forward(&key)
+        .credential("aws")
+        .target(&format!("{}/leak", up.base()))
+        .send()
+        .await;
+    let v = r.json();
+    assert_eq!(v["secret"], "[REDACTED:aws.secret_access_key]", "{v}");
+    assert_eq!(v["token"], "[REDACTED:aws.session_token]", "{v}");
+    assert_eq!(v["id"], "[REDACTED:aws.access_key_id]", "{v}");
+
+    let seen = up.requests();
+    assert_eq!(seen.len(), 2);
+    for rec in &seen {
+        let auth = rec.header_all("authorization");
+        assert_eq!(auth.len(), 1, "{auth:?}");
+        let auth = &auth[0];
+        let rest = auth.strip_prefix("AWS4-HMAC-SHA256 Credential=").unwrap();
+        let (cred, rest) = rest.split_once(", SignedHeaders=").unwrap();
+        let (signed_headers, sig) = rest.split_once(", Signature=").unwrap();
+        let amz_date = rec.header("x-amz-date").unwrap();
+        assert_ne!(amz_date, "20000101T000000Z");
+        assert_eq!(rec.header_all("x-amz-date").len(), 1);
+        assert_eq!(
+            cred,
+            format!(
+                "{AWS_KEY_ID}/{}/eu-central-1/sqs/aws4_request",
+                &amz_date[..8]
+            )
+        );
+        assert_eq!(
+            rec.header("x-amz-security-token").as_deref(),
+            Some(AWS_TOKEN)
+        );
+        for h in ["host", "x-amz-date", "x-amz-security-token"] {
+            assert!(
+                signed_headers.split(';').any(|s| s == h),
+                "{signed_headers}"
+            );
+        }
+        assert_eq!(
+            sig,
+            expected_sigv4(rec, signed_headers, &amz_date),
+            "{auth}"
+        );
+    }
+    // The form post: body as sent, its content type and the agent's x-amz-* header signed.
+    assert_eq!(seen[0].body, body.as_bytes());
+    let auth = seen[0].header("authorization").unwrap();
+    assert!(
+        auth.contains(
+            "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
+        ),
+        "{auth}"
+    );
+    assert_eq!(served.terminate(), Some(0));
+}

@@ -21,6 +21,10 @@ pub enum SignedShape {
     /// `access_token` (or `token`), `access_token_secret` (or `token_secret`),
     /// optional `signature_method` (`HMAC-SHA1`, the default, or `HMAC-SHA256`).
     OAuth1,
+    /// AWS Signature Version 4: `access_key_id`, `secret_access_key`,
+    /// optional `session_token`, `region` and `service` (else read from an
+    /// `*.amazonaws.com` host).
+    AwsSigV4,
 }
 
 impl SignedShape {
@@ -28,6 +32,7 @@ impl SignedShape {
     pub fn name(self) -> &'static str {
         match self {
             Self::OAuth1 => "oauth1",
+            Self::AwsSigV4 => "aws_sigv4",
         }
     }
 
@@ -43,7 +48,10 @@ impl SignedShape {
             && has("consumer_secret")
             && (has("access_token") || has("token"))
             && (has("access_token_secret") || has("token_secret"));
-        oauth1.then_some(Self::OAuth1)
+        if oauth1 {
+            return Some(Self::OAuth1);
+        }
+        (has("access_key_id") && has("secret_access_key")).then_some(Self::AwsSigV4)
     }
 
     /// The shape a direct credential is signed with: its value has a signed
@@ -76,6 +84,9 @@ pub struct OutboundRequest<'a> {
     pub url: &'a Url,
     /// The `Content-Type` the request carries, if any.
     pub content_type: Option<&'a str>,
+    /// The other headers sent as they are (lower-case names, visible-ASCII
+    /// values), before the signer's own headers replace any of the same name.
+    pub headers: &'a [(&'a str, &'a str)],
     /// The body, byte for byte.
     pub body: &'a [u8],
 }
@@ -107,6 +118,9 @@ pub enum SignError {
     /// The system's random source failed (no nonce).
     #[error("no randomness for a nonce")]
     Random,
+    /// The signing library refused the request (an unusable URL or header).
+    #[error("the request could not be signed")]
+    Failed,
     /// A produced header value holds a control character.
     #[error("signed header value contains a control character")]
     ControlChar,
@@ -145,6 +159,8 @@ mod tests {
         assert_eq!(SignedShape::of(&v(alias)), Some(SignedShape::OAuth1));
         let partial = r#"{"consumer_key":"ck","consumer_secret":"cs","token":"t"}"#;
         assert_eq!(SignedShape::of(&v(partial)), None);
+        let aws = r#"{"access_key_id":"AKID","secret_access_key":"s","region":"eu-west-1"}"#;
+        assert_eq!(SignedShape::of(&v(aws)), Some(SignedShape::AwsSigV4));
         assert_eq!(SignedShape::of(&v("plain")), None);
     }
 

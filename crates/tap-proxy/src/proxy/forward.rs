@@ -99,10 +99,15 @@ pub(crate) fn upstream_request(
     let signed = match &injection.signer {
         None => Vec::new(),
         Some(signer) => {
+            let sent: Vec<(&str, &str)> = headers
+                .iter()
+                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
+                .collect();
             let out = OutboundRequest {
                 method: method.as_str(),
                 url: &url,
                 content_type: headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+                headers: &sent,
                 body: &body,
             };
             signer.sign(&out, clock).map_err(signing_failed)?
@@ -138,7 +143,10 @@ fn signing_failed(e: SignError) -> ProxyError {
             Reason::InvalidHeader,
             "the signed header value contains a control character",
         ),
-        SignError::FieldMissing(_) | SignError::Unsupported { .. } | SignError::Random => {
+        SignError::FieldMissing(_)
+        | SignError::Unsupported { .. }
+        | SignError::Random
+        | SignError::Failed => {
             tracing::error!(error = %e, "request could not be signed");
             ProxyError::new(Reason::Internal, "the request could not be signed")
         }

@@ -349,7 +349,8 @@ pub(crate) async fn destination_and_injection(
         !credential.bindings.is_empty(),
         value,
     ) {
-        let signer = tap_signer::signer_for(shape, value).map_err(|e| sign_error(name, e))?;
+        let signer =
+            tap_signer::signer_for(shape, value, url.url()).map_err(|e| sign_error(name, e))?;
         return Ok(Injection::signed(signer));
     }
     plan(
@@ -396,8 +397,8 @@ pub(crate) fn sign_error(name: &str, e: SignError) -> ProxyError {
             Reason::InvalidHeader,
             format!("credential {name} signs a header value with a control character"),
         ),
-        SignError::Random => {
-            tracing::error!(credential = %name, "no randomness for a signature nonce");
+        SignError::Random | SignError::Failed => {
+            tracing::error!(credential = %name, error = %e, "request could not be signed");
             ProxyError::new(Reason::Internal, "the request could not be signed")
         }
     }

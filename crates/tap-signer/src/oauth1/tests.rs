@@ -53,6 +53,7 @@ fn rfc5849_3_4_1_base_string_example() {
         method: "POST",
         url: &u,
         content_type: Some("application/x-www-form-urlencoded"),
+        headers: &[],
         body: b"c2&a3=2+q",
     };
     let oauth: [(&str, &[u8]); 5] = [
@@ -87,6 +88,7 @@ fn rfc5849_1_2_photos_request_signature() {
         method: "GET",
         url: &u,
         content_type: None,
+        headers: &[],
         body: b"",
     };
     let header = authorization(&k, &req, 137131202, "chapoH");
@@ -109,6 +111,7 @@ fn signatures_match_an_independent_hmac_for_both_methods() {
         method: "post",
         url: &u,
         content_type: Some("Application/X-WWW-Form-Urlencoded; charset=utf-8"),
+        headers: &[],
         body,
     };
     // The base string written out by hand from §3.4.1.
@@ -157,6 +160,7 @@ fn body_parameters_are_signed_only_for_form_bodies() {
                 method: "POST",
                 url: &u,
                 content_type: ct,
+                headers: &[],
                 body: b"a=1",
             },
             &[],
@@ -174,6 +178,7 @@ fn malformed_escapes_and_bare_names_do_not_panic() {
         method: "GET",
         url: &u,
         content_type: Some("application/x-www-form-urlencoded"),
+        headers: &[],
         body: b"%%%&=&b=%f",
     };
     let b = base_string(&req, &[]);
@@ -194,6 +199,7 @@ fn each_signature_has_a_fresh_nonce_and_the_clock_s_timestamp() {
         method: "GET",
         url: &u,
         content_type: None,
+        headers: &[],
         body: b"",
     };
     let a = signer.sign(&req, &clock).unwrap();
