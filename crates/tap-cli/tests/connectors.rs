@@ -224,7 +224,8 @@ fn assert_no_secret(r: &Reply) {
 async fn oauth1_key_sets_sign_exactly_what_the_upstream_receives() {
     let up = FakeUpstream::start().await;
     let (tap, key) = setup(&up);
-    let served = tap.serve();
+    // Every log line the proxy can write: the key set never shows.
+    let served = tap.serve_with(&[("RUST_LOG", "trace")]);
 
     // A form post: query and body parameters (with '+', '%2b', '!' and a
     // repeated name) are all in the base string.
@@ -282,6 +283,15 @@ async fn oauth1_key_sets_sign_exactly_what_the_upstream_receives() {
     let n2 = verify(&up, &seen[1], "HMAC-SHA256");
     let n3 = verify(&up, &seen[2], "HMAC-SHA1");
     assert!(n1 != n2 && n2 != n3 && n1 != n3, "nonces repeat");
+    let log = served.log();
+    assert!(log.contains("TRACE"), "the check ran on a trace-level log");
+    for s in [CONSUMER_KEY, CONSUMER_SECRET, TOKEN, TOKEN_SECRET] {
+        assert!(!log.contains(s), "secret in the proxy log");
+        assert!(
+            !log.contains(&pct(s.as_bytes())),
+            "encoded secret in the proxy log"
+        );
+    }
     assert_eq!(served.terminate(), Some(0));
 }
 
@@ -469,7 +479,7 @@ async fn aws_keys_are_signed_with_sigv4_over_the_exact_body() {
         "/leak",
         serde_json::json!({"secret": AWS_SECRET, "token": AWS_TOKEN, "id": AWS_KEY_ID}).to_string(),
     );
-    let served = tap.serve();
+    let served = tap.serve_with(&[("RUST_LOG", "trace")]);
     let body = "Action=SendMessage&MessageBody=hello%20world&Version=2012-11-05";
     let r = served
         .forward(&key)
@@ -546,5 +556,10 @@ async fn aws_keys_are_signed_with_sigv4_over_the_exact_body() {
         ),
         "{auth}"
     );
+    let log = served.log();
+    assert!(log.contains("TRACE"), "the check ran on a trace-level log");
+    for s in [AWS_KEY_ID, AWS_SECRET, AWS_TOKEN] {
+        assert!(!log.contains(s), "secret in the proxy log");
+    }
     assert_eq!(served.terminate(), Some(0));
 }
