@@ -53,6 +53,13 @@ fn setup(up: &FakeUpstream) -> (TapHome, String) {
         tap.ok(&["policy", "set", c, "--auto-approve-methods", "GET,POST"]);
     }
     let key = tap.agent("bot", &["--credential", "x,x256"]);
+    // `tap cred show` names the scheme, never a value.
+    let shown = tap.json(&["cred", "show", "x"]);
+    assert_eq!(shown["value_shape"], "oauth1", "{shown}");
+    let text = shown.to_string();
+    for s in [CONSUMER_KEY, CONSUMER_SECRET, TOKEN, TOKEN_SECRET] {
+        assert!(!text.contains(s), "{text}");
+    }
     (tap, key)
 }
 
@@ -475,6 +482,10 @@ async fn aws_keys_are_signed_with_sigv4_over_the_exact_body() {
     tap.add_credential("aws", &value.to_string(), &["--allowed-host", &up.base()]);
     tap.ok(&["policy", "set", "aws", "--auto-approve-methods", "GET,POST"]);
     let key = tap.agent("bot", &["--credential", "aws"]);
+    assert_eq!(
+        tap.json(&["cred", "show", "aws"])["value_shape"],
+        "aws_sigv4"
+    );
     up.answer(
         "/leak",
         serde_json::json!({"secret": AWS_SECRET, "token": AWS_TOKEN, "id": AWS_KEY_ID}).to_string(),
