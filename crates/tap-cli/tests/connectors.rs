@@ -574,3 +574,86 @@ async fn aws_keys_are_signed_with_sigv4_over_the_exact_body() {
     }
     assert_eq!(served.terminate(), Some(0));
 }
+
+// ------------------------------------------------------ X/Twitter hybrid
+
+const BEARER: &str = "AAAAAAAAAAAAAAAAAAAAAHybrid%2FBearer%3DTokenForXAppOnly";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_key_sets_follow_x_tap_auth_mode() {
+    let up = FakeUpstream::start().await;
+    let (tap, key) = setup(&up);
+    let mut hybrid: Value = serde_json::from_str(&key_set()).unwrap();
+    hybrid["bearer_token"] = BEARER.into();
+    tap.add_credential("xh", &hybrid.to_string(), &["--allowed-host", &up.base()]);
+    tap.ok(&["policy", "set", "xh", "--auto-approve-methods", "GET"]);
+    tap.ok(&["agent", "grant", "bot", "xh"]);
+    let served = tap.serve();
+    let get = |cred: &str, mode: Option<&str>, path: &str| {
+        let mut f = served
+            .forward(&key)
+            .credential(cred)
+            .target(&format!("{}{path}", up.base()));
+        if let Some(m) = mode {
+            f = f.header("X-TAP-Auth-Mode", m);
+        }
+        f.send()
+    };
+
+    // bearer: the app-only token, nothing signed; echoed, it is redacted.
+    let r = get("xh", Some("Bearer"), "/echo/app").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["authorization"],
+        "Bearer [REDACTED:xh.bearer_token]"
+    );
+    assert!(!r.text().contains(BEARER));
+    // oauth1, and auto (the default): signed with the key set.
+    let r = get("xh", Some("oauth1"), "/echo/user").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = get("xh", None, "/echo/auto").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // bearer on a key set without a bearer_token: named, nothing sent.
+    let r = get("x", Some("bearer"), "/echo/none").await;
+    let body = r.assert_refused(400, "credential_field_missing");
+    assert_eq!(body["field"], "bearer_token", "{body}");
+
+    let seen = up.requests();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(
+        seen[0].header_all("authorization"),
+        vec![format!("Bearer {BEARER}")]
+    );
+    verify(&up, &seen[1], "HMAC-SHA1");
+    verify(&up, &seen[2], "HMAC-SHA1");
+
+    // The mode is kept for a request that waits for approval.
+    let r = served
+        .forward(&key)
+        .credential("xh")
+        .target(&format!("{}/echo/later", up.base()))
+        .method("DELETE")
+        .header("X-TAP-Auth-Mode", "bearer")
+        .header("Prefer", "respond-async")
+        .send()
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let txn = r.json()["txn_id"].as_str().unwrap().to_owned();
+    let out = tokio::task::block_in_place(|| tap.run(&["approve", &txn, "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = tap_testkit::eventually(150, std::time::Duration::from_millis(100), || async {
+        up.requests().into_iter().nth(3)
+    })
+    .await
+    .expect("the approved request was never sent");
+    assert_eq!(sent.method, "DELETE");
+    assert_eq!(
+        sent.header_all("authorization"),
+        vec![format!("Bearer {BEARER}")]
+    );
+    assert_eq!(served.terminate(), Some(0));
+}

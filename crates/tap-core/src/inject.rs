@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-pub use self::signer::{OutboundRequest, SignError, SignedShape, Signer};
+pub use self::signer::{AuthMode, OutboundRequest, SignError, SignedShape, Signer};
 use crate::secret::{CredentialValue, Secret};
 
 /// The format used when a credential names none.

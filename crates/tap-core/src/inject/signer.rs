@@ -75,6 +75,40 @@ impl SignedShape {
     }
 }
 
+/// `X-TAP-Auth-Mode` (SPEC §3.1): how a hybrid X/Twitter credential (an
+/// OAuth 1.0a key set with a `bearer_token`) authenticates one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMode {
+    /// The credential's own scheme (OAuth 1.0a for a key set).
+    #[default]
+    Auto,
+    /// `Authorization: Bearer <bearer_token>` (X's app-only authentication).
+    Bearer,
+    /// OAuth 1.0a user-context signing.
+    OAuth1,
+}
+
+impl AuthMode {
+    /// Parses a header value (case-insensitive; empty is `auto`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Some(Self::Auto),
+            "bearer" => Some(Self::Bearer),
+            "oauth1" => Some(Self::OAuth1),
+            _ => None,
+        }
+    }
+
+    /// The header spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Bearer => "bearer",
+            Self::OAuth1 => "oauth1",
+        }
+    }
+}
+
 /// The request a [`Signer`] signs: exactly what goes upstream.
 #[derive(Clone, Copy)]
 pub struct OutboundRequest<'a> {

@@ -233,7 +233,11 @@ async fn forward_approved(
         }
         substitute(&headers, &credentials)?
     } else {
-        destination_and_injection(state, credential, &url, false).await?
+        let mode = tap_core::inject::AuthMode::parse(captured.auth_mode.as_deref().unwrap_or(""))
+            .ok_or_else(|| {
+            ProxyError::new(Reason::RequestTampered, "stored auth mode is damaged")
+        })?;
+        destination_and_injection(state, credential, &url, false, mode).await?
     };
     let body = captured.body_bytes()?;
     let req = upstream_request(

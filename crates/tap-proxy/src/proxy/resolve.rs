@@ -7,9 +7,10 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use tap_core::inject::{InjectError, Injection, SignError, SignedShape, plan};
+use tap_core::inject::{AuthMode, InjectError, Injection, SignError, SignedShape, plan};
 use tap_core::model::Connector;
 use tap_core::secret::CredentialValue;
+use tap_core::secret::Secret;
 use tap_core::target::{TargetError, TargetUrl};
 
 use super::audit::AuditDraft;
@@ -80,6 +81,8 @@ pub(crate) struct Resolved {
     pub(crate) legacy: bool,
     pub(crate) url: TargetUrl,
     pub(crate) injection: Injection,
+    /// `X-TAP-Auth-Mode` (kept for an approved request's injection).
+    pub(crate) auth_mode: AuthMode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
 }
@@ -250,7 +253,12 @@ pub(crate) async fn resolve(
     // Row 8.
     let (url, traversal) = target_url(&target, &credential)?;
     draft.set_target(url.as_str());
-    let injection = destination_and_injection(state, &credential, &url, traversal).await?;
+    // Validated at row 2a: anything else was refused as `invalid_auth_mode`.
+    let auth_mode = header_str(headers, "x-tap-auth-mode")?
+        .and_then(AuthMode::parse)
+        .unwrap_or_default();
+    let injection =
+        destination_and_injection(state, &credential, &url, traversal, auth_mode).await?;
     let fwd = forwarded_headers(headers, &credential.injected_headers);
     Ok(Resolved {
         agent_team_internal_id: agent.team_internal_id,
@@ -260,6 +268,7 @@ pub(crate) async fn resolve(
         legacy: false,
         url,
         injection,
+        auth_mode,
         headers: fwd,
         body,
     })
@@ -340,6 +349,7 @@ pub(crate) async fn destination_and_injection(
     credential: &CredentialEntry,
     url: &TargetUrl,
     traversal: bool,
+    mode: AuthMode,
 ) -> Result<Injection, ProxyError> {
     let value = usable_destination(state, credential, url, traversal).await?;
     let name = credential.name.as_str();
@@ -349,6 +359,9 @@ pub(crate) async fn destination_and_injection(
         !credential.bindings.is_empty(),
         value,
     ) {
+        if shape == SignedShape::OAuth1 && mode == AuthMode::Bearer {
+            return hybrid_bearer(name, value);
+        }
         let signer =
             tap_signer::signer_for(shape, value, url.url()).map_err(|e| sign_error(name, e))?;
         return Ok(Injection::signed(signer));
@@ -376,6 +389,34 @@ pub(crate) async fn destination_and_injection(
             Reason::Internal,
             format!("credential {name} has an invalid injection format"),
         ),
+    })
+}
+
+/// `X-TAP-Auth-Mode: bearer` on a hybrid X/Twitter key set: its
+/// `bearer_token` as `Authorization: Bearer`, nothing signed.
+fn hybrid_bearer(name: &str, value: &CredentialValue) -> Result<Injection, ProxyError> {
+    let token = value.field("bearer_token").ok_or_else(|| {
+        ProxyError::new(
+            Reason::CredentialFieldMissing,
+            format!("credential {name} has no field \"bearer_token\" for X-TAP-Auth-Mode: bearer"),
+        )
+        .with("field", "bearer_token")
+    })?;
+    if token
+        .expose()
+        .iter()
+        .any(|&b| b == b'\r' || b == b'\n' || b == 0)
+    {
+        return Err(ProxyError::new(
+            Reason::InvalidHeader,
+            format!("credential {name} renders a header value with a control character"),
+        ));
+    }
+    let mut header = b"Bearer ".to_vec();
+    header.extend_from_slice(token.expose());
+    Ok(Injection {
+        headers: vec![("authorization".to_owned(), Secret::new(header))],
+        ..Injection::default()
     })
 }
 
