@@ -20,6 +20,11 @@ fn init_logging() {
     if let Ok(d) = "rmcp=info".parse() {
         filter = filter.add_directive(d);
     }
+    // The SigV4 signer traces the request it signs (and, on request, its body)
+    // at trace level: agent input and signed headers stay out of the logs.
+    if let Ok(d) = "aws_sigv4=info".parse() {
+        filter = filter.add_directive(d);
+    }
     let json = std::env::var("TAP_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     // Colour only on a terminal, and never with NO_COLOR set (no-color.org).
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -5,10 +5,15 @@
 //! (so a bad format is refused at create) and rendered per request into
 //! [`Secret`]s that never leave this module as strings.
 
+mod signer;
+
+use std::sync::Arc;
+
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub use self::signer::{AuthMode, OutboundRequest, SignError, SignedShape, Signer};
 use crate::secret::{CredentialValue, Secret};
 
 /// The format used when a credential names none.
@@ -257,6 +262,19 @@ pub struct Injection {
     pub headers: Vec<(String, Secret)>,
     /// Query key and value.
     pub query: Vec<(String, Secret)>,
+    /// Signs the final request (SPEC §6.3) after the static parts are applied.
+    pub signer: Option<Arc<dyn Signer>>,
+}
+
+impl Injection {
+    /// An injection that only signs.
+    pub fn signed(signer: Arc<dyn Signer>) -> Self {
+        Self {
+            headers: Vec::new(),
+            query: Vec::new(),
+            signer: Some(signer),
+        }
+    }
 }
 
 /// The names of headers a credential injects (lower-case); agents may not pre-set them.

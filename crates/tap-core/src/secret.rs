@@ -54,6 +54,9 @@ pub const DESCRIPTOR_FIELDS: &[&str] = &[
     "service",
     "scope",
     "client_id",
+    // OAuth 1.0a's `HMAC-SHA1` / `HMAC-SHA256`: as a "secret" it would be
+    // redacted from every answer and refuse agent requests naming it.
+    "signature_method",
 ];
 
 /// A decrypted credential value: a single string or a JSON object of fields.

@@ -10,6 +10,8 @@
 //! - `/status/N`: that status, empty body
 //! - `/slow`: answers after 5 s
 //! - `/stall`: 200 and a first chunk at once, then nothing for 30 s (no length)
+//! - a path given to [`FakeUpstream::answer`]: 200 with that body (an API
+//!   that knows secrets the agent never holds, such as an OAuth consumer secret)
 //! - anything else: 200 `{"ok":true}`
 //!
 //! The injected token is the `Authorization` value after its scheme word
@@ -17,6 +19,7 @@
 //! `/big` and the `to` of `/redirect`, the text `$auth` is replaced by it, so a
 //! test can have the upstream reflect a secret the agent never holds.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -72,8 +75,12 @@ pub struct FakeUpstream {
     /// Serves HTTPS with `fixtures/server.pem` (see [`FakeUpstream::start_tls`]).
     tls: bool,
     seen: Arc<Mutex<Vec<Recorded>>>,
+    canned: Canned,
     task: Arc<tokio::task::JoinHandle<()>>,
 }
+
+/// Bodies answered for exact paths (see [`FakeUpstream::answer`]).
+type Canned = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -139,6 +146,7 @@ pub(crate) async fn encode(coding: &str, plain: &[u8]) -> Vec<u8> {
 async fn handle(
     req: Request<Incoming>,
     seen: Arc<Mutex<Vec<Recorded>>>,
+    canned: Canned,
 ) -> Result<Response<Body>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = body
@@ -165,7 +173,14 @@ async fn handle(
     seen.lock().unwrap().push(rec.clone());
     let path = parts.uri.path();
     let auth = rec.header("authorization").unwrap_or_default();
-    let resp = if path.starts_with("/echo") {
+    let answer = canned.lock().unwrap().get(path).cloned();
+    let resp = if let Some(body) = answer {
+        full(
+            StatusCode::OK,
+            &[("content-type", "application/json".into())],
+            body,
+        )
+    } else if path.starts_with("/echo") {
         let json = serde_json::json!({
             "authorization": auth,
             "method": rec.method,
@@ -344,6 +359,8 @@ impl FakeUpstream {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = Arc::clone(&seen);
+        let canned: Canned = Arc::default();
+        let c2 = Arc::clone(&canned);
         let is_tls = tls.is_some();
         let task = tokio::spawn(async move {
             loop {
@@ -351,9 +368,11 @@ impl FakeUpstream {
                     return;
                 };
                 let seen = Arc::clone(&s2);
+                let canned = Arc::clone(&c2);
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(req, Arc::clone(&seen)));
+                    let svc =
+                        service_fn(move |req| handle(req, Arc::clone(&seen), Arc::clone(&canned)));
                     let http = hyper::server::conn::http1::Builder::new();
                     match tls {
                         None => {
@@ -382,8 +401,17 @@ impl FakeUpstream {
             addr,
             tls: is_tls,
             seen,
+            canned,
             task: Arc::new(task),
         }
+    }
+
+    /// From now on, answers `path` (exactly, query ignored) with 200 and `body`.
+    pub fn answer(&self, path: &str, body: impl Into<Vec<u8>>) {
+        self.canned
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), body.into());
     }
 
     /// `http://127.0.0.1:PORT`, or `https://` for [`FakeUpstream::start_tls`].

@@ -28,6 +28,10 @@ pub struct CapturedRequest {
     /// (the captured request never holds a secret).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legacy: bool,
+    /// `X-TAP-Auth-Mode` when not `auto` (a hybrid credential's `bearer`
+    /// or `oauth1`), applied when the approved request is forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_mode: Option<String>,
 }
 
 impl CapturedRequest {
@@ -50,6 +54,7 @@ impl CapturedRequest {
             body: b64.encode(body),
             audit,
             legacy: false,
+            auth_mode: None,
         }
     }
 

@@ -233,10 +233,21 @@ async fn forward_approved(
         }
         substitute(&headers, &credentials)?
     } else {
-        destination_and_injection(state, credential, &url, false).await?
+        let mode = tap_core::inject::AuthMode::parse(captured.auth_mode.as_deref().unwrap_or(""))
+            .ok_or_else(|| {
+            ProxyError::new(Reason::RequestTampered, "stored auth mode is damaged")
+        })?;
+        destination_and_injection(state, credential, &url, false, mode).await?
     };
     let body = captured.body_bytes()?;
-    let req = upstream_request(&captured.method, &url, &headers, &injection, body)?;
+    let req = upstream_request(
+        &captured.method,
+        &url,
+        &headers,
+        &injection,
+        body,
+        &*state.clock,
+    )?;
     let started = Instant::now();
     let resp =
         match tokio::time::timeout(state.config.forward_timeout, state.upstream.send(req)).await {

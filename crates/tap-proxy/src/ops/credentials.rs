@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use tap_core::inject::{AuthBinding, Format};
+use tap_core::inject::{AuthBinding, Format, SignedShape};
 use tap_core::model::{Connector, Credential, Team};
 use tap_core::names::validate_name;
 use tap_core::secret::{CredentialValue, Secret};
@@ -218,6 +218,11 @@ pub struct CredentialView {
     pub value_set: bool,
     /// `text` or `json` (a multi-secret object); null without a value.
     pub value_kind: Option<String>,
+    /// The signed shape a JSON value is recognised as (SPEC §6.3: `oauth1`,
+    /// `aws_sigv4`), on a single credential shown: names the scheme the
+    /// proxy signs with, never a value. Absent for static values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_shape: Option<String>,
     /// The credential's approval policy, on a single credential shown to a
     /// member who may read policies, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -246,6 +251,7 @@ impl From<&Credential> for CredentialView {
                 .sealed_value
                 .as_ref()
                 .map(|_| if c.value_is_json { "json" } else { "text" }.to_owned()),
+            value_shape: None,
             policy: None,
             created_at: rfc3339_ms(c.created_at),
             updated_at: rfc3339_ms(c.updated_at),
@@ -336,6 +342,20 @@ impl Ops {
     }
 
     /// The stored credential, or `NotFound`.
+    /// The signed shape of a stored JSON value (opened only to read its
+    /// field names); `None` for text, no value, or no signed shape.
+    fn value_shape(&self, team: &Team, c: &Credential) -> Option<String> {
+        let blob = c.sealed_value.as_ref().filter(|_| c.value_is_json)?;
+        let plain = self
+            .keys
+            .team_dek(team)
+            .ok()?
+            .open(team.internal_id, &c.name, blob)
+            .ok()?;
+        let value = CredentialValue::from_stored(plain.expose().to_vec(), true);
+        SignedShape::of(&value).map(|s| s.name().to_owned())
+    }
+
     async fn stored_credential(&self, team: &Team, name: &str) -> OpsResult<Credential> {
         self.store
             .credential(team.internal_id, name)
@@ -397,6 +417,7 @@ impl Ops {
         }
         let c = self.stored_credential(&scope.team, name).await?;
         let mut v = CredentialView::from(&c);
+        v.value_shape = self.value_shape(&scope.team, &c);
         if Need::Read.allows(scope.role)
             && let Some(p) = self.store.policy(scope.team.internal_id, name).await?
         {

@@ -131,6 +131,8 @@ pub(crate) async fn request_approval(
     let mut captured =
         CapturedRequest::new(&p.method, &r.url, &r.headers, &r.body, draft.record.clone());
     captured.legacy = r.legacy;
+    captured.auth_mode =
+        (r.auth_mode != tap_core::inject::AuthMode::Auto).then(|| r.auth_mode.as_str().to_owned());
     let Ok(request) = serde_json::to_string(&captured) else {
         return refuse(
             ProxyError::new(Reason::Internal, "request could not be captured"),

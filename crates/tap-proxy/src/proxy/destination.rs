@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use tap_core::inject::{InjectError, Injection, plan};
+use tap_core::inject::{AuthMode, InjectError, Injection, SignError, SignedShape, plan};
 use tap_core::model::Connector;
-use tap_core::secret::CredentialValue;
+use tap_core::secret::{CredentialValue, Secret};
 use tap_core::target::{TargetError, TargetUrl};
 
 use crate::directory::{AgentEntry, CredentialEntry, TeamEntry};
@@ -77,6 +77,8 @@ pub(crate) struct Resolved {
     pub(crate) legacy: bool,
     pub(crate) url: TargetUrl,
     pub(crate) injection: Injection,
+    /// `X-TAP-Auth-Mode` (kept for an approved request's injection).
+    pub(crate) auth_mode: AuthMode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
 }
@@ -207,9 +209,23 @@ pub(crate) async fn destination_and_injection(
     credential: &CredentialEntry,
     url: &TargetUrl,
     traversal: bool,
+    mode: AuthMode,
 ) -> Result<Injection, ProxyError> {
     let value = usable_destination(state, credential, url, traversal).await?;
     let name = credential.name.as_str();
+    // A §6.3 shape is signed per request, at send time, over exactly what is sent.
+    if let Some(shape) = SignedShape::for_credential(
+        credential.auth_header_format.as_deref(),
+        !credential.bindings.is_empty(),
+        value,
+    ) {
+        if shape == SignedShape::OAuth1 && mode == AuthMode::Bearer {
+            return hybrid_bearer(name, value);
+        }
+        let signer =
+            tap_signer::signer_for(shape, value, url.url()).map_err(|e| sign_error(name, e))?;
+        return Ok(Injection::signed(signer));
+    }
     plan(
         credential.auth_header_format.as_deref(),
         &credential.bindings,
@@ -234,6 +250,59 @@ pub(crate) async fn destination_and_injection(
             format!("credential {name} has an invalid injection format"),
         ),
     })
+}
+
+/// `X-TAP-Auth-Mode: bearer` on a hybrid X/Twitter key set: its
+/// `bearer_token` as `Authorization: Bearer`, nothing signed.
+fn hybrid_bearer(name: &str, value: &CredentialValue) -> Result<Injection, ProxyError> {
+    let token = value.field("bearer_token").ok_or_else(|| {
+        ProxyError::new(
+            Reason::CredentialFieldMissing,
+            format!("credential {name} has no field \"bearer_token\" for X-TAP-Auth-Mode: bearer"),
+        )
+        .with("field", "bearer_token")
+    })?;
+    if token
+        .expose()
+        .iter()
+        .any(|&b| b == b'\r' || b == b'\n' || b == 0)
+    {
+        return Err(ProxyError::new(
+            Reason::InvalidHeader,
+            format!("credential {name} renders a header value with a control character"),
+        ));
+    }
+    let mut header = b"Bearer ".to_vec();
+    header.extend_from_slice(token.expose());
+    Ok(Injection {
+        headers: vec![("authorization".to_owned(), Secret::new(header))],
+        ..Injection::default()
+    })
+}
+
+/// The refusal for a key set a signer cannot use, or a failed signature.
+/// Names fields, never values.
+pub(crate) fn sign_error(name: &str, e: SignError) -> ProxyError {
+    match e {
+        SignError::FieldMissing(f) => ProxyError::new(
+            Reason::CredentialFieldMissing,
+            format!("credential {name} has no field {f:?}, which its signing scheme needs"),
+        )
+        .with("field", f),
+        SignError::Unsupported { field, value } => ProxyError::new(
+            Reason::CredentialFieldMissing,
+            format!("credential {name} names {field} {value:?}, which is not supported"),
+        )
+        .with("field", field),
+        SignError::ControlChar => ProxyError::new(
+            Reason::InvalidHeader,
+            format!("credential {name} signs a header value with a control character"),
+        ),
+        SignError::Random | SignError::Failed => {
+            tracing::error!(credential = %name, error = %e, "request could not be signed");
+            ProxyError::new(Reason::Internal, "the request could not be signed")
+        }
+    }
 }
 
 /// Rows 8–10 without the injection plan: host binding, outbound safety, and a

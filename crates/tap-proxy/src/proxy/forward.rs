@@ -12,17 +12,18 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, TRANSFER_ENCODING};
+use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body_util::{BodyDataStream, BodyExt as _, Full};
 use hyper::body::{Body as _, Incoming};
-use tap_core::inject::Injection;
+use tap_core::inject::{Injection, OutboundRequest, SignError};
 use tap_core::scrub::{ScrubSecret, ScrubSink, ScrubStream, Scrubber};
 use tap_core::secret::Secret;
 use tap_core::target::TargetUrl;
+use tap_core::time::Clock;
 use url::form_urlencoded;
 use zeroize::Zeroizing;
 
@@ -58,19 +59,28 @@ pub(crate) struct Prepared {
     pub(crate) resolved: Resolved,
 }
 
-fn build_request(p: &Prepared) -> Result<Request<UpstreamBody>, ProxyError> {
+fn build_request(state: &AppState, p: &Prepared) -> Result<Request<UpstreamBody>, ProxyError> {
     let r = &p.resolved;
-    upstream_request(&p.method, &r.url, &r.headers, &r.injection, r.body.clone())
+    upstream_request(
+        &p.method,
+        &r.url,
+        &r.headers,
+        &r.injection,
+        r.body.clone(),
+        &*state.clock,
+    )
 }
 
 /// The upstream request: the agent's forwarded headers, the injected secrets,
 /// `Accept-Encoding: identity` (so the answer can be scrubbed) and the body.
+/// A signed injection signs last, over the final method, URL and body.
 pub(crate) fn upstream_request(
     method: &str,
     target: &TargetUrl,
     headers: &HeaderMap,
     injection: &Injection,
     body: Bytes,
+    clock: &dyn Clock,
 ) -> Result<Request<UpstreamBody>, ProxyError> {
     let mut url = target.url().clone();
     if !injection.query.is_empty() {
@@ -86,12 +96,29 @@ pub(crate) fn upstream_request(
         tracing::error!("upstream request could not be built: the URL is not a valid URI");
         ProxyError::new(Reason::Internal, "upstream request could not be built")
     })?;
+    let signed = match &injection.signer {
+        None => Vec::new(),
+        Some(signer) => {
+            let sent: Vec<(&str, &str)> = headers
+                .iter()
+                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
+                .collect();
+            let out = OutboundRequest {
+                method: method.as_str(),
+                url: &url,
+                content_type: headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+                headers: &sent,
+                body: &body,
+            };
+            signer.sign(&out, clock).map_err(signing_failed)?
+        }
+    };
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     let h = req.headers_mut();
     *h = headers.clone();
-    for (name, value) in &injection.headers {
+    for (name, value) in injection.headers.iter().chain(&signed) {
         let (Ok(n), Ok(mut v)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_bytes(value.expose()),
@@ -106,6 +133,24 @@ pub(crate) fn upstream_request(
     }
     h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     Ok(req)
+}
+
+/// A signature that failed at send time (the key set was checked when the
+/// signer was built). Signer errors name fields, never values.
+fn signing_failed(e: SignError) -> ProxyError {
+    match e {
+        SignError::ControlChar => ProxyError::new(
+            Reason::InvalidHeader,
+            "the signed header value contains a control character",
+        ),
+        SignError::FieldMissing(_)
+        | SignError::Unsupported { .. }
+        | SignError::Random
+        | SignError::Failed => {
+            tracing::error!(error = %e, "request could not be signed");
+            ProxyError::new(Reason::Internal, "the request could not be signed")
+        }
+    }
 }
 
 /// The text an injected query value is written as before form encoding (a
@@ -415,7 +460,7 @@ pub(crate) fn scrub_headers(
 }
 
 pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft) -> Response {
-    let req = match build_request(&p) {
+    let req = match build_request(state, &p) {
         Ok(r) => r,
         Err(e) => return refuse(e, draft).await,
     };
@@ -758,10 +803,19 @@ mod query_rendering_tests {
         let injection = Injection {
             headers: Vec::new(),
             query: vec![("key".to_owned(), Secret::new(value.clone()))],
+            signer: None,
         };
         let target = TargetUrl::parse("https://api.example.com/v1?a=1").unwrap();
-        let req =
-            upstream_request("GET", &target, &HeaderMap::new(), &injection, Bytes::new()).unwrap();
+        let clock = tap_core::time::ManualClock::new(0);
+        let req = upstream_request(
+            "GET",
+            &target,
+            &HeaderMap::new(),
+            &injection,
+            Bytes::new(),
+            &clock,
+        )
+        .unwrap();
         let query = req.uri().query().unwrap().to_owned();
         let rendered = query.strip_prefix("a=1&key=").unwrap().to_owned();
         let base = Arc::new(Scrubber::new([ScrubSecret {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::HeaderMap;
+use tap_core::inject::AuthMode;
 use tap_core::target::TargetUrl;
 
 use super::audit::AuditDraft;
@@ -157,7 +158,12 @@ pub(crate) async fn resolve(
     // Row 8.
     let (url, traversal) = target_url(&target, &credential)?;
     draft.set_target(url.as_str());
-    let injection = destination_and_injection(state, &credential, &url, traversal).await?;
+    // Validated at row 2a: anything else was refused as `invalid_auth_mode`.
+    let auth_mode = header_str(headers, "x-tap-auth-mode")?
+        .and_then(AuthMode::parse)
+        .unwrap_or_default();
+    let injection =
+        destination_and_injection(state, &credential, &url, traversal, auth_mode).await?;
     let fwd = forwarded_headers(headers, &credential.injected_headers);
     Ok(Resolved {
         agent_team_internal_id: agent.team_internal_id,
@@ -167,6 +173,7 @@ pub(crate) async fn resolve(
         legacy: false,
         url,
         injection,
+        auth_mode,
         headers: fwd,
         body,
     })
