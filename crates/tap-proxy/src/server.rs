@@ -74,6 +74,13 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(web::approve::approve_page))
         .routes(routes!(web::approve::approve_post))
         .routes(routes!(web::approve::deny_post))
+        .routes(routes!(web::passkey::register_begin))
+        .routes(routes!(web::passkey::register_finish))
+        .routes(routes!(web::passkey::delete_passkey))
+        .routes(routes!(web::passkey::approve_begin))
+        .routes(routes!(web::passkey::approve_finish))
+        .routes(routes!(web::passkey_login::begin))
+        .routes(routes!(web::passkey_login::finish))
         .routes(routes!(t::team_approvals))
         .routes(routes!(t::team_approval))
         .routes(routes!(t::team_approve))
@@ -149,34 +156,6 @@ fn app(state: AppState, mcp: Option<Router<AppState>>) -> Router {
         .route("/static/tap.js", get(web::assets::js))
         .route("/favicon.ico", get(web::assets::favicon))
         .route("/passkeys", get(web::passkey::passkeys_page))
-        .route(
-            "/passkeys/register/begin",
-            axum::routing::post(web::passkey::register_begin),
-        )
-        .route(
-            "/passkeys/register/finish",
-            axum::routing::post(web::passkey::register_finish),
-        )
-        .route(
-            "/passkeys/{id}",
-            axum::routing::delete(web::passkey::delete_passkey),
-        )
-        .route(
-            "/login/passkey/begin",
-            axum::routing::post(web::passkey_login::begin),
-        )
-        .route(
-            "/login/passkey/finish",
-            axum::routing::post(web::passkey_login::finish),
-        )
-        .route(
-            "/approve/{txn}/passkey/begin",
-            axum::routing::post(web::passkey::approve_begin),
-        )
-        .route(
-            "/approve/{txn}/passkey/finish",
-            axum::routing::post(web::passkey::approve_finish),
-        )
         .route(
             "/telegram/webhook",
             axum::routing::post(crate::approval::telegram::webhook),

@@ -215,3 +215,42 @@ fn openapi_documents_the_answers_of_every_agent_route() {
     assert_eq!(services["type"], "object", "{services}");
     assert!(services.get("additionalProperties").is_some(), "{services}");
 }
+
+#[test]
+fn openapi_lists_the_passkey_endpoints_of_spec_14() {
+    let (_, api) = api_router();
+    let doc = serde_json::to_value(&api).unwrap();
+    for (path, method, ok) in [
+        ("/passkeys/register/begin", "post", "200"),
+        ("/passkeys/register/finish", "post", "201"),
+        ("/passkeys/{id}", "delete", "200"),
+        ("/approve/{txn}/passkey/begin", "post", "200"),
+        ("/approve/{txn}/passkey/finish", "post", "200"),
+        ("/approve/{txn}/deny", "post", "303"),
+        ("/login/passkey/begin", "post", "200"),
+        ("/login/passkey/finish", "post", "200"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} missing");
+        assert!(op["responses"][ok].is_object(), "{method} {path}: no {ok}");
+        for seg in path.split('/').filter(|s| s.starts_with('{')) {
+            let name = seg.trim_matches(|c| c == '{' || c == '}');
+            assert!(
+                op["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "path")),
+                "{method} {path} does not declare {name}"
+            );
+        }
+        // The JSON endpoints refuse with the one error body (the deny form answers pages).
+        for (code, r) in op["responses"].as_object().into_iter().flatten() {
+            if ok != "303" && (code.starts_with('4') || code.starts_with('5')) {
+                assert_eq!(
+                    json_schema(&doc, &r["content"]),
+                    Some(&doc["components"]["schemas"]["ErrorBody"]),
+                    "{method} {path} {code}"
+                );
+            }
+        }
+    }
+}

@@ -218,6 +218,19 @@ struct RegisterBegin {
 }
 
 /// `POST /passkeys/register/begin`: WebAuthn creation options (`publicKey`).
+#[utoipa::path(
+    post,
+    path = "/passkeys/register/begin",
+    tag = "passkeys",
+    summary = "Start registering a passkey (body {\"name\"}; answers WebAuthn creation options)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "PublicKeyCredentialCreationOptions as {\"publicKey\"}", body = Object),
+        (status = 401, description = "No member session", body = crate::agent_views::ErrorBody),
+        (status = 403, description = "Missing X-TAP-CSRF with the cookie", body = crate::agent_views::ErrorBody),
+        (status = 503, description = "WebAuthn not configured (passkey_unavailable)", body = crate::agent_views::ErrorBody),
+    )
+)]
 pub async fn register_begin(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -278,6 +291,19 @@ pub async fn register_begin(
 }
 
 /// `POST /passkeys/register/finish`: the browser's credential JSON → the stored passkey.
+#[utoipa::path(
+    post,
+    path = "/passkeys/register/finish",
+    tag = "passkeys",
+    summary = "Finish registering: the browser's credential JSON",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The passkey", body = PasskeyView),
+        (status = 400, description = "No registration in progress, or not credential JSON", body = crate::agent_views::ErrorBody),
+        (status = 403, description = "The authenticator's answer was refused", body = crate::agent_views::ErrorBody),
+        (status = 409, description = "Registered already", body = crate::agent_views::ErrorBody),
+    )
+)]
 pub async fn register_finish(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -349,6 +375,18 @@ pub async fn register_finish(
 }
 
 /// `DELETE /passkeys/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/passkeys/{id}",
+    tag = "passkeys",
+    summary = "Remove one of your passkeys",
+    params(("id" = String, Path, description = "Passkey id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "{\"id\", \"deleted\": true}", body = Object),
+        (status = 404, description = "Not one of your passkeys", body = crate::agent_views::ErrorBody),
+    )
+)]
 pub async fn delete_passkey(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -379,6 +417,21 @@ pub async fn delete_passkey(
 
 /// `POST /approve/{txn}/passkey/begin`: WebAuthn request options for
 /// approving this one request with one of the member's passkeys.
+#[utoipa::path(
+    post,
+    path = "/approve/{txn}/passkey/begin",
+    tag = "passkeys",
+    summary = "Start a passkey approval of one request (answers WebAuthn request options)",
+    params(("txn" = String, Path, description = "Transaction id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "PublicKeyCredentialRequestOptions as {\"publicKey\"}", body = Object),
+        (status = 400, description = "No passkey registered yet", body = crate::agent_views::ErrorBody),
+        (status = 403, description = "This member may not decide the request", body = crate::agent_views::ErrorBody),
+        (status = 404, description = "No such request in the member's teams", body = crate::agent_views::ErrorBody),
+        (status = 409, description = "Not pending", body = crate::agent_views::ErrorBody),
+    )
+)]
 pub async fn approve_begin(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -438,6 +491,20 @@ pub async fn approve_begin(
 
 /// `POST /approve/{txn}/passkey/finish`: the browser's assertion → the
 /// approval counted (through the one gate, with the passkey proof).
+#[utoipa::path(
+    post,
+    path = "/approve/{txn}/passkey/finish",
+    tag = "passkeys",
+    summary = "Finish a passkey approval: the browser's assertion JSON",
+    params(("txn" = String, Path, description = "Transaction id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The vote counted", body = crate::ops::views::DecidedView),
+        (status = 400, description = "No ceremony in progress (used, replaced or expired)", body = crate::agent_views::ErrorBody),
+        (status = 403, description = "The assertion was refused", body = crate::agent_views::ErrorBody),
+        (status = 409, description = "The request changed, or is no longer pending", body = crate::agent_views::ErrorBody),
+    )
+)]
 pub async fn approve_finish(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -78,6 +78,17 @@ fn hex_prefix_bytes(h: &str) -> Vec<u8> {
 }
 
 /// `POST /login/passkey/begin`.
+#[utoipa::path(
+    post,
+    path = "/login/passkey/begin",
+    tag = "members",
+    summary = "Start signing in with a passkey (body {\"email\"}; answers WebAuthn request options and a ceremony id)",
+    responses(
+        (status = 200, description = "{\"publicKey\", \"ceremony\"}", body = Object),
+        (status = 429, description = "Too many failed sign-ins from this address", body = crate::agent_views::ErrorBody),
+        (status = 503, description = "WebAuthn not configured", body = crate::agent_views::ErrorBody),
+    )
+)]
 pub async fn begin(
     State(state): State<AppState>,
     client: ClientAddr,
@@ -143,6 +154,18 @@ pub async fn begin(
 }
 
 /// `POST /login/passkey/finish?ceremony=ID`.
+#[utoipa::path(
+    post,
+    path = "/login/passkey/finish",
+    tag = "members",
+    summary = "Finish signing in with a passkey: the assertion JSON; answers a session like POST /login",
+    params(("ceremony" = String, Query, description = "The id from begin")),
+    responses(
+        (status = 200, description = "Session", body = LoginView),
+        (status = 401, description = "Sign-in failed", body = crate::agent_views::ErrorBody),
+        (status = 429, description = "Too many failed sign-ins from this address", body = crate::agent_views::ErrorBody),
+    )
+)]
 pub async fn finish(
     State(state): State<AppState>,
     client: ClientAddr,
