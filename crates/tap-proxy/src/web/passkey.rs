@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 use tap_core::approval::gate::PasskeyProof;
 use tap_core::model::{ApprovalStatus, PasskeyRecord};
 use tap_core::store::StoreError;
-use webauthn_rs::prelude::{Passkey, PublicKeyCredential, RegisterPublicKeyCredential, Uuid};
+use webauthn_rs::prelude::{
+    AuthenticationResult, Passkey, PublicKeyCredential, RegisterPublicKeyCredential, Uuid,
+};
 
 use super::approve::{may_decide, valid_txn, visible_approval};
 use super::pages::{self, Nav};
@@ -136,6 +138,28 @@ pub(super) async fn account_passkeys(
             Some((r, p))
         })
         .collect())
+}
+
+/// Stores the used passkey's new signature counter and `last_used_at`: a
+/// cloned authenticator then shows up as a counter going backwards, which the
+/// library refuses next time.
+pub(super) async fn record_use(
+    state: &AppState,
+    account_id: i64,
+    result: &AuthenticationResult,
+    now: i64,
+) {
+    let Ok(keys) = account_passkeys(state, account_id).await else {
+        return;
+    };
+    for (rec, mut pk) in keys {
+        if pk.cred_id() == result.cred_id() {
+            pk.update_credential(result);
+            if let Ok(s) = serde_json::to_string(&pk) {
+                let _ = state.store.update_passkey(&rec.id, &s, now).await;
+            }
+        }
+    }
 }
 
 /// One passkey as listed.
@@ -560,18 +584,7 @@ pub async fn approve_finish(
             );
         }
     };
-    // Keep the signature counter current (a cloned authenticator shows up as a
-    // counter going backwards, which the library refuses next time).
-    if let Ok(keys) = member_passkeys(&state, &m).await {
-        for (rec, mut pk) in keys {
-            if pk.cred_id() == result.cred_id() {
-                pk.update_credential(&result);
-                if let Ok(s) = serde_json::to_string(&pk) {
-                    let _ = state.store.update_passkey(&rec.id, &s, now).await;
-                }
-            }
-        }
-    }
+    record_use(&state, m.account_id, &result, now).await;
     // The request must still be the one the challenge was made for.
     match state.store.approval(txn_id).await {
         Ok(Some(a)) if a.request_hash == *request_hash => {}

@@ -20,7 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential, Uuid};
 
-use super::passkey::{account_passkeys, err, json_body};
+use super::passkey::{account_passkeys, err, json_body, record_use};
 use super::passkey_service::{CEREMONY_TTL_MS, Ceremony};
 use super::session::{MAX_EMAIL_LEN, MemberCtx, member_teams, session_cookie, start_session};
 use crate::agent_views::{LoginTeamView, LoginView};
@@ -214,16 +214,7 @@ pub async fn finish(
     else {
         return fail();
     };
-    if let Ok(keys) = account_passkeys(&state, *account_id).await {
-        for (rec, mut pk) in keys {
-            if pk.cred_id() == result.cred_id() {
-                pk.update_credential(&result);
-                if let Ok(s) = serde_json::to_string(&pk) {
-                    let _ = state.store.update_passkey(&rec.id, &s, now).await;
-                }
-            }
-        }
-    }
+    record_use(&state, *account_id, &result, now).await;
     let Some(account) = state.store.account(*account_id).await.ok().flatten() else {
         return fail();
     };
