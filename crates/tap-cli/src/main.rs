@@ -203,6 +203,10 @@ pub(crate) enum KeyCmd {
         /// default: replace <data-dir>/master.key).
         #[arg(long)]
         new_key_file: Option<PathBuf>,
+        /// Also give every team a new data key and re-seal every credential
+        /// value under it, in the same transaction.
+        #[arg(long)]
+        reencrypt: bool,
     },
 }
 

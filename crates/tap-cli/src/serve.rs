@@ -89,7 +89,12 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
     let addr = listener.local_addr()?;
     // The bound address (port 0 resolved) is what links such as `approval_url` name.
     config.listen = addr;
-    let proxy = Proxy::build(Arc::clone(&store), (*admin.keys).clone(), config.clone()).await?;
+    // After `tap key rotate` the proxy re-reads its key file or command.
+    let source = g.clone();
+    let keys = (*admin.keys).clone().with_reload(Arc::new(move || {
+        source.load_key().ok().flatten().map(|(key, _)| key)
+    }));
+    let proxy = Proxy::build(Arc::clone(&store), keys, config.clone()).await?;
     // Install the handlers before announcing the address: a SIGTERM sent as soon as
     // "listening" is printed must shut down gracefully, not kill the process.
     use tokio::signal::unix::{SignalKind, signal};

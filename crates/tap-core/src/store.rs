@@ -81,6 +81,32 @@ pub struct AgentUpdate {
     pub rate_limit_per_hour: Option<Option<u32>>,
 }
 
+/// One team's data key in a master-key rotation ([`Store::rewrap_keys`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeamKeyChange {
+    /// The team.
+    pub team_internal_id: i64,
+    /// The DEK id the team has now; the change applies only while it still does.
+    pub dek_id: String,
+    /// The DEK id afterwards: `dek_id` itself when the DEK is only re-wrapped.
+    pub new_dek_id: String,
+    /// The (new) DEK wrapped under the new master key.
+    pub wrapped_dek: Vec<u8>,
+    /// With a new DEK: every sealed value of the team, re-sealed under it.
+    pub values: Vec<ResealedValue>,
+}
+
+/// A credential value re-sealed under a team's new DEK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResealedValue {
+    /// Credential name.
+    pub credential: String,
+    /// The sealed value as read; the change applies only while it is still stored.
+    pub sealed: Vec<u8>,
+    /// The value sealed under the new DEK.
+    pub resealed: Vec<u8>,
+}
+
 /// One audit row to append.
 #[derive(Clone, Debug)]
 pub struct AuditAppend {
@@ -180,14 +206,16 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a metadata value (insert or replace).
     async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()>;
 
-    /// Master-key rotation: replaces the wrapped DEK of each listed team
-    /// `(internal id, dek id, new wrapped DEK)` and writes each metadata
-    /// value, all in one transaction. A team whose DEK id is no longer the
-    /// one listed (or a team missing from the list) makes it fail with
-    /// `Conflict`, changing nothing.
+    /// Master-key rotation: applies each team's [`TeamKeyChange`] (a
+    /// re-wrapped DEK, or a new DEK with every value re-sealed under it) and
+    /// writes each metadata value, all in one transaction. It fails with
+    /// `Conflict`, changing nothing, when a team's DEK id is no longer the
+    /// one listed, a team is missing from the list, or (with a new DEK) a
+    /// sealed value is not exactly the one read or a value is missing from
+    /// the list. Re-sealed values keep their `updated_at`.
     async fn rewrap_keys(
         &self,
-        teams: &[(i64, String, Vec<u8>)],
+        teams: &[TeamKeyChange],
         meta: &[(String, Vec<u8>)],
     ) -> StoreResult<()>;
 

@@ -463,7 +463,15 @@ impl DirectoryHandle {
         let rev = store.revision().await?;
         let current = self.get();
         if rev == current.revision {
+            if keys.behind() {
+                let _ = keys.follow(store).await;
+            }
             return Ok(false);
+        }
+        // After `tap key rotate` elsewhere: take the new master key if the
+        // key source gives it; data keys opened before stay usable either way.
+        if let Err(e) = keys.follow(store).await {
+            tracing::warn!(error = %e, "master key not followed");
         }
         let snap = store.snapshot().await?;
         let keys = Arc::clone(keys);

@@ -1,7 +1,10 @@
-//! `tap key rotate [--new-key-file F]`: a new master key. Every team's data
-//! key and the MAC key are re-wrapped in one store transaction; values, agent
-//! keys, admin tokens and the audit chain stay valid; the old master key no
-//! longer opens the store. The new key is written before the store changes,
+//! `tap key rotate [--reencrypt] [--new-key-file F]`: a new master key. Every
+//! team's data key and the MAC key are re-wrapped in one store transaction
+//! (with `--reencrypt`, every team gets a new data key and every value is
+//! re-sealed under it in that transaction); agent keys, admin tokens and the
+//! audit chain stay valid; the old master key no longer opens the store.
+//! Running proxies whose key comes from a file or command pick the new key
+//! up from it. The new key is written before the store changes,
 //! so a crash never leaves a store whose key exists nowhere.
 
 use std::io::Write as _;
@@ -31,11 +34,15 @@ fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn rotate(g: &Globals, new_key_file: Option<PathBuf>) -> Result<ExitCode> {
+pub(crate) async fn rotate(
+    g: &Globals,
+    new_key_file: Option<PathBuf>,
+    reencrypt: bool,
+) -> Result<ExitCode> {
     let store = g.open_store(false).await?;
     let (old, source) = g.require_key()?;
     let admin = Admin::open(store, old).await?;
-    let old_id = admin.keys.kek().key_id();
+    let old_id = admin.keys.kek_id();
     let new = MasterKey::generate().context("random source unavailable")?;
     let new_id = new.key_id();
     // Where the new key goes, decided (and written) before the store changes.
@@ -52,10 +59,17 @@ pub(crate) async fn rotate(g: &Globals, new_key_file: Option<PathBuf>) -> Result
         ),
     };
     write_new_key(&written, &new)?;
-    if let Err(e) = admin.keys.rotate(admin.store.as_ref(), new).await {
-        let _ = std::fs::remove_file(&written);
-        return Err(e).context("the rotation was not applied; the old key still works");
-    }
+    let rotation = match admin
+        .keys
+        .rotate(admin.store.as_ref(), new, reencrypt)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&written);
+            return Err(e).context("the rotation was not applied; the old key still works");
+        }
+    };
     let key_file = match replace {
         Some(target) => {
             std::fs::rename(&written, &target).with_context(|| {
@@ -76,11 +90,28 @@ pub(crate) async fn rotate(g: &Globals, new_key_file: Option<PathBuf>) -> Result
     };
     emit(
         g,
-        &json!({"rotated": true, "old_key_id": old_id, "key_id": new_id, "key_file": key_file.display().to_string()}),
+        &json!({
+            "rotated": true,
+            "old_key_id": old_id,
+            "key_id": new_id,
+            "key_file": key_file.display().to_string(),
+            "reencrypted": reencrypt,
+            "new_data_keys": rotation.new_deks,
+            "resealed_values": rotation.resealed,
+        }),
         || {
+            let sealed = if reencrypt {
+                format!(
+                    "\n{} team data keys replaced, {} values re-sealed.",
+                    rotation.new_deks, rotation.resealed
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "master key rotated: key id {old_id} -> {new_id}\nthe new key is in {}; the old key no longer opens the store.\n\
-                 Running proxies keep serving; restart them with the new key before changing credentials through them.",
+                "master key rotated: key id {old_id} -> {new_id}\nthe new key is in {}; the old key no longer opens the store.{sealed}\n\
+                 Running proxies keep serving and take the new key from their key file or command; \
+                 a proxy given the key in TAP_MASTER_KEY must be restarted with the new key before it changes credentials or teams.",
                 key_file.display()
             )
         },

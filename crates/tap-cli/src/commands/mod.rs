@@ -69,7 +69,10 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Mcp(a) => mcp::mcp(a).await,
         Command::McpConfig(a) => mcp::mcp_config(&g, a),
         Command::Backup { file } => backup::backup(&g, &file).await,
-        Command::Key(crate::KeyCmd::Rotate { new_key_file }) => key::rotate(&g, new_key_file).await,
+        Command::Key(crate::KeyCmd::Rotate {
+            new_key_file,
+            reencrypt,
+        }) => key::rotate(&g, new_key_file, reencrypt).await,
         Command::Restore { file } => backup::restore(&g, &file).await,
         Command::Completions { .. } | Command::Man => {
             unreachable!("completions and man are answered before the runtime starts")
@@ -238,7 +241,7 @@ async fn status(g: &Globals, proxy_url: Option<String>) -> Result<ExitCode> {
             v["agents"] = json!(admin.store.agents(team.internal_id).await?.len());
             v["credentials"] = json!(admin.store.credentials(team.internal_id).await?.len());
             v["pending_approvals"] = json!(pending_approvals(&admin, team.internal_id).await?);
-            v["key_id"] = json!(admin.keys.kek().key_id());
+            v["key_id"] = json!(admin.keys.kek_id());
             store_id = admin
                 .store
                 .meta(tap_proxy::keyring::STORE_ID_META)

@@ -335,8 +335,13 @@ fn spec_from(
 }
 
 impl Ops {
-    fn seal(&self, team: &Team, name: &str, value: &CredentialValue) -> OpsResult<Vec<u8>> {
-        let dek = self.keys.team_dek(team)?;
+    /// Seals under the team's data key as stored now (`tap key rotate
+    /// --reencrypt` may have replaced it since `team` was read), following a
+    /// master-key rotation made by another process first.
+    async fn seal(&self, team: &Team, name: &str, value: &CredentialValue) -> OpsResult<Vec<u8>> {
+        self.keys.follow(self.store.as_ref()).await?;
+        let team = self.team(&team.slug).await?;
+        let dek = self.keys.team_dek(&team)?;
         dek.seal(team.internal_id, name, value.sealed_form())
             .map_err(|e| OpsError::Invalid(e.to_string()))
     }
@@ -372,7 +377,10 @@ impl Ops {
         value: Option<&CredentialValue>,
     ) -> OpsResult<bool> {
         spec.validate()?;
-        let sealed = value.map(|v| self.seal(team, &spec.name, v)).transpose()?;
+        let sealed = match value {
+            Some(v) => Some(self.seal(team, &spec.name, v).await?),
+            None => None,
+        };
         let c = Credential {
             team_internal_id: team.internal_id,
             name: spec.name,
@@ -514,7 +522,7 @@ impl Ops {
     ) -> OpsResult<ValueSet> {
         scope.require(Need::Write)?;
         let value = cmd.value.parse()?;
-        let sealed = self.seal(&scope.team, name, &value)?;
+        let sealed = self.seal(&scope.team, name, &value).await?;
         if !self
             .store
             .set_credential_value(scope.team.internal_id, name, &sealed, value.is_json())

@@ -258,11 +258,9 @@ impl Ops {
     pub async fn create_team(&self, slug: &str) -> OpsResult<Team> {
         validate_slug(slug).map_err(|e| OpsError::Invalid(e.to_string()))?;
         let dek = Dek::generate().map_err(|e| OpsError::Invalid(e.to_string()))?;
-        let wrapped = self
-            .keys
-            .kek()
-            .wrap_dek(slug, &dek)
-            .map_err(|e| OpsError::Invalid(e.to_string()))?;
+        // Never wrap a new data key under a master key the store no longer has.
+        self.keys.follow(self.store.as_ref()).await?;
+        let wrapped = self.keys.wrap_dek(slug, &dek)?;
         Ok(self
             .store
             .create_team(slug, ApprovalMode::Gated, dek.id(), &wrapped)

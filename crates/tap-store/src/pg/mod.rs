@@ -40,7 +40,8 @@ use tap_core::policy::{ApprovalMode, Policy};
 
 use crate::sqlite::schema::AuditKeySlot;
 use tap_core::store::{
-    AgentUpdate, AuditAppend, AuditQuery, NewAgent, Snapshot, Store, StoreResult, VoteOutcome,
+    AgentUpdate, AuditAppend, AuditQuery, NewAgent, Snapshot, Store, StoreResult, TeamKeyChange,
+    VoteOutcome,
 };
 
 /// The PostgreSQL store. Clones share the pool and the audit key.
@@ -111,7 +112,7 @@ impl Store for PgStore {
 
     async fn rewrap_keys(
         &self,
-        teams: &[(i64, String, Vec<u8>)],
+        teams: &[TeamKeyChange],
         meta: &[(String, Vec<u8>)],
     ) -> StoreResult<()> {
         teams::rewrap_keys(&self.pool, teams, meta).await

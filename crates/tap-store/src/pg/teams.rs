@@ -6,7 +6,7 @@ use std::str::FromStr;
 use sqlx::{PgPool, Row};
 use tap_core::model::{Channel, Link, Member, MemberRole, Team};
 use tap_core::policy::ApprovalMode;
-use tap_core::store::{StoreError, StoreResult};
+use tap_core::store::{StoreError, StoreResult, TeamKeyChange};
 
 use super::pool::{bump, conflict_as, unavailable, write_tx};
 use super::rows::{link_from_row, team_from_row};
@@ -337,41 +337,11 @@ pub(super) async fn delete_channel(pool: &PgPool, team: i64, name: &str) -> Stor
 
 pub(super) async fn rewrap_keys(
     pool: &PgPool,
-    teams: &[(i64, String, Vec<u8>)],
+    teams: &[TeamKeyChange],
     meta: &[(String, Vec<u8>)],
 ) -> StoreResult<()> {
     let mut tx = write_tx(pool).await?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM teams")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    if usize::try_from(count).unwrap_or(usize::MAX) != teams.len() {
-        return Err(StoreError::Conflict(
-            "a team was created or removed during the rotation; run it again".into(),
-        ));
-    }
-    for (id, dek_id, wrapped) in teams {
-        let done = sqlx::query("UPDATE teams SET wrapped_dek = $1 WHERE id = $2 AND dek_id = $3")
-            .bind(wrapped)
-            .bind(id)
-            .bind(dek_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::Conflict(format!(
-                "team {id} changed its data key during the rotation; run it again"
-            )));
-        }
-    }
-    for (key, value) in meta {
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-    }
+    crate::rekey::apply::<sqlx::Postgres>(&mut tx, teams, meta).await?;
     bump(&mut tx).await?;
     tx.commit().await.map_err(unavailable)
 }

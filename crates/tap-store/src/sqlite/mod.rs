@@ -48,7 +48,7 @@ use tap_core::model::{
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
     AgentUpdate, AuditAppend, AuditQuery, AuditWriter, NewAgent, Snapshot, Store, StoreResult,
-    VoteOutcome,
+    TeamKeyChange, VoteOutcome,
 };
 
 /// The embedded SQLite store.
@@ -112,7 +112,7 @@ impl Store for SqliteStore {
 
     async fn rewrap_keys(
         &self,
-        teams: &[(i64, String, Vec<u8>)],
+        teams: &[TeamKeyChange],
         meta: &[(String, Vec<u8>)],
     ) -> StoreResult<()> {
         teams::rewrap_keys(&self.pool, teams, meta).await

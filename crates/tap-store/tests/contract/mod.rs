@@ -79,6 +79,7 @@ macro_rules! store_contract {
             teams {
                 teams_are_created_found_and_listed,
                 rewrap_keys_replaces_every_wrapped_dek_and_meta_at_once,
+                rewrap_keys_with_a_new_dek_reseals_every_value_or_nothing,
                 a_team_slug_is_unique,
                 set_team_mode_changes_the_default,
                 memberships_hold_roles_and_approver_credentials,
@@ -210,7 +211,10 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     ("migrate", &["migrate_creates_the_schema_once"]),
     (
         "rewrap_keys",
-        &["rewrap_keys_replaces_every_wrapped_dek_and_meta_at_once"],
+        &[
+            "rewrap_keys_replaces_every_wrapped_dek_and_meta_at_once",
+            "rewrap_keys_with_a_new_dek_reseals_every_value_or_nothing",
+        ],
     ),
     ("is_initialized", &["migrate_creates_the_schema_once"]),
     ("ping", &["migrate_creates_the_schema_once"]),

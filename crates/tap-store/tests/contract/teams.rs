@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tap_core::model::{Channel, Link, Member, MemberRole};
 use tap_core::policy::ApprovalMode;
-use tap_core::store::Store;
+use tap_core::store::{ResealedValue, Store, TeamKeyChange};
 
 use super::{add_credential, assert_conflict, migrated_with_team, new_team};
 
@@ -344,8 +344,8 @@ pub(crate) async fn rewrap_keys_replaces_every_wrapped_dek_and_meta_at_once(stor
     store
         .rewrap_keys(
             &[
-                (a.internal_id, "dek-a".into(), b"new-a".to_vec()),
-                (b.internal_id, "dek-b".into(), b"new-b".to_vec()),
+                rewrap(a.internal_id, "dek-a", b"new-a"),
+                rewrap(b.internal_id, "dek-b", b"new-b"),
             ],
             &[("kek_check".into(), b"new-check".to_vec())],
         )
@@ -366,8 +366,8 @@ pub(crate) async fn rewrap_keys_replaces_every_wrapped_dek_and_meta_at_once(stor
         store
             .rewrap_keys(
                 &[
-                    (a.internal_id, "dek-a".into(), b"x".to_vec()),
-                    (b.internal_id, "dek-stale".into(), b"y".to_vec()),
+                    rewrap(a.internal_id, "dek-a", b"x"),
+                    rewrap(b.internal_id, "dek-stale", b"y"),
                 ],
                 &[("kek_check".into(), b"bad".to_vec())],
             )
@@ -376,7 +376,7 @@ pub(crate) async fn rewrap_keys_replaces_every_wrapped_dek_and_meta_at_once(stor
     assert_conflict(
         store
             .rewrap_keys(
-                &[(a.internal_id, "dek-a".into(), b"x".to_vec())],
+                &[rewrap(a.internal_id, "dek-a", b"x")],
                 &[("kek_check".into(), b"bad".to_vec())],
             )
             .await,
@@ -387,4 +387,113 @@ pub(crate) async fn rewrap_keys_replaces_every_wrapped_dek_and_meta_at_once(stor
         store.meta("kek_check").await.expect("meta").as_deref(),
         Some(&b"new-check"[..])
     );
+}
+
+/// A re-wrap of `team`'s DEK `dek_id`, the DEK itself kept.
+fn rewrap(team: i64, dek_id: &str, wrapped: &[u8]) -> TeamKeyChange {
+    TeamKeyChange {
+        team_internal_id: team,
+        dek_id: dek_id.into(),
+        new_dek_id: dek_id.into(),
+        wrapped_dek: wrapped.to_vec(),
+        values: Vec::new(),
+    }
+}
+
+pub(crate) async fn rewrap_keys_with_a_new_dek_reseals_every_value_or_nothing(
+    store: Arc<dyn Store>,
+) {
+    store.migrate().await.expect("migrate");
+    let a = store
+        .create_team("alpha", ApprovalMode::Gated, "dek-a", b"old-a")
+        .await
+        .expect("create");
+    add_credential(&*store, a.internal_id, "c1").await;
+    add_credential(&*store, a.internal_id, "c2").await;
+    let mut unset = super::credential(a.internal_id, "unset");
+    unset.sealed_value = None;
+    store.upsert_credential(&unset).await.expect("upsert");
+    for (name, v) in [("c1", b"v1"), ("c2", b"v2")] {
+        assert!(
+            store
+                .set_credential_value(a.internal_id, name, v, false)
+                .await
+                .expect("set")
+        );
+    }
+    let stamped = store
+        .credential(a.internal_id, "c1")
+        .await
+        .expect("read")
+        .expect("exists")
+        .updated_at;
+    let change = |values: Vec<ResealedValue>| TeamKeyChange {
+        team_internal_id: a.internal_id,
+        dek_id: "dek-a".into(),
+        new_dek_id: "dek-a2".into(),
+        wrapped_dek: b"new-a".to_vec(),
+        values,
+    };
+    let resealed = |name: &str, old: &[u8], new: &[u8]| ResealedValue {
+        credential: name.into(),
+        sealed: old.to_vec(),
+        resealed: new.to_vec(),
+    };
+    // A value missing from the list, or one changed since it was read,
+    // changes nothing at all.
+    assert_conflict(
+        store
+            .rewrap_keys(&[change(vec![resealed("c1", b"v1", b"n1")])], &[])
+            .await,
+    );
+    assert_conflict(
+        store
+            .rewrap_keys(
+                &[change(vec![
+                    resealed("c1", b"v1", b"n1"),
+                    resealed("c2", b"stale", b"n2"),
+                ])],
+                &[],
+            )
+            .await,
+    );
+    let c1 = store
+        .credential(a.internal_id, "c1")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(c1.sealed_value.as_deref(), Some(&b"v1"[..]));
+    assert_eq!(store.teams().await.expect("teams")[0].dek_id, "dek-a");
+
+    store
+        .rewrap_keys(
+            &[change(vec![
+                resealed("c1", b"v1", b"n1"),
+                resealed("c2", b"v2", b"n2"),
+            ])],
+            &[("kek_check".into(), b"new-check".to_vec())],
+        )
+        .await
+        .expect("rewrap with a new DEK");
+    let team = &store.teams().await.expect("teams")[0];
+    assert_eq!(
+        (team.dek_id.as_str(), &team.wrapped_dek[..]),
+        ("dek-a2", &b"new-a"[..])
+    );
+    let c1 = store
+        .credential(a.internal_id, "c1")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(c1.sealed_value.as_deref(), Some(&b"n1"[..]));
+    assert_eq!(
+        c1.updated_at, stamped,
+        "a re-sealed value keeps its updated_at"
+    );
+    let unset = store
+        .credential(a.internal_id, "unset")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(unset.sealed_value, None);
 }
