@@ -411,6 +411,8 @@ pub struct ConfirmPage {
     pub action: String,
     /// The confirm button's label.
     pub button: String,
+    /// Hidden fields the form posts (name, value).
+    pub fields: Vec<(String, String)>,
     /// Where "Cancel" goes.
     pub back: String,
 }
@@ -418,6 +420,18 @@ pub struct ConfirmPage {
 impl Dash {
     /// The confirmation page of a deletion posting to `action`.
     pub fn confirm(&self, title: &str, text: &str, action: &str, back: &str) -> Response {
+        self.confirm_with(title, text, action, back, Vec::new())
+    }
+
+    /// [`Dash::confirm`] posting hidden `fields` too.
+    pub fn confirm_with(
+        &self,
+        title: &str,
+        text: &str,
+        action: &str,
+        back: &str,
+        fields: Vec<(String, String)>,
+    ) -> Response {
         if !self.frame.can_write {
             return self.failed(
                 OpsError::Forbidden(format!(
@@ -434,6 +448,7 @@ impl Dash {
             text: text.to_owned(),
             action: self.at(action),
             button: "Delete".to_owned(),
+            fields,
             back: self.at(back),
         })
     }
