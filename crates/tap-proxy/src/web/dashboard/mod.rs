@@ -37,8 +37,9 @@ use crate::error::ProxyError;
 use crate::ops::{Need, OpsError, Scope};
 use crate::state::AppState;
 
-/// CSRF purpose of every dashboard form.
-const CSRF_PURPOSE: &str = "dashboard";
+/// CSRF purpose of every dashboard form: the session's page token (also in
+/// every page's `tap-csrf` meta tag), bound to the session like all of them.
+const CSRF_PURPOSE: &str = "api";
 /// The one-shot message cookie shown after a redirect.
 const FLASH_COOKIE: &str = "tap_flash";
 /// Longest flash message kept (characters).
