@@ -121,3 +121,95 @@ async fn a_member_signs_in_registers_a_passkey_and_approves_in_chromium() {
         "{rows:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_page_fits_a_phone_and_is_captured_in_chromium() {
+    if let Some(why) = missing() {
+        assert!(
+            std::env::var_os("TAP_REQUIRE_BROWSER").is_none(),
+            "browser test required but {why}"
+        );
+        eprintln!("skip: {why}");
+        return;
+    }
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    let init = tap.init();
+    // A stored-XSS attempt in the description; the page must show it as text.
+    tap.add_credential(
+        "echo",
+        "dashboard-browser-secret-5511",
+        &[
+            "--allowed-host",
+            "api.example.com",
+            "--description",
+            "<script>window.__xss=true</script> the echo API",
+        ],
+    );
+    tap.ok(&["role", "create", "readers", "--credential", "echo"]);
+    tap.ok(&[
+        "policy",
+        "set",
+        "echo",
+        "--auto-approve-methods",
+        "GET",
+        "--require-approval-urls",
+        "/admin",
+    ]);
+    tap.agent("bot", &["--credential", "echo", "--role", "readers"]);
+    let out = tap.run_stdin(
+        &[
+            "member",
+            "add",
+            "viewer@example.com",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        b"a-long-member-password-1234\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let served = tap.serve();
+    // Its own directory: the approval flow above empties the shared one.
+    let shots = repo().join("target/browser-screenshots-dashboard");
+    let _ = std::fs::remove_dir_all(&shots);
+    let mut child = Command::new("node")
+        .arg(repo().join("tests/browser/dashboard-pages.mjs"))
+        .env("TAP_URL", &served.url)
+        .env("TAP_EMAIL", init["owner_email"].as_str().unwrap())
+        .env("TAP_PASSWORD", init["owner_password"].as_str().unwrap())
+        .env("TAP_VIEWER_EMAIL", "viewer@example.com")
+        .env("TAP_VIEWER_PASSWORD", "a-long-member-password-1234")
+        .env("TAP_SCREENSHOTS", &shots)
+        .env("CHROMIUM", chromium().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "dashboard pages failed ({status:?}):\n{}\n{}\nproxy log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        served.log()
+    );
+    for shot in [
+        "dashboard-credentials-phone.png",
+        "dashboard-agent-desktop.png",
+        "dashboard-policy-phone.png",
+        "dashboard-viewer-credentials.png",
+    ] {
+        assert!(shots.join(shot).exists(), "no screenshot {shot}");
+    }
+}

@@ -156,6 +156,7 @@ fn app(state: AppState, mcp: Option<Router<AppState>>) -> Router {
         .route("/static/tap.js", get(web::assets::js))
         .route("/favicon.ico", get(web::assets::favicon))
         .route("/passkeys", get(web::passkey::passkeys_page))
+        .merge(web::dashboard::routes())
         .route(
             "/telegram/webhook",
             axum::routing::post(crate::approval::telegram::webhook),

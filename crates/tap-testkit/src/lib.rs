@@ -5,6 +5,7 @@
 
 mod client;
 mod fake_telegram;
+mod member_pages;
 mod passkey;
 mod pg;
 mod raw;
@@ -14,6 +15,10 @@ mod upstream;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
+pub use member_pages::{
+    cookie_pair, form_body, form_enc, form_field, get_page, page_csrf, post_form, set_cookies,
+    sign_in,
+};
 pub use passkey::SoftPasskey;
 pub use pg::TempPg;
 pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};

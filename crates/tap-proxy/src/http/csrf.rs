@@ -10,7 +10,7 @@
 //!   bodies an HTML form can send (`text/plain`, form-encoded, multipart) are
 //!   refused before any handler runs. A bodiless request needs no type.
 //! - A state-changing request to `/team`, `/login`, `/logout` or the web pages
-//!   (`/approve/...`, `/passkeys...`) carrying an `Origin` must come from
+//!   (`/approve/...`, `/passkeys...`, `/dashboard...`) carrying an `Origin` must come from
 //!   this proxy's own origin (`TAP_PUBLIC_URL`, or the listen address), else
 //!   403 `origin_not_allowed`; without `Origin`, `Sec-Fetch-Site: cross-site`
 //!   is refused the same way. The web forms also carry their per-session CSRF
@@ -24,7 +24,14 @@ use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
 
 /// Paths a browser is expected on; agents' routes (`/forward`, `/agent/...`) are not guarded.
-const BROWSER_PREFIXES: &[&str] = &["/team", "/login", "/logout", "/approve/", "/passkeys"];
+const BROWSER_PREFIXES: &[&str] = &[
+    "/team",
+    "/login",
+    "/logout",
+    "/approve/",
+    "/passkeys",
+    "/dashboard",
+];
 
 fn state_changing(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
@@ -123,6 +130,7 @@ mod tests {
             "/logout",
             "/approve/abc/approve",
             "/passkeys/register/begin",
+            "/dashboard/credentials",
         ] {
             assert!(guarded(p), "{p}");
         }
@@ -131,6 +139,7 @@ mod tests {
             "/agent/services",
             "/teams",
             "/loginx",
+            "/dashboards",
             "/health",
         ] {
             assert!(!guarded(p), "{p}");
