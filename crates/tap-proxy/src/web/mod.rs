@@ -4,6 +4,7 @@
 
 pub mod approve;
 pub mod assets;
+pub mod dashboard;
 pub mod inbox;
 pub mod pages;
 pub mod passkey;
