@@ -11,6 +11,7 @@ mod raw;
 mod routes;
 mod tap;
 mod upstream;
+mod web_form;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
@@ -20,6 +21,7 @@ pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};
 pub use routes::SPEC_ROUTES;
 pub use tap::{Served, TEST_BACKEND, TapHome};
 pub use upstream::{FakeUpstream, OTHER_CA_PEM, Recorded, TEST_CA_PEM};
+pub use web_form::{cookie_pair, form_enc, form_field};
 
 use std::time::Duration;
 
