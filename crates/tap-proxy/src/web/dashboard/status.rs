@@ -104,7 +104,10 @@ fn minute_bars(window: &[MinuteCounts]) -> (Vec<Bar>, u64) {
     (bars, peak)
 }
 
-/// Requests by outcome since start as horizontal bars (width out of 1000).
+/// Longest bar of the totals chart (SVG user units; labels take the rest).
+const TOTAL_BAR_MAX: u64 = 400;
+
+/// Requests by outcome since start as horizontal bars (width out of [`TOTAL_BAR_MAX`]).
 fn total_bars(c: &StatusCounters) -> Vec<Total> {
     let max = c.totals.iter().copied().max().unwrap_or(0).max(1);
     OUTCOMES
@@ -115,8 +118,8 @@ fn total_bars(c: &StatusCounters) -> Vec<Total> {
             class: o,
             label: o,
             value: n,
-            y: i as u32 * 24,
-            width: ((n * 1000) / max) as u32,
+            y: i as u32 * 26,
+            width: ((n * TOTAL_BAR_MAX) / max) as u32,
         })
         .collect()
 }
