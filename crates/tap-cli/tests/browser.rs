@@ -40,14 +40,63 @@ fn missing() -> Option<String> {
     None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_signs_in_registers_a_passkey_and_approves_in_chromium() {
+/// What a browser flow did.
+struct FlowRun {
+    ok: bool,
+    /// Exit status, stdout and stderr, for a failure message.
+    text: String,
+}
+
+/// Runs `tests/browser/<script>` with node, killed after a bound.
+async fn run_flow(script: &str, env: &[(&str, &str)]) -> FlowRun {
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/browser").join(script))
+        .env("CHROMIUM", chromium().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Bounded: a hung browser is killed, never waited on forever.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let out = child.wait_with_output().unwrap();
+    FlowRun {
+        ok: status.is_some_and(|s| s.success()),
+        text: format!(
+            "browser flow {script} ended with {status:?}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// Skips (or, under `TAP_REQUIRE_BROWSER`, fails) when the browser is missing.
+fn browser_or_skip() -> bool {
     if let Some(why) = missing() {
         assert!(
             std::env::var_os("TAP_REQUIRE_BROWSER").is_none(),
             "browser test required but {why}"
         );
         eprintln!("skip: {why}");
+        return false;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_signs_in_registers_a_passkey_and_approves_in_chromium() {
+    if !browser_or_skip() {
         return;
     }
     let up = FakeUpstream::start().await;
@@ -71,40 +120,19 @@ async fn a_member_signs_in_registers_a_passkey_and_approves_in_chromium() {
         ],
     );
     let shots = repo().join("target/browser-screenshots");
-    let _ = std::fs::remove_dir_all(&shots);
-    let mut child = Command::new("node")
-        .arg(repo().join("tests/browser/approve-flow.mjs"))
-        .env("TAP_URL", &origin)
-        .env("TAP_EMAIL", init["owner_email"].as_str().unwrap())
-        .env("TAP_PASSWORD", init["owner_password"].as_str().unwrap())
-        .env("TAP_AGENT_KEY", &key)
-        .env("TAP_TARGET", format!("{}/payments", up.base()))
-        .env("TAP_SCREENSHOTS", &shots)
-        .env("CHROMIUM", chromium().unwrap())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Bounded: a hung browser is killed, never waited on forever.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "browser flow failed ({status:?}):\n{stdout}\n{stderr}\nproxy log:\n{}",
-        served.log()
-    );
+    let out = run_flow(
+        "approve-flow.mjs",
+        &[
+            ("TAP_URL", origin.as_str()),
+            ("TAP_EMAIL", init["owner_email"].as_str().unwrap()),
+            ("TAP_PASSWORD", init["owner_password"].as_str().unwrap()),
+            ("TAP_AGENT_KEY", key.as_str()),
+            ("TAP_TARGET", &format!("{}/payments", up.base())),
+            ("TAP_SCREENSHOTS", shots.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(out.ok, "{}\nproxy log:\n{}", out.text, served.log());
     for shot in ["login.png", "inbox.png", "approval.png"] {
         assert!(shots.join(shot).exists(), "no screenshot {shot}");
     }
@@ -123,13 +151,75 @@ async fn a_member_signs_in_registers_a_passkey_and_approves_in_chromium() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_follows_a_request_from_the_inbox_to_its_audit_timeline_in_chromium() {
+    if !browser_or_skip() {
+        return;
+    }
+    const SECRET: &str = "dashboard-browser-secret-2468";
+    const VIEWER_PASSWORD: &str = "a-long-viewer-password-1357";
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    let init = tap.init();
+    let out = tap.run_stdin(
+        &[
+            "member",
+            "add",
+            "viewer@example.com",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        format!("{VIEWER_PASSWORD}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let port = closed_port();
+    let origin = format!("http://localhost:{port}");
+    let served = tap.serve_on(&format!("127.0.0.1:{port}"), &[("TAP_PUBLIC_URL", &origin)]);
+    let shots = repo().join("target/browser-screenshots");
+    let out = run_flow(
+        "dashboard-flow.mjs",
+        &[
+            ("TAP_URL", origin.as_str()),
+            ("TAP_EMAIL", init["owner_email"].as_str().unwrap()),
+            ("TAP_PASSWORD", init["owner_password"].as_str().unwrap()),
+            ("TAP_VIEWER_EMAIL", "viewer@example.com"),
+            ("TAP_VIEWER_PASSWORD", VIEWER_PASSWORD),
+            ("TAP_UPSTREAM", up.base().as_str()),
+            ("TAP_SECRET", SECRET),
+            ("TAP_SCREENSHOTS", shots.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(out.ok, "{}\nproxy log:\n{}", out.text, served.log());
+    for shot in [
+        "dashboard-inbox.png",
+        "dashboard-audit.png",
+        "dashboard-audit-filtered.png",
+        "dashboard-timeline.png",
+        "dashboard-status.png",
+        "dashboard-audit-viewer.png",
+    ] {
+        assert!(shots.join(shot).exists(), "no screenshot {shot}");
+    }
+    // Exactly the approved request reached the upstream, once, as sent.
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert!(reqs[0].uri.starts_with("/orders"));
+    assert!(String::from_utf8_lossy(&reqs[0].body).contains("<script>alert('body')</script>"));
+    // The forged POSTs changed nothing: one credential, the dashboard's.
+    let creds = tap.json(&["cred", "list"]);
+    let names: Vec<&str> = creds
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["dash-vault"], "{creds}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_page_fits_a_phone_and_is_captured_in_chromium() {
-    if let Some(why) = missing() {
-        assert!(
-            std::env::var_os("TAP_REQUIRE_BROWSER").is_none(),
-            "browser test required but {why}"
-        );
-        eprintln!("skip: {why}");
+    if !browser_or_skip() {
         return;
     }
     let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
@@ -172,38 +262,19 @@ async fn every_dashboard_page_fits_a_phone_and_is_captured_in_chromium() {
     // Its own directory: the approval flow above empties the shared one.
     let shots = repo().join("target/browser-screenshots-dashboard");
     let _ = std::fs::remove_dir_all(&shots);
-    let mut child = Command::new("node")
-        .arg(repo().join("tests/browser/dashboard-pages.mjs"))
-        .env("TAP_URL", &served.url)
-        .env("TAP_EMAIL", init["owner_email"].as_str().unwrap())
-        .env("TAP_PASSWORD", init["owner_password"].as_str().unwrap())
-        .env("TAP_VIEWER_EMAIL", "viewer@example.com")
-        .env("TAP_VIEWER_PASSWORD", "a-long-member-password-1234")
-        .env("TAP_SCREENSHOTS", &shots)
-        .env("CHROMIUM", chromium().unwrap())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "dashboard pages failed ({status:?}):\n{}\n{}\nproxy log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        served.log()
-    );
+    let out = run_flow(
+        "dashboard-pages.mjs",
+        &[
+            ("TAP_URL", served.url.as_str()),
+            ("TAP_EMAIL", init["owner_email"].as_str().unwrap()),
+            ("TAP_PASSWORD", init["owner_password"].as_str().unwrap()),
+            ("TAP_VIEWER_EMAIL", "viewer@example.com"),
+            ("TAP_VIEWER_PASSWORD", "a-long-member-password-1234"),
+            ("TAP_SCREENSHOTS", shots.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(out.ok, "{}\nproxy log:\n{}", out.text, served.log());
     for shot in [
         "dashboard-credentials-phone.png",
         "dashboard-agent-desktop.png",

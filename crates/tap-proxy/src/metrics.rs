@@ -2,7 +2,8 @@
 //! `finish` audit row as the journal takes it (the audit stage runs on every
 //! exit path), plus gauges read at scrape time.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -40,6 +41,7 @@ pub struct Metrics {
     audit_commit: Histogram,
     pending: Gauge,
     audit_queue: Gauge<u64, AtomicU64>,
+    rate: RequestRate,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -121,7 +123,122 @@ impl Default for Metrics {
             audit_commit,
             pending,
             audit_queue,
+            rate: RequestRate::default(),
         }
+    }
+}
+
+/// The outcomes of `tap_requests_total`, in the order of [`StatusCounters`] arrays.
+pub const OUTCOMES: [&str; 4] = ["ok", "refused", "error", "approval"];
+
+/// Minutes of per-minute request counts kept in memory (the status page's window).
+pub const RATE_MINUTES: usize = 60;
+
+fn outcome_index(outcome: &str) -> usize {
+    OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(2)
+}
+
+/// One minute's requests by outcome (indexed like [`OUTCOMES`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MinuteCounts {
+    /// Minutes since the Unix epoch.
+    pub minute: i64,
+    /// Requests finished in that minute, by outcome.
+    pub counts: [u64; 4],
+}
+
+/// What the status page shows: the `/metrics` counters and a per-minute
+/// window of requests by outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusCounters {
+    /// Requests by outcome since start (the sums of `tap_requests_total`).
+    pub totals: [u64; 4],
+    /// The last [`RATE_MINUTES`] minutes, oldest first, ending with the current one.
+    pub per_minute: Vec<MinuteCounts>,
+    /// `tap_scrubbed_responses_total`.
+    pub scrubbed: u64,
+    /// `tap_leak_blocks_total`.
+    pub leak_blocks: u64,
+    /// `tap_upstream_errors_total`.
+    pub upstream_errors: u64,
+}
+
+/// Requests per minute by outcome: a ring of [`RATE_MINUTES`] buckets keyed
+/// by the minute a request finished (its audit timestamp plus its total
+/// latency), fed where `tap_requests_total` is incremented. Bounded: a slot
+/// is reused for a newer minute; a request older than its slot is dropped.
+#[derive(Debug)]
+struct RequestRate {
+    slots: Mutex<[MinuteCounts; RATE_MINUTES]>,
+    totals: [AtomicU64; 4],
+}
+
+impl Default for RequestRate {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::new(
+                [MinuteCounts {
+                    minute: i64::MIN,
+                    counts: [0; 4],
+                }; RATE_MINUTES],
+            ),
+            totals: Default::default(),
+        }
+    }
+}
+
+/// The minute (since the epoch) a request finished, from its RFC 3339
+/// arrival time and total latency.
+fn finish_minute(r: &AuditRecord) -> Option<i64> {
+    let at =
+        time::OffsetDateTime::parse(&r.timestamp, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    let ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()?;
+    let took = r.latency_total_ms.unwrap_or(0.0).max(0.0) as i64;
+    Some(ms.saturating_add(took).div_euclid(60_000))
+}
+
+impl RequestRate {
+    fn record(&self, r: &AuditRecord, outcome: usize) {
+        self.totals[outcome].fetch_add(1, Ordering::Relaxed);
+        let Some(minute) = finish_minute(r) else {
+            return;
+        };
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = &mut slots[minute.rem_euclid(RATE_MINUTES as i64) as usize];
+        if slot.minute < minute {
+            *slot = MinuteCounts {
+                minute,
+                counts: [0; 4],
+            };
+        }
+        if slot.minute == minute {
+            slot.counts[outcome] += 1;
+        }
+    }
+
+    fn totals(&self) -> [u64; 4] {
+        std::array::from_fn(|i| self.totals[i].load(Ordering::Relaxed))
+    }
+
+    /// The [`RATE_MINUTES`] minutes ending with `now`, oldest first.
+    fn window(&self, now: i64) -> Vec<MinuteCounts> {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        (0..RATE_MINUTES as i64)
+            .rev()
+            .map(|back| {
+                let minute = now - back;
+                let slot = slots[minute.rem_euclid(RATE_MINUTES as i64) as usize];
+                MinuteCounts {
+                    minute,
+                    counts: if slot.minute == minute {
+                        slot.counts
+                    } else {
+                        [0; 4]
+                    },
+                }
+            })
+            .collect()
     }
 }
 
@@ -140,6 +257,7 @@ impl Metrics {
             (true, "approval") => "approval",
             (true, _) => "error",
         };
+        self.rate.record(r, outcome_index(outcome));
         self.requests
             .get_or_create(&Outcome {
                 outcome: outcome.into(),
@@ -174,6 +292,18 @@ impl Metrics {
         }
     }
 
+    /// The counters the dashboard's status page draws, read from the same
+    /// counters `/metrics` renders; the per-minute window ends at `now_ms`.
+    pub fn status(&self, now_ms: i64) -> StatusCounters {
+        StatusCounters {
+            totals: self.rate.totals(),
+            per_minute: self.rate.window(now_ms.div_euclid(60_000)),
+            scrubbed: self.scrubbed.get(),
+            leak_blocks: self.leak_blocks.get(),
+            upstream_errors: self.upstream_errors.get(),
+        }
+    }
+
     /// Records how long an audit commit took.
     pub fn observe_audit_commit(&self, secs: f64) {
         self.audit_commit.observe(secs);
@@ -187,5 +317,66 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ts: &str, total_ms: f64, error: Option<&str>) -> AuditRecord {
+        AuditRecord {
+            timestamp: ts.into(),
+            latency_total_ms: Some(total_ms),
+            error_code: error.map(Into::into),
+            decision: "proceed".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn requests_land_in_the_minute_they_finished_and_old_minutes_fall_out() {
+        let m = Metrics::default();
+        // 2026-12-06T00:10:30Z, in minutes since the epoch.
+        let base = 1_796_515_830_000i64.div_euclid(60_000);
+        m.observe_finish(&rec("2026-12-06T00:10:30.000Z", 5.0, None));
+        m.observe_finish(&rec("2026-12-06T00:10:59.990Z", 20.0, None));
+        m.observe_finish(&rec(
+            "2026-12-06T00:10:31.000Z",
+            1.0,
+            Some("secret_in_request"),
+        ));
+        let s = m.status((base + 1) * 60_000 + 5);
+        assert_eq!(s.per_minute.len(), RATE_MINUTES);
+        let last = s.per_minute[RATE_MINUTES - 1];
+        let prev = s.per_minute[RATE_MINUTES - 2];
+        assert_eq!(last.minute, base + 1);
+        assert_eq!(
+            last.counts,
+            [1, 0, 0, 0],
+            "finished after the minute turned"
+        );
+        assert_eq!(prev.counts, [1, 0, 1, 0]);
+        assert_eq!(s.totals, [2, 0, 1, 0]);
+        assert_eq!(s.leak_blocks, 1);
+        // An hour later the window no longer holds them; totals stay.
+        let later = m.status((base + 1 + RATE_MINUTES as i64) * 60_000);
+        assert!(later.per_minute.iter().all(|b| b.counts == [0; 4]));
+        assert_eq!(later.totals, [2, 0, 1, 0]);
+        // A newer minute reuses the slot; a late request of the old one is dropped.
+        m.observe_finish(&rec("2026-12-06T01:10:30.000Z", 1.0, None));
+        m.observe_finish(&rec("2026-12-06T00:10:30.000Z", 1.0, None));
+        let now = m.status((base + RATE_MINUTES as i64) * 60_000);
+        assert_eq!(now.per_minute[RATE_MINUTES - 1].counts, [1, 0, 0, 0]);
+        assert_eq!(now.totals, [4, 0, 1, 0]);
+    }
+
+    #[test]
+    fn an_unreadable_timestamp_still_counts_in_the_totals() {
+        let m = Metrics::default();
+        m.observe_finish(&rec("not a time", 1.0, None));
+        let s = m.status(0);
+        assert_eq!(s.totals, [1, 0, 0, 0]);
+        assert!(s.per_minute.iter().all(|b| b.counts == [0; 4]));
     }
 }

@@ -152,6 +152,16 @@ fn app(state: AppState, mcp: Option<Router<AppState>>) -> Router {
         .route("/", get(web::session::root))
         .route("/login", get(web::session::login_form))
         .route("/inbox", get(web::inbox::inbox))
+        .route("/dashboard/audit", get(web::dashboard::audit::list))
+        .route(
+            "/dashboard/audit/export",
+            get(web::dashboard::audit::export),
+        )
+        .route(
+            "/dashboard/audit/{id}",
+            get(web::dashboard::audit::timeline),
+        )
+        .route("/dashboard/status", get(web::dashboard::status::status))
         .route("/static/tap.css", get(web::assets::css))
         .route("/static/tap.js", get(web::assets::js))
         .route("/favicon.ico", get(web::assets::favicon))

@@ -12,6 +12,7 @@ mod raw;
 mod routes;
 mod tap;
 mod upstream;
+mod web_form;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};

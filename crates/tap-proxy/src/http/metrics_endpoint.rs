@@ -6,6 +6,30 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
+/// Most pending approvals read per team for the gauge.
+const PENDING_READ_PER_TEAM: u32 = 10_000;
+
+/// Unexpired pending approvals across all teams, from the store (the
+/// `tap_pending_approvals` gauge and the dashboard's status page).
+pub async fn pending_approvals(state: &crate::state::AppState) -> i64 {
+    let now = state.clock.now_ms();
+    let mut pending = 0i64;
+    for team in state.directory.get().teams.values() {
+        if let Ok(rows) = state
+            .store
+            .approvals(
+                team.internal_id,
+                Some(tap_core::model::ApprovalStatus::Pending),
+                PENDING_READ_PER_TEAM,
+            )
+            .await
+        {
+            pending += rows.iter().filter(|a| a.expires_at > now).count() as i64;
+        }
+    }
+    pending
+}
+
 /// `GET /metrics`.
 #[utoipa::path(
     get,
@@ -26,21 +50,7 @@ pub async fn metrics_handler(
     if !state.config.metrics_public && crate::web::member(&state, &headers).await.is_none() {
         return crate::ops::OpsError::Unauthorized.into_response();
     }
-    let now = state.clock.now_ms();
-    let mut pending = 0i64;
-    for team in state.directory.get().teams.values() {
-        if let Ok(rows) = state
-            .store
-            .approvals(
-                team.internal_id,
-                Some(tap_core::model::ApprovalStatus::Pending),
-                10_000,
-            )
-            .await
-        {
-            pending += rows.iter().filter(|a| a.expires_at > now).count() as i64;
-        }
-    }
+    let pending = pending_approvals(&state).await;
     let body = state
         .journal
         .metrics()

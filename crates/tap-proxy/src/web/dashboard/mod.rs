@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod agents;
+pub mod audit;
 pub mod channels;
 pub mod credentials;
 pub mod grants;
@@ -23,6 +24,7 @@ pub mod links;
 pub mod members;
 pub mod policies;
 pub mod roles;
+pub mod status;
 pub mod tokens;
 
 use axum::Router;
