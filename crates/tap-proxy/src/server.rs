@@ -439,6 +439,7 @@ impl Proxy {
             clock,
             abuse,
             passkeys,
+            tokens: Arc::default(),
         });
         let executor = tokio::spawn(crate::approval::executor::run_executor(state.clone()));
         let telegram_tasks = crate::approval::telegram::start(&state);
