@@ -12,6 +12,7 @@ pub(crate) mod destination;
 pub(crate) mod forward;
 pub(crate) mod placeholders;
 pub(crate) mod resolve;
+pub mod sign;
 pub mod token_cache;
 
 use std::sync::Arc;
