@@ -5,6 +5,7 @@
 
 mod client;
 mod fake_telegram;
+mod fake_token;
 mod passkey;
 mod pg;
 mod raw;
@@ -14,6 +15,7 @@ mod upstream;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
+pub use fake_token::{FakeTokenEndpoint, TokenReply};
 pub use passkey::SoftPasskey;
 pub use pg::TempPg;
 pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};
