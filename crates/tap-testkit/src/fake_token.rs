@@ -46,6 +46,9 @@ impl TokenReply {
     }
 }
 
+/// The decoded form of every token call, in order.
+type Calls = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
 #[derive(Default)]
 struct Script {
     /// Answers used once each, in order, before `default`.
@@ -57,7 +60,7 @@ struct Script {
 pub struct FakeTokenEndpoint {
     /// Address bound.
     pub addr: SocketAddr,
-    calls: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    calls: Calls,
     script: Arc<Mutex<Script>>,
     gate: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -74,7 +77,7 @@ impl FakeTokenEndpoint {
     pub async fn start(default: TokenReply) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let calls: Arc<Mutex<Vec<Vec<(String, String)>>>> = Arc::default();
+        let calls: Calls = Arc::default();
         let script = Arc::new(Mutex::new(Script {
             queue: VecDeque::new(),
             default: Some(default),
@@ -150,7 +153,7 @@ impl FakeTokenEndpoint {
 
 async fn handle(
     req: Request<Incoming>,
-    calls: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    calls: Calls,
     script: Arc<Mutex<Script>>,
     mut gate: watch::Receiver<bool>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
