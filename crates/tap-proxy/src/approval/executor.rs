@@ -225,7 +225,7 @@ async fn forward_approved(
     }
     // POST /sign: the signature is made now, after approval (SPEC §6.4).
     if credential.signing_key {
-        return crate::proxy::sign::sign_approved(credential, &captured.body_bytes()?);
+        return crate::proxy::sign_result::sign_approved(credential, &captured.body_bytes()?);
     }
     // Rows 8–10 on the captured target.
     let url = TargetUrl::parse(&captured.url)

@@ -221,7 +221,7 @@ pub(crate) async fn destination_and_injection(
         !credential.bindings.is_empty(),
         value,
     ) {
-        return super::token_cache::token_injection(state, credential, value, shape).await;
+        return super::token_flow::token_injection(state, credential, value, shape).await;
     }
     // A §6.3 shape is signed per request, at send time, over exactly what is sent.
     if let Some(shape) = SignedShape::for_credential(
