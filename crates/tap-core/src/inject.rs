@@ -6,6 +6,7 @@
 //! [`Secret`]s that never leave this module as strings.
 
 mod signer;
+mod token;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 pub use self::signer::{AuthMode, OutboundRequest, SignError, SignedShape, Signer};
+pub use self::token::{GOOGLE_TOKEN_URL, TokenShape, is_signing_key};
 use crate::secret::{CredentialValue, Secret};
 
 /// The format used when a credential names none.
@@ -264,6 +266,9 @@ pub struct Injection {
     pub query: Vec<(String, Secret)>,
     /// Signs the final request (SPEC §6.3) after the static parts are applied.
     pub signer: Option<Arc<dyn Signer>>,
+    /// Tokens minted for this request (SPEC §6.3): scrubbed from its answer
+    /// as `[REDACTED:<credential>.token]`.
+    pub minted: Vec<Secret>,
 }
 
 impl Injection {
@@ -273,6 +278,7 @@ impl Injection {
             headers: Vec::new(),
             query: Vec::new(),
             signer: Some(signer),
+            minted: Vec::new(),
         }
     }
 }

@@ -153,6 +153,9 @@ pub struct ProxyConfig {
     /// Several replicas may serve the store at once (PostgreSQL): agent rate
     /// limits are then counted in the store, not in this process.
     pub shared_store: bool,
+    /// Token endpoint of OAuth 2 refresh bundles without `token_url`
+    /// (`TAP_GOOGLE_TOKEN_URL`; Google's by default).
+    pub google_token_url: String,
 }
 
 /// The WebAuthn relying party: its id (a domain) and the browser origin.
@@ -222,6 +225,7 @@ impl Default for ProxyConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             webauthn: None,
             shared_store: false,
+            google_token_url: tap_core::inject::GOOGLE_TOKEN_URL.to_owned(),
         }
     }
 }
@@ -371,6 +375,9 @@ impl ProxyConfig {
                 ));
             }
         };
+        if let Some(u) = get("TAP_GOOGLE_TOKEN_URL").filter(|u| !u.trim().is_empty()) {
+            c.google_token_url = u.trim().to_owned();
+        }
         c.public_url = get("TAP_PUBLIC_URL").filter(|s| !s.trim().is_empty());
         c.metrics_public = get("TAP_METRICS_PUBLIC").is_some_and(|v| truthy(&v));
         c.webauthn = WebauthnConfig::from_lookup(&get)?;

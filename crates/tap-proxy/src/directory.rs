@@ -23,6 +23,8 @@ use crate::keyring::Keyring;
 /// A credential ready for use. Invariant: `value` is the decrypted value or why it is unusable.
 #[derive(Debug)]
 pub struct CredentialEntry {
+    /// Internal id of the team that owns it.
+    pub team_internal_id: i64,
     /// Name.
     pub name: String,
     /// Description for agents.
@@ -371,6 +373,7 @@ fn credential_entry(
     let signing_key = matches!(&value, Ok(Some(v)) if is_signing_bundle(v));
     CredentialEntry {
         injected_headers: injected_header_names(&c.auth_bindings),
+        team_internal_id: c.team_internal_id,
         name: c.name,
         description: c.description,
         connector: c.connector,

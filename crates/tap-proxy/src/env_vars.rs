@@ -87,6 +87,11 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     v("TAP_RESOLVE", "-", "DNS pins, host=ip,..."),
     v(
+        "TAP_GOOGLE_TOKEN_URL",
+        "https://oauth2.googleapis.com/token",
+        "token endpoint of OAuth 2 refresh-token credentials without token_url",
+    ),
+    v(
         "TAP_APPROVAL_TIMEOUT_SECS",
         "3600",
         "life of a pending approval",

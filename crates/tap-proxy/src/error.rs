@@ -82,6 +82,8 @@ pub enum Reason {
     UpstreamError,
     /// A response the scrubber cannot read.
     UnscannableResponse,
+    /// An OAuth 2 token endpoint failed or refused; nothing was forwarded.
+    TokenEndpointError,
     /// The store failed; nothing was forwarded.
     StoreUnavailable,
     /// A route that does not exist, or an admin object that does not.
@@ -152,6 +154,7 @@ pub const ALL_REASONS: &[Reason] = &[
     Reason::Interrupted,
     Reason::UpstreamError,
     Reason::UnscannableResponse,
+    Reason::TokenEndpointError,
     Reason::StoreUnavailable,
     Reason::NotFound,
     Reason::Internal,
@@ -212,7 +215,9 @@ impl Reason {
             | Self::TargetNotAllowed => StatusCode::FORBIDDEN,
             Self::CredentialNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::ApprovalUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UpstreamError | Self::UnscannableResponse => StatusCode::BAD_GATEWAY,
+            Self::UpstreamError | Self::UnscannableResponse | Self::TokenEndpointError => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::PasskeyRequired => StatusCode::FORBIDDEN,
@@ -265,6 +270,7 @@ impl Reason {
             Self::Interrupted => "interrupted",
             Self::UpstreamError => "upstream_error",
             Self::UnscannableResponse => "unscannable_response",
+            Self::TokenEndpointError => "token_endpoint_error",
             Self::StoreUnavailable => "store_unavailable",
             Self::NotFound => "not_found",
             Self::Internal => "internal",
@@ -375,6 +381,9 @@ impl Reason {
             }
             Self::UnscannableResponse => {
                 "The upstream answered in an encoding the proxy cannot scan; nothing was returned."
+            }
+            Self::TokenEndpointError => {
+                "The credential's OAuth 2 token endpoint failed; nothing was forwarded. Retry later, or ask an operator to check the credential (token_url, client and refresh token) and, for a private endpoint, TAP_PRIVATE_ALLOWLIST."
             }
             Self::StoreUnavailable => {
                 "The proxy's store is unavailable; nothing was forwarded. Retry later."

@@ -61,6 +61,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa_axum::routes;
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(crate::proxy::forward_handler))
+        .routes(routes!(crate::proxy::sign::sign_handler))
         .routes(routes!(agent_api::health))
         .routes(routes!(crate::http::metrics_endpoint::metrics_handler))
         .routes(routes!(agent_api::instructions))
@@ -450,6 +451,7 @@ impl Proxy {
             clock,
             abuse,
             passkeys,
+            tokens: Arc::default(),
         });
         let executor = tokio::spawn(crate::approval::executor::run_executor(state.clone()));
         let telegram_tasks = crate::approval::telegram::start(&state);

@@ -64,6 +64,8 @@ pub struct Shared {
     pub abuse: Arc<crate::http::limiter::AbuseLimits>,
     /// Passkeys, when `TAP_WEBAUTHN_RP_ID` and `TAP_WEBAUTHN_ORIGIN` are set.
     pub passkeys: Option<Arc<crate::web::passkey_service::PasskeyService>>,
+    /// Access tokens minted by OAuth 2 token flows (SPEC §6.3).
+    pub tokens: Arc<crate::proxy::token_cache::TokenCache>,
 }
 
 impl std::fmt::Debug for Shared {

@@ -6,7 +6,9 @@
 //! [`tap_core::secret::Secret`]s; their `Debug` output never shows one, and
 //! their errors name fields, never values.
 
+pub mod keys;
 pub mod oauth1;
+pub mod oauth2;
 pub mod sigv4;
 
 use std::sync::Arc;

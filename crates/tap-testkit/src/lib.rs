@@ -5,6 +5,7 @@
 
 mod client;
 mod fake_telegram;
+mod fake_token;
 mod member_pages;
 mod passkey;
 mod pg;
@@ -16,6 +17,7 @@ mod web_form;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
+pub use fake_token::{FakeTokenEndpoint, TokenReply};
 pub use member_pages::{
     cookie_pair, form_body, form_enc, form_field, get_page, page_csrf, post_form, set_cookies,
     sign_in,

@@ -4,6 +4,7 @@
 /// Every route of SPEC §3 and §4 with its methods.
 pub const SPEC_ROUTES: &[(&str, &[&str])] = &[
     ("/forward", &["post"]),
+    ("/sign", &["post"]),
     ("/health", &["get"]),
     ("/metrics", &["get"]),
     ("/instructions", &["get"]),

@@ -224,6 +224,26 @@ impl Scrubber {
         Self::compile(labels, build)
     }
 
+    /// A scrubber matching everything this one matches and, in addition,
+    /// each of `secrets` with every variant and the decoder, as
+    /// [`Scrubber::new`] would: for secrets that exist for one request only,
+    /// such as an access token minted for it. Empty secrets are ignored.
+    pub fn with_secrets<'a>(&self, secrets: impl IntoIterator<Item = ScrubSecret<'a>>) -> Scrubber {
+        let mut labels = self.labels.clone();
+        let mut build = self.build.clone();
+        for s in secrets {
+            if s.value.is_empty() {
+                continue;
+            }
+            build.sources.push(Source {
+                label: label_index(&mut labels, s.label),
+                value: Zeroizing::new(s.value.to_vec()),
+                exact_only: false,
+            });
+        }
+        Self::compile(labels, build)
+    }
+
     fn compile(labels: Vec<Box<str>>, build: Build) -> Scrubber {
         let mut patterns: Vec<(Zeroizing<Vec<u8>>, usize)> = Vec::new();
         let mut walked: Vec<(Zeroizing<Vec<u8>>, usize)> = Vec::new();

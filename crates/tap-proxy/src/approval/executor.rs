@@ -223,6 +223,10 @@ async fn forward_approved(
             "the credential is no longer granted",
         ));
     }
+    // POST /sign: the signature is made now, after approval (SPEC §6.4).
+    if credential.signing_key {
+        return crate::proxy::sign_result::sign_approved(credential, &captured.body_bytes()?);
+    }
     // Rows 8–10 on the captured target.
     let url = TargetUrl::parse(&captured.url)
         .map_err(|_| ProxyError::new(Reason::RequestTampered, "stored target is damaged"))?;

@@ -358,7 +358,13 @@ impl Ops {
             .open(team.internal_id, &c.name, blob)
             .ok()?;
         let value = CredentialValue::from_stored(plain.expose().to_vec(), true);
-        SignedShape::of(&value).map(|s| s.name().to_owned())
+        if tap_core::inject::is_signing_key(&value) {
+            return Some("signing_key".to_owned());
+        }
+        SignedShape::of(&value)
+            .map(|s| s.name())
+            .or_else(|| tap_core::inject::TokenShape::of(&value).map(|s| s.name()))
+            .map(str::to_owned)
     }
 
     async fn stored_credential(&self, team: &Team, name: &str) -> OpsResult<Credential> {

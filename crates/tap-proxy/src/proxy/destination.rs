@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use tap_core::inject::{AuthMode, InjectError, Injection, SignError, SignedShape, plan};
+use tap_core::inject::{
+    AuthMode, InjectError, Injection, SignError, SignedShape, TokenShape, plan,
+};
 use tap_core::model::Connector;
 use tap_core::secret::{CredentialValue, Secret};
 use tap_core::target::{TargetError, TargetUrl};
@@ -213,6 +215,14 @@ pub(crate) async fn destination_and_injection(
 ) -> Result<Injection, ProxyError> {
     let value = usable_destination(state, credential, url, traversal).await?;
     let name = credential.name.as_str();
+    // OAuth 2 bundles (§6.3): an access token minted (or cached) for the request.
+    if let Some(shape) = TokenShape::for_credential(
+        credential.auth_header_format.as_deref(),
+        !credential.bindings.is_empty(),
+        value,
+    ) {
+        return super::token_flow::token_injection(state, credential, value, shape).await;
+    }
     // A §6.3 shape is signed per request, at send time, over exactly what is sent.
     if let Some(shape) = SignedShape::for_credential(
         credential.auth_header_format.as_deref(),

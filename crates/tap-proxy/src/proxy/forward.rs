@@ -170,6 +170,18 @@ pub(crate) fn with_query_renderings(
     label: &str,
     injection: &Injection,
 ) -> Arc<Scrubber> {
+    // Tokens minted for this request (SPEC §7): every variant, as `<label>.token`.
+    let scrubber = if injection.minted.is_empty() {
+        scrubber
+    } else {
+        let token_label = format!("{label}.token");
+        Arc::new(
+            scrubber.with_secrets(injection.minted.iter().map(|t| ScrubSecret {
+                label: &token_label,
+                value: t.expose(),
+            })),
+        )
+    };
     if injection.query.is_empty() {
         return scrubber;
     }
@@ -804,6 +816,7 @@ mod query_rendering_tests {
             headers: Vec::new(),
             query: vec![("key".to_owned(), Secret::new(value.clone()))],
             signer: None,
+            minted: Vec::new(),
         };
         let target = TargetUrl::parse("https://api.example.com/v1?a=1").unwrap();
         let clock = tap_core::time::ManualClock::new(0);

@@ -12,6 +12,10 @@ pub(crate) mod destination;
 pub(crate) mod forward;
 pub(crate) mod placeholders;
 pub(crate) mod resolve;
+pub mod sign;
+pub(crate) mod sign_result;
+pub mod token_cache;
+pub(crate) mod token_flow;
 
 use std::sync::Arc;
 use std::time::Instant;

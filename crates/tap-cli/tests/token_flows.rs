@@ -1,0 +1,275 @@
+//! Inline OAuth 2 token flows (SPEC §6.3) end to end through the real `tap`
+//! binary, against a loopback fake token endpoint that counts its calls:
+//! one token call for concurrent requests, a new one after expiry (a token
+//! valid for less than the renewal margin is never reused, so no test waits
+//! on a clock), rotated refresh tokens persisted across a restart, minted
+//! tokens redacted from answers, and endpoint failures answered 502
+//! `token_endpoint_error` with nothing forwarded.
+//!
+//! Every wait is bounded; nothing asserts on wall-clock time.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use tap_testkit::{FakeTokenEndpoint, FakeUpstream, Served, TapHome, TokenReply, eventually};
+
+const CLIENT_SECRET: &str = "client-secret-5d8e1f2a9c";
+const REFRESH: &str = "1//refresh-token-original-77ab";
+const ROTATED: &str = "1//refresh-token-rotated-99cd";
+const MINTED: &str = "ya29.minted-access-token-4f1e";
+
+/// Loopback token endpoints are private addresses: allowed explicitly.
+const ALLOW: (&str, &str) = ("TAP_PRIVATE_ALLOWLIST", "127.0.0.1");
+
+fn refresh_bundle(token_url: Option<&str>) -> String {
+    let mut v = serde_json::json!({
+        "client_id": "client-id.apps.example",
+        "client_secret": CLIENT_SECRET,
+        "refresh_token": REFRESH,
+    });
+    if let Some(u) = token_url {
+        v["token_url"] = u.into();
+    }
+    v.to_string()
+}
+
+/// A deployment with credential `g` (the given value) bound to the upstream
+/// and agent `bot` granted it.
+fn setup(up: &FakeUpstream, value: &str) -> (TapHome, String) {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    tap.add_credential("g", value, &["--allowed-host", &up.base()]);
+    let key = tap.agent("bot", &["--credential", "g"]);
+    (tap, key)
+}
+
+async fn get_echo(served: &Served, key: &str, up: &FakeUpstream) -> tap_testkit::Reply {
+    served
+        .forward(key)
+        .credential("g")
+        .target(&format!("{}/echo", up.base()))
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_one_token_call_and_the_minted_token_is_redacted() {
+    let up = FakeUpstream::start().await;
+    let tokens = FakeTokenEndpoint::start(TokenReply::grant(MINTED, 3600)).await;
+    let (tap, key) = setup(&up, &refresh_bundle(Some(&tokens.url())));
+    let shown = tap.json(&["cred", "show", "g"]);
+    assert_eq!(shown["value_shape"], "oauth2_refresh_token", "{shown}");
+    for s in [CLIENT_SECRET, REFRESH] {
+        assert!(!shown.to_string().contains(s), "{shown}");
+    }
+    let served = tap.serve_with(&[ALLOW]);
+    // The endpoint holds its answer: every request arrives while the first
+    // token call is open.
+    tokens.hold(true);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (url, key, target) = (
+            served.url.clone(),
+            key.clone(),
+            format!("{}/echo", up.base()),
+        );
+        tasks.push(tokio::spawn(async move {
+            tap_testkit::http_client()
+                .post(format!("{url}/forward"))
+                .header("X-TAP-Key", key)
+                .header("X-TAP-Credential", "g")
+                .header("X-TAP-Target", target)
+                .send()
+                .await
+                .unwrap()
+        }));
+    }
+    eventually(200, Duration::from_millis(25), || async {
+        (tokens.count() >= 1).then_some(())
+    })
+    .await
+    .expect("a token call");
+    tokens.hold(false);
+    for t in tasks {
+        let r = tap_testkit::Reply::read(t.await.unwrap()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let text = format!("{:?} {}", r.headers, r.text());
+        assert!(!text.contains(MINTED), "minted token echoed: {text}");
+        assert!(r.text().contains("[REDACTED:g.token]"), "{}", r.text());
+    }
+    assert_eq!(
+        tokens.count(),
+        1,
+        "one token call for all concurrent requests"
+    );
+    assert_eq!(
+        tokens.field(0, "grant_type").as_deref(),
+        Some("refresh_token")
+    );
+    assert_eq!(tokens.field(0, "refresh_token").as_deref(), Some(REFRESH));
+    assert_eq!(
+        tokens.field(0, "client_secret").as_deref(),
+        Some(CLIENT_SECRET)
+    );
+    // The upstream got the minted token, never the bundle's secrets.
+    let seen = up.requests();
+    assert_eq!(seen.len(), 8);
+    for rec in &seen {
+        assert_eq!(
+            rec.header("authorization"),
+            Some(format!("Bearer {MINTED}"))
+        );
+        let all = format!("{:?} {}", rec.headers, String::from_utf8_lossy(&rec.body));
+        assert!(
+            !all.contains(REFRESH) && !all.contains(CLIENT_SECRET),
+            "{all}"
+        );
+    }
+    // Cached: another request makes no call.
+    assert_eq!(get_echo(&served, &key, &up).await.status, 200);
+    assert_eq!(tokens.count(), 1);
+    // The minted token is in no audit row.
+    let logs = serde_json::to_string(&tap.logs(&[])).unwrap();
+    assert!(!logs.contains(MINTED) && !logs.contains(REFRESH), "{logs}");
+}
+
+#[tokio::test]
+async fn an_expired_token_is_renewed_and_a_rotated_refresh_token_survives_a_restart() {
+    let up = FakeUpstream::start().await;
+    let tokens = FakeTokenEndpoint::start(TokenReply::grant("ya29.second-token-aa", 3600)).await;
+    // The first token lives 30 s, inside the renewal margin: expired for the
+    // next request. Its answer also rotates the refresh token.
+    tokens.then(TokenReply::Grant {
+        access_token: "ya29.first-token-bb".into(),
+        expires_in: 30,
+        refresh_token: Some(ROTATED.into()),
+    });
+    let (tap, key) = setup(&up, &refresh_bundle(Some(&tokens.url())));
+    let served = tap.serve_with(&[ALLOW]);
+    assert_eq!(get_echo(&served, &key, &up).await.status, 200);
+    assert_eq!(tokens.count(), 1);
+    assert_eq!(tokens.field(0, "refresh_token").as_deref(), Some(REFRESH));
+    assert_eq!(get_echo(&served, &key, &up).await.status, 200);
+    assert_eq!(tokens.count(), 2, "an expired token is fetched again");
+    assert_eq!(
+        tokens.field(1, "refresh_token").as_deref(),
+        Some(ROTATED),
+        "the rotated refresh token is the one used next"
+    );
+    assert_eq!(get_echo(&served, &key, &up).await.status, 200);
+    assert_eq!(tokens.count(), 2, "a fresh token is reused");
+    let auths: Vec<_> = up
+        .requests()
+        .iter()
+        .map(|r| r.header("authorization").unwrap())
+        .collect();
+    assert_eq!(
+        auths,
+        [
+            "Bearer ya29.first-token-bb",
+            "Bearer ya29.second-token-aa",
+            "Bearer ya29.second-token-aa"
+        ]
+    );
+    served.terminate();
+    // Persisted sealed: never in plain text in the store.
+    let stored = tap.store_bytes().await;
+    assert!(
+        !stored
+            .windows(ROTATED.len())
+            .any(|w| w == ROTATED.as_bytes()),
+        "rotated refresh token stored in plain text"
+    );
+    // A new process (cold cache) refreshes with the rotated token.
+    let served = tap.serve_with(&[ALLOW]);
+    assert_eq!(get_echo(&served, &key, &up).await.status, 200);
+    assert_eq!(tokens.count(), 3);
+    assert_eq!(tokens.field(2, "refresh_token").as_deref(), Some(ROTATED));
+}
+
+#[tokio::test]
+async fn token_endpoint_failures_are_502_and_nothing_is_forwarded() {
+    let up = FakeUpstream::start().await;
+    let tokens = FakeTokenEndpoint::start(TokenReply::Status(500)).await;
+    let (tap, key) = setup(&up, &refresh_bundle(Some(&tokens.url())));
+    let served = tap.serve_with(&[ALLOW, ("TAP_FORWARD_TIMEOUT_SECS", "1")]);
+    let r = get_echo(&served, &key, &up).await;
+    let body = r.assert_refused(502, "token_endpoint_error");
+    assert!(
+        !r.text().contains(CLIENT_SECRET) && !r.text().contains(REFRESH),
+        "{body}"
+    );
+    assert_eq!(tokens.count(), 1);
+    // A stalled endpoint ends at the forward timeout, the same way.
+    tokens.always(TokenReply::Stall);
+    get_echo(&served, &key, &up)
+        .await
+        .assert_refused(502, "token_endpoint_error");
+    assert_eq!(tokens.count(), 2);
+    // A failure is not cached: the next good answer serves.
+    tokens.always(TokenReply::grant(MINTED, 3600));
+    assert_eq!(get_echo(&served, &key, &up).await.status, 200);
+    assert_eq!(up.count(), 1, "nothing forwarded while the endpoint failed");
+    let rows = tap.logs(&[]);
+    let codes: Vec<_> = rows.iter().map(|r| r["error_code"].clone()).collect();
+    assert_eq!(
+        codes
+            .iter()
+            .filter(|c| c.as_str() == Some("token_endpoint_error"))
+            .count(),
+        2,
+        "{rows:?}"
+    );
+    served.terminate();
+
+    // Without TAP_PRIVATE_ALLOWLIST the loopback endpoint is never called.
+    let served = tap.serve();
+    let r = get_echo(&served, &key, &up).await;
+    let body = r.assert_refused(502, "token_endpoint_error");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("TAP_PRIVATE_ALLOWLIST"),
+        "{body}"
+    );
+    assert_eq!(tokens.count(), 3);
+    assert_eq!(up.count(), 1);
+}
+
+#[tokio::test]
+async fn client_credentials_and_the_default_refresh_endpoint_are_configurable() {
+    let up = FakeUpstream::start().await;
+    let tokens = FakeTokenEndpoint::start(TokenReply::grant(MINTED, 3600)).await;
+    let (tap, key) = setup(&up, &refresh_bundle(None));
+    let cc = serde_json::json!({
+        "client_id": "svc",
+        "client_secret": CLIENT_SECRET,
+        "token_url": tokens.url(),
+        "scope": "read write",
+    })
+    .to_string();
+    tap.add_credential("cc", &cc, &["--allowed-host", &up.base()]);
+    tap.ok(&["agent", "grant", "bot", "cc"]);
+    let shown = tap.json(&["cred", "show", "cc"]);
+    assert_eq!(shown["value_shape"], "oauth2_client_credentials", "{shown}");
+    // Bundles without token_url go to Google's endpoint, overridable for tests.
+    let served = tap.serve_with(&[ALLOW, ("TAP_GOOGLE_TOKEN_URL", &tokens.url())]);
+    assert_eq!(get_echo(&served, &key, &up).await.status, 200);
+    assert_eq!(tokens.field(0, "refresh_token").as_deref(), Some(REFRESH));
+    let r = served
+        .forward(&key)
+        .credential("cc")
+        .target(&format!("{}/echo", up.base()))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("[REDACTED:cc.token]"), "{}", r.text());
+    assert_eq!(tokens.count(), 2, "each credential has its own token");
+    assert_eq!(
+        tokens.field(1, "grant_type").as_deref(),
+        Some("client_credentials")
+    );
+    assert_eq!(tokens.field(1, "scope").as_deref(), Some("read write"));
+    assert_eq!(tokens.field(1, "refresh_token"), None);
+}
