@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 pub use self::signer::{AuthMode, OutboundRequest, SignError, SignedShape, Signer};
 use crate::secret::{CredentialValue, Secret};
+use crate::target::TargetUrl;
 
 /// The format used when a credential names none.
 pub const DEFAULT_AUTH_FORMAT: &str = "Bearer {value}";
@@ -264,6 +265,9 @@ pub struct Injection {
     pub query: Vec<(String, Secret)>,
     /// Signs the final request (SPEC §6.3) after the static parts are applied.
     pub signer: Option<Arc<dyn Signer>>,
+    /// A sidecar (SPEC §6.2) the request is sent to instead of its target,
+    /// which then travels in `X-OAuth-Target`. `None`: sent to the target.
+    pub via: Option<TargetUrl>,
 }
 
 impl Injection {
@@ -273,6 +277,7 @@ impl Injection {
             headers: Vec::new(),
             query: Vec::new(),
             signer: Some(signer),
+            via: None,
         }
     }
 }

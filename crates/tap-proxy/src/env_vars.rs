@@ -87,6 +87,16 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     v("TAP_RESOLVE", "-", "DNS pins, host=ip,..."),
     v(
+        "TAP_TRUSTED_SIDECARS",
+        "-",
+        "sidecar hosts besides loopback that may receive credential values (comma-separated)",
+    ),
+    v(
+        "TAP_SIGNER_SECRET",
+        "-",
+        "shared secret sent to loopback or trusted sidecars in X-OAuth-Signer-Secret",
+    ),
+    v(
         "TAP_APPROVAL_TIMEOUT_SECS",
         "3600",
         "life of a pending approval",

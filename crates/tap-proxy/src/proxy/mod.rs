@@ -10,8 +10,10 @@ pub mod audit;
 pub mod authenticate;
 pub(crate) mod destination;
 pub(crate) mod forward;
+pub(crate) mod guard;
 pub(crate) mod placeholders;
 pub(crate) mod resolve;
+pub(crate) mod sidecar;
 
 use std::sync::Arc;
 use std::time::Instant;
