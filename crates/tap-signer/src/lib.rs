@@ -7,6 +7,7 @@
 //! their errors name fields, never values.
 
 pub mod oauth1;
+pub mod serve;
 pub mod sigv4;
 
 use std::sync::Arc;
