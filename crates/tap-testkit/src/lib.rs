@@ -5,6 +5,7 @@
 
 mod client;
 mod fake_telegram;
+mod oauth1;
 mod passkey;
 mod pg;
 mod raw;
@@ -14,6 +15,7 @@ mod upstream;
 
 pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
+pub use oauth1::{expected_oauth1_signature, oauth_param, oauth_params, oauth_pct};
 pub use passkey::SoftPasskey;
 pub use pg::TempPg;
 pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};
