@@ -97,6 +97,26 @@ pub const ENV_VARS: &[EnvVar] = &[
         "shared secret sent to loopback or trusted sidecars in X-OAuth-Signer-Secret",
     ),
     v(
+        "TAP_SIGNER_ALLOWED_HOSTS",
+        "-",
+        "tap-signer serve: upstream hosts signed requests may go to (required)",
+    ),
+    v(
+        "TAP_SIGNER_ALLOW_PRIVATE_TARGETS",
+        "false",
+        "tap-signer serve: let signed requests reach private addresses",
+    ),
+    v(
+        "TAP_SIGNER_TIMEOUT_SECS",
+        "30",
+        "tap-signer serve: upstream time limit",
+    ),
+    v(
+        "TAP_SIGNER_LISTEN_ADDR",
+        "127.0.0.1:8090",
+        "tap-signer serve: listen address",
+    ),
+    v(
         "TAP_APPROVAL_TIMEOUT_SECS",
         "3600",
         "life of a pending approval",

@@ -122,15 +122,10 @@ fn refuses_to_start_without_a_secret_or_allowed_hosts() {
     ));
     let mut bad_cred = only("TAP_SIGNER_SECRET", "s");
     bad_cred.push(("TAP_SIGNER_ALLOWED_HOSTS".into(), "api.x.com".into()));
-    bad_cred.push((
-        "TAP_SIGNER_CREDENTIAL_X".into(),
-        "{\"a\":\"leaked-value\"}".into(),
-    ));
+    let var = format!("{CREDENTIAL_ENV_PREFIX}X");
+    bad_cred.push((var.clone(), "{\"a\":\"leaked-value\"}".into()));
     let e = SignerConfig::from_vars(bad_cred).unwrap_err().to_string();
-    assert!(
-        e.contains("TAP_SIGNER_CREDENTIAL_X") && !e.contains("leaked-value"),
-        "{e}"
-    );
+    assert!(e.contains(&var) && !e.contains("leaked-value"), "{e}");
 }
 
 #[tokio::test]
