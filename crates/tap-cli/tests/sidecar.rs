@@ -507,3 +507,62 @@ async fn the_signer_sidecar_signs_between_the_proxy_and_a_loopback_upstream() {
     assert_eq!(up.count(), 2, "nothing reached the upstream");
     assert_eq!(served.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_write_goes_through_the_sidecar_with_its_control_headers() {
+    let sidecar = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    let api_base = format!("{}/signer", sidecar.base());
+    tap.add_credential(
+        "tw",
+        &key_set(),
+        &[
+            "--connector",
+            "sidecar",
+            "--api-base",
+            &api_base,
+            "--allowed-host",
+            "api.x.example",
+        ],
+    );
+    // No policy: the gated team default makes a POST wait for a human.
+    let key = tap.agent("bot", &["--credential", "tw"]);
+    let served = tap.serve_with(&[("TAP_PRIVATE_ALLOWLIST", "127.0.0.1")]);
+    let target = "https://api.x.example/2/tweets";
+    let r = served
+        .forward(&key)
+        .credential("tw")
+        .target(target)
+        .method("POST")
+        .header("Prefer", "respond-async")
+        .header("X-OAuth-Target", "http://agent-forged.example/")
+        .header("Content-Type", "application/json")
+        .body("{\"text\":\"hi\"}")
+        .send()
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let txn = r.json()["txn_id"].as_str().unwrap().to_owned();
+    assert_eq!(sidecar.count(), 0, "nothing before the decision");
+    tap.ok(&["approve", &txn]);
+    let done = tap_testkit::eventually(200, std::time::Duration::from_millis(50), || async {
+        let r = served
+            .get(&format!("/agent/approvals/{txn}"), Some(&key))
+            .await;
+        (r.json()["status"] == "forwarded").then(|| r.json())
+    })
+    .await
+    .expect("the approved request was forwarded");
+    assert_eq!(done["response"]["status"], 200, "{done}");
+    let seen = sidecar.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].uri, "/signer");
+    assert_eq!(seen[0].body, b"{\"text\":\"hi\"}");
+    assert_eq!(only(&seen[0], "x-oauth-credential"), "tw");
+    assert_eq!(only(&seen[0], "x-oauth-target"), target);
+    assert_eq!(only(&seen[0], "x-tap-method"), "POST");
+    let data: Value = serde_json::from_str(&only(&seen[0], "x-oauth-credential-data")).unwrap();
+    assert_eq!(data["consumer_key"], CONSUMER_KEY);
+    assert_no_agent_oauth(&seen[0]);
+    assert_eq!(served.terminate(), Some(0));
+}
