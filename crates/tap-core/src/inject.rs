@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 pub use self::signer::{AuthMode, OutboundRequest, SignError, SignedShape, Signer};
 pub use self::token::{GOOGLE_TOKEN_URL, TokenShape, is_signing_key};
 use crate::secret::{CredentialValue, Secret};
+use crate::target::TargetUrl;
 
 /// The format used when a credential names none.
 pub const DEFAULT_AUTH_FORMAT: &str = "Bearer {value}";
@@ -269,6 +270,9 @@ pub struct Injection {
     /// Tokens minted for this request (SPEC §6.3): scrubbed from its answer
     /// as `[REDACTED:<credential>.token]`.
     pub minted: Vec<Secret>,
+    /// A sidecar (SPEC §6.2) the request is sent to instead of its target,
+    /// which then travels in `X-OAuth-Target`. `None`: sent to the target.
+    pub via: Option<TargetUrl>,
 }
 
 impl Injection {
@@ -279,6 +283,7 @@ impl Injection {
             query: Vec::new(),
             signer: Some(signer),
             minted: Vec::new(),
+            via: None,
         }
     }
 }

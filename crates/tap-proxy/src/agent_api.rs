@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tap_core::audit::merge_rows;
+use tap_core::model::Connector;
 use tap_core::store::AuditQuery;
 
 use crate::agent_services::granted;
@@ -224,7 +225,10 @@ pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Respon
         .map(|c| ConfigCredentialView {
             name: c.name.clone(),
             description: c.description.clone(),
-            api_base: c.api_base_raw.clone(),
+            // A sidecar's address is internal: never shown to agents.
+            api_base: (c.connector == Connector::Direct)
+                .then(|| c.api_base_raw.clone())
+                .flatten(),
         })
         .collect();
     Json(AgentConfigView {

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tap_core::target::{OutboundRule, PrivateAllowlist, ResolvePins, TargetError};
+use tap_core::target::{HostPattern, OutboundRule, PrivateAllowlist, ResolvePins, TargetError};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
@@ -115,6 +115,18 @@ impl Default for TelegramConfig {
     }
 }
 
+/// Sidecars (SPEC §6.2, §6.5): which may receive a credential value and the
+/// secret the proxy authenticates itself to them with.
+#[derive(Clone, Debug, Default)]
+pub struct SidecarConfig {
+    /// `TAP_TRUSTED_SIDECARS`: hosts besides loopback addresses that may
+    /// receive `X-OAuth-Credential-Data` and `X-OAuth-Signer-Secret`
+    /// (`allowed_hosts` syntax: without a scheme only `https` matches).
+    pub trusted: Vec<HostPattern>,
+    /// `TAP_SIGNER_SECRET`: sent to trusted sidecars in `X-OAuth-Signer-Secret`.
+    pub signer_secret: Option<tap_core::secret::Secret>,
+}
+
 /// Everything the proxy reads from its environment.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
@@ -128,6 +140,8 @@ pub struct ProxyConfig {
     pub outbound: OutboundRule,
     /// `TAP_RESOLVE` pins.
     pub resolve: ResolvePins,
+    /// `TAP_TRUSTED_SIDECARS` and `TAP_SIGNER_SECRET`.
+    pub sidecars: SidecarConfig,
     /// Public base URL for links.
     pub public_url: Option<String>,
     /// Configuration poll interval.
@@ -213,6 +227,7 @@ impl Default for ProxyConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             outbound: OutboundRule::default(),
             resolve: ResolvePins::default(),
+            sidecars: SidecarConfig::default(),
             public_url: None,
             reload_interval: RELOAD_INTERVAL,
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
@@ -328,6 +343,18 @@ impl ProxyConfig {
                 source,
             })?;
         }
+        if let Some(v) = get("TAP_TRUSTED_SIDECARS") {
+            for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let p = HostPattern::parse(entry).map_err(|source| ConfigError::Outbound {
+                    var: "TAP_TRUSTED_SIDECARS",
+                    source,
+                })?;
+                c.sidecars.trusted.push(p);
+            }
+        }
+        c.sidecars.signer_secret = get("TAP_SIGNER_SECRET")
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| tap_core::secret::Secret::new(s.trim().as_bytes().to_vec()));
         if let Some(d) = secs("TAP_APPROVAL_TIMEOUT_SECS")? {
             c.approval_timeout = d.max(Duration::from_secs(1));
         }

@@ -92,6 +92,36 @@ pub const ENV_VARS: &[EnvVar] = &[
         "token endpoint of OAuth 2 refresh-token credentials without token_url",
     ),
     v(
+        "TAP_TRUSTED_SIDECARS",
+        "-",
+        "sidecar hosts besides loopback that may receive credential values (comma-separated)",
+    ),
+    v(
+        "TAP_SIGNER_SECRET",
+        "-",
+        "shared secret sent to loopback or trusted sidecars in X-OAuth-Signer-Secret",
+    ),
+    v(
+        "TAP_SIGNER_ALLOWED_HOSTS",
+        "-",
+        "tap-signer serve: upstream hosts signed requests may go to (required)",
+    ),
+    v(
+        "TAP_SIGNER_ALLOW_PRIVATE_TARGETS",
+        "false",
+        "tap-signer serve: let signed requests reach private addresses",
+    ),
+    v(
+        "TAP_SIGNER_TIMEOUT_SECS",
+        "30",
+        "tap-signer serve: upstream time limit",
+    ),
+    v(
+        "TAP_SIGNER_LISTEN_ADDR",
+        "127.0.0.1:8090",
+        "tap-signer serve: listen address",
+    ),
+    v(
         "TAP_APPROVAL_TIMEOUT_SECS",
         "3600",
         "life of a pending approval",

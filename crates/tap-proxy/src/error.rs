@@ -62,6 +62,9 @@ pub enum Reason {
     SigningKeyOnForward,
     /// `..` in a relative target.
     PathTraversal,
+    /// A credential value would go to a sidecar that is neither on loopback
+    /// nor in `TAP_TRUSTED_SIDECARS`.
+    SidecarNotTrusted,
     /// The request needs approval but no channel can decide it.
     ApprovalUnavailable,
     /// A member denied the request.
@@ -145,6 +148,7 @@ pub const ALL_REASONS: &[Reason] = &[
     Reason::MultiSecretUnbound,
     Reason::SigningKeyOnForward,
     Reason::PathTraversal,
+    Reason::SidecarNotTrusted,
     Reason::ApprovalUnavailable,
     Reason::ApprovalDenied,
     Reason::ApprovalTimedOut,
@@ -212,7 +216,8 @@ impl Reason {
             Self::TeamNotLinked
             | Self::CredentialNotGranted
             | Self::HostNotAllowed
-            | Self::TargetNotAllowed => StatusCode::FORBIDDEN,
+            | Self::TargetNotAllowed
+            | Self::SidecarNotTrusted => StatusCode::FORBIDDEN,
             Self::CredentialNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::ApprovalUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamError | Self::UnscannableResponse | Self::TokenEndpointError => {
@@ -260,6 +265,7 @@ impl Reason {
             Self::MultiSecretUnbound => "multi_secret_unbound",
             Self::SigningKeyOnForward => "signing_key_on_forward",
             Self::PathTraversal => "path_traversal",
+            Self::SidecarNotTrusted => "sidecar_not_trusted",
             Self::ApprovalUnavailable => "approval_unavailable",
             Self::ApprovalDenied => "approval_denied",
             Self::ApprovalTimedOut => "approval_timed_out",
@@ -354,6 +360,9 @@ impl Reason {
                 "Signing keys are used through POST /sign, never forwarded."
             }
             Self::PathTraversal => "Remove '..' segments from the target path.",
+            Self::SidecarNotTrusted => {
+                "Ask an operator to run the credential's sidecar on loopback or list its host in TAP_TRUSTED_SIDECARS; credential values go to no other sidecar."
+            }
             Self::ApprovalUnavailable => {
                 "This request needs human approval and no member can decide it; ask an operator to check the credential's policy and approvers."
             }

@@ -9,6 +9,7 @@
 pub mod keys;
 pub mod oauth1;
 pub mod oauth2;
+pub mod serve;
 pub mod sigv4;
 
 use std::sync::Arc;

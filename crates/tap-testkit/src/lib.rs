@@ -7,6 +7,7 @@ mod client;
 mod fake_telegram;
 mod fake_token;
 mod member_pages;
+mod oauth1;
 mod passkey;
 mod pg;
 mod raw;
@@ -22,6 +23,7 @@ pub use member_pages::{
     cookie_pair, form_body, form_enc, form_field, get_page, page_csrf, post_form, set_cookies,
     sign_in,
 };
+pub use oauth1::{expected_oauth1_signature, oauth_param, oauth_params, oauth_pct};
 pub use passkey::SoftPasskey;
 pub use pg::TempPg;
 pub use raw::{LAST_CHUNK, RawAnswer, RawRequest, RawUpstream, chunk, gzip};

@@ -277,6 +277,7 @@ async fn forward_approved(
         combined_scrubber(credentials.iter().copied())
     };
     let scrubber = with_query_renderings(base, &credential.name, &injection);
+    let scrubber = crate::proxy::sidecar::with_signer_secret(scrubber, &injection);
     let (mut headers, header_hits) = scrub_headers(resp.headers(), &scrubber, &credentials);
     if coding != Coding::Identity || bodyless {
         headers.remove(http::header::CONTENT_ENCODING);

@@ -41,12 +41,6 @@ impl CredentialSpec {
     /// Checks every field; the first problem is reported.
     pub fn validate(&mut self) -> OpsResult<()> {
         validate_name("credential", &self.name).map_err(|e| OpsError::Invalid(e.to_string()))?;
-        if self.connector == Connector::Sidecar {
-            return Err(OpsError::Invalid(
-                "the sidecar connector is not supported by this build yet; use --connector direct"
-                    .into(),
-            ));
-        }
         let mut hosts = Vec::with_capacity(self.allowed_hosts.len());
         for h in &self.allowed_hosts {
             let p = HostPattern::parse(h)
@@ -68,6 +62,12 @@ impl CredentialSpec {
         }
         if let Some(base) = &self.api_base {
             TargetUrl::parse(base).map_err(|e| OpsError::Invalid(format!("api_base: {e}")))?;
+        }
+        if self.connector == Connector::Sidecar && self.api_base.is_none() {
+            return Err(OpsError::Invalid(
+                "a sidecar credential needs --api-base, the sidecar's URL (e.g. http://127.0.0.1:8090)"
+                    .into(),
+            ));
         }
         if self.relative_target && self.api_base.is_none() {
             return Err(OpsError::Invalid(

@@ -14,9 +14,9 @@ use tap_core::model::Connector;
 use tap_core::secret::{CredentialValue, Secret};
 use tap_core::target::{TargetError, TargetUrl};
 
+use super::guard::{bound_and_safe, checked_value};
 use crate::directory::{AgentEntry, CredentialEntry, TeamEntry};
 use crate::error::{ProxyError, Reason};
-use crate::outbound::GuardError;
 use crate::state::{AppState, RATE_WINDOW};
 
 /// Headers never forwarded as the agent sent them (besides `x-tap-*`, `x-oauth-*` and injected ones).
@@ -213,6 +213,9 @@ pub(crate) async fn destination_and_injection(
     traversal: bool,
     mode: AuthMode,
 ) -> Result<Injection, ProxyError> {
+    if credential.connector == Connector::Sidecar {
+        return super::sidecar::injection(state, credential, url, traversal).await;
+    }
     let value = usable_destination(state, credential, url, traversal).await?;
     let name = credential.name.as_str();
     // OAuth 2 bundles (§6.3): an access token minted (or cached) for the request.
@@ -325,82 +328,19 @@ pub(crate) async fn usable_destination<'c>(
     traversal: bool,
 ) -> Result<&'c CredentialValue, ProxyError> {
     let name = credential.name.as_str();
-    if !credential.allowed_hosts.matches(url) {
-        return Err(ProxyError::new(
-            Reason::HostNotAllowed,
-            format!(
-                "host {} is not in the allowed_hosts of credential {name}",
-                url.host_str()
-            ),
-        )
-        .with("host", url.host_str())
-        .with("credential", name));
-    }
-    // Row 9.
-    let not_allowed = || {
-        ProxyError::new(
-            Reason::TargetNotAllowed,
-            format!(
-                "destination {} is a private or reserved address",
-                url.host_str()
-            ),
-        )
-        .with("host", url.host_str())
-    };
-    if let Some(ip) = url.ip() {
-        if !state
-            .resolver
-            .rule()
-            .permits(url.host_str(), ip, &credential.allowed_hosts)
-        {
-            return Err(not_allowed());
-        }
-    } else {
-        match state.resolver.resolve(url.host_str(), url.port()).await {
-            Ok(_) => {}
-            Err(GuardError::Refused { .. }) => return Err(not_allowed()),
-            Err(GuardError::Unresolvable { host }) => {
-                return Err(ProxyError::new(
-                    Reason::UpstreamError,
-                    format!("could not resolve {host}"),
-                )
-                .with("target", url.as_str()));
-            }
-        }
-    }
-    // Row 10.
-    let value = match &credential.value {
-        Ok(Some(v)) => v,
-        Ok(None) => {
-            return Err(ProxyError::new(
-                Reason::CredentialValueMissing,
-                format!("credential {name} has no value set"),
-            )
-            .with("credential", name));
-        }
-        Err(_) => {
-            return Err(ProxyError::new(
-                Reason::Internal,
-                "credential value could not be opened",
-            ));
-        }
-    };
-    if credential.signing_key {
-        return Err(ProxyError::new(
-            Reason::SigningKeyOnForward,
-            format!("credential {name} is a signing key and cannot be forwarded"),
-        ));
-    }
-    if traversal {
-        return Err(ProxyError::new(
-            Reason::PathTraversal,
-            "the target path contains '..'",
-        ));
-    }
-    if credential.connector != Connector::Direct {
+    bound_and_safe(state, credential, url).await?;
+    let Some(value) = checked_value(credential, traversal, false)? else {
         return Err(ProxyError::new(
             Reason::Internal,
-            format!("credential {name} uses a connector this build does not support"),
+            "credential value could not be opened",
+        ));
+    };
+    if credential.connector != Connector::Direct {
+        // Legacy placeholders are substituted by the proxy; a sidecar
+        // credential is only ever used through its sidecar (SPEC §6.2).
+        return Err(ProxyError::new(
+            Reason::NoCredential,
+            format!("credential {name} is served by a sidecar: name it in X-TAP-Credential"),
         ));
     }
     Ok(value)

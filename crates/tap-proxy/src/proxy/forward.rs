@@ -73,7 +73,8 @@ fn build_request(state: &AppState, p: &Prepared) -> Result<Request<UpstreamBody>
 
 /// The upstream request: the agent's forwarded headers, the injected secrets,
 /// `Accept-Encoding: identity` (so the answer can be scrubbed) and the body.
-/// A signed injection signs last, over the final method, URL and body.
+/// A signed injection signs last, over the final method, URL and body. A
+/// sidecar injection goes to the sidecar, with `X-TAP-Method` (SPEC §6.2).
 pub(crate) fn upstream_request(
     method: &str,
     target: &TargetUrl,
@@ -82,7 +83,7 @@ pub(crate) fn upstream_request(
     body: Bytes,
     clock: &dyn Clock,
 ) -> Result<Request<UpstreamBody>, ProxyError> {
-    let mut url = target.url().clone();
+    let mut url = injection.via.as_ref().unwrap_or(target).url().clone();
     if !injection.query.is_empty() {
         let mut q = url.query_pairs_mut();
         for (k, v) in &injection.query {
@@ -113,6 +114,10 @@ pub(crate) fn upstream_request(
             signer.sign(&out, clock).map_err(signing_failed)?
         }
     };
+    let sidecar_method = injection
+        .via
+        .as_ref()
+        .and_then(|_| HeaderValue::from_str(method.as_str()).ok());
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = method;
     *req.uri_mut() = uri;
@@ -130,6 +135,9 @@ pub(crate) fn upstream_request(
         };
         v.set_sensitive(true);
         h.insert(n, v);
+    }
+    if let Some(m) = sidecar_method {
+        h.insert(super::sidecar::METHOD_HEADER, m);
     }
     h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     Ok(req)
@@ -481,6 +489,7 @@ pub(crate) async fn forward(state: &AppState, p: Prepared, mut draft: AuditDraft
         &p.resolved.credential.name,
         &p.resolved.injection,
     );
+    let scrubber = super::sidecar::with_signer_secret(scrubber, &p.resolved.injection);
     let display_target = p.resolved.url.as_str().to_owned();
     let upstream_started = Instant::now();
     let timeout = state.config.forward_timeout;
@@ -817,6 +826,7 @@ mod query_rendering_tests {
             query: vec![("key".to_owned(), Secret::new(value.clone()))],
             signer: None,
             minted: Vec::new(),
+            via: None,
         };
         let target = TargetUrl::parse("https://api.example.com/v1?a=1").unwrap();
         let clock = tap_core::time::ManualClock::new(0);
