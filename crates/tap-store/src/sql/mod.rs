@@ -8,3 +8,5 @@
 //! `IntoArguments`, `Executor` for transactions) would outweigh the queries.
 
 pub(crate) mod grants;
+pub(crate) mod rows;
+pub(crate) mod snapshot;
