@@ -8,5 +8,6 @@
 //! `IntoArguments`, `Executor` for transactions) would outweigh the queries.
 
 pub(crate) mod grants;
+pub(crate) mod roles;
 pub(crate) mod rows;
 pub(crate) mod snapshot;
