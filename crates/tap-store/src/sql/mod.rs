@@ -8,6 +8,7 @@
 //! `IntoArguments`, `Executor` for transactions) would outweigh the queries.
 
 pub(crate) mod grants;
+pub(crate) mod passkeys;
 pub(crate) mod roles;
 pub(crate) mod rows;
 pub(crate) mod snapshot;
