@@ -12,3 +12,4 @@ pub(crate) mod passkeys;
 pub(crate) mod roles;
 pub(crate) mod rows;
 pub(crate) mod snapshot;
+pub(crate) mod telegram;
