@@ -210,7 +210,14 @@ async fn token_endpoint_failures_are_502_and_nothing_is_forwarded() {
     tokens.always(TokenReply::grant(MINTED, 3600));
     assert_eq!(get_echo(&served, &key, &up).await.status, 200);
     assert_eq!(up.count(), 1, "nothing forwarded while the endpoint failed");
-    let rows = tap.logs(&[]);
+    // The proxy folds its audit spool into the store within moments: wait
+    // for all three rows rather than read a partial trail.
+    let rows = eventually(100, Duration::from_millis(100), || async {
+        let rows = tap.logs(&[]);
+        (rows.len() >= 3).then_some(rows)
+    })
+    .await
+    .expect("three audit rows");
     let codes: Vec<_> = rows.iter().map(|r| r["error_code"].clone()).collect();
     assert_eq!(
         codes
