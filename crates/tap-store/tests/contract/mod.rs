@@ -62,6 +62,7 @@ pub(crate) mod rates;
 pub(crate) mod snapshot;
 pub(crate) mod teams;
 pub(crate) mod telegram;
+pub(crate) mod tokens;
 
 /// Expands to one `#[tokio::test]` per contract case, each on a fresh store
 /// from `$subject` (an expression evaluating to a [`Subject`], may `.await`).
@@ -119,6 +120,10 @@ macro_rules! store_contract {
             rates {
                 take_rate_allows_exactly_the_limit_in_a_sliding_window,
                 take_rate_allows_exactly_the_limit_under_contention,
+            }
+            tokens {
+                one_holder_leases_a_token_call_and_its_token_is_shared,
+                a_released_or_lapsed_lease_passes_on,
             }
             approvals {
                 approvals_round_trip_and_list_by_status_newest_first,
@@ -452,6 +457,20 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     (
         "changed",
         &["changed_is_a_wake_up_and_reads_see_the_change"],
+    ),
+    (
+        "token_lease",
+        &[
+            "one_holder_leases_a_token_call_and_its_token_is_shared",
+            "a_released_or_lapsed_lease_passes_on",
+        ],
+    ),
+    (
+        "put_token",
+        &[
+            "one_holder_leases_a_token_call_and_its_token_is_shared",
+            "a_released_or_lapsed_lease_passes_on",
+        ],
     ),
     (
         "take_rate",
