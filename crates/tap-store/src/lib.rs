@@ -10,6 +10,7 @@ mod clock;
 mod copy;
 mod pg;
 mod rekey;
+mod retention;
 pub(crate) mod sqlite;
 
 pub use copy::{CopyReport, copy_sqlite_to_pg};
