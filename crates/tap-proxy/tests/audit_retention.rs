@@ -34,9 +34,11 @@ async fn serve(
         "TAP_AUDIT_RETENTION_DAYS" => Some(days.clone()),
         _ => None,
     })
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    config.listen = listener.local_addr().unwrap();
+    .expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    config.listen = listener.local_addr().expect("addr");
     let proxy = Proxy::build_with_clock(
         Arc::clone(store),
         (*ops.keys).clone(),
@@ -44,7 +46,7 @@ async fn serve(
         clock as Arc<dyn Clock>,
     )
     .await
-    .unwrap();
+    .expect("proxy");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(proxy.serve(listener, async move {
         let _ = stopped.await;
