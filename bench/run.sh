@@ -12,6 +12,11 @@
 #                  answers scrubbed, audit rows committed to SQLite)
 #        tap-10k   with --scale: a second TAP whose store also holds 10,000
 #                  agents and 10,000 credentials
+#        tap-pg    with --postgres: a TAP like `tap` whose store is a fresh
+#                  schema of the PostgreSQL database $DATABASE_URL names
+#                  (default postgres://postgres@127.0.0.1:5432/test), dropped
+#                  at the end; the CPU of its PostgreSQL backends is measured
+#                  too (db cpu/r)
 #   3. checks every subject answers like the upstream and that the credential
 #      is injected (and, through TAP, scrubbed from the answer);
 #   4. streams 1 GiB through TAP and reports its memory before and after;
@@ -24,6 +29,7 @@
 # Usage: bench/run.sh [options]
 #   --quick            smoke run: 1 repeat of 2 s, 1 s warm-up, 256 MiB stream
 #   --scale            add the tap-10k subject (10,000 agents + 10,000 credentials)
+#   --postgres         add the tap-pg subject (the store on PostgreSQL, see above)
 #   --repeats N        repeats of every case; medians reported [3]
 #   --duration S       seconds of every measured wrk run [5]
 #   --warmup S         unmeasured seconds per subject before the matrix [2]
@@ -43,10 +49,13 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$REPO/target/release"
 
 REPEATS=3 DURATION=5 WARMUP=2 CONC="1 16 64" BIG_CONC=16 THREADS=2
-STREAM_MIB=1024 USE_NGINX=1 SCALE=0 BUILD=1 OUT="" KEEP=0 MODE="full"
+STREAM_MIB=1024 USE_NGINX=1 SCALE=0 BUILD=1 OUT="" KEEP=0 MODE="full" USE_PG=0
+PG_BASE="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 SCALE_AGENTS=10000 SCALE_CREDENTIALS=10000
 SECRET="sk_bench_0123456789abcdefghijklmnopqrstuv"
 SETTLE=1
+# Each TAP here picks its store itself: never one from the caller's environment.
+unset TAP_DATABASE_URL
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
@@ -58,6 +67,7 @@ while [[ $# -gt 0 ]]; do
   case "$opt" in
     --quick) MODE="quick" REPEATS=1 DURATION=2 WARMUP=1 STREAM_MIB=256; shift ;;
     --scale) SCALE=1; shift ;;
+    --postgres) USE_PG=1; shift ;;
     --no-nginx) USE_NGINX=0; shift ;;
     --skip-build) BUILD=0; shift ;;
     --keep) KEEP=1; shift ;;
@@ -92,6 +102,14 @@ apt_install() { # $@ packages; true when they got installed
 
 command -v curl >/dev/null || apt_install curl || die "curl is needed (Debian: apt-get install -y curl)"
 command -v wrk >/dev/null || apt_install wrk || die "wrk is needed (Debian: apt-get install -y wrk)"
+if [[ $USE_PG == 1 ]]; then
+  [[ "$PG_BASE" == postgres://* || "$PG_BASE" == postgresql://* ]] \
+    || die "--postgres needs DATABASE_URL to be a postgres:// URL"
+  command -v psql >/dev/null || apt_install postgresql-client \
+    || die "psql is needed for --postgres (Debian: apt-get install -y postgresql-client)"
+  timeout 10 psql "$PG_BASE" -Atqc 'SELECT 1' >/dev/null 2>&1 \
+    || die "--postgres: cannot reach the database DATABASE_URL names"
+fi
 NGINX_BIN=""
 if [[ $USE_NGINX == 1 ]]; then
   NGINX_BIN="$(command -v nginx || true)"
@@ -124,6 +142,7 @@ WORK="$(mktemp -d /tmp/tap-bench.XXXXXX)"
 OUT="${OUT:-$(mktemp -d /tmp/tap-bench-results.XXXXXX)}"
 mkdir -p "$OUT/raw" "$WORK/lua"
 STARTED_PIDS=()
+PG_SCHEMA="" PG_URL="" PG_APP=""
 
 stop_pid() { # $1 pid: TERM, wait up to 20 s, then KILL
   local pid=$1 i
@@ -144,6 +163,10 @@ cleanup() {
     pid=${STARTED_PIDS[$i]}
     stop_pid "$pid"
   done
+  if [[ -n "$PG_SCHEMA" ]]; then
+    timeout 30 psql "$PG_BASE" -Atqc "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1 \
+      || say "could not drop the PostgreSQL schema $PG_SCHEMA"
+  fi
   if [[ $KEEP == 1 ]]; then
     say "kept $WORK"
   else
@@ -235,19 +258,23 @@ EOF
 [[ $USE_NGINX == 1 ]] && start_nginx
 
 # TAP: one data dir per instance; prints "URL PID KEY" into $WORK/<name>.info
-tap_cmd() { # $1 data dir, rest: tap arguments
-  local dir=$1
-  shift
-  TAP_DATA_DIR="$dir" "$BIN/tap" "$@"
+tap_cmd() { # $1 data dir, $2 database URL ('' for SQLite in the data dir), rest: tap arguments
+  local dir=$1 db=$2
+  shift 2
+  if [[ -n "$db" ]]; then
+    TAP_DATA_DIR="$dir" TAP_DATABASE_URL="$db" "$BIN/tap" "$@"
+  else
+    TAP_DATA_DIR="$dir" "$BIN/tap" "$@"
+  fi
 }
 
-start_tap() { # $1 name, $2 1 to seed the scale store
-  local name=$1 seed=$2 dir="$WORK/$1" key url pid i
-  tap_cmd "$dir" init --json >"$WORK/$name.init.json" 2>"$WORK/$name.init.log" \
+start_tap() { # $1 name, $2 1 to seed the scale store, $3 database URL ('' for SQLite)
+  local name=$1 seed=$2 db=$3 dir="$WORK/$1" key url pid i
+  tap_cmd "$dir" "$db" init --json >"$WORK/$name.init.json" 2>"$WORK/$name.init.log" \
     || die "tap init failed: $(cat "$WORK/$name.init.log")"
-  printf '%s' "$SECRET" | tap_cmd "$dir" add bench --allowed-host "$UPSTREAM" --value-stdin \
+  printf '%s' "$SECRET" | tap_cmd "$dir" "$db" add bench --allowed-host "$UPSTREAM" --value-stdin \
     >/dev/null 2>"$WORK/$name.add.log" || die "tap add failed: $(cat "$WORK/$name.add.log")"
-  key=$(tap_cmd "$dir" agent create bot --credential bench --json 2>"$WORK/$name.agent.log" \
+  key=$(tap_cmd "$dir" "$db" agent create bot --credential bench --json 2>"$WORK/$name.agent.log" \
     | tr -d '\n' | sed -n 's/.*"api_key" *: *"\([^"]*\)".*/\1/p')
   [[ -n "$key" ]] || die "tap agent create printed no api_key: $(cat "$WORK/$name.agent.log")"
   if [[ $seed == 1 ]]; then
@@ -257,8 +284,10 @@ start_tap() { # $1 name, $2 1 to seed the scale store
       || die "seeding the scale store failed"
   fi
   # The upstream is on loopback, which TAP refuses unless it is allowlisted.
-  TAP_DATA_DIR="$dir" TAP_PRIVATE_ALLOWLIST=127.0.0.1 \
-    "$BIN/tap" serve --listen 127.0.0.1:0 >"$WORK/$name.log" 2>&1 &
+  # `env` execs tap, so $! is tap's own pid (a backgrounded function would be a subshell).
+  local envs=(TAP_DATA_DIR="$dir" TAP_PRIVATE_ALLOWLIST=127.0.0.1)
+  [[ -n "$db" ]] && envs+=(TAP_DATABASE_URL="$db")
+  env "${envs[@]}" "$BIN/tap" serve --listen 127.0.0.1:0 >"$WORK/$name.log" 2>&1 &
   pid=$!
   STARTED_PIDS+=("$pid")
   url=""
@@ -273,8 +302,20 @@ start_tap() { # $1 name, $2 1 to seed the scale store
   say "$name $url (pid $pid)"
 }
 
-start_tap tap 0
-[[ $SCALE == 1 ]] && start_tap tap-10k 1
+start_tap tap 0 ""
+[[ $SCALE == 1 ]] && start_tap tap-10k 1 ""
+if [[ $USE_PG == 1 ]]; then
+  # A schema of its own (dropped by cleanup); the application name finds its backends.
+  PG_SCHEMA="tap_bench_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+  PG_APP="tap-bench-$PG_SCHEMA"
+  timeout 30 psql "$PG_BASE" -Atqc "CREATE SCHEMA $PG_SCHEMA" >/dev/null \
+    || { PG_SCHEMA=""; die "could not create a schema in the database DATABASE_URL names"; }
+  sep='?'
+  [[ "$PG_BASE" == *\?* ]] && sep='&'
+  PG_URL="$PG_BASE${sep}options[search_path]=$PG_SCHEMA&application_name=$PG_APP"
+  say "tap-pg: PostgreSQL schema $PG_SCHEMA"
+  start_tap tap-pg 0 "$PG_URL"
+fi
 
 # ------------------------------------------------------------------ subjects
 
@@ -283,7 +324,7 @@ NAMES=(direct) SUBJ_PIDS=("$UP_PID") SUBJ_URL=("$UPSTREAM") SUBJ_KEY=("")
 if [[ $USE_NGINX == 1 ]]; then
   NAMES+=(nginx) SUBJ_PIDS+=("$NGINX_PID") SUBJ_URL+=("$NGINX_URL") SUBJ_KEY+=("")
 fi
-for t in tap tap-10k; do
+for t in tap tap-10k tap-pg; do
   [[ -f "$WORK/$t.info" ]] || continue
   read -r url pid key <"$WORK/$t.info"
   NAMES+=("$t") SUBJ_PIDS+=("$pid") SUBJ_URL+=("$url") SUBJ_KEY+=("$key")
@@ -371,6 +412,28 @@ ctx_switches() { # $1 pid -> context switches of every thread of it and its chil
 
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
+pg_backends() { # the PostgreSQL backends serving tap-pg (found by their application name)
+  [[ -n "$PG_APP" ]] || return 0
+  timeout 10 psql "$PG_BASE" -Atqc \
+    "SELECT pid FROM pg_stat_activity WHERE application_name = '$PG_APP'" 2>/dev/null || true
+}
+
+list_ticks() { # pids... -> utime+stime of each (no children), "pid ticks" lines
+  local p s
+  for p in "$@"; do
+    s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    s=${s##*) }
+    read -r -a f <<<"$s"
+    echo "$p $((f[11] + f[12]))"
+  done
+}
+
+db_ticks_between() { # $1 "pid ticks" lines before, $2 after -> ticks the backends used
+  # A backend that started during the run counts from zero; one that ended is lost.
+  awk 'NR == FNR { b[$1] = $2; next } { d += $2 - (($1 in b) ? b[$1] : 0) } END { print d + 0 }' \
+    <(printf '%s\n' "$1") <(printf '%s\n' "$2")
+}
+
 # ------------------------------------------------------------------ preflight
 
 say "preflight: every subject answers like the upstream; the credential is injected"
@@ -421,7 +484,7 @@ CASES=()
 for c in $CONC; do CASES+=("s$c:$c:/small"); done
 CASES+=("big:$BIG_CONC:/big")
 CSV="$OUT/results.csv"
-echo "rep,case,subject,conc,requests,errors,non2xx,rps,p50_us,p99_us,mib_per_s,cpu_us_per_req,ctx_per_req" >"$CSV"
+echo "rep,case,subject,conc,requests,errors,non2xx,rps,p50_us,p99_us,mib_per_s,cpu_us_per_req,ctx_per_req,db_cpu_us_per_req" >"$CSV"
 
 wrk_run() { # $1 index, $2 conc, $3 seconds, $4 path, $5 raw output file
   local i=$1 c=$2 secs=$3 path=$4 raw=$5 t=$THREADS
@@ -446,24 +509,30 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
       name=${NAMES[$i]}
       raw="$OUT/raw/$rep.$case.$name.txt"
       run_no=$((run_no + 1))
+      d0="" db=""
+      # shellcheck disable=SC2046 # one pid a word
+      [[ $name == tap-pg ]] && d0=$(list_ticks $(pg_backends))
       t0=$(cpu_ticks "${SUBJ_PIDS[$i]}") x0=$(ctx_switches "${SUBJ_PIDS[$i]}")
       wrk_run "$i" "$conc" "$DURATION" "$path" "$raw"
       t1=$(cpu_ticks "${SUBJ_PIDS[$i]}") x1=$(ctx_switches "${SUBJ_PIDS[$i]}")
+      # shellcheck disable=SC2046
+      [[ $name == tap-pg ]] && db=$(db_ticks_between "$d0" "$(list_ticks $(pg_backends))")
       line=$(grep '^RESULT ' "$raw" | tail -n1 || true)
       if [[ -z "$line" ]]; then
         say "run $run_no/$runs $case $name: wrk gave no result (see $raw)"
-        echo "$rep,$case,$name,$conc,0,1,0,,,,,," >>"$CSV"
+        echo "$rep,$case,$name,$conc,0,1,0,,,,,,," >>"$CSV"
         continue
       fi
       read -r _ reqs errs non2xx p50 p99 dur_us bytes <<<"$line"
       awk -v rep="$rep" -v cs="$case" -v name="$name" -v conc="$conc" -v reqs="$reqs" \
         -v errs="$errs" -v non2xx="$non2xx" -v p50="$p50" -v p99="$p99" -v dur="$dur_us" \
-        -v bytes="$bytes" -v ticks=$((t1 - t0)) -v tick_us="$TICK_US" -v ctx=$((x1 - x0)) 'BEGIN {
+        -v bytes="$bytes" -v ticks=$((t1 - t0)) -v tick_us="$TICK_US" -v ctx=$((x1 - x0)) -v db="$db" 'BEGIN {
           s = dur / 1e6
-          printf "%s,%s,%s,%s,%d,%d,%d,%.1f,%d,%d,%.1f,%s,%s\n", rep, cs, name, conc, reqs, errs,
+          printf "%s,%s,%s,%s,%d,%d,%d,%.1f,%d,%d,%.1f,%s,%s,%s\n", rep, cs, name, conc, reqs, errs,
             non2xx, reqs / s, p50, p99, bytes / s / 1048576,
             (reqs > 0) ? sprintf("%.1f", ticks * tick_us / reqs) : "",
-            (reqs > 0) ? sprintf("%.2f", ctx / reqs) : ""
+            (reqs > 0) ? sprintf("%.2f", ctx / reqs) : "",
+            (reqs > 0 && db != "") ? sprintf("%.1f", db * tick_us / reqs) : ""
         }' >>"$CSV"
       say "run $run_no/$runs $case $name: $(tail -n1 "$CSV" | cut -d, -f8) req/s, p50 ${p50} us, errors $((errs + non2xx))"
       sleep "$SETTLE"
@@ -503,7 +572,7 @@ function check(label, got, want, ok) {
 NR > 1 {
   put($3 SUBSEP $2 SUBSEP "rps", $8); put($3 SUBSEP $2 SUBSEP "p50", $9); put($3 SUBSEP $2 SUBSEP "p99", $10)
   put($3 SUBSEP $2 SUBSEP "mib", $11); put($3 SUBSEP $2 SUBSEP "cpu", $12)
-  put($3 SUBSEP $2 SUBSEP "ctx", $13); err[$3] += $6 + $7
+  put($3 SUBSEP $2 SUBSEP "ctx", $13); put($3 SUBSEP $2 SUBSEP "db", $14); err[$3] += $6 + $7
 }
 END {
   ns = split(order, S, " "); nc = split(conc, C, " ")
@@ -524,16 +593,30 @@ END {
       fmt(mem[s], 1), err[s])
     print line }
 
-  for (pass = 1; pass <= 2; pass++) {
-    base = (pass == 1) ? "direct" : "nginx"
+  if (("tap-pg" SUBSEP "s16" SUBSEP "db") in cnt) {
+    print ""
+    print "tap-pg: CPU of its PostgreSQL backends per request (us), and tap-pg + backends against tap (SQLite)"
+    line = "  backends"
+    for (j = 1; j <= nc; j++) line = line sprintf("  c%s %s", C[j], fmt(m("tap-pg", "s" C[j], "db"), 1))
+    print line sprintf("  big %s", fmt(m("tap-pg", "big", "db"), 1))
+    tp = m("tap-pg", "s16", "cpu") + m("tap-pg", "s16", "db")
+    printf "  c16: tap-pg %.1f + backends %.1f = %.1f us per request; tap (SQLite, in-process) %.1f us (%.2fx)\n",
+      m("tap-pg", "s16", "cpu"), m("tap-pg", "s16", "db"), tp, m("tap", "s16", "cpu"),
+      (m("tap", "s16", "cpu") > 0) ? tp / m("tap", "s16", "cpu") : 0
+  }
+
+  for (pass = 1; pass <= 3; pass++) {
+    base = (pass == 1) ? "direct" : (pass == 2) ? "nginx" : "tap"
     if (!((base SUBSEP "s" C[1] SUBSEP "rps") in cnt)) continue
+    # against tap (SQLite): only the other TAPs, and only when there are any
+    if (pass == 3 && !((("tap-pg" SUBSEP "s" C[1] SUBSEP "rps") in cnt) || (("tap-10k" SUBSEP "s" C[1] SUBSEP "rps") in cnt))) continue
     print ""
     printf "Ratios against %s (throughput: subject / %s; +p50: added median latency in us; cpu: subject / %s)\n", base, base, base
     line = sprintf("%-9s", "subject")
     for (j = 1; j <= nc; j++) line = line sprintf(" %8s", "rps c" C[j])
     line = line sprintf(" %8s %8s %8s %9s %9s", "rps big", "+p50 c1", "+p50 c16", "cpu c16", "cpu big")
     print line
-    for (i = 1; i <= ns; i++) { s = S[i]; if (s == base || s == "direct") continue
+    for (i = 1; i <= ns; i++) { s = S[i]; if (s == base || s == "direct" || (pass == 3 && s == "nginx")) continue
       line = sprintf("%-9s", s)
       for (j = 1; j <= nc; j++) line = line sprintf(" %8s", fmt(ratio(m(s, "s" C[j], "rps"), m(base, "s" C[j], "rps")), 2))
       d1 = (m(s, "s1", "p50") == "") ? "" : m(s, "s1", "p50") - m(base, "s1", "p50")

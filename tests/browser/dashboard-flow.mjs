@@ -70,19 +70,10 @@ async function fill(form, names, value) {
   return false;
 }
 
-// Creates the credential on /dashboard/credentials, or through the admin
-// API when the proxy has no such page. Returns how it was created.
+// Creates the credential on /dashboard/credentials. Returns how it was created.
 async function createCredential(page, token) {
   const resp = await page.goto(`${base}/dashboard/credentials`);
-  if (resp && resp.status() === 404) {
-    await api(token, "POST", "/team/credentials", {
-      name: CREDENTIAL,
-      description: XSS_DESCRIPTION,
-      allowed_hosts: [upstream],
-      value: secret,
-    });
-    return "api";
-  }
+  if (!resp || resp.status() !== 200) { throw new Error(`/dashboard/credentials: ${resp && resp.status()}`); }
   const form = page.locator('form[method="post"]:has([name="name"])').first();
   await fill(form, ["name"], CREDENTIAL);
   await fill(form, ["description"], XSS_DESCRIPTION);
@@ -95,20 +86,18 @@ async function createCredential(page, token) {
   return "dashboard";
 }
 
-// Creates the agent on /dashboard/agents (or through the admin API); its key.
+// Creates the agent on /dashboard/agents; its key, shown once.
 async function createAgent(page, token) {
   const resp = await page.goto(`${base}/dashboard/agents`);
-  if (resp && resp.status() === 404) {
-    const v = await api(token, "POST", "/team/agents", { id: AGENT, credentials: [CREDENTIAL] });
-    return { how: "api", key: v.api_key };
-  }
+  if (!resp || resp.status() !== 200) { throw new Error(`/dashboard/agents: ${resp && resp.status()}`); }
   const form = page.locator('form[method="post"]:has([name="id"])').first();
   await fill(form, ["id"], AGENT);
-  await fill(form, ["credentials", "credential"], CREDENTIAL);
+  // Credentials are granted by ticking their box.
+  await form.locator(`input[type="checkbox"][name="credential"][value="${CREDENTIAL}"]`).check();
   await form.locator('button[type="submit"]').first().click();
   await page.waitForLoadState("load");
   // The key is shown once, in an element marked for it.
-  const key = (await page.locator("[data-api-key], #api-key").first().textContent()).trim();
+  const key = (await page.locator("#once-value").first().textContent()).trim();
   return { how: "dashboard", key };
 }
 

@@ -300,13 +300,23 @@ impl TelegramBot {
     }
 
     /// Keeps messages in step with their approvals until the task is dropped.
+    /// Runs in one process of a deployment (the proxy runs it on the replica
+    /// that leads Telegram), woken by decisions made here, by changes any
+    /// replica commits to a shared store, and every [`SYNC_INTERVAL`].
     pub async fn run_sync(self: Arc<Self>) {
         loop {
             let woken = self.wake.notified();
+            let changed = self.store.changed();
             if let Err(e) = self.sync_once().await {
                 tracing::warn!(error = %e, "telegram message sync failed");
             }
-            let _ = tokio::time::timeout(SYNC_INTERVAL, woken).await;
+            let _ = tokio::time::timeout(SYNC_INTERVAL, async {
+                tokio::select! {
+                    () = woken => {},
+                    () = changed => {},
+                }
+            })
+            .await;
         }
     }
 

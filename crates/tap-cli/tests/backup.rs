@@ -139,3 +139,78 @@ fn a_store_copied_without_its_wal_refuses_to_start() {
         "no new owner: {stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_schema_exists_but_whose_companions_are_missing_refuses_to_start() {
+    let up = FakeUpstream::start().await;
+    // A store file that holds the schema and has folded audit rows from a
+    // spool, put in place without that spool (and WAL): it may lack recent
+    // writes and must not be served as if whole.
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    tap.add_credential(
+        "echo",
+        "companion-secret-0042",
+        &["--allowed-host", &up.base()],
+    );
+    let key = tap.agent("bot", &["--credential", "echo"]);
+    let served = tap.serve();
+    let r = served
+        .forward(&key)
+        .credential("echo")
+        .target(&format!("{}/echo/x", up.base()))
+        .method("GET")
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let folded = eventually(100, Duration::from_millis(100), || async {
+        let logs = tokio::task::block_in_place(|| tap.logs(&[]));
+        (!logs.is_empty()).then_some(())
+    })
+    .await;
+    assert!(folded.is_some(), "the row reached the store");
+    // A consistent snapshot of tap.db as it stands (schema, folded audit
+    // rows, the spool position), put in place by hand instead of `tap restore`.
+    let snapshot = tap.root().join("snapshot.db");
+    let snap = snapshot.display().to_string();
+    assert!(
+        tokio::task::block_in_place(|| tap.run(&["backup", &snap]))
+            .status
+            .success()
+    );
+    drop(served);
+    let copy = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    std::fs::create_dir_all(copy.data_dir()).unwrap();
+    std::fs::copy(&snapshot, copy.db_path()).unwrap();
+    std::fs::copy(tap.path("master.key"), copy.path("master.key")).unwrap();
+    for _ in 0..2 {
+        // Refused every time: the first refusal leaves nothing that lets a second start.
+        let out = tokio::task::block_in_place(|| {
+            copy.run_bounded(&["serve", "--listen", "127.0.0.1:0"], &[], EXIT_BOUND)
+        });
+        assert!(
+            !out.status.success(),
+            "a copy without its companions started"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("audit-spool is missing"), "{err}");
+        assert!(err.contains("tap restore"), "{err}");
+    }
+    // `tap restore` of the same snapshot serves.
+    let restored = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    assert!(
+        tokio::task::block_in_place(|| restored.run(&["restore", &snap]))
+            .status
+            .success()
+    );
+    std::fs::copy(tap.path("master.key"), restored.path("master.key")).unwrap();
+    let served = restored.serve();
+    let r = served
+        .forward(&key)
+        .credential("echo")
+        .target(&format!("{}/echo/y", up.base()))
+        .method("GET")
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -371,6 +371,89 @@ async fn two_replicas_started_at_once_on_an_empty_database_share_one_deployment(
     assert_eq!(two.terminate(), Some(0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leading_replica_edits_telegram_messages() {
+    let Some(pg) = TempPg::create().await else {
+        return;
+    };
+    const POLLS: &str = "this replica polls Telegram";
+    // The two replicas call the Bot API with different tokens, so the fake
+    // tells whose calls it got.
+    const LEAD_TOKEN: &str = "123456:replica-one-token";
+    const OTHER_TOKEN: &str = "123456:replica-two-token";
+    let up = FakeUpstream::start().await;
+    let tg = tap_testkit::FakeTelegram::start().await;
+    let (_tap, admin, key, one, two) = {
+        let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url());
+        let init = tap.init();
+        let admin = init["admin_token"].as_str().expect("admin").to_owned();
+        tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
+        let key = tap.agent("bot", &["--credential", "echo"]);
+        let api = tg.base();
+        let one_env = [
+            ("TELEGRAM_BOT_TOKEN", LEAD_TOKEN),
+            ("TELEGRAM_API_URL", api.as_str()),
+            ("TELEGRAM_CHAT_ID", "-100200300"),
+            ("TAP_PRIVATE_ALLOWLIST", "127.0.0.1"),
+        ];
+        let mut two_env = one_env;
+        two_env[0].1 = OTHER_TOKEN;
+        let one = tap.serve_with(&one_env);
+        let leads = eventually(TRIES, EVERY, || async {
+            one.log().contains(POLLS).then_some(())
+        })
+        .await;
+        assert!(leads.is_some(), "replica one never led: {}", one.log());
+        let two = tap.serve_with(&two_env);
+        (tap, admin, key, one, two)
+    };
+
+    // The request is held on replica two, which sends the message itself...
+    let r = two
+        .forward(&key)
+        .credential("echo")
+        .target(&format!("{}/echo/telegram-edit", up.base()))
+        .method("POST")
+        .header("Prefer", "respond-async")
+        .body("held")
+        .send()
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let txn = r.json()["txn_id"].as_str().expect("txn").to_owned();
+    let sent = eventually(TRIES, EVERY, || async {
+        tg.calls_of("sendMessage").into_iter().find(|c| {
+            c.body["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("telegram-edit"))
+        })
+    })
+    .await
+    .unwrap_or_else(|| panic!("no message sent: {:?}", tg.calls()));
+    assert_eq!(sent.token, OTHER_TOKEN);
+
+    // ...and is approved there too, which wakes replica two's own channel.
+    let (status, body) = admin_post(&two, &admin, &format!("/team/approvals/{txn}/approve")).await;
+    assert_eq!(status, 200, "{body}");
+    let shown = eventually(TRIES * 2, EVERY, || async {
+        tg.messages()
+            .into_iter()
+            .find(|m| m.text.contains("telegram-edit") && m.text.contains("forwarded."))
+    })
+    .await
+    .unwrap_or_else(|| panic!("the message never showed the outcome: {:?}", tg.calls()));
+    assert!(shown.buttons.is_empty(), "{shown:?}");
+
+    // Every edit came from the leading replica, none from the one that decided.
+    let edits = tg.calls_of("editMessageText");
+    assert!(!edits.is_empty());
+    assert!(
+        edits.iter().all(|c| c.token == LEAD_TOKEN),
+        "a replica that does not lead edited: {edits:?}"
+    );
+    assert_eq!(one.terminate(), Some(0));
+    assert_eq!(two.terminate(), Some(0));
+}
+
 /// An OAuth 2 access token is fetched once for concurrent requests through
 /// both replicas, and once more after it expires; the refresh token the
 /// first call rotated is what the other replica sends next.

@@ -428,6 +428,13 @@ pub trait Store: Send + Sync + 'static {
     /// verify from and the stored head. A row whose index columns disagree
     /// with its record comes back with a `row_hash` that never verifies.
     async fn audit_chain(&self, team_internal_id: i64) -> StoreResult<AuditChain>;
+    /// Retention: for every team, deletes the rows whose timestamp is before
+    /// `before` (RFC 3339 UTC, as the rows store it), never the team's last
+    /// row, and moves the team's sealed retention anchor to the last deleted
+    /// row (`anchor_hash` its hash, `first_seq` its seq + 1), per team in one
+    /// write transaction; pending spooled rows are folded first. Idempotent and
+    /// safe to run from several processes at once. Answers the rows deleted.
+    async fn prune_audit(&self, before: &str) -> StoreResult<u64>;
 
     /// Everything the hot path needs.
     async fn snapshot(&self) -> StoreResult<Snapshot>;

@@ -97,10 +97,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Journal {
     /// Starts the journal and its flusher task. Without a durable log (the
     /// store has none, or another process owns it) commits go through
-    /// [`Store::append_audit`] on a spawned task.
-    pub fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
+    /// [`Store::append_audit`] on a spawned task. A damaged or missing log
+    /// of a store that had one (`StoreError::Corrupt`) is an error: the
+    /// store may have lost writes and is not served.
+    pub fn start(store: Arc<dyn Store>) -> Result<(Self, tokio::task::JoinHandle<()>), StoreError> {
         let writer = match store.audit_writer() {
             Ok(w) => w,
+            Err(e @ StoreError::Corrupt(_)) => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "audit spool unavailable; committing audit rows to the store directly");
                 None
@@ -117,7 +120,7 @@ impl Journal {
             metrics: Arc::default(),
         });
         let task = tokio::spawn(flusher(Arc::clone(&inner)));
-        (Self { inner }, task)
+        Ok((Self { inner }, task))
     }
 
     /// The metrics every request is recorded in.

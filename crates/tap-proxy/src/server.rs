@@ -374,7 +374,8 @@ impl Proxy {
         let directory = Arc::new(DirectoryHandle::new(Directory::build(
             snapshot, &keys, None,
         )));
-        let (journal, journal_task) = Journal::start(Arc::clone(&store));
+        let (journal, journal_task) =
+            Journal::start(Arc::clone(&store)).map_err(ServerError::Store)?;
         let resolver = Arc::new(GuardedResolver::new(
             config.outbound.clone(),
             config.resolve.clone(),

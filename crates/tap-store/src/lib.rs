@@ -10,6 +10,8 @@ mod clock;
 mod copy;
 mod pg;
 mod rekey;
+mod retention;
+mod sql;
 pub(crate) mod sqlite;
 
 pub use copy::{CopyReport, copy_sqlite_to_pg};

@@ -265,3 +265,115 @@ async fn a_write_on_one_replica_wakes_waiters_on_another() {
     assert!(woken.is_finished(), "not woken after {writes} writes");
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
+
+/// `url` with `params` (`k=v&…`) added to its query.
+fn with_params(url: &str, params: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{params}")
+}
+
+/// The server's certificate file when the server offers TLS and the file is
+/// readable here (the server runs on this machine); `None` with a message
+/// otherwise (the TLS cases then skip).
+async fn server_certificate(url: &str) -> Option<String> {
+    let admin = sqlx::PgPool::connect(url).await.expect("connect");
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&admin)
+        .await
+        .expect("show ssl");
+    let file: String = sqlx::query_scalar("SHOW ssl_cert_file")
+        .fetch_one(&admin)
+        .await
+        .expect("show ssl_cert_file");
+    admin.close().await;
+    if ssl != "on" || std::fs::metadata(&file).is_err() {
+        eprintln!(
+            "skipped: the test server offers no TLS, or its certificate is not readable here"
+        );
+        return None;
+    }
+    Some(file)
+}
+
+/// `sslmode=require`: the store's connections are all encrypted (the server
+/// says so in `pg_stat_ssl`), and the store works over them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_encrypts_every_connection_of_the_store() {
+    let Some(url) = database_url() else { return };
+    if server_certificate(&url).await.is_none() {
+        return;
+    }
+    let schema = TempSchema::create(&url).await;
+    let app = format!("tls-{}", schema.name);
+    let tls_url = with_params(&url, &format!("sslmode=require&application_name={app}"));
+    let store = PgStore::connect_in_schema(&tls_url, &schema.name)
+        .await
+        .expect("connect over TLS");
+    let team = contract::migrated_with_team(&store, "a").await;
+    store
+        .set_team_mode(team, ApprovalMode::Autonomous)
+        .await
+        .expect("write over TLS");
+    assert!(store.lead("telegram-poll").await.expect("lead over TLS"));
+
+    let admin = sqlx::PgPool::connect(&url).await.expect("connect");
+    let encrypted: Vec<bool> = sqlx::query_scalar(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = $1",
+    )
+    .bind(&app)
+    .fetch_all(&admin)
+    .await
+    .expect("pg_stat_ssl");
+    admin.close().await;
+    // The pool's connections and the role lock's own connection.
+    assert!(encrypted.len() >= 2, "{encrypted:?}");
+    assert!(encrypted.iter().all(|e| *e), "{encrypted:?}");
+}
+
+/// `sslmode=verify-full` checks the server's certificate against the public
+/// roots (or `sslrootcert`) and its name: a certificate it cannot verify is
+/// refused, never used unverified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_verify_full_refuses_a_certificate_it_cannot_verify_and_takes_its_root() {
+    let Some(url) = database_url() else { return };
+    let Some(cert) = server_certificate(&url).await else {
+        return;
+    };
+    let schema = TempSchema::create(&url).await;
+    // The test server's certificate is its own (Debian's snakeoil): no public
+    // root vouches for it.
+    let unverified = with_params(&url, "sslmode=verify-full");
+    let err = match PgStore::connect_in_schema(&unverified, &schema.name).await {
+        Err(e) => e,
+        Ok(store) => store
+            .migrate()
+            .await
+            .expect_err("an unverifiable server was used"),
+    };
+    assert!(
+        matches!(err, tap_core::store::StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+
+    // With the certificate as the root, under the name it is issued for
+    // (snakeoil names the machine: `localhost`), the same server verifies.
+    let names_localhost = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in", &cert])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("DNS:localhost"))
+        .unwrap_or(false);
+    if !names_localhost || !url.contains("@127.0.0.1") {
+        eprintln!("skipped the verified half: the server's certificate does not name localhost");
+        return;
+    }
+    let verified = with_params(
+        &url.replacen("@127.0.0.1", "@localhost", 1),
+        &format!("sslmode=verify-full&sslrootcert={cert}"),
+    );
+    let store = PgStore::connect_in_schema(&verified, &schema.name)
+        .await
+        .expect("connect with the server's root");
+    store.migrate().await.expect("migrate over verified TLS");
+    store.ping().await.expect("ping");
+}

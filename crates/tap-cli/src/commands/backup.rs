@@ -68,7 +68,10 @@ pub(crate) async fn restore(g: &Globals, file: &Path) -> Result<ExitCode> {
     restrict(&staged)?;
     let checked = async {
         let s = SqliteStore::open(&staged).await?;
-        let verdict = s.check_integrity().await;
+        let mut verdict = s.check_integrity().await;
+        if verdict.is_ok() {
+            verdict = s.detach_spool().await;
+        }
         s.close().await;
         verdict?;
         Ok::<_, tap_core::store::StoreError>(())

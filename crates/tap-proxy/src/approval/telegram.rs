@@ -136,13 +136,14 @@ pub fn bot(
     )))
 }
 
-/// Starts the bot's background work: message sync, and long polling (or, in
-/// webhook mode, registering the webhook when `TAP_PUBLIC_URL` is set).
+/// Starts the bot's background work: message sync and long polling on the one
+/// replica that leads (or, in webhook mode, registering the webhook when
+/// `TAP_PUBLIC_URL` is set, and message sync on the leader).
 pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let Some(bot) = state.telegram.clone() else {
         return Vec::new();
     };
-    let mut tasks = vec![tokio::spawn(std::sync::Arc::clone(&bot).run_sync())];
+    let mut tasks = Vec::new();
     if state.config.telegram.webhook {
         let public = state.config.public_url.clone();
         let secret = state
@@ -151,6 +152,11 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             .webhook_secret
             .as_ref()
             .map(|s| String::from_utf8_lossy(s.expose()).into_owned());
+        tasks.push(tokio::spawn(work_while_leading(
+            state.clone(),
+            std::sync::Arc::clone(&bot),
+            None,
+        )));
         if let (Some(public), Some(secret)) = (public, secret) {
             tasks.push(tokio::spawn(async move {
                 let url = format!("{}/telegram/webhook", public.trim_end_matches('/'));
@@ -162,34 +168,52 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     } else {
         let decider: std::sync::Arc<dyn tap_bot::Decider> =
             std::sync::Arc::new(GateDecider::new(state.clone()));
-        tasks.push(tokio::spawn(poll_while_leading(
+        tasks.push(tokio::spawn(work_while_leading(
             state.clone(),
             bot,
-            decider,
+            Some(decider),
         )));
     }
     tasks
 }
 
-/// The deployment-wide role of the one process that long-polls Telegram.
+/// The deployment-wide role of the one process that long-polls Telegram and
+/// edits its messages.
 const POLL_ROLE: &str = "telegram-poll";
 /// How often a replica checks that it still leads, or tries to take over.
 const LEAD_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Long-polls only while this process leads [`POLL_ROLE`] (SPEC §11: with
-/// several replicas exactly one polls; another takes over within seconds
-/// when it dies). On SQLite the one proxy always leads.
-async fn poll_while_leading(
+/// Long-polls (with `decider`; webhook mode has none) and keeps the messages
+/// in step with their approvals only while this process leads [`POLL_ROLE`]
+/// (SPEC §11: with several replicas exactly one polls; another takes over
+/// within seconds when it dies). One process edits, so a decision is not
+/// shown twice by replicas racing to edit the same message, and a failed
+/// delivery is retried once, not once per replica. A decision made on another
+/// replica reaches the leader's sync through the store's change wake-up (or
+/// its next pass). On SQLite the one proxy always leads.
+async fn work_while_leading(
     state: AppState,
     bot: std::sync::Arc<tap_bot::TelegramBot>,
-    decider: std::sync::Arc<dyn tap_bot::Decider>,
+    decider: Option<std::sync::Arc<dyn tap_bot::Decider>>,
 ) {
     loop {
         match state.store.lead(POLL_ROLE).await {
             Ok(true) => {
-                tracing::info!("this replica polls Telegram");
-                let polling =
-                    std::sync::Arc::clone(&bot).run_polling(std::sync::Arc::clone(&decider));
+                let sync = std::sync::Arc::clone(&bot).run_sync();
+                let work = async {
+                    match &decider {
+                        Some(d) => {
+                            tracing::info!("this replica polls Telegram");
+                            let polling =
+                                std::sync::Arc::clone(&bot).run_polling(std::sync::Arc::clone(d));
+                            tokio::join!(sync, polling);
+                        }
+                        None => {
+                            tracing::info!("this replica edits Telegram messages");
+                            sync.await;
+                        }
+                    }
+                };
                 let lost = async {
                     loop {
                         tokio::time::sleep(LEAD_CHECK).await;
@@ -199,7 +223,7 @@ async fn poll_while_leading(
                     }
                 };
                 tokio::select! {
-                    () = polling => {},
+                    () = work => {},
                     () = lost => tracing::warn!("lost the Telegram polling role"),
                 }
             }

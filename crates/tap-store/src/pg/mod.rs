@@ -316,6 +316,10 @@ impl Store for PgStore {
         audit::audit_chain(&self.pool, team).await
     }
 
+    async fn prune_audit(&self, before: &str) -> StoreResult<u64> {
+        audit::prune_audit(&self.pool, &self.key, before).await
+    }
+
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         snapshot::snapshot(&self.pool).await
     }

@@ -51,6 +51,17 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Makes a restored snapshot its own: every audit row of a backup was
+    /// folded before it was taken, so the source's spool position means
+    /// nothing here (and a missing spool would otherwise be refused).
+    pub async fn detach_spool(&self) -> StoreResult<()> {
+        sqlx::query("DELETE FROM audit_spool")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// Closes every connection (SQLite checkpoints the WAL into the file when
     /// the last one closes).
     pub async fn close(self) {

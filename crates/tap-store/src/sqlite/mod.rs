@@ -324,6 +324,10 @@ impl Store for SqliteStore {
         audit::audit_chain(&self.pool, &self.spool, team).await
     }
 
+    async fn prune_audit(&self, before: &str) -> StoreResult<u64> {
+        audit::prune_audit(&self.pool, &self.spool, before).await
+    }
+
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         snapshot::snapshot(&self.pool).await
     }

@@ -91,6 +91,14 @@ pub(super) async fn write_tx(
         .map_err(unavailable)
 }
 
+/// A read transaction on one snapshot of the database (SQLite's deferred
+/// transaction reads one snapshot once it has read).
+pub(super) async fn read_tx(
+    pool: &SqlitePool,
+) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pool.begin().await.map_err(unavailable)
+}
+
 /// Bumps the configuration revision, inside the transaction that changes the
 /// configuration, so a proxy polling the revision never misses a change.
 pub(super) async fn bump(tx: &mut sqlx::SqliteConnection) -> StoreResult<()> {

@@ -275,6 +275,7 @@ impl Spool {
         // Without the key the fold at open could chain nothing.
         key.get()?;
         let path = spool_path(db);
+        let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -348,6 +349,20 @@ impl Spool {
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         ))?;
+        if !existed && stored.is_some() {
+            // The database has folded from a spool that is not here: the
+            // file was copied without its companions (`-wal`, spool), so its
+            // recent writes may be missing. Refuse rather than serve it.
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(StoreError::Corrupt(format!(
+                "{} is missing: {} was copied or restored without the files beside it \
+                 (tap.db-wal and the audit spool), so recent writes may be lost; \
+                 copy the data dir whole while the proxy is stopped, or use `tap backup` and `tap restore`",
+                path.display(),
+                db.display()
+            )));
+        }
         let offset = match stored {
             // Beyond the end only after a rewind that a crash cut short: nothing to fold.
             Some((sid, pos)) if sid == id => u64::try_from(pos).unwrap_or(0).clamp(HEADER_LEN, len),

@@ -151,6 +151,7 @@ macro_rules! store_contract {
                 the_sealed_head_moves_with_every_append_on_every_path,
                 appends_need_the_audit_key_and_refuse_a_head_sealed_under_another,
                 the_chain_verifies_with_the_key_only_and_shows_a_lost_tail,
+                pruning_keeps_the_chain_verifiable_from_a_sealed_anchor,
             }
             snapshot {
                 the_snapshot_holds_the_whole_configuration,
@@ -371,6 +372,10 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
             "concurrent_appends_keep_one_gap_free_chain_per_team",
             "the_chain_verifies_with_the_key_only_and_shows_a_lost_tail",
         ],
+    ),
+    (
+        "prune_audit",
+        &["pruning_keeps_the_chain_verifiable_from_a_sealed_anchor"],
     ),
     (
         "set_audit_key",

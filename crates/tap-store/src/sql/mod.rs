@@ -1,0 +1,15 @@
+//! Queries PostgreSQL and SQLite share word for word. Both backends take `$n`
+//! placeholders and the same SQL here, so each macro expands to the functions
+//! of one concern for one backend's pool type; the backend module that
+//! invokes it supplies what differs (`super::pool::{write_tx, bump,
+//! unavailable}`, `super::rows`), resolved where the macro is expanded.
+//! Macros rather than functions generic over `sqlx::Database`: the bounds
+//! sqlx needs for a generic query (`Encode`/`Type`/`Decode` per column,
+//! `IntoArguments`, `Executor` for transactions) would outweigh the queries.
+
+pub(crate) mod grants;
+pub(crate) mod passkeys;
+pub(crate) mod roles;
+pub(crate) mod rows;
+pub(crate) mod snapshot;
+pub(crate) mod telegram;
