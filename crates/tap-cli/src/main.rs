@@ -651,6 +651,22 @@ pub(crate) enum AuditCmd {
     /// Print the head of the team's audit chain as an anchor to keep outside
     /// TAP (`tap1:<team>:<rows>:<hex>`), once the chain verifies.
     Anchor,
+    /// Delete old audit rows of every team now (what TAP_AUDIT_RETENTION_DAYS
+    /// does hourly): each chain keeps its last row and verifies from a sealed
+    /// anchor afterwards.
+    Prune {
+        /// Delete rows older than this many days.
+        #[arg(
+            long,
+            value_name = "N",
+            conflicts_with = "before",
+            required_unless_present = "before"
+        )]
+        days: Option<u32>,
+        /// Delete rows stamped before this RFC 3339 time.
+        #[arg(long, value_name = "TIME")]
+        before: Option<String>,
+    },
 }
 
 /// jemalloc instead of the platform allocator: at 16-64 connections a proxy

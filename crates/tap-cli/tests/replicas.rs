@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tap_testkit::{FakeUpstream, Served, TapHome, TempPg, eventually, http_client};
+use tap_testkit::{
+    FakeTokenEndpoint, FakeUpstream, Served, TapHome, TempPg, TokenReply, eventually, http_client,
+};
 
 const SECRET: &str = "s3cr3t-value-for-replicas";
 const TRIES: u32 = 100;
@@ -448,6 +450,116 @@ async fn only_the_leading_replica_edits_telegram_messages() {
         edits.iter().all(|c| c.token == LEAD_TOKEN),
         "a replica that does not lead edited: {edits:?}"
     );
+    assert_eq!(one.terminate(), Some(0));
+    assert_eq!(two.terminate(), Some(0));
+}
+
+/// An OAuth 2 access token is fetched once for concurrent requests through
+/// both replicas, and once more after it expires; the refresh token the
+/// first call rotated is what the other replica sends next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_token_is_fetched_once_across_replicas_and_once_more_after_expiry() {
+    let Some(pg) = TempPg::create().await else {
+        return;
+    };
+    const REFRESH: &str = "1//replica-refresh-original";
+    const ROTATED: &str = "1//replica-refresh-rotated";
+    const FIRST: &str = "ya29.replica-first-token";
+    const SECOND: &str = "ya29.replica-second-token";
+    let up = FakeUpstream::start().await;
+    let tokens = FakeTokenEndpoint::start(TokenReply::grant(SECOND, 3600)).await;
+    // Usable for 3 s (the renewal margin is 60 s): it expires during the test.
+    tokens.then(TokenReply::Grant {
+        access_token: FIRST.into(),
+        expires_in: 63,
+        refresh_token: Some(ROTATED.into()),
+    });
+    let bundle = serde_json::json!({
+        "client_id": "client-id.apps.example",
+        "client_secret": "client-secret-replicas",
+        "refresh_token": REFRESH,
+        "token_url": tokens.url(),
+    })
+    .to_string();
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url());
+    tap.init();
+    tap.add_credential("g", &bundle, &["--allowed-host", &up.base()]);
+    let key = tap.agent("bot", &["--credential", "g"]);
+    let allow = [("TAP_PRIVATE_ALLOWLIST", "127.0.0.1")];
+    let one = tap.serve_with(&allow);
+    let two = tap.serve_with(&allow);
+    let send = |served: &Served| {
+        let (url, key, target) = (
+            served.url.clone(),
+            key.clone(),
+            format!("{}/echo", up.base()),
+        );
+        tokio::spawn(async move {
+            let r = http_client()
+                .post(format!("{url}/forward"))
+                .header("X-TAP-Key", key)
+                .header("X-TAP-Credential", "g")
+                .header("X-TAP-Target", target)
+                .send()
+                .await
+                .expect("forward");
+            tap_testkit::Reply::read(r).await
+        })
+    };
+    // Replica one's token call is held open while requests reach both.
+    tokens.hold(true);
+    let mut tasks = vec![send(&one)];
+    eventually(TRIES, EVERY, || async {
+        (tokens.count() >= 1).then_some(())
+    })
+    .await
+    .expect("a token call");
+    for i in 0..8 {
+        tasks.push(send(if i % 2 == 0 { &two } else { &one }));
+    }
+    tokens.hold(false);
+    for t in tasks {
+        let r = t.await.expect("task");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(tokens.count(), 1, "one token call across both replicas");
+    assert_eq!(tokens.field(0, "refresh_token").as_deref(), Some(REFRESH));
+    let seen = up.requests();
+    assert_eq!(seen.len(), 9);
+    for rec in &seen {
+        assert_eq!(rec.header("authorization"), Some(format!("Bearer {FIRST}")));
+    }
+    // Once it expires, replica two makes the one new call, with the refresh
+    // token replica one rotated.
+    let renewed = eventually(200, EVERY, || async {
+        let r = send(&two).await.expect("task");
+        assert_eq!(r.status, 200, "{}", r.text());
+        (tokens.count() >= 2).then_some(())
+    })
+    .await;
+    assert!(renewed.is_some(), "the first token never expired");
+    assert_eq!(tokens.field(1, "refresh_token").as_deref(), Some(ROTATED));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        tasks.push(send(if i % 2 == 0 { &one } else { &two }));
+    }
+    for t in tasks {
+        let r = t.await.expect("task");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(tokens.count(), 2, "one more token call after expiry");
+    let last = up.requests();
+    for rec in &last[last.len() - 8..] {
+        assert_eq!(
+            rec.header("authorization"),
+            Some(format!("Bearer {SECOND}"))
+        );
+    }
+    // Neither token nor refresh token is stored or logged in the clear.
+    let logs = serde_json::to_string(&tap.logs(&[])).expect("logs");
+    for s in [FIRST, SECOND, REFRESH, ROTATED] {
+        assert!(!logs.contains(s), "{s} in the audit log");
+    }
     assert_eq!(one.terminate(), Some(0));
     assert_eq!(two.terminate(), Some(0));
 }

@@ -189,6 +189,35 @@ pub enum VoteOutcome {
     Missing,
 }
 
+/// What [`Store::token_lease`] found for a credential's shared OAuth 2
+/// access token (SPEC §6.3; one token call across replicas).
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenLease {
+    /// A token stored for the credential's current value, still usable:
+    /// sealed with the team's data key, used until `until_ms`.
+    Cached {
+        /// The sealed access token.
+        sealed: Vec<u8>,
+        /// Time (ms) until which it is used.
+        until_ms: i64,
+    },
+    /// Another holder is calling the token endpoint; ask again shortly.
+    Busy,
+    /// The caller holds the lease: it calls the endpoint, then
+    /// [`Store::put_token`]. The lease ends by itself after `lease_ms`.
+    Acquired,
+}
+
+impl std::fmt::Debug for TokenLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cached { until_ms, .. } => write!(f, "Cached {{ until_ms: {until_ms}, .. }}"),
+            Self::Busy => f.write_str("Busy"),
+            Self::Acquired => f.write_str("Acquired"),
+        }
+    }
+}
+
 /// The storage contract. See the module docs for invariants.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -399,6 +428,13 @@ pub trait Store: Send + Sync + 'static {
     /// verify from and the stored head. A row whose index columns disagree
     /// with its record comes back with a `row_hash` that never verifies.
     async fn audit_chain(&self, team_internal_id: i64) -> StoreResult<AuditChain>;
+    /// Retention: for every team, deletes the rows whose timestamp is before
+    /// `before` (RFC 3339 UTC, as the rows store it), never the team's last
+    /// row, and moves the team's sealed retention anchor to the last deleted
+    /// row (`anchor_hash` its hash, `first_seq` its seq + 1), per team in one
+    /// write transaction; pending spooled rows are folded first. Idempotent and
+    /// safe to run from several processes at once. Answers the rows deleted.
+    async fn prune_audit(&self, before: &str) -> StoreResult<u64>;
 
     /// Everything the hot path needs.
     async fn snapshot(&self) -> StoreResult<Snapshot>;
@@ -533,6 +569,31 @@ pub trait Store: Send + Sync + 'static {
     /// is. Another process gets true only once this one is gone. Where one
     /// process owns the store (SQLite), always true.
     async fn lead(&self, role: &str) -> StoreResult<bool>;
+
+    /// The shared access token of credential `name`, under a lock keyed by
+    /// (team, credential) that every replica takes: `Cached` while a stored
+    /// token is usable at `now_ms` and the credential was not changed since
+    /// it was stored; else `Busy` while another holder's lease runs; else
+    /// the lease passes to `holder` for `lease_ms` and `Acquired`.
+    async fn token_lease(
+        &self,
+        team_internal_id: i64,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<TokenLease>;
+    /// Ends `holder`'s lease on credential `name`'s token, storing `sealed`
+    /// as its token until `until_ms` (nothing stored when `None`). A holder
+    /// whose lease was taken over stores nothing.
+    async fn put_token(
+        &self,
+        team_internal_id: i64,
+        name: &str,
+        holder: &str,
+        sealed: Option<&[u8]>,
+        until_ms: i64,
+    ) -> StoreResult<()>;
 
     /// Creates or replaces a notification channel.
     async fn set_channel(&self, channel: &Channel) -> StoreResult<()>;

@@ -152,6 +152,8 @@ pub struct ProxyConfig {
     pub sync_wait: Duration,
     /// Retention of approval results after the decision (`TAP_RESULT_RETENTION_SECS`).
     pub result_retention: Duration,
+    /// Days audit rows are kept (`TAP_AUDIT_RETENTION_DAYS`); 0 keeps them forever.
+    pub audit_retention_days: u32,
     /// `TELEGRAM_BOT_TOKEN`, `TELEGRAM_API_URL`, `TELEGRAM_CHAT_ID`.
     pub telegram: TelegramConfig,
     /// `TAP_METRICS_PUBLIC`: `/metrics` without the admin bearer.
@@ -233,6 +235,7 @@ impl Default for ProxyConfig {
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             sync_wait: DEFAULT_SYNC_WAIT,
             result_retention: DEFAULT_RESULT_RETENTION,
+            audit_retention_days: 0,
             telegram: TelegramConfig::default(),
             metrics_public: false,
             body_timeout: DEFAULT_BODY_TIMEOUT,
@@ -363,6 +366,15 @@ impl ProxyConfig {
         }
         if let Some(d) = secs("TAP_RESULT_RETENTION_SECS")? {
             c.result_retention = d;
+        }
+        if let Some(v) = get("TAP_AUDIT_RETENTION_DAYS") {
+            c.audit_retention_days =
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| ConfigError::NotACount {
+                        var: "TAP_AUDIT_RETENTION_DAYS",
+                        value: v.clone(),
+                    })?;
         }
         if let Some(d) = secs("TAP_BODY_TIMEOUT_SECS")? {
             c.body_timeout = d.max(Duration::from_secs(1));

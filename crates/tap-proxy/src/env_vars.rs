@@ -137,6 +137,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         "how long an approved request's result stays pollable after the decision",
     ),
     v(
+        "TAP_AUDIT_RETENTION_DAYS",
+        "0",
+        "days audit rows are kept; older ones are deleted hourly, the chain verifies from a sealed anchor (0: keep forever)",
+    ),
+    v(
         "TAP_BODY_TIMEOUT_SECS",
         "30",
         "time to receive a whole request body on any route (408 after)",

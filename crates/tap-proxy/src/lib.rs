@@ -22,6 +22,7 @@ pub mod ops;
 pub mod outbound;
 pub mod proxy;
 pub mod request_id;
+pub mod retention;
 pub mod server;
 pub mod state;
 pub mod telegram;

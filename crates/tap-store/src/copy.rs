@@ -46,6 +46,7 @@ const TABLES: &[&str] = &[
     "telegram_messages",
     "passkeys",
     "rate_events",
+    "oauth_tokens",
 ];
 
 /// Tables whose `id` is an identity: its sequence continues after the copied ids.

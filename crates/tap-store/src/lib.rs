@@ -10,6 +10,7 @@ mod clock;
 mod copy;
 mod pg;
 mod rekey;
+mod retention;
 mod sql;
 pub(crate) mod sqlite;
 

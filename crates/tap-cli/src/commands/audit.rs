@@ -1,6 +1,6 @@
 //! `tap audit verify` and `tap audit anchor` (SPEC §9, §10, §14): check the
 //! team's keyed audit chain (exit 1 when broken), and print its head as an
-//! anchor an operator keeps outside TAP.
+//! anchor an operator keeps outside TAP; `tap audit prune` applies retention now.
 
 use std::process::ExitCode;
 
@@ -43,5 +43,26 @@ pub(super) async fn anchor(g: &Globals) -> Result<ExitCode> {
     let (admin, scope) = operator(g).await?;
     let a = admin.audit_anchor(&scope).await?;
     emit_view(g, &a, || a.anchor.clone())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn prune(
+    g: &Globals,
+    days: Option<u32>,
+    before: Option<&str>,
+) -> Result<ExitCode> {
+    let (admin, scope) = operator(g).await?;
+    let before = match (before, days) {
+        (Some(b), _) => b.to_owned(),
+        (None, d) => tap_proxy::retention::cutoff(admin.clock.now_ms(), d.unwrap_or(0))
+            .ok_or_else(|| anyhow::anyhow!("--days is too large"))?,
+    };
+    let v = admin.prune_audit(&scope, &before).await?;
+    emit_view(g, &v, || {
+        format!(
+            "deleted {} audit rows stamped before {}; the chains verify from their anchors",
+            v.deleted, v.before
+        )
+    })?;
     Ok(ExitCode::SUCCESS)
 }

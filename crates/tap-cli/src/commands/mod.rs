@@ -50,6 +50,9 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Test(a) => test::test(&g, a).await,
         Command::Audit(AuditCmd::Verify { anchor }) => audit::verify(&g, anchor.as_ref()).await,
         Command::Audit(AuditCmd::Anchor) => audit::anchor(&g).await,
+        Command::Audit(AuditCmd::Prune { days, before }) => {
+            audit::prune(&g, days, before.as_deref()).await
+        }
         Command::Policy(c) => crate::governance::policy(&g, c).await,
         Command::Grant(c) => crate::governance::grant(&g, c).await,
         Command::Member(c) => crate::governance::member(&g, c).await,

@@ -136,6 +136,8 @@ pub fn chain_hash(prev_hash: &str, seq: i64, phase: AuditPhase, record_json: &st
 const ROW_LABEL: &[u8] = b"tap audit row v1";
 /// Domain label of a chain head's seal.
 const HEAD_LABEL: &[u8] = b"tap audit head v1";
+/// Domain label of a retention anchor's seal.
+const ANCHOR_LABEL: &[u8] = b"tap audit anchor v1";
 /// Domain label of the deployment's "legacy heads were sealed" marker.
 const SEALED_LABEL: &[u8] = b"tap audit heads sealed v1";
 
@@ -173,6 +175,25 @@ pub fn heads_sealed_marker(key: &AuditKey) -> String {
 /// True when `stored` is the marker of [`heads_sealed_marker`] under `key`.
 pub fn heads_sealed_marker_verifies(key: &AuditKey, stored: &str) -> bool {
     key.verify_hex(SEALED_LABEL, &[], stored)
+}
+
+/// The seal of a retention anchor (hex): covers the team, the first row
+/// kept and the hash of the last row deleted, so that nobody without the
+/// audit key can delete old rows and write an anchor that hides it.
+pub fn anchor_mac(
+    key: &AuditKey,
+    team_internal_id: i64,
+    first_seq: i64,
+    anchor_hash: &str,
+) -> String {
+    key.mac_hex(
+        ANCHOR_LABEL,
+        &[
+            &team_internal_id.to_be_bytes(),
+            &first_seq.to_be_bytes(),
+            anchor_hash.as_bytes(),
+        ],
+    )
 }
 
 /// A team's chain head as the store keeps it, next to the rows: where the
@@ -405,6 +426,10 @@ pub struct AuditChain {
     pub anchor_hash: String,
     /// Sequence number of the first row.
     pub first_seq: i64,
+    /// The retention anchor's seal ([`anchor_mac`]); `None` without an
+    /// anchor (the chain starts at genesis). A stored anchor without a seal
+    /// is read as `Some("")`, which fails.
+    pub anchor_mac: Option<String>,
     /// Every row, ordered by seq.
     pub rows: Vec<AuditRow>,
     /// The stored head; `None` when the team never had one.
@@ -555,6 +580,7 @@ pub fn verify_keyed(
             ),
         },
     };
+    let problem = problem.or_else(|| anchor_problem(key, team_internal_id, chain));
     let v = verify_rows(key, team_internal_id, chain, &head, anchor);
     match problem {
         None => v,
@@ -563,6 +589,33 @@ pub fn verify_keyed(
             error: v.error.map(|e| format!("{e}; {why}")),
             ..v
         },
+    }
+}
+
+/// Why the chain's retention anchor cannot be trusted: an anchor (or a
+/// chain not starting at genesis) whose seal does not verify.
+fn anchor_problem(key: &AuditKey, team: i64, chain: &AuditChain) -> Option<(i64, String)> {
+    let genesis = chain.first_seq == 1 && chain.anchor_hash == GENESIS_HASH;
+    match &chain.anchor_mac {
+        None if genesis => None,
+        Some(mac)
+            if key.verify_hex(
+                ANCHOR_LABEL,
+                &[
+                    &team.to_be_bytes(),
+                    &chain.first_seq.to_be_bytes(),
+                    chain.anchor_hash.as_bytes(),
+                ],
+                mac,
+            ) =>
+        {
+            None
+        }
+        _ => Some((
+            chain.first_seq,
+            "the retention anchor does not match its seal: it was edited without the audit key"
+                .to_owned(),
+        )),
     }
 }
 

@@ -54,6 +54,7 @@ fn chain_of(team: i64, legacy: i64, keyed: i64) -> AuditChain {
     AuditChain {
         anchor_hash: GENESIS_HASH.to_owned(),
         first_seq: 1,
+        anchor_mac: None,
         rows,
         head,
     }
@@ -87,6 +88,7 @@ fn an_intact_chain_verifies_legacy_rows_and_keyed_rows() {
         verify(&AuditChain {
             anchor_hash: GENESIS_HASH.into(),
             first_seq: 1,
+            anchor_mac: None,
             rows: vec![],
             head: None
         })

@@ -359,6 +359,7 @@ pub async fn run_executor(state: AppState) {
     let mut tick = tokio::time::interval(EXECUTOR_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_purge = Instant::now();
+    let mut last_audit_prune = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {},
@@ -397,5 +398,13 @@ pub async fn run_executor(state: AppState) {
                 tracing::warn!(error = %e, "approval purge failed");
             }
         }
+        let days = state.config.audit_retention_days;
+        crate::retention::due(
+            &*state.store,
+            state.clock.now_ms(),
+            days,
+            &mut last_audit_prune,
+        )
+        .await;
     }
 }

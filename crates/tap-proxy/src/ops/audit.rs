@@ -64,6 +64,15 @@ pub struct AuditVerification {
     pub error: Option<String>,
 }
 
+/// What `tap audit prune` did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AuditPruneView {
+    /// Rows stamped before this time were deleted (RFC 3339 UTC).
+    pub before: String,
+    /// Rows deleted, over every team.
+    pub deleted: u64,
+}
+
 /// The head of a team's audit chain as an operator saves it (`tap audit anchor`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AuditAnchorView {
@@ -272,5 +281,17 @@ impl Ops {
             hash: anchor.hash.clone(),
             anchor: anchor.to_string(),
         })
+    }
+
+    /// Retention by hand (`tap audit prune`): deletes every team's rows
+    /// stamped before `before` (RFC 3339), never a team's last row; each
+    /// chain then verifies from its sealed anchor. Deployment-wide, so only
+    /// an owner; the same store call as `TAP_AUDIT_RETENTION_DAYS`.
+    pub async fn prune_audit(&self, scope: &Scope, before: &str) -> OpsResult<AuditPruneView> {
+        scope.require(Need::Owner)?;
+        let before = crate::retention::normalize(before)
+            .ok_or_else(|| OpsError::Invalid(format!("{before:?} is not an RFC 3339 time")))?;
+        let deleted = self.store.prune_audit(&before).await?;
+        Ok(AuditPruneView { before, deleted })
     }
 }

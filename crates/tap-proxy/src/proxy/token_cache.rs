@@ -3,7 +3,8 @@
 //!
 //! Access tokens are cached per (team, credential) until [`EXPIRY_MARGIN`]
 //! before they expire; concurrent requests for one credential wait for one
-//! token call. A refresh token the endpoint rotates is kept in memory at once
+//! token call. Across replicas the store shares them (sealed) and leases the
+//! token call to one replica at a time (`token_flow::shared_mint`). A refresh token the endpoint rotates is kept in memory at once
 //! and persisted (re-sealed) into the credential's value, so a restart or
 //! another replica uses the new one. The endpoint is reached through the
 //! guarded client (private addresses need `TAP_PRIVATE_ALLOWLIST`); any
@@ -49,15 +50,40 @@ pub(crate) struct Minted {
     pub(crate) grant: TokenGrant,
     /// The digest of the value persisted with a rotated refresh token.
     pub(crate) persisted: Option<String>,
+    /// Set when the token came from the store's shared cache: the time (ms)
+    /// until which it is used, instead of the grant's lifetime.
+    pub(crate) until: Option<i64>,
+}
+
+/// Until when (ms) a freshly minted `grant` is used: [`EXPIRY_MARGIN`]
+/// before the expiry its endpoint named; `None` when it is shorter-lived
+/// than the margin (it serves one request only).
+pub(crate) fn usable_until(grant: &TokenGrant, now_ms: i64) -> Option<i64> {
+    let lifetime = grant.expires_in.map_or(DEFAULT_LIFETIME, |secs| {
+        Duration::from_secs(secs.min(365 * 24 * 3600))
+    });
+    let usable_ms =
+        i64::try_from(lifetime.saturating_sub(EXPIRY_MARGIN).as_millis()).unwrap_or(i64::MAX);
+    (usable_ms > 0).then(|| now_ms.saturating_add(usable_ms))
 }
 
 /// A slot, locked across its token call.
 type SharedSlot = Arc<AsyncMutex<Slot>>;
 
 /// Access tokens by (team internal id, credential name).
-#[derive(Default)]
 pub struct TokenCache {
     slots: Mutex<HashMap<(i64, String), SharedSlot>>,
+    /// This process's name in the store's token leases (shared by replicas).
+    holder: String,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::default(),
+            holder: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -67,6 +93,11 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
+    /// This process's name in the store's token leases.
+    pub(crate) fn holder(&self) -> &str {
+        &self.holder
+    }
+
     fn slot(&self, team: i64, name: &str) -> SharedSlot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if slots.len() >= MAX_SLOTS && !slots.contains_key(&(team, name.to_owned())) {
@@ -106,15 +137,13 @@ impl TokenCache {
             return Ok(token.clone());
         }
         let minted = mint(s.rotated.clone()).await?;
-        let lifetime = minted.grant.expires_in.map_or(DEFAULT_LIFETIME, |secs| {
-            Duration::from_secs(secs.min(365 * 24 * 3600))
-        });
-        let usable_ms =
-            i64::try_from(lifetime.saturating_sub(EXPIRY_MARGIN).as_millis()).unwrap_or(i64::MAX);
+        let until = match minted.until {
+            Some(until) => Some(until),
+            None => usable_until(&minted.grant, clock.now_ms()),
+        };
         let token = minted.grant.access_token.clone();
         // A token shorter-lived than the margin serves this request only.
-        s.token =
-            (usable_ms > 0).then(|| (token.clone(), clock.now_ms().saturating_add(usable_ms)));
+        s.token = until.map(|until| (token.clone(), until));
         if let Some(r) = minted.grant.refresh_token {
             s.rotated = Some(r);
         }
@@ -142,6 +171,7 @@ mod tests {
                 refresh_token: refresh.map(Secret::from),
             },
             persisted: None,
+            until: None,
         }
     }
 

@@ -12,7 +12,13 @@ use tap_signer::oauth2::{
     with_refresh_token,
 };
 
-use super::token_cache::Minted;
+use std::time::Duration;
+
+use tap_core::crypto::Dek;
+use tap_core::store::TokenLease;
+use tap_signer::oauth2::TokenGrant as Grant;
+
+use super::token_cache::{Minted, usable_until};
 use crate::directory::CredentialEntry;
 use crate::error::{ProxyError, Reason};
 use crate::outbound::is_guard_refusal;
@@ -35,7 +41,7 @@ pub(crate) async fn token_injection(
             &credential.name,
             &fingerprint,
             &*state.clock,
-            |rotated| mint(state, credential, value, shape, rotated),
+            |rotated| shared_mint(state, credential, value, shape, rotated),
         )
         .await?;
     let mut injection = plan(
@@ -53,6 +59,147 @@ pub(crate) async fn token_injection(
 
 fn endpoint_error(name: &str, detail: impl Into<String>) -> ProxyError {
     ProxyError::new(Reason::TokenEndpointError, detail).with("credential", name)
+}
+
+/// How often a replica waiting for another's token call asks the store again.
+const LEASE_POLL: Duration = Duration::from_millis(50);
+
+/// The token of a credential, shared by every replica through the store: the
+/// one stored while it is usable, else one token call by whichever replica
+/// leases it (the others wait, bounded by the lease, and read its token).
+/// Under the lease the credential's current value is read from the store, so
+/// a refresh token another replica rotated is used at once.
+async fn shared_mint(
+    state: &AppState,
+    credential: &CredentialEntry,
+    value: &CredentialValue,
+    shape: TokenShape,
+    rotated: Option<Secret>,
+) -> Result<Minted, ProxyError> {
+    let team = credential.team_internal_id;
+    let name = credential.name.as_str();
+    let store_error = |e: tap_core::store::StoreError| {
+        tracing::warn!(credential = %name, error = %e, "shared token cache unavailable");
+        ProxyError::new(Reason::StoreUnavailable, "the store is unavailable")
+    };
+    let dek = team_dek(state, team)
+        .await
+        .ok_or_else(|| endpoint_error(name, "the team's data key is unavailable"))?;
+    let token_name = token_seal_name(name);
+    // The lease outlives one token call (connect + answer, each bounded).
+    let lease_ms = i64::try_from(state.config.forward_timeout.as_millis())
+        .unwrap_or(i64::MAX / 4)
+        .saturating_mul(2)
+        .saturating_add(10_000);
+    let give_up = state
+        .clock
+        .now_ms()
+        .saturating_add(lease_ms)
+        .saturating_add(1_000);
+    loop {
+        let now = state.clock.now_ms();
+        match state
+            .store
+            .token_lease(team, name, state.tokens.holder(), now, lease_ms)
+            .await
+            .map_err(store_error)?
+        {
+            TokenLease::Cached { sealed, until_ms } => {
+                let token = dek.open(team, &token_name, &sealed).map_err(|_| {
+                    tracing::error!(credential = %name, "shared access token does not open");
+                    ProxyError::new(
+                        Reason::Internal,
+                        "a stored access token could not be opened",
+                    )
+                })?;
+                return Ok(Minted {
+                    grant: Grant {
+                        access_token: token,
+                        expires_in: None,
+                        refresh_token: None,
+                    },
+                    persisted: None,
+                    until: Some(until_ms),
+                });
+            }
+            TokenLease::Busy if now < give_up => tokio::time::sleep(LEASE_POLL).await,
+            TokenLease::Busy => {
+                return Err(endpoint_error(
+                    name,
+                    "another replica's token call did not finish in time",
+                ));
+            }
+            TokenLease::Acquired => break,
+        }
+    }
+    // Leased: the current value (another replica may have rotated it).
+    let current = current_value(state, &dek, team, name).await;
+    let fp = |v: &CredentialValue| state.keys.mac().digest_bytes(v.sealed_form().expose());
+    let (value, rotated) = match current {
+        Some(c) if fp(&c) != fp(value) => (c, None),
+        _ => (value.clone(), rotated),
+    };
+    let minted = mint(state, credential, &value, shape, rotated).await;
+    let holder = state.tokens.holder();
+    let stored = match &minted {
+        Ok(m) => match usable_until(&m.grant, state.clock.now_ms()) {
+            Some(until) => match dek.seal(team, &token_name, &m.grant.access_token) {
+                Ok(sealed) => Some((sealed, until)),
+                Err(_) => None,
+            },
+            None => None,
+        },
+        Err(_) => None,
+    };
+    let put = match &stored {
+        Some((sealed, until)) => {
+            state
+                .store
+                .put_token(team, name, holder, Some(sealed), *until)
+                .await
+        }
+        None => state.store.put_token(team, name, holder, None, 0).await,
+    };
+    if let Err(e) = put {
+        // The token still serves this process; other replicas call again.
+        tracing::warn!(credential = %name, error = %e, "shared access token not stored");
+    }
+    minted
+}
+
+/// The name a minted token is sealed under: never a credential's own (a
+/// sealed token cannot pass for a sealed value).
+fn token_seal_name(name: &str) -> String {
+    format!("{name}\u{0}oauth-access-token")
+}
+
+/// The team's data key, by internal id.
+async fn team_dek(state: &AppState, team: i64) -> Option<Dek> {
+    let slug = state
+        .directory
+        .get()
+        .teams
+        .get(&team)
+        .map(|t| t.slug.clone())?;
+    let team = state.store.team(&slug).await.ok().flatten()?;
+    state.keys.team_dek(&team).ok()
+}
+
+/// The credential's value as the store holds it now, opened; `None` when it
+/// cannot be read (the caller's value is used).
+async fn current_value(
+    state: &AppState,
+    dek: &Dek,
+    team: i64,
+    name: &str,
+) -> Option<CredentialValue> {
+    let c = state.store.credential(team, name).await.ok().flatten()?;
+    let blob = c.sealed_value.as_ref()?;
+    let s = dek.open(team, name, blob).ok()?;
+    Some(CredentialValue::from_stored(
+        s.expose().to_vec(),
+        c.value_is_json,
+    ))
 }
 
 /// One token call, and the persistence of a rotated refresh token.
@@ -88,7 +235,11 @@ async fn mint(
             persisted = persist_rotation(state, credential, value, new).await;
         }
     }
-    Ok(Minted { grant, persisted })
+    Ok(Minted {
+        grant,
+        persisted,
+        until: None,
+    })
 }
 
 /// Posts the token request through the guarded client; the answer must be

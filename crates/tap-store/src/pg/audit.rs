@@ -16,8 +16,8 @@ use tap_core::store::{AuditAppend, AuditQuery, StoreError, StoreResult};
 use super::pool::{AUDIT_LOCK, read_tx, unavailable, write_tx};
 use super::rows::{audit_from_row, corrupt};
 use crate::sqlite::schema::{
-    AUDIT_ANCHOR, AUDIT_HAS_ROWS, AUDIT_HEAD, AUDIT_PUT_HEAD, AuditKeySlot, HeadRow,
-    META_HEADS_SEALED, head_of, resume,
+    AUDIT_ANCHOR, AUDIT_ANCHOR_SEALED, AUDIT_HAS_ROWS, AUDIT_HEAD, AUDIT_PUT_HEAD, AuditKeySlot,
+    HeadRow, META_HEADS_SEALED, head_of, resume,
 };
 
 /// Audit rows per INSERT (10 parameters each, under PostgreSQL's 65,535).
@@ -195,12 +195,15 @@ pub(super) async fn audit_chain(pool: &PgPool, team: i64) -> StoreResult<AuditCh
     // One repeatable-read transaction: rows and head from the same snapshot,
     // so an append committing meanwhile cannot look like a row past the head.
     let mut tx = read_tx(pool).await?;
-    let anchor: Option<(String, i64)> = sqlx::query_as(AUDIT_ANCHOR)
+    let anchor: Option<(String, i64, String)> = sqlx::query_as(AUDIT_ANCHOR_SEALED)
         .bind(team)
         .fetch_optional(&mut *tx)
         .await
         .map_err(unavailable)?;
-    let (anchor_hash, first_seq) = anchor.unwrap_or((GENESIS_HASH.to_owned(), 1));
+    let (anchor_hash, first_seq, anchor_mac) = match anchor {
+        Some((hash, first_seq, mac)) => (hash, first_seq, Some(mac)),
+        None => (GENESIS_HASH.to_owned(), 1, None),
+    };
     let rows = sqlx::query("SELECT * FROM audit WHERE team_id = $1 ORDER BY seq")
         .bind(team)
         .fetch_all(&mut *tx)
@@ -232,7 +235,37 @@ pub(super) async fn audit_chain(pool: &PgPool, team: i64) -> StoreResult<AuditCh
     Ok(AuditChain {
         anchor_hash,
         first_seq,
+        anchor_mac,
         rows: out,
         head: head.map(|h| head_of(team, h)),
     })
+}
+
+/// Retention ([`crate::retention`]): one transaction per team, holding the
+/// team's append lock, so it runs safely beside appends and other replicas'
+/// prunes (a second prune of the same cutoff finds nothing to delete).
+pub(super) async fn prune_audit(
+    pool: &PgPool,
+    key: &AuditKeySlot,
+    before: &str,
+) -> StoreResult<u64> {
+    let key = key.get()?;
+    let teams: Vec<(i64,)> = sqlx::query_as(crate::retention::AUDIT_TEAMS)
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    let mut deleted = 0;
+    for (team,) in teams {
+        let mut tx = pool.begin().await.map_err(unavailable)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int4)")
+            .bind(AUDIT_LOCK)
+            .bind(team)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        deleted +=
+            crate::retention::prune_team::<sqlx::Postgres>(&mut tx, &key, team, before).await?;
+        tx.commit().await.map_err(unavailable)?;
+    }
+    Ok(deleted)
 }

@@ -25,6 +25,7 @@ mod rows;
 mod snapshot;
 mod teams;
 mod telegram;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -41,7 +42,7 @@ use tap_core::policy::{ApprovalMode, Policy};
 use crate::sqlite::schema::AuditKeySlot;
 use tap_core::store::{
     AgentUpdate, AuditAppend, AuditQuery, NewAgent, Snapshot, Store, StoreResult, TeamKeyChange,
-    VoteOutcome,
+    TokenLease, VoteOutcome,
 };
 
 /// The PostgreSQL store. Clones share the pool and the audit key.
@@ -315,6 +316,10 @@ impl Store for PgStore {
         audit::audit_chain(&self.pool, team).await
     }
 
+    async fn prune_audit(&self, before: &str) -> StoreResult<u64> {
+        audit::prune_audit(&self.pool, &self.key, before).await
+    }
+
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         snapshot::snapshot(&self.pool).await
     }
@@ -475,6 +480,28 @@ impl Store for PgStore {
 
     async fn lead(&self, role: &str) -> StoreResult<bool> {
         self.owner.lead(role).await
+    }
+
+    async fn token_lease(
+        &self,
+        team: i64,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<TokenLease> {
+        tokens::token_lease(&self.pool, team, name, holder, now_ms, lease_ms).await
+    }
+
+    async fn put_token(
+        &self,
+        team: i64,
+        name: &str,
+        holder: &str,
+        sealed: Option<&[u8]>,
+        until_ms: i64,
+    ) -> StoreResult<()> {
+        tokens::put_token(&self.pool, team, name, holder, sealed, until_ms).await
     }
 
     async fn set_channel(&self, c: &Channel) -> StoreResult<()> {

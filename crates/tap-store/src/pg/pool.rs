@@ -35,6 +35,9 @@ pub(super) const RATE_LOCK: i32 = 0x7461_7004;
 /// Advisory-lock class of a deployment-wide role (`owner`); the key hashes the role.
 pub(super) const LEAD_LOCK: i32 = 0x7461_7005;
 
+/// Advisory-lock class of a credential's shared OAuth 2 token (`tokens`); the key hashes it.
+pub(super) const TOKEN_LOCK: i32 = 0x7461_7006;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A driver error as a store error: unique violations are conflicts.

@@ -15,8 +15,8 @@ use tap_core::store::{AuditAppend, AuditQuery, AuditWriter, StoreError, StoreRes
 use super::pool::{unavailable, write_tx};
 use super::rows::{audit_from_row, corrupt};
 use super::schema::{
-    AUDIT_ANCHOR, AUDIT_HAS_ROWS, AUDIT_HEAD, AUDIT_PUT_HEAD, AuditKeySlot, HeadRow,
-    META_HEADS_SEALED, head_of, resume,
+    AUDIT_ANCHOR, AUDIT_ANCHOR_SEALED, AUDIT_HAS_ROWS, AUDIT_HEAD, AUDIT_PUT_HEAD, AuditKeySlot,
+    HeadRow, META_HEADS_SEALED, head_of, resume,
 };
 use super::spool::{Spool, spool_path};
 
@@ -307,12 +307,15 @@ pub(super) async fn audit_chain(
     // One read transaction: rows and head from the same snapshot, so an
     // append running meanwhile cannot look like a row past the head.
     let mut tx = pool.begin().await.map_err(unavailable)?;
-    let anchor: Option<(String, i64)> = sqlx::query_as(AUDIT_ANCHOR)
+    let anchor: Option<(String, i64, String)> = sqlx::query_as(AUDIT_ANCHOR_SEALED)
         .bind(team)
         .fetch_optional(&mut *tx)
         .await
         .map_err(unavailable)?;
-    let (anchor_hash, first_seq) = anchor.unwrap_or((GENESIS_HASH.to_owned(), 1));
+    let (anchor_hash, first_seq, anchor_mac) = match anchor {
+        Some((hash, first_seq, mac)) => (hash, first_seq, Some(mac)),
+        None => (GENESIS_HASH.to_owned(), 1, None),
+    };
     let rows = sqlx::query("SELECT * FROM audit WHERE team_id = $1 ORDER BY seq")
         .bind(team)
         .fetch_all(&mut *tx)
@@ -344,7 +347,32 @@ pub(super) async fn audit_chain(
     Ok(AuditChain {
         anchor_hash,
         first_seq,
+        anchor_mac,
         rows: out,
         head: head.map(|h| head_of(team, h)),
     })
+}
+
+/// Retention ([`crate::retention`]): folds the spool first (only folded rows
+/// are pruned), then one `BEGIN IMMEDIATE` transaction per team, which
+/// excludes appends and other prunes meanwhile.
+pub(super) async fn prune_audit(
+    pool: &SqlitePool,
+    spool: &SpoolSlot,
+    before: &str,
+) -> StoreResult<u64> {
+    spool.fold_pending().await?;
+    let key = spool.key().get()?;
+    let teams: Vec<(i64,)> = sqlx::query_as(crate::retention::AUDIT_TEAMS)
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    let mut deleted = 0;
+    for (team,) in teams {
+        let mut tx = write_tx(pool).await?;
+        deleted +=
+            crate::retention::prune_team::<sqlx::Sqlite>(&mut tx, &key, team, before).await?;
+        tx.commit().await.map_err(unavailable)?;
+    }
+    Ok(deleted)
 }

@@ -32,6 +32,7 @@ mod snapshot;
 mod spool;
 mod teams;
 mod telegram;
+pub(crate) mod tokens;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,7 +49,7 @@ use tap_core::model::{
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
     AgentUpdate, AuditAppend, AuditQuery, AuditWriter, NewAgent, Snapshot, Store, StoreResult,
-    TeamKeyChange, VoteOutcome,
+    TeamKeyChange, TokenLease, VoteOutcome,
 };
 
 /// The embedded SQLite store.
@@ -323,6 +324,10 @@ impl Store for SqliteStore {
         audit::audit_chain(&self.pool, &self.spool, team).await
     }
 
+    async fn prune_audit(&self, before: &str) -> StoreResult<u64> {
+        audit::prune_audit(&self.pool, &self.spool, before).await
+    }
+
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         snapshot::snapshot(&self.pool).await
     }
@@ -479,6 +484,28 @@ impl Store for SqliteStore {
     async fn lead(&self, _role: &str) -> StoreResult<bool> {
         // One proxy per database file (its audit spool is locked): it leads.
         Ok(true)
+    }
+
+    async fn token_lease(
+        &self,
+        team: i64,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<TokenLease> {
+        tokens::token_lease(&self.pool, team, name, holder, now_ms, lease_ms).await
+    }
+
+    async fn put_token(
+        &self,
+        team: i64,
+        name: &str,
+        holder: &str,
+        sealed: Option<&[u8]>,
+        until_ms: i64,
+    ) -> StoreResult<()> {
+        tokens::put_token(&self.pool, team, name, holder, sealed, until_ms).await
     }
 
     async fn set_channel(&self, c: &Channel) -> StoreResult<()> {

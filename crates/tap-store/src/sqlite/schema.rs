@@ -31,6 +31,11 @@ pub(crate) const AUDIT_HAS_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM audit WHER
 pub(crate) const AUDIT_ANCHOR: &str =
     "SELECT anchor_hash, first_seq FROM audit_anchor WHERE team_id = $1";
 
+/// A team's retention anchor with its seal `(anchor_hash, first_seq, mac)`
+/// (`''` for an unsealed one, which never verifies); `$1` is the team.
+pub(crate) const AUDIT_ANCHOR_SEALED: &str =
+    "SELECT anchor_hash, first_seq, coalesce(mac, '') FROM audit_anchor WHERE team_id = $1";
+
 /// `meta` key of the marker that migrated heads were sealed once.
 pub(crate) const META_HEADS_SEALED: &str = "audit_heads_sealed";
 

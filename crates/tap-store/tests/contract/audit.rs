@@ -453,3 +453,98 @@ pub(crate) async fn the_chain_verifies_with_the_key_only_and_shows_a_lost_tail(
     let at3 = chain.rows[2].row_hash.clone();
     assert!(!verify_keyed(&audit_key(), team, &chain, Some((2, &at3))).ok);
 }
+
+/// A row of `team` stamped at `ts`.
+fn row_at(team: i64, request: &str, ts: &str) -> AuditAppend {
+    let mut row = audit_row(team, request, AuditPhase::Finish, "bot", "c");
+    row.record.timestamp = ts.into();
+    row
+}
+
+pub(crate) async fn pruning_keeps_the_chain_verifiable_from_a_sealed_anchor(store: Arc<dyn Store>) {
+    let team = migrated_with_team(&*store, "old").await;
+    let other = new_team(&*store, "other").await;
+    store
+        .append_audit(&[
+            row_at(team, "r1", "2026-01-01T00:00:00.000Z"),
+            row_at(team, "r2", "2026-01-02T00:00:00.000Z"),
+            row_at(team, "r3", "2026-01-03T00:00:00.000Z"),
+            row_at(other, "o1", "2026-01-09T00:00:00.000Z"),
+            row_at(team, "r4", "2026-01-04T00:00:00.000Z"),
+        ])
+        .await
+        .expect("append");
+    let before = store.audit_chain(team).await.expect("chain");
+    assert_eq!(
+        store
+            .prune_audit("2026-01-02T12:00:00.000Z")
+            .await
+            .expect("prune"),
+        2,
+        "r1 and r2 are older than the cutoff"
+    );
+    let chain = store.audit_chain(team).await.expect("chain");
+    assert_eq!(seqs(&chain.rows), [3, 4]);
+    assert_eq!(
+        (chain.anchor_hash.as_str(), chain.first_seq),
+        (before.rows[1].row_hash.as_str(), 3),
+        "the anchor carries the last deleted row's hash"
+    );
+    let v = verify_keyed(&audit_key(), team, &chain, None);
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.rows, 2);
+    let untouched = store.audit_chain(other).await.expect("chain");
+    assert_eq!(seqs(&untouched.rows), [1], "the other team's row is newer");
+    assert!(verify_keyed(&audit_key(), other, &untouched, None).ok);
+
+    // The same cutoff again deletes nothing; the last row is never deleted.
+    assert_eq!(
+        store
+            .prune_audit("2026-01-02T12:00:00.000Z")
+            .await
+            .expect("prune"),
+        0
+    );
+    assert_eq!(
+        store
+            .prune_audit("2027-01-01T00:00:00.000Z")
+            .await
+            .expect("prune"),
+        1,
+        "only r3: neither team's last row goes"
+    );
+    let chain = store.audit_chain(team).await.expect("chain");
+    assert_eq!(seqs(&chain.rows), [4], "the last row carries the chain on");
+    assert!(verify_keyed(&audit_key(), team, &chain, None).ok);
+
+    // Appends continue after the anchor and verify.
+    store
+        .append_audit(&[row_at(team, "r5", "2026-02-01T00:00:00.000Z")])
+        .await
+        .expect("append after pruning");
+    let chain = store.audit_chain(team).await.expect("chain");
+    assert_eq!(seqs(&chain.rows), [4, 5]);
+    let v = verify_keyed(&audit_key(), team, &chain, None);
+    assert!(v.ok, "{v:?}");
+
+    // An anchor moved without the audit key (rows deleted behind the
+    // store's back, the anchor rewritten to match) fails verification.
+    let mut forged = chain.clone();
+    forged.anchor_hash.clone_from(&chain.rows[0].row_hash);
+    forged.first_seq = 5;
+    forged.rows.remove(0);
+    let v = verify_keyed(&audit_key(), team, &forged, None);
+    assert!(!v.ok, "a forged anchor is caught");
+    assert!(
+        v.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("retention anchor"),
+        "{v:?}"
+    );
+    let mut unsealed = chain.clone();
+    unsealed.anchor_mac = Some(String::new());
+    assert!(!verify_keyed(&audit_key(), team, &unsealed, None).ok);
+    let other_key = verify_keyed(&AuditKey::from_bytes([2; 32]), team, &chain, None);
+    assert!(!other_key.ok);
+}

@@ -62,6 +62,7 @@ pub(crate) mod rates;
 pub(crate) mod snapshot;
 pub(crate) mod teams;
 pub(crate) mod telegram;
+pub(crate) mod tokens;
 
 /// Expands to one `#[tokio::test]` per contract case, each on a fresh store
 /// from `$subject` (an expression evaluating to a [`Subject`], may `.await`).
@@ -120,6 +121,10 @@ macro_rules! store_contract {
                 take_rate_allows_exactly_the_limit_in_a_sliding_window,
                 take_rate_allows_exactly_the_limit_under_contention,
             }
+            tokens {
+                one_holder_leases_a_token_call_and_its_token_is_shared,
+                a_released_or_lapsed_lease_passes_on,
+            }
             approvals {
                 approvals_round_trip_and_list_by_status_newest_first,
                 pending_count_counts_an_agents_pending_approvals,
@@ -146,6 +151,7 @@ macro_rules! store_contract {
                 the_sealed_head_moves_with_every_append_on_every_path,
                 appends_need_the_audit_key_and_refuse_a_head_sealed_under_another,
                 the_chain_verifies_with_the_key_only_and_shows_a_lost_tail,
+                pruning_keeps_the_chain_verifiable_from_a_sealed_anchor,
             }
             snapshot {
                 the_snapshot_holds_the_whole_configuration,
@@ -368,6 +374,10 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "prune_audit",
+        &["pruning_keeps_the_chain_verifiable_from_a_sealed_anchor"],
+    ),
+    (
         "set_audit_key",
         &["appends_need_the_audit_key_and_refuse_a_head_sealed_under_another"],
     ),
@@ -452,6 +462,20 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     (
         "changed",
         &["changed_is_a_wake_up_and_reads_see_the_change"],
+    ),
+    (
+        "token_lease",
+        &[
+            "one_holder_leases_a_token_call_and_its_token_is_shared",
+            "a_released_or_lapsed_lease_passes_on",
+        ],
+    ),
+    (
+        "put_token",
+        &[
+            "one_holder_leases_a_token_call_and_its_token_is_shared",
+            "a_released_or_lapsed_lease_passes_on",
+        ],
     ),
     (
         "take_rate",
