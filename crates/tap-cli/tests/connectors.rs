@@ -11,7 +11,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use sha1::Digest as _;
-use tap_testkit::{FakeUpstream, Recorded, Reply, Served, TapHome};
+use tap_testkit::{
+    FakeUpstream, Recorded, Reply, Served, TapHome, expected_oauth1_signature,
+    oauth_param as param, oauth_params, oauth_pct as pct,
+};
 
 const CONSUMER_KEY: &str = "ck-live-9djdj82h48djs9d2";
 const CONSUMER_SECRET: &str = "cs/Consumer+Secret&kd94hf93k423kf44";
@@ -63,70 +66,7 @@ fn setup(up: &FakeUpstream) -> (TapHome, String) {
     (tap, key)
 }
 
-// ------------------------------------------- an independent RFC 5849 verifier
-
-/// RFC 3986 unreserved kept, every other byte `%XX` upper-case (RFC 5849 §3.6).
-fn pct(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// `application/x-www-form-urlencoded` decoding of one name or value.
-fn unform(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'+' {
-            out.push(b' ');
-        } else if b[i] == b'%' && i + 2 < b.len() {
-            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-            i += 2;
-        } else {
-            out.push(b[i]);
-        }
-        i += 1;
-    }
-    out
-}
-
-fn pairs(s: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (unform(k), unform(v)),
-            None => (unform(p), Vec::new()),
-        })
-        .collect()
-}
-
-/// The `oauth_*` parameters of an `Authorization: OAuth ...` header, decoded.
-fn oauth_params(header: &str) -> Vec<(String, String)> {
-    let rest = header.strip_prefix("OAuth ").expect("OAuth scheme");
-    rest.split(", ")
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap();
-            let v = v.strip_prefix('"').unwrap().strip_suffix('"').unwrap();
-            (k.to_owned(), String::from_utf8(unform(v)).unwrap())
-        })
-        .collect()
-}
-
-fn param<'p>(params: &'p [(String, String)], name: &str) -> &'p str {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no {name} in {params:?}"))
-}
+// ------------------- an independent RFC 5849 verifier (tap-testkit oauth1)
 
 /// HMAC (RFC 2104) over a 64-byte-block hash.
 fn hmac(hash: fn(&[u8]) -> Vec<u8>, key: &[u8], msg: &[u8]) -> Vec<u8> {
@@ -144,40 +84,7 @@ fn hmac(hash: fn(&[u8]) -> Vec<u8>, key: &[u8], msg: &[u8]) -> Vec<u8> {
 /// The signature RFC 5849 §3.4 gives the request the upstream recorded,
 /// under the test's own copy of the key set.
 fn expected_signature(up: &FakeUpstream, rec: &Recorded, params: &[(String, String)]) -> String {
-    let (path, query) = rec.uri.split_once('?').unwrap_or((&rec.uri, ""));
-    let mut all = pairs(query);
-    let form = rec
-        .header("content-type")
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if form {
-        all.extend(pairs(std::str::from_utf8(&rec.body).unwrap()));
-    }
-    all.extend(
-        params
-            .iter()
-            .filter(|(k, _)| k != "oauth_signature" && k != "realm")
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
-    );
-    let mut encoded: Vec<(String, String)> = all.iter().map(|(k, v)| (pct(k), pct(v))).collect();
-    encoded.sort();
-    let normalized: Vec<String> = encoded.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let base = format!(
-        "{}&{}&{}",
-        rec.method,
-        pct(format!("{}{path}", up.base()).as_bytes()),
-        pct(normalized.join("&").as_bytes())
-    );
-    let key = format!(
-        "{}&{}",
-        pct(CONSUMER_SECRET.as_bytes()),
-        pct(TOKEN_SECRET.as_bytes())
-    );
-    let hash: fn(&[u8]) -> Vec<u8> = match param(params, "oauth_signature_method") {
-        "HMAC-SHA1" => |b| sha1::Sha1::digest(b).to_vec(),
-        "HMAC-SHA256" => |b| sha2::Sha256::digest(b).to_vec(),
-        other => panic!("unexpected method {other}"),
-    };
-    STANDARD.encode(hmac(hash, key.as_bytes(), base.as_bytes()))
+    expected_oauth1_signature(&up.base(), rec, params, CONSUMER_SECRET, TOKEN_SECRET)
 }
 
 /// Checks the one `Authorization` header the upstream got: OAuth, the key
