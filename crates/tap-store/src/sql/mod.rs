@@ -17,4 +17,5 @@ pub(crate) mod passkeys;
 pub(crate) mod roles;
 pub(crate) mod rows;
 pub(crate) mod snapshot;
+pub(crate) mod teams;
 pub(crate) mod telegram;
