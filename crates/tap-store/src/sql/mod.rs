@@ -12,6 +12,7 @@
 //! `IntoArguments`, `Executor` for transactions) would outweigh the queries.
 
 pub(crate) mod accounts;
+pub(crate) mod agents;
 pub(crate) mod grants;
 pub(crate) mod passkeys;
 pub(crate) mod roles;
