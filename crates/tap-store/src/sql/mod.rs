@@ -13,6 +13,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod agents;
+pub(crate) mod approvals;
 pub(crate) mod grants;
 pub(crate) mod passkeys;
 pub(crate) mod roles;
