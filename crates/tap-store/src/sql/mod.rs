@@ -16,6 +16,7 @@ pub(crate) mod agents;
 pub(crate) mod approvals;
 pub(crate) mod grants;
 pub(crate) mod passkeys;
+pub(crate) mod rates;
 pub(crate) mod roles;
 pub(crate) mod rows;
 pub(crate) mod snapshot;
