@@ -189,6 +189,27 @@ pub enum VoteOutcome {
     Missing,
 }
 
+/// What a per-address abuse counter ([`Store::count_abuse_failure`]) counts.
+/// Each kind has its own limit and window; an address's failures of one kind
+/// never count against another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AbuseKind {
+    /// A failed member sign-in (password or passkey).
+    Login,
+    /// An invalid agent key.
+    AgentKey,
+}
+
+impl AbuseKind {
+    /// The stored spelling: `login`, `agent_key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::AgentKey => "agent_key",
+        }
+    }
+}
+
 /// What [`Store::token_lease`] found for a credential's shared OAuth 2
 /// access token (SPEC §6.3; one token call across replicas).
 #[derive(Clone, PartialEq, Eq)]
@@ -520,6 +541,33 @@ pub trait Store: Send + Sync + 'static {
         &self,
         team_internal_id: i64,
         agent_id: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>>;
+
+    /// Counts one failure of `address` (a client address or block, as the
+    /// caller buckets it) under `kind`, atomically for every process sharing
+    /// the store: `None` when counted, or `Some(retry_after_ms)` when `limit`
+    /// failures already fall in the address's current window (then nothing
+    /// is counted). A window starts at the address's first failure and lasts
+    /// `window_ms`; a failure after it starts a new one. Expired windows of
+    /// `kind` are deleted as failures are counted (a bounded number per
+    /// call), so what is kept is bounded by the failures of one window.
+    async fn count_abuse_failure(
+        &self,
+        kind: AbuseKind,
+        address: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// `Some(retry_after_ms)` when `address` has `limit` failures of `kind`
+    /// in its current window (see [`Store::count_abuse_failure`]); reads only.
+    async fn abuse_blocked(
+        &self,
+        kind: AbuseKind,
+        address: &str,
         limit: u32,
         window_ms: i64,
         now_ms: i64,

@@ -16,7 +16,9 @@ use crate::PgStore;
 use crate::SqliteStore;
 
 /// Every table of a deployment, parents before children. The SQLite store's
-/// `audit_spool` (its fold position) has no PostgreSQL counterpart.
+/// `audit_spool` (its fold position) has no PostgreSQL counterpart, and
+/// `abuse_failures` (per-address failure windows of minutes, empty on a
+/// single SQLite process) is not carried over.
 const TABLES: &[&str] = &[
     "meta",
     "config_revision",

@@ -7,6 +7,7 @@
 //! single writer lock, and audit appends lock only their teams (`audit`).
 //! Migrations are their own (`migrations/postgres`).
 
+mod abuse;
 mod accounts;
 mod agents;
 mod approvals;
@@ -41,8 +42,8 @@ use tap_core::policy::{ApprovalMode, Policy};
 
 use crate::sqlite::schema::AuditKeySlot;
 use tap_core::store::{
-    AgentUpdate, AuditAppend, AuditQuery, NewAgent, Snapshot, Store, StoreResult, TeamKeyChange,
-    TokenLease, VoteOutcome,
+    AbuseKind, AgentUpdate, AuditAppend, AuditQuery, NewAgent, Snapshot, Store, StoreResult,
+    TeamKeyChange, TokenLease, VoteOutcome,
 };
 
 /// The PostgreSQL store. Clones share the pool and the audit key.
@@ -431,6 +432,28 @@ impl Store for PgStore {
         now_ms: i64,
     ) -> StoreResult<Option<i64>> {
         rates::take_rate(&self.pool, team, agent_id, limit, window_ms, now_ms).await
+    }
+
+    async fn count_abuse_failure(
+        &self,
+        kind: AbuseKind,
+        address: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        abuse::count_abuse_failure(&self.pool, kind, address, limit, window_ms, now_ms).await
+    }
+
+    async fn abuse_blocked(
+        &self,
+        kind: AbuseKind,
+        address: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        abuse::abuse_blocked(&self.pool, kind, address, limit, window_ms, now_ms).await
     }
 
     async fn create_session(

@@ -11,6 +11,7 @@
 //! sqlx needs for a generic query (`Encode`/`Type`/`Decode` per column,
 //! `IntoArguments`, `Executor` for transactions) would outweigh the queries.
 
+pub(crate) mod abuse;
 pub(crate) mod accounts;
 pub(crate) mod agents;
 pub(crate) mod approvals;

@@ -15,6 +15,7 @@
 //! - `audit` (pool-side appends and reads) over `spool` (the audit spool);
 //! - `snapshot`: the hot path's consistent read.
 
+mod abuse;
 mod accounts;
 mod agents;
 mod approvals;
@@ -49,8 +50,8 @@ use tap_core::model::{
 };
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
-    AgentUpdate, AuditAppend, AuditQuery, AuditWriter, NewAgent, Snapshot, Store, StoreResult,
-    TeamKeyChange, TokenLease, VoteOutcome,
+    AbuseKind, AgentUpdate, AuditAppend, AuditQuery, AuditWriter, NewAgent, Snapshot, Store,
+    StoreResult, TeamKeyChange, TokenLease, VoteOutcome,
 };
 
 /// The embedded SQLite store.
@@ -458,6 +459,28 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> StoreResult<Option<i64>> {
         rates::take_rate(&self.pool, team, agent_id, limit, window_ms, now_ms).await
+    }
+
+    async fn count_abuse_failure(
+        &self,
+        kind: AbuseKind,
+        address: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        abuse::count_abuse_failure(&self.pool, kind, address, limit, window_ms, now_ms).await
+    }
+
+    async fn abuse_blocked(
+        &self,
+        kind: AbuseKind,
+        address: &str,
+        limit: u32,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        abuse::abuse_blocked(&self.pool, kind, address, limit, window_ms, now_ms).await
     }
 
     async fn create_session(

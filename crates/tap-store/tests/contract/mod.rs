@@ -50,6 +50,7 @@ pub(crate) const EVERYONE: &[&str] = &[
     "member15@example.com",
 ];
 
+pub(crate) mod abuse;
 pub(crate) mod accounts;
 pub(crate) mod agents;
 pub(crate) mod approvals;
@@ -116,6 +117,11 @@ macro_rules! store_contract {
                 grants_are_created_listed_and_revoked,
                 use_grant_counts_to_max_uses_and_refuses_expired_or_revoked,
                 use_grant_allows_exactly_max_uses_under_contention,
+            }
+            abuse {
+                abuse_failures_count_to_the_limit_per_kind_and_address_in_a_window,
+                abuse_failures_count_exactly_the_limit_under_contention,
+                expired_abuse_windows_are_pruned_while_many_addresses_fail_at_once,
             }
             rates {
                 take_rate_allows_exactly_the_limit_in_a_sliding_window,
@@ -475,6 +481,21 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
         &[
             "one_holder_leases_a_token_call_and_its_token_is_shared",
             "a_released_or_lapsed_lease_passes_on",
+        ],
+    ),
+    (
+        "count_abuse_failure",
+        &[
+            "abuse_failures_count_to_the_limit_per_kind_and_address_in_a_window",
+            "abuse_failures_count_exactly_the_limit_under_contention",
+            "expired_abuse_windows_are_pruned_while_many_addresses_fail_at_once",
+        ],
+    ),
+    (
+        "abuse_blocked",
+        &[
+            "abuse_failures_count_to_the_limit_per_kind_and_address_in_a_window",
+            "abuse_failures_count_exactly_the_limit_under_contention",
         ],
     ),
     (
