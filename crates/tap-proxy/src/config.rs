@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tap_core::target::{HostPattern, OutboundRule, PrivateAllowlist, ResolvePins, TargetError};
 
+use crate::http::forwarded::TrustedProxies;
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
 /// Default upstream timeout.
@@ -76,6 +78,14 @@ pub enum ConfigError {
     /// `TAP_WEBAUTHN_RP_ID` and `TAP_WEBAUTHN_ORIGIN` incomplete or inconsistent.
     #[error("{0}")]
     Webauthn(String),
+    /// `TAP_TRUSTED_PROXIES` has an entry that is not an address or CIDR.
+    #[error("{var} entry {entry} is not an IP address or CIDR like 10.0.0.0/8")]
+    NotAProxy {
+        /// The variable.
+        var: &'static str,
+        /// The entry (1-based).
+        entry: usize,
+    },
     /// `TAP_PRIVATE_ALLOWLIST` or `TAP_RESOLVE` did not parse.
     #[error("{var}: {source}")]
     Outbound {
@@ -142,6 +152,9 @@ pub struct ProxyConfig {
     pub resolve: ResolvePins,
     /// `TAP_TRUSTED_SIDECARS` and `TAP_SIGNER_SECRET`.
     pub sidecars: SidecarConfig,
+    /// `TAP_TRUSTED_PROXIES`: load balancers whose `X-Forwarded-For` names
+    /// the client address the abuse limits and logs use (default: none).
+    pub trusted_proxies: TrustedProxies,
     /// Public base URL for links.
     pub public_url: Option<String>,
     /// Configuration poll interval.
@@ -230,6 +243,7 @@ impl Default for ProxyConfig {
             outbound: OutboundRule::default(),
             resolve: ResolvePins::default(),
             sidecars: SidecarConfig::default(),
+            trusted_proxies: TrustedProxies::default(),
             public_url: None,
             reload_interval: RELOAD_INTERVAL,
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
@@ -355,6 +369,13 @@ impl ProxyConfig {
                 c.sidecars.trusted.push(p);
             }
         }
+        if let Some(v) = get("TAP_TRUSTED_PROXIES") {
+            c.trusted_proxies =
+                TrustedProxies::parse(&v).map_err(|entry| ConfigError::NotAProxy {
+                    var: "TAP_TRUSTED_PROXIES",
+                    entry,
+                })?;
+        }
         c.sidecars.signer_secret = get("TAP_SIGNER_SECRET")
             .filter(|s| !s.trim().is_empty())
             .map(|s| tap_core::secret::Secret::new(s.trim().as_bytes().to_vec()));
@@ -470,6 +491,10 @@ mod tests {
         assert_eq!(
             msg("TAP_MAX_BODY_BYTES", "10MB"),
             r#"TAP_MAX_BODY_BYTES "10MB" is not a number of bytes"#
+        );
+        assert_eq!(
+            msg("TAP_TRUSTED_PROXIES", "10.0.0.1, lb.internal"),
+            "TAP_TRUSTED_PROXIES entry 2 is not an IP address or CIDR like 10.0.0.0/8"
         );
         assert_eq!(
             msg("TAP_MAX_CONNECTIONS", "0"),

@@ -97,6 +97,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         "sidecar hosts besides loopback that may receive credential values (comma-separated)",
     ),
     v(
+        "TAP_TRUSTED_PROXIES",
+        "- (the TCP peer is the client)",
+        "load balancers (IPs/CIDRs, comma-separated) whose X-Forwarded-For names the client address for abuse limits and logs",
+    ),
+    v(
         "TAP_SIGNER_SECRET",
         "-",
         "shared secret sent to loopback or trusted sidecars in X-OAuth-Signer-Secret",

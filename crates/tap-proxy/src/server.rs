@@ -241,6 +241,7 @@ async fn serve_connections(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     bounds: Bounds,
+    trusted: Arc<crate::http::forwarded::TrustedProxies>,
 ) {
     use crate::http::connection::{
         Activity, H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, HEADER_READ_TIMEOUT, TrackedBody,
@@ -292,13 +293,15 @@ async fn serve_connections(
         // Answers are written whole or in large chunks: no reason to delay small writes.
         let _ = tcp.set_nodelay(true);
         let activity = Arc::new(Activity::new());
-        let client = ClientAddr::from(peer);
         let svc = {
             let app = app.clone();
             let activity = Arc::clone(&activity);
+            let trusted = Arc::clone(&trusted);
             tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let in_flight = activity.enter();
                 let mut req = req.map(axum::body::Body::new);
+                // The peer, or the client a trusted load balancer names (per request).
+                let client = ClientAddr(trusted.client(peer.ip(), req.headers()));
                 req.extensions_mut().insert(client);
                 let call = app.clone().oneshot(req);
                 async move {
@@ -429,11 +432,15 @@ impl Proxy {
             passkeys.is_some(),
         ));
         // The dummy argon2 hash for unknown e-mails: hashed once, off the async workers.
-        let abuse = Arc::new(
-            tokio::task::spawn_blocking(crate::http::limiter::AbuseLimits::new)
-                .await
-                .unwrap_or_default(),
-        );
+        let abuse = tokio::task::spawn_blocking(crate::http::limiter::AbuseLimits::new)
+            .await
+            .unwrap_or_default();
+        // Replicas sharing the store share the per-address limits too.
+        let abuse = Arc::new(if config.shared_store {
+            abuse.counted_in(Arc::clone(&store), Arc::clone(&clock))
+        } else {
+            abuse
+        });
         let ops = crate::ops::Ops::new(Arc::clone(&store), Arc::clone(&keys), Arc::clone(&clock))
             .attach(Arc::clone(&directory), Arc::clone(&broker));
         let state = AppState::new(crate::state::Shared {
@@ -485,8 +492,9 @@ impl Proxy {
             idle: state.config.idle_timeout,
             max_connections: state.config.max_connections,
         };
+        let trusted = Arc::new(state.config.trusted_proxies.clone());
         let app = router(state);
-        serve_connections(listener, app, shutdown, bounds).await;
+        serve_connections(listener, app, shutdown, bounds, trusted).await;
         watcher.abort();
         executor.abort();
         for t in telegram_tasks {

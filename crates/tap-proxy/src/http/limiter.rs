@@ -1,11 +1,19 @@
-//! Per-address abuse limits (THREATS §I, §P): failed logins and failed agent
-//! keys are counted per client address, never per e-mail or per key, so a
-//! stranger's failures cannot lock the owner out and attacker-chosen strings
-//! are never kept.
+//! Per-address abuse limits (THREATS §I, §P; "login brute force"): failed
+//! logins and failed agent keys are counted per client address, never per
+//! e-mail or per key, so a stranger's failures cannot lock the owner out and
+//! attacker-chosen strings are never kept.
 //!
-//! The maps are `moka` caches: bounded in entries ([`MAX_TRACKED_ADDRESSES`])
-//! and every entry expires one window after the address's first failure, so
-//! a flood from many addresses costs a bounded amount of memory.
+//! Where they are counted depends on who shares the store. A single process
+//! (SQLite) counts in `moka` caches: bounded in entries
+//! ([`MAX_TRACKED_ADDRESSES`]) and every entry expires one window after the
+//! address's first failure, so a flood from many addresses costs a bounded
+//! amount of memory, and no store write is made. Replicas sharing a store
+//! (PostgreSQL) count in it ([`Store::count_abuse_failure`]), so spreading
+//! attempts over N replicas does not give N times the attempts; only
+//! failures (and sign-in attempts) reach the store, never a successful agent
+//! request; a replica remembers the addresses the store refused until their
+//! window ends. A store that cannot count refuses the attempt (503), never
+//! lets it through uncounted. The argon2 bound stays per process.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -15,6 +23,10 @@ use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use tap_core::store::{AbuseKind, Store};
+use tap_core::time::Clock;
+
+use crate::error::ProxyError;
 
 /// Failed logins one address may make per [`LOGIN_WINDOW`]; the next attempt,
 /// right password or not, is answered 429 until the window ends.
@@ -32,8 +44,10 @@ pub const PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(10);
 /// Addresses tracked per limiter; beyond it the least useful entries are evicted.
 pub const MAX_TRACKED_ADDRESSES: u64 = 100_000;
 
-/// The address a request came from: the TCP peer (a reverse proxy in front
-/// of TAP counts as one address; `X-Forwarded-For` is not trusted).
+/// The address a request came from: the TCP peer, or, when the peer is one
+/// of `TAP_TRUSTED_PROXIES`, the client its `X-Forwarded-For` names
+/// ([`super::forwarded::TrustedProxies::client`]). Without that variable a
+/// reverse proxy in front of TAP counts as one address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
 
@@ -114,22 +128,36 @@ impl AddressLimiter {
     /// `Some(retry_after_secs)` when `ip` used up its failures in the current window.
     pub fn blocked(&self, ip: IpAddr) -> Option<u64> {
         let f = self.cache.get(&bucket(ip))?;
-        let elapsed = f.first.elapsed();
-        if f.count.load(Ordering::Relaxed) < self.limit || elapsed >= self.window {
+        if f.count.load(Ordering::Relaxed) < self.limit {
             return None;
         }
-        Some(self.window.saturating_sub(elapsed).as_secs().max(1))
+        self.retry_after(&f)
     }
 
-    /// Counts one failure of `ip`.
-    pub fn record_failure(&self, ip: IpAddr) {
+    /// Counts one failure of `ip`: `None` when counted, `Some(retry_after_secs)`
+    /// when `ip` had already used up its failures (then nothing is counted).
+    pub fn record_failure(&self, ip: IpAddr) -> Option<u64> {
         let f = self.cache.get_with(bucket(ip), || {
             Arc::new(Failures {
                 first: Instant::now(),
                 count: AtomicU32::new(0),
             })
         });
-        f.count.fetch_add(1, Ordering::Relaxed);
+        let limit = self.limit;
+        match f
+            .count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                (c < limit).then_some(c + 1)
+            }) {
+            Ok(_) => None,
+            Err(_) => Some(self.retry_after(&f).unwrap_or(1)),
+        }
+    }
+
+    /// Seconds left in `f`'s window, `None` once it ended.
+    fn retry_after(&self, f: &Failures) -> Option<u64> {
+        let elapsed = f.first.elapsed();
+        (elapsed < self.window).then(|| self.window.saturating_sub(elapsed).as_secs().max(1))
     }
 
     /// Addresses currently tracked (after pending evictions ran).
@@ -139,22 +167,179 @@ impl AddressLimiter {
     }
 }
 
+/// Where one limit's failures are counted.
+enum Counter {
+    /// In this process: one process serves the store.
+    Process(AddressLimiter),
+    /// In the store, shared by every replica serving it.
+    Store(StoreCounter),
+}
+
+/// Failures counted in the store, plus what this replica learnt from it:
+/// an address the store found over its limit is refused here until its window
+/// ends without asking the store again, so a flood of refused attempts costs
+/// the shared database one round trip per address and window, not one per
+/// attempt. Bounded like [`AddressLimiter`].
+struct StoreCounter {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Bucket → when the store's refusal ends.
+    known_blocked: moka::sync::Cache<IpAddr, Instant>,
+}
+
+impl StoreCounter {
+    fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, window: Duration) -> Self {
+        Self {
+            store,
+            clock,
+            known_blocked: moka::sync::Cache::builder()
+                .max_capacity(MAX_TRACKED_ADDRESSES)
+                .time_to_live(window)
+                .build(),
+        }
+    }
+
+    /// Seconds left of a refusal the store gave `bucket`, if one is running.
+    fn known(&self, bucket: IpAddr) -> Option<u64> {
+        let until = self.known_blocked.get(&bucket)?;
+        let left = until.checked_duration_since(Instant::now())?;
+        (!left.is_zero()).then(|| secs_of(i64::try_from(left.as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    /// Keeps the store's refusal of `bucket` (`Some(retry_after_ms)`) and
+    /// answers it in whole seconds.
+    fn learn(&self, bucket: IpAddr, refused: Option<i64>) -> Option<u64> {
+        let ms = refused?;
+        let left = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+        if let Some(until) = Instant::now().checked_add(left) {
+            self.known_blocked.insert(bucket, until);
+        }
+        Some(secs_of(ms))
+    }
+}
+
+/// One abuse limit: failures of one [`AbuseKind`] per client address, at
+/// most `limit` per `window` starting at the address's first failure.
+pub struct FailureLimit {
+    kind: AbuseKind,
+    limit: u32,
+    window: Duration,
+    counter: Counter,
+}
+
+impl std::fmt::Debug for FailureLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailureLimit")
+            .field("kind", &self.kind)
+            .field("limit", &self.limit)
+            .field("window", &self.window)
+            .field("shared", &self.is_shared())
+            .finish()
+    }
+}
+
+/// Milliseconds of a store wait as whole seconds for `Retry-After` (at least 1).
+fn secs_of(ms: i64) -> u64 {
+    u64::try_from(ms.max(1).saturating_add(999) / 1000).unwrap_or(1)
+}
+
+impl FailureLimit {
+    fn in_process(kind: AbuseKind, limit: u32, window: Duration) -> Self {
+        Self {
+            kind,
+            limit,
+            window,
+            counter: Counter::Process(AddressLimiter::new(limit, window)),
+        }
+    }
+
+    fn window_ms(&self) -> i64 {
+        i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// True when failures are counted in the store (replicas share it).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.counter, Counter::Store(_))
+    }
+
+    /// The answer of [`FailureLimit::blocked`] as far as this process knows
+    /// it, never touching the store: when failures are counted in the store,
+    /// only a refusal the store already gave this replica for `ip`.
+    pub fn blocked_in_process(&self, ip: IpAddr) -> Option<u64> {
+        match &self.counter {
+            Counter::Process(l) => l.blocked(ip),
+            Counter::Store(c) => c.known(bucket(ip)),
+        }
+    }
+
+    /// `Some(retry_after_secs)` when `ip` used up its failures in the current
+    /// window; `Err` (503 `store_unavailable`) when the store cannot say.
+    pub async fn blocked(&self, ip: IpAddr) -> Result<Option<u64>, ProxyError> {
+        let c = match &self.counter {
+            Counter::Process(l) => return Ok(l.blocked(ip)),
+            Counter::Store(c) => c,
+        };
+        let b = bucket(ip);
+        if let Some(retry) = c.known(b) {
+            return Ok(Some(retry));
+        }
+        let refused = c
+            .store
+            .abuse_blocked(
+                self.kind,
+                &b.to_string(),
+                self.limit,
+                self.window_ms(),
+                c.clock.now_ms(),
+            )
+            .await?;
+        Ok(c.learn(b, refused))
+    }
+
+    /// Counts one failure of `ip`: `Ok(None)` when counted,
+    /// `Ok(Some(retry_after_secs))` when `ip` had already used up its
+    /// failures (nothing counted: answer 429), `Err` (503
+    /// `store_unavailable`) when the store cannot count it.
+    pub async fn record_failure(&self, ip: IpAddr) -> Result<Option<u64>, ProxyError> {
+        let c = match &self.counter {
+            Counter::Process(l) => return Ok(l.record_failure(ip)),
+            Counter::Store(c) => c,
+        };
+        let b = bucket(ip);
+        if let Some(retry) = c.known(b) {
+            return Ok(Some(retry));
+        }
+        let refused = c
+            .store
+            .count_abuse_failure(
+                self.kind,
+                &b.to_string(),
+                self.limit,
+                self.window_ms(),
+                c.clock.now_ms(),
+            )
+            .await?;
+        Ok(c.learn(b, refused))
+    }
+}
+
 /// The abuse limits of one proxy, plus the dummy password hash that makes an
 /// unknown e-mail cost the same argon2 work as a known one.
 #[derive(Debug)]
 pub struct AbuseLimits {
     /// Failed logins per address.
-    pub logins: AddressLimiter,
+    pub logins: FailureLimit,
     /// Invalid agent keys per address.
-    pub agent_keys: AddressLimiter,
+    pub agent_keys: FailureLimit,
     /// A PHC string with the parameters of real account hashes.
     pub dummy_password_hash: String,
-    /// Slots for argon2 checks ([`MAX_PASSWORD_CHECKS`]).
+    /// Slots for argon2 checks ([`MAX_PASSWORD_CHECKS`]), always per process.
     pub password_checks: tokio::sync::Semaphore,
 }
 
 impl AbuseLimits {
-    /// The default limits; hashes the dummy password (slow: call off the async workers).
+    /// The default limits, counted in this process; hashes the dummy
+    /// password (slow: call off the async workers).
     pub fn new() -> Self {
         use argon2::{Argon2, PasswordHasher as _};
         let dummy_password_hash = Argon2::default()
@@ -162,11 +347,28 @@ impl AbuseLimits {
             .map(|h| h.to_string())
             .unwrap_or_default();
         Self {
-            logins: AddressLimiter::new(MAX_LOGIN_FAILURES, LOGIN_WINDOW),
-            agent_keys: AddressLimiter::new(MAX_AGENT_KEY_FAILURES, AGENT_KEY_WINDOW),
+            logins: FailureLimit::in_process(AbuseKind::Login, MAX_LOGIN_FAILURES, LOGIN_WINDOW),
+            agent_keys: FailureLimit::in_process(
+                AbuseKind::AgentKey,
+                MAX_AGENT_KEY_FAILURES,
+                AGENT_KEY_WINDOW,
+            ),
             dummy_password_hash,
             password_checks: tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS),
         }
+    }
+
+    /// The same limits counted in `store` (timed by `clock`), for replicas
+    /// sharing it: every replica then counts an address's failures together.
+    pub fn counted_in(mut self, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        for limit in [&mut self.logins, &mut self.agent_keys] {
+            limit.counter = Counter::Store(StoreCounter::new(
+                Arc::clone(&store),
+                Arc::clone(&clock),
+                limit.window,
+            ));
+        }
+        self
     }
 }
 
@@ -189,22 +391,24 @@ mod tests {
         let l = AddressLimiter::new(3, Duration::from_secs(60));
         for _ in 0..3 {
             assert_eq!(l.blocked(ip("10.0.0.1")), None);
-            l.record_failure(ip("10.0.0.1"));
+            assert_eq!(l.record_failure(ip("10.0.0.1")), None);
         }
         let retry = l.blocked(ip("10.0.0.1")).unwrap();
         assert!((1..=60).contains(&retry));
+        // A failure over the limit is refused, not counted.
+        assert!(l.record_failure(ip("10.0.0.1")).is_some());
         assert_eq!(l.blocked(ip("10.0.0.2")), None);
     }
 
     #[test]
     fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
         let l = AddressLimiter::new(2, Duration::from_secs(60));
-        l.record_failure(ip("2001:db8:1:2::1"));
-        l.record_failure(ip("2001:db8:1:2::ffff"));
+        let _ = l.record_failure(ip("2001:db8:1:2::1"));
+        let _ = l.record_failure(ip("2001:db8:1:2::ffff"));
         assert!(l.blocked(ip("2001:db8:1:2::42")).is_some());
         assert_eq!(l.blocked(ip("2001:db8:1:3::1")), None);
-        l.record_failure(ip("::ffff:10.1.1.1"));
-        l.record_failure(ip("10.1.1.1"));
+        let _ = l.record_failure(ip("::ffff:10.1.1.1"));
+        let _ = l.record_failure(ip("10.1.1.1"));
         assert!(l.blocked(ip("10.1.1.1")).is_some());
     }
 
@@ -212,9 +416,83 @@ mod tests {
     fn the_map_stays_bounded_under_a_flood_of_addresses() {
         let l = AddressLimiter::with_capacity(5, Duration::from_secs(60), 1_000);
         for i in 0..20_000u32 {
-            l.record_failure(IpAddr::V4(Ipv4Addr::from(i)));
+            let _ = l.record_failure(IpAddr::V4(Ipv4Addr::from(i)));
         }
         assert!(l.tracked() <= 1_000, "{}", l.tracked());
+    }
+
+    fn in_store(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> FailureLimit {
+        let window = Duration::from_secs(60);
+        FailureLimit {
+            kind: AbuseKind::AgentKey,
+            limit: 3,
+            window,
+            counter: Counter::Store(StoreCounter::new(
+                Arc::clone(store),
+                Arc::clone(clock),
+                window,
+            )),
+        }
+    }
+
+    async fn sqlite(dir: &tempfile::TempDir, migrated: bool) -> Arc<dyn Store> {
+        let store = tap_store::SqliteStore::open(&dir.path().join("tap.db"))
+            .await
+            .unwrap();
+        if migrated {
+            store.migrate().await.unwrap();
+        }
+        Arc::new(store)
+    }
+
+    #[tokio::test]
+    async fn replicas_counting_in_the_store_share_the_limit_and_remember_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir, true).await;
+        let clock: Arc<dyn Clock> = Arc::new(tap_core::time::ManualClock::starting_now());
+        let (one, two) = (in_store(&store, &clock), in_store(&store, &clock));
+        assert!(one.is_shared());
+        let a = ip("203.0.113.7");
+        assert_eq!(one.record_failure(a).await.unwrap(), None);
+        assert_eq!(two.record_failure(a).await.unwrap(), None);
+        assert_eq!(one.record_failure(a).await.unwrap(), None);
+        // Replica two has not asked the store since: it knows nothing yet.
+        assert_eq!(two.blocked_in_process(a), None);
+        let retry = two.blocked(a).await.unwrap().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        // ...and now refuses the address without the store.
+        assert!(two.blocked_in_process(a).is_some());
+        // A fourth failure on replica one is refused, not counted.
+        assert!(one.record_failure(a).await.unwrap().is_some());
+        assert!(one.blocked_in_process(a).is_some());
+        // Another address is apart.
+        let b = ip("203.0.113.8");
+        assert_eq!(one.blocked(b).await.unwrap(), None);
+        assert_eq!(one.record_failure(b).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_store_that_cannot_count_refuses_with_store_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        // No schema: every abuse query fails.
+        let store = sqlite(&dir, false).await;
+        let clock: Arc<dyn Clock> = Arc::new(tap_core::time::ManualClock::starting_now());
+        let limit = in_store(&store, &clock);
+        let a = ip("203.0.113.7");
+        let counted = limit.record_failure(a).await.unwrap_err();
+        assert_eq!(counted.reason, crate::error::Reason::StoreUnavailable);
+        let read = limit.blocked(a).await.unwrap_err();
+        assert_eq!(read.reason, crate::error::Reason::StoreUnavailable);
+    }
+
+    #[test]
+    fn store_waits_round_up_to_whole_seconds() {
+        assert_eq!(secs_of(1), 1);
+        assert_eq!(secs_of(0), 1);
+        assert_eq!(secs_of(-5), 1);
+        assert_eq!(secs_of(1000), 1);
+        assert_eq!(secs_of(1001), 2);
+        assert_eq!(secs_of(900_000), 900);
     }
 
     #[test]

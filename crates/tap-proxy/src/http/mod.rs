@@ -7,6 +7,7 @@ pub mod agent_keys;
 pub mod body;
 pub mod connection;
 pub mod csrf;
+pub mod forwarded;
 pub mod limiter;
 pub mod metrics_endpoint;
 
@@ -36,8 +37,8 @@ pub async fn guard(
         Ok(req) => req,
         Err(refusal) => return refusal,
     };
-    let mut resp = next.run(req).await;
-    agent_keys::count_agent_key(&state, addr, &resp);
+    let resp = next.run(req).await;
+    let mut resp = agent_keys::count_agent_key(&state, addr, resp).await;
     body::after(&mut resp);
     resp
 }

@@ -54,6 +54,28 @@ fn failed() -> Response {
     err(Reason::Unauthorized, "passkey sign-in failed")
 }
 
+/// 429 when `client` used up its sign-in failures, 503 when the store cannot say.
+async fn blocked(state: &AppState, client: ClientAddr) -> Option<Response> {
+    match state.abuse.logins.blocked(client.0).await {
+        Ok(None) => None,
+        Ok(Some(retry)) => Some(too_many(retry)),
+        Err(e) => Some(e.into_response()),
+    }
+}
+
+/// Counts a failed sign-in of `client`: 401, or 429 when the address had
+/// already used up its failures, or 503 when the store cannot count it.
+async fn fail(state: &AppState, client: ClientAddr) -> Response {
+    match state.abuse.logins.record_failure(client.0).await {
+        Ok(None) => {
+            tracing::info!(client = %client.0, "failed passkey sign-in");
+            failed()
+        }
+        Ok(Some(retry)) => too_many(retry),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Options of the same shape as the library's, for an e-mail that cannot sign in.
 fn decoy_options(state: &AppState, rp_id: &str, email: &str) -> serde_json::Value {
     let id = state.keys.mac().digest(&format!("passkey-decoy|{email}"));
@@ -100,8 +122,8 @@ pub async fn begin(
             "passkeys are not configured on this proxy",
         );
     };
-    if let Some(retry) = state.abuse.logins.blocked(client.0) {
-        return too_many(retry);
+    if let Some(refused) = blocked(&state, client).await {
+        return refused;
     }
     let b: Begin = match json_body(&body) {
         Ok(b) => b,
@@ -178,23 +200,18 @@ pub async fn finish(
             "passkeys are not configured on this proxy",
         );
     };
-    if let Some(retry) = state.abuse.logins.blocked(client.0) {
-        return too_many(retry);
+    if let Some(refused) = blocked(&state, client).await {
+        return refused;
     }
     let assertion: PublicKeyCredential = match json_body(&body) {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let fail = || {
-        state.abuse.logins.record_failure(client.0);
-        tracing::info!(client = %client.0, "failed passkey sign-in");
-        failed()
-    };
     let Some(ceremony) = service.ceremonies.remove(&format!(
         "signin|{}",
         q.ceremony.chars().take(64).collect::<String>()
     )) else {
-        return fail();
+        return fail(&state, client).await;
     };
     let Ceremony::SignIn {
         state: Some(auth),
@@ -202,21 +219,21 @@ pub async fn finish(
         started_ms,
     } = ceremony.as_ref()
     else {
-        return fail();
+        return fail(&state, client).await;
     };
     let now = state.clock.now_ms();
     if now - started_ms > CEREMONY_TTL_MS {
-        return fail();
+        return fail(&state, client).await;
     }
     let Ok(result) = service
         .webauthn
         .finish_passkey_authentication(&assertion, auth)
     else {
-        return fail();
+        return fail(&state, client).await;
     };
     record_use(&state, *account_id, &result, now).await;
     let Some(account) = state.store.account(*account_id).await.ok().flatten() else {
-        return fail();
+        return fail(&state, client).await;
     };
     let Some((token, expires)) = start_session(&state, *account_id).await else {
         return err(Reason::StoreUnavailable, "session could not be stored");

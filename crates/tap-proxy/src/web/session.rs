@@ -273,6 +273,30 @@ pub(super) fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+fn too_many_logins(client: crate::http::limiter::ClientAddr, retry: u64) -> Response {
+    tracing::warn!(client = %client.0, "login refused: too many failures from this address");
+    let mut e = ProxyError::new(
+        Reason::TooManyAttempts,
+        "too many failed logins from this address; try again later",
+    );
+    e.retry_after = Some(retry);
+    e.into_response()
+}
+
+/// Counts a failed login of `client`; `Err` is the answer instead of the
+/// failure's own: 429 when the address had already used up its failures
+/// (counted elsewhere meanwhile), 503 when the store cannot count it.
+async fn count_login_failure(
+    state: &AppState,
+    client: crate::http::limiter::ClientAddr,
+) -> Result<(), Response> {
+    match state.abuse.logins.record_failure(client.0).await {
+        Ok(None) => Ok(()),
+        Ok(Some(retry)) => Err(too_many_logins(client, retry)),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
 /// `POST /login`: JSON `{"email","password"}` → `{"session_token","expires_at","teams"}`;
 /// a form post from the approval page sets the cookie and goes back.
 #[utoipa::path(
@@ -299,14 +323,10 @@ pub async fn login(
     // Counted per client address, never per e-mail: strangers' failures cannot
     // lock the owner out, and no attacker-chosen string is kept.
     let limiter = &state.abuse.logins;
-    if let Some(retry) = limiter.blocked(client.0) {
-        tracing::warn!(client = %client.0, "login refused: too many failures from this address");
-        let mut e = ProxyError::new(
-            Reason::TooManyAttempts,
-            "too many failed logins from this address; try again later",
-        );
-        e.retry_after = Some(retry);
-        return e.into_response();
+    match limiter.blocked(client.0).await {
+        Ok(None) => {}
+        Ok(Some(retry)) => return too_many_logins(client, retry),
+        Err(e) => return e.into_response(),
     }
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -330,7 +350,9 @@ pub async fn login(
         );
     }
     if b.email.trim().len() > MAX_EMAIL_LEN {
-        limiter.record_failure(client.0);
+        if let Err(refused) = count_login_failure(&state, client).await {
+            return refused;
+        }
         return api_error(
             Reason::InvalidRequest,
             format!("the e-mail is longer than {MAX_EMAIL_LEN} characters"),
@@ -345,7 +367,9 @@ pub async fn login(
         }
     };
     let Some(account_id) = checked else {
-        limiter.record_failure(client.0);
+        if let Err(refused) = count_login_failure(&state, client).await {
+            return refused;
+        }
         tracing::info!(client = %client.0, "failed login");
         if is_form {
             return login_page(
