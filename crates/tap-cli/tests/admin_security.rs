@@ -12,11 +12,10 @@
 // Helpers below are test code too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tap_testkit::{FakeUpstream, Served, TapHome, eventually, http_client};
+use tap_testkit::{FakeUpstream, Served, TapHome, eventually, http_client, http_client_from};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -32,19 +31,6 @@ fn setup(up: &FakeUpstream) -> (TapHome, Value, String) {
     tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
     let key = tap.agent("bot", &["--credential", "echo"]);
     (tap, init, key)
-}
-
-/// A client whose connections leave from `local` (any 127.0.0.0/8 address
-/// reaches the proxy on 127.0.0.1, from another client address).
-fn client_from(local: &str) -> reqwest::Client {
-    let ip: IpAddr = local.parse().unwrap();
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .local_address(ip)
-        .build()
-        .unwrap()
 }
 
 async fn json_of(r: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
@@ -64,22 +50,6 @@ fn assert_error(status: u16, v: &Value, want_status: u16, code: &str) {
     assert_eq!(v["error_code"], code, "{v}");
     assert!(v["detail"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
     assert!(v["fix"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
-}
-
-/// `POST /login` as JSON from `client`.
-async fn login_from(
-    client: &reqwest::Client,
-    served: &Served,
-    email: &str,
-    password: &str,
-) -> reqwest::Response {
-    client
-        .post(format!("{}/login", served.url))
-        .header("Content-Type", "application/json")
-        .body(json!({"email": email, "password": password}).to_string())
-        .send()
-        .await
-        .unwrap()
 }
 
 /// A pending approval of a POST through `/forward` (async); its txn id.
@@ -108,13 +78,14 @@ async fn a_cookie_or_a_foreign_page_approves_nothing_and_mints_no_grant() {
     let admin = init["admin_token"].as_str().unwrap();
     let txn = pending_txn(&served, &key, &up).await;
 
-    let r = login_from(
-        &http_client(),
-        &served,
-        init["owner_email"].as_str().unwrap(),
-        init["owner_password"].as_str().unwrap(),
-    )
-    .await;
+    let r = served
+        .login_from(
+            &http_client(),
+            init["owner_email"].as_str().unwrap(),
+            init["owner_password"].as_str().unwrap(),
+            &[],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let set_cookie = r
         .headers()
@@ -305,13 +276,14 @@ async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
     let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
     let init = tap.init();
     let served = tap.serve_with(&[("TAP_PUBLIC_URL", "https://tap.example.test")]);
-    let r = login_from(
-        &http_client(),
-        &served,
-        init["owner_email"].as_str().unwrap(),
-        init["owner_password"].as_str().unwrap(),
-    )
-    .await;
+    let r = served
+        .login_from(
+            &http_client(),
+            init["owner_email"].as_str().unwrap(),
+            init["owner_password"].as_str().unwrap(),
+            &[],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
@@ -351,7 +323,7 @@ async fn failed_logins_keep_memory_flat_and_never_lock_out_the_owner_elsewhere()
     let served = tap.serve();
     let owner = init["owner_email"].as_str().unwrap();
     let password = init["owner_password"].as_str().unwrap();
-    let attacker = client_from("127.0.0.1");
+    let attacker = http_client_from("127.0.0.1");
 
     // Oversized inputs are refused before any password work.
     let (s, _, v) = json_of(
@@ -366,18 +338,22 @@ async fn failed_logins_keep_memory_flat_and_never_lock_out_the_owner_elsewhere()
     .await;
     assert_error(s, &v, 413, "body_too_large");
     let long = format!("{}@example.test", "e".repeat(300));
-    let (s, _, v) = json_of(login_from(&attacker, &served, &long, "x").await).await;
+    let (s, _, v) = json_of(served.login_from(&attacker, &long, "x", &[]).await).await;
     assert_error(s, &v, 400, "invalid_request");
 
     // Warm up, then 1,000 failures with long, distinct e-mails.
     for i in 0..5 {
-        let _ = login_from(&attacker, &served, &format!("warm{i}@example.test"), "x").await;
+        let _ = served
+            .login_from(&attacker, &format!("warm{i}@example.test"), "x", &[])
+            .await;
     }
     let before = vm_rss_kib(served.pid());
     let mut limited = 0;
     for i in 0..1000 {
         let email = format!("{}{i}@example.test", "a".repeat(230));
-        let r = login_from(&attacker, &served, &email, "wrong-password").await;
+        let r = served
+            .login_from(&attacker, &email, "wrong-password", &[])
+            .await;
         match r.status().as_u16() {
             401 => {}
             429 => {
@@ -401,20 +377,131 @@ async fn failed_logins_keep_memory_flat_and_never_lock_out_the_owner_elsewhere()
     );
 
     // The attacker's address is limited even with the right password...
-    let (s, headers, v) = json_of(login_from(&attacker, &served, owner, password).await).await;
+    let (s, headers, v) = json_of(served.login_from(&attacker, owner, password, &[]).await).await;
     assert_error(s, &v, 429, "rate_limited");
     assert!(headers.get("retry-after").is_some());
     // ...while the owner, from another address, logs in.
-    let owner_client = client_from("127.0.0.2");
-    let (s, _, v) = json_of(login_from(&owner_client, &served, owner, password).await).await;
+    let owner_client = http_client_from("127.0.0.2");
+    let (s, _, v) = json_of(served.login_from(&owner_client, owner, password, &[]).await).await;
     assert_eq!(s, 200, "the owner is not locked out by a stranger: {v}");
     assert!(v["session_token"].is_string(), "{v}");
     // An unknown e-mail answers like a wrong password (no account enumeration).
-    let (s, _, unknown) =
-        json_of(login_from(&owner_client, &served, "nobody@example.test", "x").await).await;
-    let (s2, _, known) = json_of(login_from(&owner_client, &served, owner, "x").await).await;
+    let (s, _, unknown) = json_of(
+        served
+            .login_from(&owner_client, "nobody@example.test", "x", &[])
+            .await,
+    )
+    .await;
+    let (s2, _, known) = json_of(served.login_from(&owner_client, owner, "x", &[]).await).await;
     assert_eq!((s, s2), (401, 401));
     assert_eq!(unknown, known);
+    assert_eq!(served.terminate(), Some(0));
+}
+
+/// `n` failed logins of `owner` from `client`, each answered 401; `xff`
+/// gives each attempt's `X-Forwarded-For` (none when it returns `None`).
+async fn fail_logins(
+    served: &Served,
+    client: &reqwest::Client,
+    owner: &str,
+    n: usize,
+    xff: impl Fn(usize) -> Option<String>,
+) {
+    for i in 0..n {
+        let forwarded = xff(i);
+        let headers: Vec<(&str, &str)> = forwarded
+            .as_deref()
+            .map(|v| vec![("X-Forwarded-For", v)])
+            .unwrap_or_default();
+        let r = served
+            .login_from(client, owner, "wrong-password", &headers)
+            .await;
+        let (s, _, v) = json_of(r).await;
+        assert_eq!(s, 401, "failure {i} is answered as a failure: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_forwarded_clients_are_limited_apart() {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    let init = tap.init();
+    let owner = init["owner_email"].as_str().unwrap();
+    let password = init["owner_password"].as_str().unwrap();
+    let served = tap.serve_with(&[("TAP_TRUSTED_PROXIES", "127.0.0.1")]);
+    // The load balancer (127.0.0.1) relays client A's failures; what A wrote
+    // left of the address the balancer appended is not believed.
+    let lb = http_client_from("127.0.0.1");
+    fail_logins(&served, &lb, owner, 10, |i| {
+        Some(format!("10.9.9.{i}, 198.51.100.1"))
+    })
+    .await;
+    let a = [("X-Forwarded-For", "198.51.100.1")];
+    let (s, headers, v) = json_of(served.login_from(&lb, owner, password, &a).await).await;
+    assert_error(s, &v, 429, "rate_limited");
+    assert!(headers.get("retry-after").is_some());
+    // Client B, through the same balancer, still signs in.
+    let b = [("X-Forwarded-For", "198.51.100.2")];
+    let (s, _, v) = json_of(served.login_from(&lb, owner, password, &b).await).await;
+    assert_eq!(s, 200, "client B is not locked out by client A: {v}");
+    // The balancer's own address was never counted: without the header it
+    // is a client like any other.
+    let (s, _, v) = json_of(served.login_from(&lb, owner, password, &[]).await).await;
+    assert_eq!(s, 200, "{v}");
+    // A peer that is not a trusted proxy cannot borrow or shed an address:
+    // naming locked-out A, it is counted as itself and signs in.
+    let other = http_client_from("127.0.0.2");
+    let (s, _, v) = json_of(served.login_from(&other, owner, password, &a).await).await;
+    assert_eq!(
+        s, 200,
+        "X-Forwarded-For from an untrusted peer is ignored: {v}"
+    );
+    // The log names the client the balancer forwarded for.
+    assert!(
+        served.log().contains("198.51.100.1"),
+        "failed logins are logged with the forwarded client: {}",
+        served.log()
+    );
+    assert_eq!(served.terminate(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_trusted_proxies_x_forwarded_for_does_not_escape_the_limit() {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    let init = tap.init();
+    let owner = init["owner_email"].as_str().unwrap();
+    let password = init["owner_password"].as_str().unwrap();
+    let served = tap.serve();
+    let attacker = http_client_from("127.0.0.1");
+    // Every attempt claims another address; all count against the peer.
+    fail_logins(&served, &attacker, owner, 10, |i| {
+        Some(format!("198.51.100.{}", i + 10))
+    })
+    .await;
+    let fresh = [("X-Forwarded-For", "203.0.113.99")];
+    let (s, _, v) = json_of(served.login_from(&attacker, owner, password, &fresh).await).await;
+    assert_error(s, &v, 429, "rate_limited");
+    // Invalid agent keys alike: a spoofed header does not reset the count.
+    let bad = "tap_0000000000000000000000000000000000000000000";
+    for i in 0..20 {
+        let r = attacker
+            .get(format!("{}/agent/bootstrap", served.url))
+            .header("X-TAP-Key", bad)
+            .header("X-Forwarded-For", format!("198.51.100.{i}"))
+            .send()
+            .await
+            .unwrap();
+        let (s, _, v) = json_of(r).await;
+        assert_error(s, &v, 401, "invalid_tap_key");
+    }
+    let r = attacker
+        .get(format!("{}/agent/bootstrap", served.url))
+        .header("X-TAP-Key", bad)
+        .header("X-Forwarded-For", "203.0.113.99")
+        .send()
+        .await
+        .unwrap();
+    let (s, _, v) = json_of(r).await;
+    assert_error(s, &v, 429, "rate_limited");
     assert_eq!(served.terminate(), Some(0));
 }
 
@@ -423,7 +510,7 @@ async fn bootstrap_from(
     local: &str,
     key: &str,
 ) -> (u16, reqwest::header::HeaderMap, Value) {
-    let r = client_from(local)
+    let r = http_client_from(local)
         .get(format!("{}/agent/bootstrap", served.url))
         .header("X-TAP-Key", key)
         .send()

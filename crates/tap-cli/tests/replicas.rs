@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tap_testkit::{
-    FakeTokenEndpoint, FakeUpstream, Served, TapHome, TempPg, TokenReply, eventually, http_client,
+    FakeTokenEndpoint, FakeUpstream, Reply, Served, TapHome, TempPg, TokenReply, eventually,
+    http_client, http_client_from,
 };
 
 const SECRET: &str = "s3cr3t-value-for-replicas";
@@ -220,6 +221,102 @@ async fn a_rate_limit_of_n_holds_across_both_replicas() {
         2 * LIMIT,
         "{statuses:?}"
     );
+    assert_eq!(one.terminate(), Some(0));
+    assert_eq!(two.terminate(), Some(0));
+}
+
+/// A deployment on `pg` served by two replicas; returns the home, `tap
+/// init`'s answer (owner e-mail and password) and both.
+fn two_bare_replicas(pg: &TempPg) -> (TapHome, Value, Served, Served) {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url());
+    let init = tap.init();
+    let one = tap.serve();
+    let two = tap.serve();
+    (tap, init, one, two)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_spread_over_both_replicas_share_one_limit() {
+    let Some(pg) = TempPg::create().await else {
+        return;
+    };
+    let (_tap, init, one, two) = two_bare_replicas(&pg);
+    let owner = init["owner_email"].as_str().expect("owner e-mail");
+    let password = init["owner_password"].as_str().expect("owner password");
+    let client = http_client();
+    // 10 failures from 127.0.0.1, alternating replicas: each one counts.
+    for i in 0..10 {
+        let served = if i % 2 == 0 { &one } else { &two };
+        let r = Reply::read(served.login_from(&client, owner, "wrong", &[]).await).await;
+        assert_eq!(r.status, 401, "failure {i}: {}", r.text());
+    }
+    // The 11th attempt, right password and all, is refused on either replica.
+    for served in [&one, &two] {
+        let r = Reply::read(served.login_from(&client, owner, password, &[]).await).await;
+        r.assert_refused(429, "rate_limited");
+        let retry: u64 = r
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After in seconds");
+        assert!((1..=15 * 60).contains(&retry), "{retry}");
+    }
+    // Another address is not affected, on either replica.
+    let owner_client = http_client_from("127.0.0.2");
+    for served in [&two, &one] {
+        let r = Reply::read(served.login_from(&owner_client, owner, password, &[]).await).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(one.terminate(), Some(0));
+    assert_eq!(two.terminate(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_agent_keys_spread_over_both_replicas_share_one_limit() {
+    let Some(pg) = TempPg::create().await else {
+        return;
+    };
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url());
+    tap.init();
+    let key = tap.agent("bot", &[]);
+    let (one, two) = (tap.serve(), tap.serve());
+    let bad = "tap_0000000000000000000000000000000000000000000";
+    // 20 invalid keys from 127.0.0.1, alternating replicas (the last on two).
+    for i in 0..20 {
+        let served = if i % 2 == 0 { &one } else { &two };
+        served
+            .get("/agent/bootstrap", Some(bad))
+            .await
+            .assert_refused(401, "invalid_tap_key");
+    }
+    // The 21st is refused on the other replica, and again on both.
+    for served in [&one, &two, &one] {
+        let r = served.get("/agent/bootstrap", Some(bad)).await;
+        r.assert_refused(429, "rate_limited");
+        assert!(r.header("retry-after").is_some(), "{}", r.text());
+    }
+    // /forward is limited alike.
+    one.forward(bad)
+        .credential("echo")
+        .target("http://api.example.test/x")
+        .send()
+        .await
+        .assert_refused(429, "rate_limited");
+    // A valid key from the same address still works on both.
+    for served in [&one, &two] {
+        let r = served.get("/agent/bootstrap", Some(&key)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // Another address is not affected.
+    let other = Reply::read(
+        http_client_from("127.0.0.3")
+            .get(format!("{}/agent/bootstrap", two.url))
+            .header("X-TAP-Key", bad)
+            .send()
+            .await
+            .expect("bootstrap"),
+    )
+    .await;
+    other.assert_refused(401, "invalid_tap_key");
     assert_eq!(one.terminate(), Some(0));
     assert_eq!(two.terminate(), Some(0));
 }
@@ -503,7 +600,7 @@ async fn an_oauth_token_is_fetched_once_across_replicas_and_once_more_after_expi
                 .send()
                 .await
                 .expect("forward");
-            tap_testkit::Reply::read(r).await
+            Reply::read(r).await
         })
     };
     // Replica one's token call is held open while requests reach both.

@@ -19,6 +19,20 @@ pub fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Like [`http_client`], its connections leaving from `local`: any
+/// 127.0.0.0/8 address reaches a proxy on 127.0.0.1, as another client
+/// address (per-address limits tell them apart).
+pub fn http_client_from(local: &str) -> reqwest::Client {
+    let ip: std::net::IpAddr = local.parse().unwrap();
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(CALL_TIMEOUT)
+        .local_address(ip)
+        .build()
+        .unwrap()
+}
+
 /// An answer of the proxy, fully read.
 #[derive(Clone, Debug)]
 pub struct Reply {
@@ -194,6 +208,25 @@ impl Served {
         let r = Reply::read(r).await;
         assert_eq!(r.status, 200, "login as {email}: {}", r.text());
         r.json()["session_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /login` as JSON through `client`, with `headers` added (say
+    /// `X-Forwarded-For`): the answer as it came, whatever its status.
+    pub async fn login_from(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = client
+            .post(format!("{}/login", self.url))
+            .header("Content-Type", "application/json")
+            .body(serde_json::json!({"email": email, "password": password}).to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
     }
 
     /// `GET path` with `Authorization: Bearer token`.

@@ -16,7 +16,7 @@ mod tap;
 mod upstream;
 mod web_form;
 
-pub use client::{CALL_TIMEOUT, Forward, Reply, http_client};
+pub use client::{CALL_TIMEOUT, Forward, Reply, http_client, http_client_from};
 pub use fake_telegram::{BotCall, FakeMessage, FakeTelegram};
 pub use fake_token::{FakeTokenEndpoint, TokenReply};
 pub use member_pages::{
