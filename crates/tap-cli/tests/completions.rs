@@ -37,6 +37,7 @@ fn serve_help_lists_every_environment_variable_with_its_default() {
         "TAP_MASTER_KEY_FILE",
         "TAP_SYNC_APPROVAL_WAIT_SECS",
         "TELEGRAM_API_URL",
+        "TAP_TRUSTED_PROXIES",
     ] {
         assert!(help.contains(v), "{v} missing from serve --help: {help}");
     }
