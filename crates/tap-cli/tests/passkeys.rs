@@ -54,44 +54,12 @@ fn deployment(up: &FakeUpstream) -> Deployment {
 }
 
 async fn post(served: &Served, path: &str, bearer: &str, body: &Value) -> Reply {
-    let r = http_client()
-        .post(format!("{}{path}", served.url))
-        .bearer_auth(bearer)
-        .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    Reply::read(r).await
+    served.post_json(path, Some(bearer), body).await
 }
 
 /// Registers a new passkey of `device` for the session; returns its id.
 async fn register(served: &Served, session: &str, device: &mut SoftPasskey, name: &str) -> String {
-    let begin = post(
-        served,
-        "/passkeys/register/begin",
-        session,
-        &json!({"name": name}),
-    )
-    .await;
-    assert_eq!(begin.status, 200, "{}", begin.text());
-    let options = begin.json();
-    assert!(options["publicKey"]["challenge"].is_string(), "{options}");
-    assert_eq!(
-        options["publicKey"]["authenticatorSelection"]["userVerification"], "required",
-        "{options}"
-    );
-    let cred = device.register(&options);
-    let finish = post(served, "/passkeys/register/finish", session, &cred).await;
-    assert_eq!(
-        finish.status,
-        201,
-        "{name}: {}\n{}",
-        finish.text(),
-        served.log()
-    );
-    assert_eq!(finish.json()["name"], name);
-    finish.json()["id"].as_str().unwrap().to_owned()
+    device.register_on(served, served, session, name).await
 }
 
 async fn begin(served: &Served, session: &str, txn: &str) -> Reply {

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use crate::audit::{AuditChain, AuditHead, AuditPhase, AuditRecord, AuditRow};
 use crate::crypto::AuditKey;
 use crate::model::{
-    Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
-    MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
+    Account, AdminToken, Agent, Approval, ApprovalStatus, CeremonyKind, CeremonyRecord, Channel,
+    Credential, Grant, Link, Member, MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
 };
 use crate::policy::{ApprovalMode, Policy};
 
@@ -649,4 +649,26 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<bool>;
     /// Removes one of the account's passkeys; false when it has no such passkey.
     async fn delete_passkey(&self, account_id: i64, id: &str) -> StoreResult<bool>;
+
+    /// Keeps a WebAuthn ceremony in progress for any process sharing the
+    /// store to finish, replacing one with the same id (a newer begin wins).
+    /// First deletes every ceremony expired at `now_ms`; then stores it only
+    /// while fewer than `cap` ceremonies of its kind are kept, answering
+    /// false (nothing stored, and a replaced one gone) when that many are.
+    async fn put_ceremony(
+        &self,
+        ceremony: &CeremonyRecord,
+        now_ms: i64,
+        cap: u32,
+    ) -> StoreResult<bool>;
+    /// Takes the ceremony `id` of `kind` out, in one statement: deletes it
+    /// and returns it when it is unexpired at `now_ms`. `None` when there is
+    /// none (never put, taken already, of another kind) or it expired (then
+    /// it is deleted too). Of two callers racing for one id, at most one gets it.
+    async fn take_ceremony(
+        &self,
+        id: &str,
+        kind: CeremonyKind,
+        now_ms: i64,
+    ) -> StoreResult<Option<CeremonyRecord>>;
 }

@@ -196,6 +196,24 @@ impl Served {
         r.json()["session_token"].as_str().unwrap().to_owned()
     }
 
+    /// `POST path` with a JSON body, as `Authorization: Bearer token` when
+    /// one is given (a member's session) or anonymously.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Reply {
+        let mut req = http_client()
+            .post(format!("{}{path}", self.url))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Reply::read(req.send().await.unwrap()).await
+    }
+
     /// `GET path` with `Authorization: Bearer token`.
     pub async fn get_bearer(&self, path: &str, token: &str) -> Reply {
         let req = http_client()

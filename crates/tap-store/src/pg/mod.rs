@@ -11,6 +11,7 @@ mod accounts;
 mod agents;
 mod approvals;
 mod audit;
+mod ceremonies;
 mod changes;
 mod credentials;
 mod grants;
@@ -34,8 +35,8 @@ use sqlx::PgPool;
 use tap_core::audit::{AuditChain, AuditHead, AuditRow};
 use tap_core::crypto::AuditKey;
 use tap_core::model::{
-    Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
-    MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
+    Account, AdminToken, Agent, Approval, ApprovalStatus, CeremonyKind, CeremonyRecord, Channel,
+    Credential, Grant, Link, Member, MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
 };
 use tap_core::policy::{ApprovalMode, Policy};
 
@@ -581,5 +582,23 @@ impl Store for PgStore {
 
     async fn delete_passkey(&self, account_id: i64, id: &str) -> StoreResult<bool> {
         passkeys::delete_passkey(&self.pool, account_id, id).await
+    }
+
+    async fn put_ceremony(
+        &self,
+        ceremony: &CeremonyRecord,
+        now_ms: i64,
+        cap: u32,
+    ) -> StoreResult<bool> {
+        ceremonies::put_ceremony(&self.pool, ceremony, now_ms, cap).await
+    }
+
+    async fn take_ceremony(
+        &self,
+        id: &str,
+        kind: CeremonyKind,
+        now_ms: i64,
+    ) -> StoreResult<Option<CeremonyRecord>> {
+        ceremonies::take_ceremony(&self.pool, id, kind, now_ms).await
     }
 }

@@ -7,6 +7,7 @@
 //! sqlx needs for a generic query (`Encode`/`Type`/`Decode` per column,
 //! `IntoArguments`, `Executor` for transactions) would outweigh the queries.
 
+pub(crate) mod ceremonies;
 pub(crate) mod grants;
 pub(crate) mod passkeys;
 pub(crate) mod roles;

@@ -11,7 +11,7 @@
 //! - `pool`: opening, migrations, revision, metadata, write transactions;
 //! - `rows`: decoding rows into domain types;
 //! - `teams`, `accounts`, `agents`, `credentials`, `roles`, `grants`,
-//!   `approvals`, `telegram`, `passkeys`: one concern each;
+//!   `approvals`, `telegram`, `passkeys`, `ceremonies`: one concern each;
 //! - `audit` (pool-side appends and reads) over `spool` (the audit spool);
 //! - `snapshot`: the hot path's consistent read.
 
@@ -20,6 +20,7 @@ mod agents;
 mod approvals;
 mod audit;
 mod backup;
+mod ceremonies;
 mod credentials;
 mod grants;
 mod passkeys;
@@ -43,8 +44,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use tap_core::audit::{AuditChain, AuditHead, AuditRow};
 use tap_core::crypto::AuditKey;
 use tap_core::model::{
-    Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
-    MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
+    Account, AdminToken, Agent, Approval, ApprovalStatus, CeremonyKind, CeremonyRecord, Channel,
+    Credential, Grant, Link, Member, MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
 };
 use tap_core::policy::{ApprovalMode, Policy};
 use tap_core::store::{
@@ -585,5 +586,23 @@ impl Store for SqliteStore {
 
     async fn delete_passkey(&self, account_id: i64, id: &str) -> StoreResult<bool> {
         passkeys::delete_passkey(&self.pool, account_id, id).await
+    }
+
+    async fn put_ceremony(
+        &self,
+        ceremony: &CeremonyRecord,
+        now_ms: i64,
+        cap: u32,
+    ) -> StoreResult<bool> {
+        ceremonies::put_ceremony(&self.pool, ceremony, now_ms, cap).await
+    }
+
+    async fn take_ceremony(
+        &self,
+        id: &str,
+        kind: CeremonyKind,
+        now_ms: i64,
+    ) -> StoreResult<Option<CeremonyRecord>> {
+        ceremonies::take_ceremony(&self.pool, id, kind, now_ms).await
     }
 }

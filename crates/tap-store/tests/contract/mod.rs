@@ -54,6 +54,7 @@ pub(crate) mod accounts;
 pub(crate) mod agents;
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod ceremonies;
 pub(crate) mod credentials;
 pub(crate) mod database;
 pub(crate) mod grants;
@@ -163,6 +164,12 @@ macro_rules! store_contract {
             }
             passkeys {
                 passkeys_belong_to_one_account_and_are_unique,
+            }
+            ceremonies {
+                a_ceremony_is_taken_out_once_by_its_id_and_kind,
+                an_expired_ceremony_is_never_taken_out,
+                ceremonies_beyond_the_cap_of_their_kind_are_refused,
+                racing_takers_get_a_ceremony_at_most_once,
             }
         );
     };
@@ -577,6 +584,22 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     (
         "delete_passkey",
         &["passkeys_belong_to_one_account_and_are_unique"],
+    ),
+    (
+        "put_ceremony",
+        &[
+            "a_ceremony_is_taken_out_once_by_its_id_and_kind",
+            "an_expired_ceremony_is_never_taken_out",
+            "ceremonies_beyond_the_cap_of_their_kind_are_refused",
+        ],
+    ),
+    (
+        "take_ceremony",
+        &[
+            "a_ceremony_is_taken_out_once_by_its_id_and_kind",
+            "an_expired_ceremony_is_never_taken_out",
+            "racing_takers_get_a_ceremony_at_most_once",
+        ],
     ),
 ];
 
