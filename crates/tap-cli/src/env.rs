@@ -171,6 +171,7 @@ impl Globals {
             path.clone(),
             path.with_extension("db-wal"),
             path.with_extension("db-shm"),
+            path.with_extension("db-lock"),
         ] {
             let _ = std::fs::remove_file(p);
         }

@@ -214,3 +214,103 @@ async fn a_store_whose_schema_exists_but_whose_companions_are_missing_refuses_to
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// Copies the named files of `from`'s data dir into `to`'s (which it creates).
+fn copy_files(from: &TapHome, to: &TapHome, names: &[&str]) {
+    std::fs::create_dir_all(to.data_dir()).unwrap();
+    for name in names {
+        std::fs::copy(from.path(name), to.path(name)).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_copied_with_its_spool_but_without_its_wal_while_in_use_refuses_to_start() {
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
+    let key = tap.agent("bot", &["--credential", "echo"]);
+    let served = tap.serve();
+    let r = served
+        .forward(&key)
+        .credential("echo")
+        .target(&format!("{}/echo/x", up.base()))
+        .method("GET")
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A write while the proxy runs: it sits in tap.db-wal.
+    let late = tokio::task::block_in_place(|| tap.agent("late", &["--credential", "echo"]));
+    // tap.db as it stands on disk (the schema long since checkpointed into
+    // it) with its spool, without tap.db-wal: what `cp tap.db*` minus the WAL
+    // or a file-level backup tool would take.
+    let copy = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    copy_files(&tap, &copy, &["tap.db", "tap.db.audit-spool", "master.key"]);
+    for _ in 0..2 {
+        // Refused every time: a refusal leaves nothing that lets the next start through.
+        let out = tokio::task::block_in_place(|| {
+            copy.run_bounded(&["serve", "--listen", "127.0.0.1:0"], &[], EXIT_BOUND)
+        });
+        assert!(!out.status.success(), "a copy without its WAL started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("tap.db-wal"), "{err}");
+        assert!(err.contains("tap backup"), "{err}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.to_lowercase().contains("password"),
+            "no new owner: {stdout}"
+        );
+    }
+    // Commands refuse the copy too, rather than read a stale store.
+    let out = tokio::task::block_in_place(|| copy.run(&["agent", "list"]));
+    assert!(!out.status.success());
+
+    // Stopped properly, the data dir holds no WAL, and a copy of it is whole:
+    // the write made while serving is there and the agent it made works.
+    assert_eq!(tokio::task::block_in_place(|| served.terminate()), Some(0));
+    assert!(
+        !tap.path("tap.db-wal").exists(),
+        "a clean stop folds the WAL into tap.db"
+    );
+    let whole = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    copy_files(
+        &tap,
+        &whole,
+        &["tap.db", "tap.db.audit-spool", "master.key"],
+    );
+    let served = whole.serve();
+    let r = served
+        .forward(&late)
+        .credential("echo")
+        .target(&format!("{}/echo/y", up.base()))
+        .method("GET")
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_left_by_a_crash_starts_again_even_after_a_command_ran_on_it() {
+    let up = FakeUpstream::start().await;
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    tap.init();
+    tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
+    let key = tap.agent("bot", &["--credential", "echo"]);
+    let served = tap.serve();
+    let late = tokio::task::block_in_place(|| tap.agent("late", &["--credential", "echo"]));
+    tokio::task::block_in_place(|| served.kill());
+    // A command on the crashed store closes it as the last user.
+    let listed = tokio::task::block_in_place(|| tap.ok(&["agent", "list"]));
+    assert!(listed.contains("late"), "{listed}");
+    let served = tap.serve();
+    for agent in [&key, &late] {
+        let r = served
+            .forward(agent)
+            .credential("echo")
+            .target(&format!("{}/echo/z", up.base()))
+            .method("GET")
+            .send()
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}

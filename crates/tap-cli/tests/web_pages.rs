@@ -7,84 +7,13 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tap_testkit::{FakeUpstream, Reply, Served, TapHome, eventually, http_client};
+use tap_testkit::{
+    FakeUpstream, Reply, Served, TapHome, cookie_pair, eventually, form_enc, form_field, get_page,
+    post_form, set_cookies, sign_in,
+};
 
 const SECRET: &str = "web-pages-secret-value-456";
 const PASSWORD: &str = "a-long-member-password-1234";
-
-fn set_cookies(r: &Reply) -> Vec<String> {
-    r.header_all("set-cookie")
-}
-
-/// `name=value` of the Set-Cookie for `name`.
-fn cookie_pair(r: &Reply, name: &str) -> String {
-    set_cookies(r)
-        .into_iter()
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} cookie: {:?}", set_cookies(r)))
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-/// The value of the hidden input `name` in the form posting to `action`.
-fn field(html: &str, action: &str, name: &str) -> String {
-    let at = html
-        .find(&format!("action=\"{action}\""))
-        .unwrap_or_else(|| panic!("no form for {action}: {html}"));
-    let rest = &html[at..];
-    let key = format!("name=\"{name}\" value=\"");
-    let v = rest.find(&key).unwrap() + key.len();
-    let end = rest[v..].find('"').unwrap();
-    rest[v..v + end].to_owned()
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-async fn get(served: &Served, path: &str, cookie: Option<&str>) -> Reply {
-    let mut req = http_client().get(format!("{}{path}", served.url));
-    if let Some(c) = cookie {
-        req = req.header("Cookie", c);
-    }
-    Reply::read(req.send().await.unwrap()).await
-}
-
-async fn post_form(served: &Served, path: &str, cookie: &str, body: &str) -> Reply {
-    let r = http_client()
-        .post(format!("{}{path}", served.url))
-        .header("Cookie", cookie)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    Reply::read(r).await
-}
-
-/// Signs in through the form as a browser does; returns the session cookie pair.
-async fn sign_in(served: &Served, email: &str, password: &str) -> String {
-    let form = get(served, "/login", None).await;
-    let csrf_cookie = cookie_pair(&form, "tap_login_csrf");
-    let csrf = field(&form.text(), "/login", "csrf");
-    let r = post_form(
-        served,
-        "/login",
-        &csrf_cookie,
-        &format!(
-            "email={}&password={}&next=%2Finbox&csrf={}",
-            enc(email),
-            enc(password),
-            enc(&csrf)
-        ),
-    )
-    .await;
-    assert_eq!(r.status, 303, "{}", r.text());
-    assert_eq!(r.header("location").as_deref(), Some("/inbox"));
-    cookie_pair(&r, "tap_session")
-}
 
 fn assert_page_headers(r: &Reply) {
     let csp = r.header("content-security-policy").unwrap_or_default();
@@ -103,10 +32,10 @@ async fn sign_in_shows_the_form_again_on_failure_and_guards_it_with_a_cookie() {
     let password = init["owner_password"].as_str().unwrap();
 
     // `/` sends strangers to the form.
-    let root = get(&served, "/", None).await;
+    let root = get_page(&served, "/", None).await;
     assert!(root.status == 303 || root.status == 307, "{}", root.status);
     assert_eq!(root.header("location").as_deref(), Some("/login"));
-    let form = get(&served, "/login", None).await;
+    let form = get_page(&served, "/login", None).await;
     assert_eq!(form.status, 200);
     assert_page_headers(&form);
     let html = form.text();
@@ -118,7 +47,7 @@ async fn sign_in_shows_the_form_again_on_failure_and_guards_it_with_a_cookie() {
         set.contains("HttpOnly") && set.contains("SameSite=Strict"),
         "{set}"
     );
-    let csrf = field(&html, "/login", "csrf");
+    let csrf = form_field(&html, "/login", "csrf");
 
     // Without the cookie the form's token is worthless (login CSRF).
     let r = post_form(
@@ -127,9 +56,9 @@ async fn sign_in_shows_the_form_again_on_failure_and_guards_it_with_a_cookie() {
         "",
         &format!(
             "email={}&password={}&csrf={}",
-            enc(email),
-            enc(password),
-            enc(&csrf)
+            form_enc(email),
+            form_enc(password),
+            form_enc(&csrf)
         ),
     )
     .await;
@@ -150,7 +79,11 @@ async fn sign_in_shows_the_form_again_on_failure_and_guards_it_with_a_cookie() {
         &served,
         "/login",
         &csrf_cookie,
-        &format!("email={}&password=wrong&csrf={}", enc(email), enc(&csrf)),
+        &format!(
+            "email={}&password=wrong&csrf={}",
+            form_enc(email),
+            form_enc(&csrf)
+        ),
     )
     .await;
     assert_eq!(r.status, 401);
@@ -165,19 +98,19 @@ async fn sign_in_shows_the_form_again_on_failure_and_guards_it_with_a_cookie() {
     );
 
     // A hostile `next` is ignored.
-    let form = get(&served, "/login", None).await;
+    let form = get_page(&served, "/login", None).await;
     let csrf_cookie = cookie_pair(&form, "tap_login_csrf");
-    let csrf = field(&form.text(), "/login", "csrf");
+    let csrf = form_field(&form.text(), "/login", "csrf");
     let r = post_form(
         &served,
         "/login",
         &csrf_cookie,
         &format!(
             "email={}&password={}&next={}&csrf={}",
-            enc(email),
-            enc(password),
-            enc("//evil.test/steal"),
-            enc(&csrf)
+            form_enc(email),
+            form_enc(password),
+            form_enc("//evil.test/steal"),
+            form_enc(&csrf)
         ),
     )
     .await;
@@ -191,28 +124,31 @@ async fn sign_in_shows_the_form_again_on_failure_and_guards_it_with_a_cookie() {
     );
 
     // Signed in, `/` and `/login` go to the inbox.
-    let root = get(&served, "/", Some(&session)).await;
+    let root = get_page(&served, "/", Some(&session)).await;
     assert_eq!(root.header("location").as_deref(), Some("/inbox"));
-    let again = get(&served, "/login", Some(&session)).await;
+    let again = get_page(&served, "/login", Some(&session)).await;
     assert_eq!(again.header("location").as_deref(), Some("/inbox"));
 
     // Sign-out needs the page's token; then the session is gone.
-    let inbox = get(&served, "/inbox", Some(&session)).await;
+    let inbox = get_page(&served, "/inbox", Some(&session)).await;
     assert_eq!(inbox.status, 200);
-    let logout_csrf = field(&inbox.text(), "/logout", "csrf");
+    let logout_csrf = form_field(&inbox.text(), "/logout", "csrf");
     let r = post_form(&served, "/logout", &session, "csrf=forged").await;
     assert_eq!(r.status, 403);
-    assert_eq!(get(&served, "/inbox", Some(&session)).await.status, 200);
+    assert_eq!(
+        get_page(&served, "/inbox", Some(&session)).await.status,
+        200
+    );
     let r = post_form(
         &served,
         "/logout",
         &session,
-        &format!("csrf={}", enc(&logout_csrf)),
+        &format!("csrf={}", form_enc(&logout_csrf)),
     )
     .await;
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location").as_deref(), Some("/login"));
-    let after = get(&served, "/inbox", Some(&session)).await;
+    let after = get_page(&served, "/inbox", Some(&session)).await;
     assert_eq!(after.status, 303);
     assert_eq!(
         after.header("location").as_deref(),
@@ -290,7 +226,7 @@ async fn the_inbox_lists_what_waits_for_this_member_and_refreshes() {
     let viewer = sign_in(&served, "viewer@example.com", PASSWORD).await;
     let approver = sign_in(&served, "appr@example.com", PASSWORD).await;
 
-    let empty = get(&served, "/inbox", Some(&owner)).await;
+    let empty = get_page(&served, "/inbox", Some(&owner)).await;
     assert_eq!(empty.status, 200);
     assert_page_headers(&empty);
     let html = empty.text();
@@ -306,7 +242,7 @@ async fn the_inbox_lists_what_waits_for_this_member_and_refreshes() {
     let txn = write(&served, &key, &up, "/echo/<b>inbox</b>").await;
     // The refresh fragment picks it up without a full page.
     let got = eventually(50, Duration::from_millis(100), || async {
-        let f = get(&served, "/inbox?fragment=1", Some(&owner)).await;
+        let f = get_page(&served, "/inbox?fragment=1", Some(&owner)).await;
         f.text().contains(&txn).then_some(f)
     })
     .await
@@ -321,37 +257,42 @@ async fn the_inbox_lists_what_waits_for_this_member_and_refreshes() {
     assert!(!frag.contains(SECRET));
 
     // Only members who may decide it see it waiting.
-    let f = get(&served, "/inbox?fragment=1", Some(&viewer)).await;
+    let f = get_page(&served, "/inbox?fragment=1", Some(&viewer)).await;
     assert!(
         !f.text().contains(&format!("data-txn=\"{txn}\"")),
         "{}",
         f.text()
     );
-    let f = get(&served, "/inbox?fragment=1", Some(&approver)).await;
+    let f = get_page(&served, "/inbox?fragment=1", Some(&approver)).await;
     assert!(
         !f.text().contains(&format!("data-txn=\"{txn}\"")),
         "{}",
         f.text()
     );
     // The other team's view is empty.
-    let f = get(&served, "/inbox?fragment=1&team=second", Some(&owner)).await;
+    let f = get_page(&served, "/inbox?fragment=1&team=second", Some(&owner)).await;
     assert!(!f.text().contains(&txn), "{}", f.text());
     // Without a session, the fragment is refused.
-    assert_eq!(get(&served, "/inbox?fragment=1", None).await.status, 401);
+    assert_eq!(
+        get_page(&served, "/inbox?fragment=1", None).await.status,
+        401
+    );
 
     // Decided on the approval page: it moves to the recent decisions.
-    let page = get(&served, &format!("/approve/{txn}"), Some(&owner)).await;
-    let csrf = field(&page.text(), &format!("/approve/{txn}/approve"), "csrf");
+    let page = get_page(&served, &format!("/approve/{txn}"), Some(&owner)).await;
+    let csrf = form_field(&page.text(), &format!("/approve/{txn}/approve"), "csrf");
     let r = post_form(
         &served,
         &format!("/approve/{txn}/approve"),
         &owner,
-        &format!("csrf={}", enc(&csrf)),
+        &format!("csrf={}", form_enc(&csrf)),
     )
     .await;
     assert_eq!(r.status, 303, "{}", r.text());
     let after = eventually(50, Duration::from_millis(100), || async {
-        let f = get(&served, "/inbox?fragment=1", Some(&owner)).await.text();
+        let f = get_page(&served, "/inbox?fragment=1", Some(&owner))
+            .await
+            .text();
         (!f.contains(&format!("data-txn=\"{txn}\"")) && f.contains("forwarded")).then_some(f)
     })
     .await
@@ -363,14 +304,14 @@ async fn the_inbox_lists_what_waits_for_this_member_and_refreshes() {
     assert!(after.contains("Nothing is waiting"), "{after}");
 
     // The static script and stylesheet are served with their types.
-    let js = get(&served, "/static/tap.js", None).await;
+    let js = get_page(&served, "/static/tap.js", None).await;
     assert_eq!(js.status, 200);
     assert!(
         js.header("content-type")
             .unwrap()
             .starts_with("text/javascript")
     );
-    let css = get(&served, "/static/tap.css", None).await;
+    let css = get_page(&served, "/static/tap.css", None).await;
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
     let _: Option<Value> = None;
 }

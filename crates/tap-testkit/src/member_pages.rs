@@ -84,7 +84,8 @@ pub async fn post_form(served: &Served, path: &str, cookie: &str, body: &str) ->
 }
 
 /// Signs in through the form as a browser does (the form's CSRF cookie
-/// included); returns the session cookie pair `tap_session=…`.
+/// included) and checks it lands on the inbox; returns the session cookie
+/// pair `tap_session=…`.
 pub async fn sign_in(served: &Served, email: &str, password: &str) -> String {
     let form = get_page(served, "/login", None).await;
     let csrf_cookie = cookie_pair(&form, "tap_login_csrf");
@@ -102,5 +103,6 @@ pub async fn sign_in(served: &Served, email: &str, password: &str) -> String {
     )
     .await;
     assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location").as_deref(), Some("/inbox"));
     cookie_pair(&r, "tap_session")
 }

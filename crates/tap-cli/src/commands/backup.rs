@@ -89,6 +89,8 @@ pub(crate) async fn restore(g: &Globals, file: &Path) -> Result<ExitCode> {
             std::fs::rename(&side, dir.join(format!("tap.db{suffix}")))?;
         }
     }
+    // The staged file's lock file held no state.
+    let _ = std::fs::remove_file(dir.join("tap.db.restoring-lock"));
     std::fs::rename(&staged, g.db_path())?;
     emit(
         g,

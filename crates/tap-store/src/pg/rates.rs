@@ -1,21 +1,23 @@
-//! Agent rate limits counted in the store (`rate_events`), shared by every
-//! replica: one transaction holding the agent's advisory lock prunes, counts
-//! and records, so a limit of N allows exactly N across replicas.
+//! Agent rate limits counted in the store (`rate_events`; shared with SQLite:
+//! `crate::sql::rates`), and by every replica: one transaction holding the
+//! agent's advisory lock prunes, counts and records, so a limit of N allows
+//! exactly N across replicas. `window_tx` uses the macro's imports
+//! (`StoreResult`, `unavailable`).
 
-use sqlx::PgPool;
-use tap_core::store::StoreResult;
+use sqlx::{PgPool, Postgres, Transaction};
 
-use super::pool::{RATE_LOCK, unavailable};
-use crate::sqlite::rates::retry_after;
+use super::pool::RATE_LOCK;
 
-pub(super) async fn take_rate(
+crate::sql::rates::rate_queries!(PgPool);
+
+/// A transaction holding the advisory lock of `agent`'s rate window until it
+/// ends; not the store's write lock, so rate checks never wait for a
+/// configuration change.
+async fn window_tx(
     pool: &PgPool,
     team: i64,
     agent: &str,
-    limit: u32,
-    window_ms: i64,
-    now_ms: i64,
-) -> StoreResult<Option<i64>> {
+) -> StoreResult<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await.map_err(unavailable)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text || ':' || $3))")
         .bind(RATE_LOCK)
@@ -24,31 +26,5 @@ pub(super) async fn take_rate(
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-    sqlx::query("DELETE FROM rate_events WHERE team_id = $1 AND agent_id = $2 AND at <= $3")
-        .bind(team)
-        .bind(agent)
-        .bind(now_ms.saturating_sub(window_ms))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT count(*), min(at) FROM rate_events WHERE team_id = $1 AND agent_id = $2",
-    )
-    .bind(team)
-    .bind(agent)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(unavailable)?;
-    if count >= i64::from(limit) {
-        return Ok(Some(retry_after(oldest, window_ms, now_ms)));
-    }
-    sqlx::query("INSERT INTO rate_events (team_id, agent_id, at) VALUES ($1, $2, $3)")
-        .bind(team)
-        .bind(agent)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)?;
-    Ok(None)
+    Ok(tx)
 }

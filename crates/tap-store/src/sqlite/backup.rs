@@ -30,6 +30,12 @@ impl SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(unavailable)?;
+        // The snapshot is whole: it must not look like a copy of a store in use.
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || super::in_use::unmark(&dest))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map_err(|e| StoreError::Unavailable(format!("backup snapshot: {e}")))?;
         Ok(())
     }
 
@@ -65,6 +71,7 @@ impl SqliteStore {
     /// Closes every connection (SQLite checkpoints the WAL into the file when
     /// the last one closes).
     pub async fn close(self) {
+        self.in_use.release();
         self.pool.close().await;
     }
 }

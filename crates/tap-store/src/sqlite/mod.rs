@@ -23,6 +23,7 @@ mod backup;
 mod ceremonies;
 mod credentials;
 mod grants;
+mod in_use;
 mod passkeys;
 mod pool;
 pub(crate) mod rates;
@@ -56,6 +57,9 @@ use tap_core::store::{
 /// The embedded SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Declared first, so it is dropped (and the in-use marker removed)
+    /// before the pool's connections close.
+    in_use: Arc<in_use::InUse>,
     pool: SqlitePool,
     /// The audit spool, once this store handed out its writer.
     spool: audit::SpoolSlot,
@@ -78,8 +82,23 @@ impl SqliteStore {
     }
 
     async fn connect(opts: SqliteConnectOptions) -> StoreResult<Self> {
+        let file = pool::file_of(&opts);
+        let guard = in_use::InUse::acquire(file.clone()).await?;
+        let wal_was_present = file
+            .as_deref()
+            .is_some_and(|f| in_use::wal_path(f).exists());
         let (pool, path) = pool::connect(opts).await?;
+        if let Err(e) = guard.check_and_mark(&pool, wal_was_present).await {
+            pool.close().await;
+            if !wal_was_present && let Some(f) = &path {
+                // Leave the directory as it was: an empty WAL created by
+                // this refused open must not let a second start through.
+                pool::remove_empty_companions(f);
+            }
+            return Err(e);
+        }
         Ok(Self {
+            in_use: Arc::new(guard),
             pool,
             spool: audit::SpoolSlot::new(path),
         })
@@ -89,7 +108,8 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
-        pool::migrate(&self.pool).await
+        pool::migrate(&self.pool).await?;
+        self.in_use.mark(&self.pool).await
     }
 
     async fn is_initialized(&self) -> StoreResult<bool> {

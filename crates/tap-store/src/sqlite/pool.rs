@@ -68,16 +68,41 @@ pub(super) async fn connect(
     // SQLite's default of 2 MiB the proxy's memory grew by ~4.6 MiB in 30 s
     // of load, with this bound by 0.9 (docs/benchmarks.md).
     let opts = opts.pragma("cache_size", format!("-{POOL_CACHE_KIB}"));
+    // Connections are never retired while the store is open: SQLite deletes
+    // the WAL when its last connection closes, and the copy guard
+    // (`in_use`) relies on that happening only at a clean close.
     let pool = SqlitePoolOptions::new()
         .max_connections(POOL_SIZE)
         .acquire_timeout(BUSY_TIMEOUT)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .connect_with(opts.clone())
         .await
         .map_err(unavailable)?;
+    Ok((pool, file_of(&opts)))
+}
+
+/// The database file `opts` opens (`None` in memory).
+pub(super) fn file_of(opts: &SqliteConnectOptions) -> Option<PathBuf> {
     let file = opts.get_filename();
-    let path =
-        (!file.as_os_str().is_empty() && file != Path::new(":memory:")).then(|| file.to_path_buf());
-    Ok((pool, path))
+    (!file.as_os_str().is_empty() && file != Path::new(":memory:")).then(|| file.to_path_buf())
+}
+
+/// The file SQLite keeps beside `db` under `suffix` (`-wal`, `-shm`).
+pub(super) fn companion(db: &Path, suffix: &str) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Removes an empty `-wal` (and the `-shm` beside it) left next to `db` by
+/// an open that wrote nothing.
+pub(super) fn remove_empty_companions(db: &Path) {
+    let wal = companion(db, "-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0) {
+        let _ = std::fs::remove_file(&wal);
+        let _ = std::fs::remove_file(companion(db, "-shm"));
+    }
 }
 
 /// A write transaction that takes SQLite's lock at once (`BEGIN IMMEDIATE`):
