@@ -162,8 +162,11 @@ pub(crate) async fn resolve(
     let auth_mode = header_str(headers, "x-tap-auth-mode")?
         .and_then(AuthMode::parse)
         .unwrap_or_default();
-    let injection =
-        destination_and_injection(state, &credential, &url, traversal, auth_mode).await?;
+    // A token flow waits for the policy decision (`destination::authorize`).
+    let (injection, token) =
+        destination_and_injection(state, &credential, &url, traversal, auth_mode)
+            .await?
+            .split();
     let fwd = forwarded_headers(headers, &credential.injected_headers);
     Ok(Resolved {
         agent_team_internal_id: agent.team_internal_id,
@@ -173,6 +176,7 @@ pub(crate) async fn resolve(
         legacy: false,
         url,
         injection,
+        token,
         auth_mode,
         headers: fwd,
         body,
