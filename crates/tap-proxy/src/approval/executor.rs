@@ -243,8 +243,10 @@ async fn forward_approved(
         })?;
         // Approved and re-checked: a token flow runs now, never before.
         match destination_and_injection(state, credential, &url, false, mode).await? {
-            Plan::Ready(injection) => injection,
-            Plan::Token(shape) => minted(state, credential, shape).await?,
+            Plan {
+                token: Some(shape), ..
+            } => minted(state, credential, shape).await?,
+            Plan { injection, .. } => injection,
         }
     };
     let body = captured.body_bytes()?;

@@ -209,21 +209,20 @@ pub(crate) fn forwarded_headers(headers: &HeaderMap, injected: &[String]) -> Hea
 }
 
 /// What rows 8–10 settle about injection.
-#[derive(Debug)]
-pub(crate) enum Plan {
-    /// Everything injected is known.
-    Ready(Injection),
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// What is injected (empty for an OAuth 2 bundle).
+    pub(crate) injection: Injection,
     /// An OAuth 2 bundle (§6.3): its access token is minted (or taken from
     /// the cache) by [`authorize`], after the policy decision or approval.
-    Token(TokenShape),
+    pub(crate) token: Option<TokenShape>,
 }
 
-impl Plan {
-    /// The injection known now and the token flow left for [`authorize`].
-    pub(crate) fn split(self) -> (Injection, Option<TokenShape>) {
-        match self {
-            Plan::Ready(injection) => (injection, None),
-            Plan::Token(shape) => (Injection::default(), Some(shape)),
+impl From<Injection> for Plan {
+    fn from(injection: Injection) -> Self {
+        Self {
+            injection,
+            token: None,
         }
     }
 }
@@ -239,7 +238,7 @@ pub(crate) async fn authorize(state: &AppState, r: &mut Resolved) -> Result<(), 
     Ok(())
 }
 
-/// The injection of [`Plan::Token`] for `credential`, whose value passed row 10.
+/// The injection of a [`Plan`]'s token flow for `credential`, whose value passed row 10.
 pub(crate) async fn minted(
     state: &AppState,
     credential: &CredentialEntry,
@@ -266,7 +265,7 @@ pub(crate) async fn destination_and_injection(
     if credential.connector == Connector::Sidecar {
         return super::sidecar::injection(state, credential, url, traversal)
             .await
-            .map(Plan::Ready);
+            .map(Plan::from);
     }
     let value = usable_destination(state, credential, url, traversal).await?;
     let name = credential.name.as_str();
@@ -277,7 +276,10 @@ pub(crate) async fn destination_and_injection(
         !credential.bindings.is_empty(),
         value,
     ) {
-        return Ok(Plan::Token(shape));
+        return Ok(Plan {
+            token: Some(shape),
+            ..Plan::default()
+        });
     }
     // A §6.3 shape is signed per request, at send time, over exactly what is sent.
     if let Some(shape) = SignedShape::for_credential(
@@ -286,11 +288,11 @@ pub(crate) async fn destination_and_injection(
         value,
     ) {
         if shape == SignedShape::OAuth1 && mode == AuthMode::Bearer {
-            return hybrid_bearer(name, value).map(Plan::Ready);
+            return hybrid_bearer(name, value).map(Plan::from);
         }
         let signer =
             tap_signer::signer_for(shape, value, url.url()).map_err(|e| sign_error(name, e))?;
-        return Ok(Plan::Ready(Injection::signed(signer)));
+        return Ok(Injection::signed(signer).into());
     }
     plan(
         credential.auth_header_format.as_deref(),
@@ -316,7 +318,7 @@ pub(crate) async fn destination_and_injection(
             format!("credential {name} has an invalid injection format"),
         ),
     })
-    .map(Plan::Ready)
+    .map(Plan::from)
 }
 
 /// `X-TAP-Auth-Mode: bearer` on a hybrid X/Twitter key set: its

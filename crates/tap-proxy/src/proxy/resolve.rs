@@ -12,8 +12,8 @@ use tap_core::target::TargetUrl;
 use super::audit::AuditDraft;
 use super::authenticate::Authenticated;
 use super::destination::{
-    RawTarget, Resolved, destination_and_injection, forwarded_headers, rate_limit, target_error,
-    target_url,
+    Plan, RawTarget, Resolved, destination_and_injection, forwarded_headers, rate_limit,
+    target_error, target_url,
 };
 use super::header_str;
 use crate::directory::Directory;
@@ -163,10 +163,8 @@ pub(crate) async fn resolve(
         .and_then(AuthMode::parse)
         .unwrap_or_default();
     // A token flow waits for the policy decision (`destination::authorize`).
-    let (injection, token) =
-        destination_and_injection(state, &credential, &url, traversal, auth_mode)
-            .await?
-            .split();
+    let Plan { injection, token } =
+        destination_and_injection(state, &credential, &url, traversal, auth_mode).await?;
     let fwd = forwarded_headers(headers, &credential.injected_headers);
     Ok(Resolved {
         agent_team_internal_id: agent.team_internal_id,
