@@ -240,7 +240,8 @@ pub struct Credential {
     pub value_is_json: bool,
     /// Creation time.
     pub created_at: Millis,
-    /// Last change.
+    /// Last change by an admin (metadata or value); a refresh token the
+    /// token endpoint rotates into the value leaves it alone.
     pub updated_at: Millis,
 }
 

@@ -338,7 +338,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Agent>>;
 
     /// Creates or replaces a credential's metadata; keeps the stored value when
-    /// `credential.sealed_value` is `None`. Returns true when created.
+    /// `credential.sealed_value` is `None`, else replaces it as
+    /// [`Store::set_credential_value`] does (its shared OAuth 2 token row
+    /// goes). Returns true when created.
     async fn upsert_credential(&self, credential: &Credential) -> StoreResult<bool>;
     /// A credential by (team, name).
     async fn credential(
@@ -348,7 +350,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Credential>>;
     /// Credentials of a team.
     async fn credentials(&self, team_internal_id: i64) -> StoreResult<Vec<Credential>>;
-    /// Replaces a sealed value; false when absent.
+    /// Replaces a sealed value as an admin does: `updated_at` moves (pending
+    /// approvals on the credential end `credential_changed`) and the
+    /// credential's shared OAuth 2 token row (its token, lease and any state
+    /// derived from the old value) is deleted in the same transaction. False
+    /// when absent.
     async fn set_credential_value(
         &self,
         team_internal_id: i64,
@@ -356,7 +362,21 @@ pub trait Store: Send + Sync + 'static {
         sealed: &[u8],
         is_json: bool,
     ) -> StoreResult<bool>;
-    /// Deletes a credential, its grants and policy; conflict when a role names it.
+    /// Persists a refresh token the credential's token endpoint rotated
+    /// (SPEC §6.3): replaces the sealed value with `sealed` only while the
+    /// stored one is still exactly `expected`, so a value an admin set
+    /// meanwhile is never overwritten (false then, and when absent). Keeps
+    /// `updated_at`, the version pending approvals compare (no human changed
+    /// the credential), and the shared token row; the revision grows.
+    async fn rotate_credential_value(
+        &self,
+        team_internal_id: i64,
+        name: &str,
+        expected: &[u8],
+        sealed: &[u8],
+    ) -> StoreResult<bool>;
+    /// Deletes a credential, its grants, policy and shared OAuth 2 token row;
+    /// conflict when a role names it.
     async fn delete_credential(&self, team_internal_id: i64, name: &str) -> StoreResult<bool>;
 
     /// Creates a role; conflict when it exists.

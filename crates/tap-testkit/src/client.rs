@@ -182,6 +182,21 @@ impl Served {
         Reply::read(req.send().await.unwrap()).await
     }
 
+    /// Polls `GET /agent/approvals/{txn}` as `key` until the approval is
+    /// final (`forwarded`, `denied`, `timed_out` or `error`; bounded: 150
+    /// polls 100 ms apart); the poll body.
+    pub async fn approval_outcome(&self, key: &str, txn: &str) -> serde_json::Value {
+        let path = format!("/agent/approvals/{txn}");
+        let last = crate::eventually(150, Duration::from_millis(100), || async {
+            let r = self.get(&path, Some(key)).await;
+            assert_eq!(r.status, 200, "poll of {txn}: {}", r.text());
+            let v = r.json();
+            (!matches!(v["status"].as_str(), Some("pending" | "approved"))).then_some(v)
+        })
+        .await;
+        last.unwrap_or_else(|| panic!("approval {txn} never became final"))
+    }
+
     /// `POST /login` as a member; the session token (panics unless 200).
     pub async fn login(&self, email: &str, password: &str) -> String {
         let r = http_client()

@@ -49,6 +49,9 @@ pub(super) async fn upsert_credential(pool: &PgPool, c: &Credential) -> StoreRes
     .execute(&mut *tx)
     .await
     .map_err(unavailable)?;
+    if c.sealed_value.is_some() {
+        drop_token_row(&mut tx, c.team_internal_id, &c.name).await?;
+    }
     bump(&mut tx).await?;
     tx.commit().await.map_err(unavailable)?;
     Ok(existed.is_none())
@@ -100,6 +103,7 @@ pub(super) async fn set_credential_value(
     .await
     .map_err(unavailable)?
     .rows_affected();
+    drop_token_row(&mut tx, team, name).await?;
     bump(&mut tx).await?;
     tx.commit().await.map_err(unavailable)?;
     Ok(n > 0)
@@ -132,6 +136,7 @@ pub(super) async fn delete_credential(pool: &PgPool, team: i64, name: &str) -> S
         "DELETE FROM agent_credentials WHERE team_id = $1 AND credential = $2",
         "DELETE FROM policies WHERE team_id = $1 AND credential = $2",
         "DELETE FROM member_credentials WHERE team_id = $1 AND credential = $2",
+        "DELETE FROM oauth_tokens WHERE team_id = $1 AND name = $2",
     ] {
         sqlx::query(q)
             .bind(team)
@@ -214,4 +219,17 @@ pub(super) async fn require_credential(
     found
         .map(drop)
         .ok_or_else(|| StoreError::NotFound(format!("credential {name}")))
+}
+
+/// Deletes the credential's shared OAuth 2 token row (token, lease and the
+/// value it was minted for): an admin's new value, or no value, starts
+/// afresh; a holder still calling the endpoint then stores nothing.
+async fn drop_token_row(conn: &mut PgConnection, team: i64, name: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM oauth_tokens WHERE team_id = $1 AND name = $2")
+        .bind(team)
+        .bind(name)
+        .execute(conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
 }

@@ -271,6 +271,16 @@ impl Store for SqliteStore {
         credentials::set_credential_value(&self.pool, team, name, sealed, is_json).await
     }
 
+    async fn rotate_credential_value(
+        &self,
+        team: i64,
+        name: &str,
+        expected: &[u8],
+        sealed: &[u8],
+    ) -> StoreResult<bool> {
+        tokens::rotate_credential_value(&self.pool, team, name, expected, sealed).await
+    }
+
     async fn delete_credential(&self, team: i64, name: &str) -> StoreResult<bool> {
         credentials::delete_credential(&self.pool, team, name).await
     }

@@ -5,7 +5,7 @@
 use sqlx::SqlitePool;
 use tap_core::store::{StoreError, StoreResult, TokenLease};
 
-use super::pool::{unavailable, write_tx};
+use super::pool::{bump, unavailable, write_tx};
 
 /// A credential with its token row, as both backends read it.
 pub(crate) struct TokenRow {
@@ -117,4 +117,33 @@ pub(super) async fn put_token(
         .map_err(unavailable)?;
     tx.commit().await.map_err(unavailable)?;
     Ok(())
+}
+
+/// A rotated refresh token's value, compared-and-swapped on the sealed
+/// value; `updated_at` and the token row stay (see the `Store` docs).
+pub(super) async fn rotate_credential_value(
+    pool: &SqlitePool,
+    team: i64,
+    name: &str,
+    expected: &[u8],
+    sealed: &[u8],
+) -> StoreResult<bool> {
+    let mut tx = write_tx(pool).await?;
+    let n = sqlx::query(
+        "UPDATE credentials SET sealed_value = $1
+         WHERE team_id = $2 AND name = $3 AND sealed_value = $4",
+    )
+    .bind(sealed)
+    .bind(team)
+    .bind(name)
+    .bind(expected)
+    .execute(&mut *tx)
+    .await
+    .map_err(unavailable)?
+    .rows_affected();
+    if n > 0 {
+        bump(&mut tx).await?;
+    }
+    tx.commit().await.map_err(unavailable)?;
+    Ok(n > 0)
 }

@@ -125,6 +125,8 @@ macro_rules! store_contract {
             tokens {
                 one_holder_leases_a_token_call_and_its_token_is_shared,
                 a_released_or_lapsed_lease_passes_on,
+                an_admin_value_or_a_deletion_drops_the_token_row,
+                a_rotated_value_keeps_the_version_and_never_overwrites_an_admin_value,
             }
             approvals {
                 approvals_round_trip_and_list_by_status_newest_first,
@@ -323,11 +325,21 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     ),
     (
         "set_credential_value",
-        &["set_credential_value_replaces_the_sealed_value"],
+        &[
+            "set_credential_value_replaces_the_sealed_value",
+            "an_admin_value_or_a_deletion_drops_the_token_row",
+        ],
+    ),
+    (
+        "rotate_credential_value",
+        &["a_rotated_value_keeps_the_version_and_never_overwrites_an_admin_value"],
     ),
     (
         "delete_credential",
-        &["deleting_a_credential_removes_its_grants_and_policy_unless_a_role_names_it"],
+        &[
+            "deleting_a_credential_removes_its_grants_and_policy_unless_a_role_names_it",
+            "an_admin_value_or_a_deletion_drops_the_token_row",
+        ],
     ),
     (
         "create_role",
