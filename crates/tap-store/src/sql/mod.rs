@@ -15,6 +15,7 @@ pub(crate) mod accounts;
 pub(crate) mod agents;
 pub(crate) mod approvals;
 pub(crate) mod ceremonies;
+pub(crate) mod credentials;
 pub(crate) mod grants;
 pub(crate) mod passkeys;
 pub(crate) mod rates;
