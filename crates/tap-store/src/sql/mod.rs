@@ -23,4 +23,5 @@ pub(crate) mod roles;
 pub(crate) mod rows;
 pub(crate) mod snapshot;
 pub(crate) mod teams;
+pub(crate) mod tokens;
 pub(crate) mod telegram;

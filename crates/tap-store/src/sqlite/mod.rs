@@ -34,7 +34,7 @@ mod snapshot;
 mod spool;
 mod teams;
 mod telegram;
-pub(crate) mod tokens;
+mod tokens;
 
 use std::path::Path;
 use std::sync::Arc;
