@@ -14,6 +14,7 @@
 pub(crate) mod accounts;
 pub(crate) mod agents;
 pub(crate) mod approvals;
+pub(crate) mod audit;
 pub(crate) mod ceremonies;
 pub(crate) mod credentials;
 pub(crate) mod grants;
@@ -23,5 +24,5 @@ pub(crate) mod roles;
 pub(crate) mod rows;
 pub(crate) mod snapshot;
 pub(crate) mod teams;
-pub(crate) mod tokens;
 pub(crate) mod telegram;
+pub(crate) mod tokens;

@@ -328,15 +328,16 @@ impl Store for SqliteStore {
     }
 
     async fn set_audit_key(&self, key: AuditKey) -> StoreResult<()> {
-        audit::set_audit_key(&self.pool, &self.spool, key).await
+        audit::set_audit_key(&self.pool, self.spool.key(), key).await
     }
 
     async fn audit_head(&self, team: i64) -> StoreResult<Option<AuditHead>> {
-        audit::audit_head(&self.pool, &self.spool, team).await
+        self.spool.fold_pending().await?;
+        audit::audit_head(&self.pool, team).await
     }
 
     async fn append_audit(&self, rows: &[AuditAppend]) -> StoreResult<()> {
-        audit::append_audit(&self.pool, &self.spool, rows).await
+        self.spool.append(&self.pool, rows).await
     }
 
     fn audit_writer(&self) -> StoreResult<Option<Arc<dyn AuditWriter>>> {
@@ -348,15 +349,19 @@ impl Store for SqliteStore {
     }
 
     async fn audit_rows(&self, team: i64, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
-        audit::audit_rows(&self.pool, &self.spool, team, q).await
+        self.spool.fold_pending().await?;
+        audit::audit_rows(&self.pool, team, q).await
     }
 
     async fn audit_chain(&self, team: i64) -> StoreResult<AuditChain> {
-        audit::audit_chain(&self.pool, &self.spool, team).await
+        self.spool.fold_pending().await?;
+        audit::audit_chain(&self.pool, team).await
     }
 
     async fn prune_audit(&self, before: &str) -> StoreResult<u64> {
-        audit::prune_audit(&self.pool, &self.spool, before).await
+        // Only folded rows are pruned.
+        self.spool.fold_pending().await?;
+        audit::prune_audit(&self.pool, self.spool.key(), before).await
     }
 
     async fn snapshot(&self) -> StoreResult<Snapshot> {
