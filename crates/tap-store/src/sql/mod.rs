@@ -23,6 +23,7 @@ pub(crate) mod rates;
 pub(crate) mod roles;
 pub(crate) mod rows;
 pub(crate) mod snapshot;
+pub(crate) mod store;
 pub(crate) mod teams;
 pub(crate) mod telegram;
 pub(crate) mod tokens;
