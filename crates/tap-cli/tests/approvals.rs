@@ -122,24 +122,6 @@ async fn poll(served: &Served, key: &str, txn: &str) -> Reply {
         .await
 }
 
-/// Polls until the approval reaches `status` (bounded); returns the poll body.
-async fn poll_until(served: &Served, key: &str, txn: &str, status: &str) -> Value {
-    let got = eventually(TRIES, EVERY, || async {
-        let r = poll(served, key, txn).await;
-        assert_eq!(r.status, 200, "poll: {}", r.text());
-        let v = r.json();
-        (v["status"] == status).then_some(v)
-    })
-    .await;
-    match got {
-        Some(v) => v,
-        None => panic!(
-            "approval {txn} never reached {status}; last: {}",
-            poll(served, key, txn).await.text()
-        ),
-    }
-}
-
 /// Requests of the upstream whose path starts with `path`.
 fn seen(up: &FakeUpstream, path: &str) -> usize {
     up.requests()
@@ -284,7 +266,8 @@ async fn async_approval_is_forwarded_once_and_the_poll_returns_the_scrubbed_answ
     assert_eq!(d["approvals"], 1, "{d}");
     assert_eq!(d["min_approvals"], 1, "{d}");
 
-    let v = poll_until(&served, &key, &txn, "forwarded").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "forwarded", "{v}");
     let owner = init["owner_email"].as_str().unwrap();
     assert_eq!(v["decided_by"], serde_json::json!([owner]), "{v}");
     let resp = &v["response"];
@@ -472,7 +455,8 @@ async fn timeout_is_504_approval_timed_out_distinct_from_deny() {
     let v = r.assert_refused(504, "approval_timed_out");
     let txn = r.request_id();
     assert_eq!(v["txn_id"], txn.as_str());
-    let p = poll_until(&served, &key, &txn, "timed_out").await;
+    let p = served.approval_outcome(&key, &txn).await;
+    assert_eq!(p["status"], "timed_out", "{p}");
     assert!(p.get("response").is_none(), "{p}");
 
     // A late approval changes nothing and forwards nothing.
@@ -494,7 +478,8 @@ async fn timeout_is_504_approval_timed_out_distinct_from_deny() {
     )
     .await;
     let txn2 = assert_accepted(&a, &served);
-    poll_until(&served, &key, &txn2, "timed_out").await;
+    let outcome = served.approval_outcome(&key, &txn2).await;
+    assert_eq!(outcome["status"], "timed_out", "{outcome}");
     assert_eq!(seen(&up, "/echo/late"), 0);
 
     let row = audit_row(&tap, &txn, |r| r["approval_status"] == "timed_out").await;
@@ -582,7 +567,8 @@ async fn a_sync_wait_that_runs_out_answers_202_and_the_approval_stays_pending() 
     assert_eq!(seen(&up, "/echo/wait"), 0);
     // Still decidable after the 202.
     approve_ok(&tap, &txn, None);
-    let v = poll_until(&served, &key, &txn, "forwarded").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "forwarded", "{v}");
     assert_eq!(v["response"]["status"], 200);
     assert_eq!(seen(&up, "/echo/wait"), 1);
     assert_eq!(served.terminate(), Some(0));
@@ -634,7 +620,8 @@ async fn min_approvals_two_needs_two_distinct_members() {
     let d = approve_ok(&tap, &txn, Some("second@y.test"));
     assert_eq!(d["status"], "approved", "{d}");
     assert_eq!(d["approvals"], 2, "{d}");
-    let v = poll_until(&served, &key, &txn, "forwarded").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "forwarded", "{v}");
     assert_eq!(seen(&up, "/echo/two"), 1);
     let row = audit_row(&tap, &txn, |r| r["approval_status"] == "forwarded").await;
     let mut approvers: Vec<String> = row["approvers"]
@@ -695,7 +682,8 @@ async fn votes_of_removed_or_demoted_members_stop_counting() {
     let d = approve_ok(&tap, &txn, None);
     assert_eq!(d["status"], "approved", "{d}");
     assert_eq!(d["approvals"], 2, "{d}");
-    poll_until(&served, &key, &txn, "forwarded").await;
+    let outcome = served.approval_outcome(&key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     assert_eq!(seen(&up, "/echo/eligible"), 1);
     assert_eq!(served.terminate(), Some(0));
 }
@@ -738,7 +726,8 @@ async fn ineligible_members_cannot_decide_and_an_assigned_approver_can() {
     assert_eq!(m["credentials"], serde_json::json!(["echo"]), "{m}");
     let d = approve_ok(&tap, &txn, Some("approver@y.test"));
     assert_eq!(d["status"], "approved", "{d}");
-    poll_until(&served, &key, &txn, "forwarded").await;
+    let outcome = served.approval_outcome(&key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     assert_eq!(seen(&up, "/echo/elig"), 1);
 
     // Demoted to viewer: no longer eligible.
@@ -794,7 +783,8 @@ async fn allowed_approvers_restrict_the_gate_and_naming_nobody_is_503() {
     assert_eq!(code, 1, "{v}");
     assert_eq!(poll(&served, &key, &txn).await.json()["status"], "pending");
     approve_ok(&tap, &txn, Some("chosen@y.test"));
-    poll_until(&served, &key, &txn, "forwarded").await;
+    let outcome = served.approval_outcome(&key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
 
     // A list naming nobody who exists: refused at once, audited, nothing pending.
     let r = served
@@ -853,7 +843,8 @@ async fn only_the_creating_agent_may_poll() {
 
     // After it is forwarded, still only the creator sees the result.
     approve_ok(&tap, &txn, None);
-    poll_until(&served, &key, &txn, "forwarded").await;
+    let outcome = served.approval_outcome(&key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     let theirs = poll(&served, &other, &txn).await;
     theirs.assert_refused(404, "not_found");
     assert!(!theirs.text().contains("REDACTED"), "{}", theirs.text());
@@ -893,7 +884,8 @@ async fn a_tampered_pending_request_is_not_forwarded() {
 
     let before = up.count();
     approve_ok(&tap, &txn, None);
-    let v = poll_until(&served, &key, &txn, "error").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "error", "{v}");
     assert_eq!(v["error_code"], "request_tampered", "{v}");
     assert!(v.get("response").is_none(), "{v}");
     assert_eq!(up.count(), before, "a tampered request reaches nobody");
@@ -933,7 +925,8 @@ async fn a_tampered_body_is_not_forwarded() {
     )
     .await;
     approve_ok(&tap, &txn, None);
-    let v = poll_until(&served, &key, &txn, "error").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "error", "{v}");
     assert_eq!(v["error_code"], "request_tampered", "{v}");
     assert_eq!(seen(&up, "/echo/body"), 0);
     assert_eq!(served.terminate(), Some(0));
@@ -978,7 +971,8 @@ async fn disabling_the_agent_while_pending_stops_the_forward() {
     })
     .await
     .expect("re-enabled agent never accepted");
-    let v = poll_until(&served, &key, &txn, "error").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "error", "{v}");
     assert_eq!(v["error_code"], "invalid_tap_key", "{v}");
     assert_eq!(seen(&up, "/echo/dis"), 0);
     assert_eq!(served.terminate(), Some(0));
@@ -1004,7 +998,8 @@ async fn changing_the_credential_while_pending_stops_the_forward() {
         "another-secret-value-entirely",
     );
     approve_ok(&tap, &txn, None);
-    let v = poll_until(&served, &key, &txn, "error").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "error", "{v}");
     assert_eq!(v["error_code"], "credential_changed", "{v}");
     assert_eq!(seen(&up, "/echo/chg"), 0);
 
@@ -1020,7 +1015,8 @@ async fn changing_the_credential_while_pending_stops_the_forward() {
     let txn = assert_accepted(&r, &served);
     tap.ok(&["agent", "ungrant", "bot", "echo"]);
     approve_ok(&tap, &txn, None);
-    let v = poll_until(&served, &key, &txn, "error").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "error", "{v}");
     assert_eq!(v["error_code"], "credential_not_granted", "{v}");
     assert_eq!(seen(&up, "/echo/del"), 0);
     assert_eq!(served.terminate(), Some(0));
@@ -1054,7 +1050,8 @@ async fn restart_with_a_pending_approval_loses_nothing() {
     assert_eq!(seen(&up, "/echo/restart"), 0);
 
     let served = tap.serve();
-    let v = poll_until(&served, &key, &txn, "forwarded").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "forwarded", "{v}");
     assert_eq!(v["response"]["status"], 200, "{v}");
     let reqs: Vec<_> = up
         .requests()
@@ -1080,7 +1077,8 @@ async fn restart_with_a_pending_approval_loses_nothing() {
     assert_eq!(poll(&served, &key, &txn2).await.json()["status"], "pending");
     assert_eq!(pending(&tap).len(), 1);
     approve_ok(&tap, &txn2, None);
-    poll_until(&served, &key, &txn2, "forwarded").await;
+    let outcome = served.approval_outcome(&key, &txn2).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     // A third restart does not send anything again.
     assert_eq!(served.terminate(), Some(0));
     let served = tap.serve();
@@ -1481,7 +1479,8 @@ async fn the_web_page_approves_with_a_session_and_a_csrf_token() {
     )
     .await;
     assert!(ok.status().is_redirection(), "{}", ok.status());
-    let v = poll_until(&served, &key, &txn, "forwarded").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "forwarded", "{v}");
     assert_eq!(v["response"]["status"], 200);
     let reqs = up.requests();
     let sent: Vec<_> = reqs.iter().filter(|r| r.uri == "/echo/web").collect();
@@ -1544,7 +1543,8 @@ async fn the_web_page_denies_and_refuses_ineligible_members() {
     )
     .await;
     assert!(r.status().is_redirection(), "{}", r.status());
-    let v = poll_until(&served, &key, &txn, "denied").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "denied", "{v}");
     assert_eq!(v["decided_by"], serde_json::json!(["admin2@y.test"]), "{v}");
     // Approving afterwards through the page is refused.
     let r = post_form(
@@ -1658,8 +1658,10 @@ async fn team_approvals_api_lists_and_decides() {
     .await;
     assert_eq!(s, 404, "{v}");
 
-    poll_until(&served, &key, &txn1, "forwarded").await;
-    poll_until(&served, &key, &txn2, "denied").await;
+    let outcome = served.approval_outcome(&key, &txn1).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
+    let outcome = served.approval_outcome(&key, &txn2).await;
+    assert_eq!(outcome["status"], "denied", "{outcome}");
     assert_eq!(seen(&up, "/echo/api1"), 1);
     assert_eq!(seen(&up, "/echo/api2"), 0);
     let (_, v) = list(Some(admin.to_owned())).await;

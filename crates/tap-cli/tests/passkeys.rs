@@ -7,17 +7,11 @@
 //! Every wait is bounded (`eventually`); nothing asserts on wall-clock time.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use tap_testkit::{
-    FakeUpstream, Reply, Served, SoftPasskey, TapHome, closed_port, eventually, http_client,
-};
+use tap_testkit::{FakeUpstream, Reply, Served, SoftPasskey, TapHome, closed_port, http_client};
 
 const SECRET: &str = "passkey-guarded-secret-value-123";
 const PASSWORD: &str = "a-long-member-password-1234";
-const TRIES: u32 = 150;
-const EVERY: Duration = Duration::from_millis(100);
 
 struct Deployment {
     tap: TapHome,
@@ -54,44 +48,12 @@ fn deployment(up: &FakeUpstream) -> Deployment {
 }
 
 async fn post(served: &Served, path: &str, bearer: &str, body: &Value) -> Reply {
-    let r = http_client()
-        .post(format!("{}{path}", served.url))
-        .bearer_auth(bearer)
-        .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    Reply::read(r).await
+    served.post_json(path, Some(bearer), body).await
 }
 
 /// Registers a new passkey of `device` for the session; returns its id.
 async fn register(served: &Served, session: &str, device: &mut SoftPasskey, name: &str) -> String {
-    let begin = post(
-        served,
-        "/passkeys/register/begin",
-        session,
-        &json!({"name": name}),
-    )
-    .await;
-    assert_eq!(begin.status, 200, "{}", begin.text());
-    let options = begin.json();
-    assert!(options["publicKey"]["challenge"].is_string(), "{options}");
-    assert_eq!(
-        options["publicKey"]["authenticatorSelection"]["userVerification"], "required",
-        "{options}"
-    );
-    let cred = device.register(&options);
-    let finish = post(served, "/passkeys/register/finish", session, &cred).await;
-    assert_eq!(
-        finish.status,
-        201,
-        "{name}: {}\n{}",
-        finish.text(),
-        served.log()
-    );
-    assert_eq!(finish.json()["name"], name);
-    finish.json()["id"].as_str().unwrap().to_owned()
+    device.register_on(served, served, session, name).await
 }
 
 async fn begin(served: &Served, session: &str, txn: &str) -> Reply {
@@ -138,15 +100,6 @@ async fn status(d: &Deployment, txn: &str) -> Value {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()
-}
-
-async fn wait_status(d: &Deployment, txn: &str, want: &str) -> Value {
-    let got = eventually(TRIES, EVERY, || async {
-        let v = status(d, txn).await;
-        (v["status"] == want).then_some(v)
-    })
-    .await;
-    got.unwrap_or_else(|| panic!("{txn} never became {want}"))
 }
 
 fn seen(up: &FakeUpstream, path: &str) -> usize {
@@ -235,7 +188,8 @@ async fn one_passkey_assertion_approves_exactly_one_request() {
     let ok = finish(&d.served, &session, &txn1, &assertion1).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.json()["status"], "approved", "{}", ok.text());
-    let v = wait_status(&d, &txn1, "forwarded").await;
+    let v = d.served.approval_outcome(&d.key, &txn1).await;
+    assert_eq!(v["status"], "forwarded", "{v}");
     assert_eq!(v["response"]["status"], 200, "{v}");
     assert_eq!(seen(&up, "/pay/one"), 1);
 
@@ -262,7 +216,8 @@ async fn one_passkey_assertion_approves_exactly_one_request() {
     let good = laptop.assert(&options).unwrap();
     let ok = finish(&d.served, &session, &txn2, &good).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
-    wait_status(&d, &txn2, "forwarded").await;
+    let outcome = d.served.approval_outcome(&d.key, &txn2).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     assert_eq!(seen(&up, "/pay/two"), 1);
 
     // The vote is on record as a passkey approval, and the key was used.
@@ -285,7 +240,8 @@ async fn one_passkey_assertion_approves_exactly_one_request() {
     let txn3 = pending_write(&d, &up, "/pay/three").await;
     let out = tokio::task::block_in_place(|| d.tap.run(&["deny", &txn3]));
     assert!(out.status.success(), "{out:?}");
-    wait_status(&d, &txn3, "denied").await;
+    let outcome = d.served.approval_outcome(&d.key, &txn3).await;
+    assert_eq!(outcome["status"], "denied", "{outcome}");
     assert_eq!(seen(&up, "/pay/three"), 0);
 
     // Removing the passkey: it no longer approves anything.
@@ -384,7 +340,8 @@ async fn another_members_or_another_teams_passkey_approves_nothing() {
     let a = admin_key.assert(&admin_options).unwrap();
     let ok = finish(&d.served, &admin, &txn, &a).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
-    wait_status(&d, &txn, "forwarded").await;
+    let outcome = d.served.approval_outcome(&d.key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -339,17 +339,6 @@ async fn scrubs_every_referenced_secret_and_audits_every_credential() {
     assert_eq!(served.terminate(), Some(0));
 }
 
-/// Polls until the approval reaches `status`.
-async fn poll_until(served: &Served, key: &str, txn: &str, status: &str) -> Value {
-    let path = format!("/agent/approvals/{txn}");
-    eventually(TRIES, EVERY, || async {
-        let v = served.get(&path, Some(key)).await.json();
-        (v["status"] == status).then_some(v)
-    })
-    .await
-    .unwrap_or_else(|| panic!("approval {txn} never became {status}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_strictest_policy_wins_in_either_order() {
     let up = FakeUpstream::start().await;
@@ -492,7 +481,8 @@ async fn the_strictest_policy_wins_in_either_order() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let done = poll_until(&served, &key, txn, "forwarded").await;
+    let done = served.approval_outcome(&key, txn).await;
+    assert_eq!(done["status"], "forwarded", "{done}");
     let text = done.to_string();
     for s in [ALPHA, BETA] {
         assert!(!text.contains(s), "secret in poll result: {text}");

@@ -1,15 +1,16 @@
 //! Two `tap serve` replicas on one PostgreSQL database (SPEC §9): an approval
 //! decided on one reaches the request waiting on the other, a change made on
 //! one is enforced by the other, and requests through both leave one
-//! verifiable audit chain. Each test runs in a fresh schema of `DATABASE_URL`;
+//! verifiable audit chain; a passkey ceremony begun on one finishes on the
+//! other. Each test runs in a fresh schema of `DATABASE_URL`;
 //! without it the tests are skipped with a message.
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tap_testkit::{
-    FakeTokenEndpoint, FakeUpstream, Reply, Served, TapHome, TempPg, TokenReply, eventually,
-    http_client, http_client_from,
+    FakeTokenEndpoint, FakeUpstream, Reply, Served, SoftPasskey, TapHome, TempPg, TokenReply,
+    closed_port, eventually, http_client, http_client_from,
 };
 
 const SECRET: &str = "s3cr3t-value-for-replicas";
@@ -658,5 +659,203 @@ async fn an_oauth_token_is_fetched_once_across_replicas_and_once_more_after_expi
         assert!(!logs.contains(s), "{s} in the audit log");
     }
     assert_eq!(one.terminate(), Some(0));
+    assert_eq!(two.terminate(), Some(0));
+}
+
+/// Two replicas with WebAuthn on one public origin, as behind a load
+/// balancer: credential `vault` requires a passkey. Returns the home, the
+/// owner's session (valid on both), the agent key, the origin and both.
+async fn passkey_replicas(
+    pg: &TempPg,
+    up: &FakeUpstream,
+) -> (TapHome, Value, String, String, Served, Served) {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"))
+        .env("TAP_DATABASE_URL", &pg.url())
+        .env("TAP_SYNC_APPROVAL_WAIT_SECS", "60");
+    let init = tap.init();
+    tap.add_credential("vault", SECRET, &["--allowed-host", &up.base()]);
+    tap.ok(&["policy", "set", "vault", "--require-passkey"]);
+    let key = tap.agent("bot", &["--credential", "vault"]);
+    // The browser's origin is the balancer's; the replicas listen elsewhere.
+    let origin = format!("http://localhost:{}", closed_port());
+    let env = [
+        ("TAP_WEBAUTHN_RP_ID", "localhost"),
+        ("TAP_WEBAUTHN_ORIGIN", origin.as_str()),
+    ];
+    let one = tap.serve_with(&env);
+    let two = tap.serve_with(&env);
+    (tap, init, key, origin, one, two)
+}
+
+fn owner_of(init: &Value) -> (String, String) {
+    (
+        init["owner_email"].as_str().expect("owner").to_owned(),
+        init["owner_password"]
+            .as_str()
+            .expect("password")
+            .to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_ceremonies_begun_on_one_replica_finish_on_the_other() {
+    let Some(pg) = TempPg::create().await else {
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let (_tap, init, key, origin, one, two) = passkey_replicas(&pg, &up).await;
+    let (email, password) = owner_of(&init);
+    let session = one.login(&email, &password).await;
+    let mut laptop = SoftPasskey::new(&origin);
+
+    // Registration: begun on replica one, finished on replica two.
+    laptop.register_on(&one, &two, &session, "laptop").await;
+
+    // A write held on replica one waits for a passkey approval.
+    let target = format!("{}/echo/passkey-held", up.base());
+    let waiting = tokio::spawn(
+        one.forward(&key)
+            .credential("vault")
+            .target(&target)
+            .method("POST")
+            .body("passkey body")
+            .send(),
+    );
+    let txn = eventually(TRIES, EVERY, || async {
+        let list = admin_get(&two, &session, "/team/approvals?status=pending").await;
+        let first = list
+            .as_array()
+            .or_else(|| list["approvals"].as_array())
+            .and_then(|a| a.first().cloned())?;
+        first["txn_id"].as_str().map(str::to_owned)
+    })
+    .await
+    .expect("the held request never showed on the other replica");
+
+    // Approval: the challenge from replica two, the assertion to replica one.
+    let options = two
+        .post_json(
+            &format!("/approve/{txn}/passkey/begin"),
+            Some(&session),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(options.status, 200, "{}", options.text());
+    let assertion = laptop.assert(&options.json()).expect("an assertion");
+    let finish = format!("/approve/{txn}/passkey/finish");
+    let ok = one.post_json(&finish, Some(&session), &assertion).await;
+    assert_eq!(ok.status, 200, "{}\n{}", ok.text(), one.log());
+    assert_eq!(ok.json()["status"], "approved", "{}", ok.text());
+    // The agent gets the upstream's answer; the upstream saw it once.
+    let r = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the held request never answered")
+        .expect("task");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["body"], "passkey body");
+    let forwarded = up
+        .requests()
+        .iter()
+        .filter(|q| q.uri.ends_with("/echo/passkey-held"))
+        .count();
+    assert_eq!(forwarded, 1, "forwarded exactly once across both replicas");
+    // The ceremony was taken out once: a replay on either replica finds none.
+    for served in [&one, &two] {
+        served
+            .post_json(&finish, Some(&session), &assertion)
+            .await
+            .assert_refused(400, "invalid_request");
+    }
+    assert!(!one.log().contains(SECRET) && !two.log().contains(SECRET));
+    assert_eq!(one.terminate(), Some(0));
+    assert_eq!(two.terminate(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_sign_in_begun_on_a_replica_that_dies_finishes_on_another() {
+    let Some(pg) = TempPg::create().await else {
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let (_tap, init, _key, origin, one, two) = passkey_replicas(&pg, &up).await;
+    let (email, password) = owner_of(&init);
+    let session = two.login(&email, &password).await;
+    let mut laptop = SoftPasskey::new(&origin);
+    laptop.register_on(&two, &two, &session, "laptop").await;
+
+    // Begun on replica two, finished on replica one.
+    let begin = two
+        .post_json("/login/passkey/begin", None, &json!({"email": email}))
+        .await;
+    assert_eq!(begin.status, 200, "{}", begin.text());
+    let options = begin.json();
+    let ceremony = options["ceremony"].as_str().expect("ceremony").to_owned();
+    let assertion = laptop.assert(&options).expect("an assertion");
+    let finish = format!("/login/passkey/finish?ceremony={ceremony}");
+    let ok = one.post_json(&finish, None, &assertion).await;
+    assert_eq!(ok.status, 200, "{}\n{}", ok.text(), one.log());
+    let token = ok.json()["session_token"]
+        .as_str()
+        .expect("session")
+        .to_owned();
+    assert_eq!(two.get_bearer("/team", &token).await.status, 200);
+    // Used up on every replica.
+    for served in [&one, &two] {
+        served
+            .post_json(&finish, None, &assertion)
+            .await
+            .assert_refused(401, "unauthorized");
+    }
+
+    // An unknown e-mail's decoy, begun on one replica and finished on the
+    // other, fails like a wrong assertion: the same answer as on one replica.
+    let decoy = one
+        .post_json(
+            "/login/passkey/begin",
+            None,
+            &json!({"email": "nobody@example.com"}),
+        )
+        .await;
+    assert_eq!(decoy.status, 200, "{}", decoy.text());
+    let dv = decoy.json();
+    assert_eq!(
+        dv["publicKey"]["allowCredentials"].as_array().map(Vec::len),
+        Some(1),
+        "{dv}"
+    );
+    assert!(laptop.assert(&dv).is_none());
+    let real = one
+        .post_json("/login/passkey/begin", None, &json!({"email": email}))
+        .await
+        .json();
+    let real = laptop.assert(&real).expect("an assertion");
+    two.post_json(
+        &format!(
+            "/login/passkey/finish?ceremony={}",
+            dv["ceremony"].as_str().expect("ceremony")
+        ),
+        None,
+        &real,
+    )
+    .await
+    .assert_refused(401, "unauthorized");
+
+    // Begun on replica one, which then dies (SIGKILL): replica two finishes it.
+    let begin = one
+        .post_json("/login/passkey/begin", None, &json!({"email": email}))
+        .await;
+    assert_eq!(begin.status, 200, "{}", begin.text());
+    let options = begin.json();
+    let ceremony = options["ceremony"].as_str().expect("ceremony").to_owned();
+    one.kill();
+    let assertion = laptop.assert(&options).expect("an assertion");
+    let ok = two
+        .post_json(
+            &format!("/login/passkey/finish?ceremony={ceremony}"),
+            None,
+            &assertion,
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}\n{}", ok.text(), two.log());
     assert_eq!(two.terminate(), Some(0));
 }

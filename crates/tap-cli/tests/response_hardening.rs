@@ -542,20 +542,6 @@ fn approve(tap: &TapHome, txn: &str) {
     );
 }
 
-/// Polls the approval until it is no longer pending or approved (bounded).
-async fn poll_final(served: &tap_testkit::Served, key: &str, txn: &str) -> Value {
-    eventually(100, Duration::from_millis(100), || async {
-        let r = served
-            .get(&format!("/agent/approvals/{txn}"), Some(key))
-            .await;
-        assert_eq!(r.status, 200, "poll: {}", r.text());
-        let v = r.json();
-        (v["status"] != "pending" && v["status"] != "approved").then_some(v)
-    })
-    .await
-    .unwrap_or_else(|| panic!("approval {txn} never ended"))
-}
-
 /// Approved requests are forwarded by the approval executor: the same coding
 /// and header rules apply to the stored answer the agent polls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -598,7 +584,7 @@ async fn approved_requests_get_the_same_answer_rules() {
         assert_eq!(r.status, 202, "{path}: {}", r.text());
         let txn = r.json()["txn_id"].as_str().unwrap().to_owned();
         approve(&tap, &txn);
-        let v = poll_final(&served, &key, &txn).await;
+        let v = served.approval_outcome(&key, &txn).await;
         for f in forms(SECRET) {
             assert!(!v.to_string().contains(&f), "{path}: {f} in the poll: {v}");
         }

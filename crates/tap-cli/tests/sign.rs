@@ -76,19 +76,6 @@ async fn sign_async(served: &Served, key: &str, credential: &str, body: &Value) 
     v["txn_id"].as_str().unwrap().to_owned()
 }
 
-async fn poll_until(served: &Served, key: &str, txn: &str, status: &str) -> Value {
-    eventually(400, Duration::from_millis(25), || async {
-        let r = served
-            .get(&format!("/agent/approvals/{txn}"), Some(key))
-            .await;
-        assert_eq!(r.status, 200, "poll: {}", r.text());
-        let v = r.json();
-        (v["status"] == status).then_some(v)
-    })
-    .await
-    .unwrap_or_else(|| panic!("approval {txn} never reached {status}"))
-}
-
 fn decide(tap: &TapHome, verb: &str, txn: &str) {
     let v = tap.json(&[verb, txn]);
     assert_eq!(v["txn_id"], txn, "{v}");
@@ -96,6 +83,7 @@ fn decide(tap: &TapHome, verb: &str, txn: &str) {
 
 /// The signing result of a forwarded poll.
 fn result(v: &Value) -> Value {
+    assert_eq!(v["status"], "forwarded", "{v}");
     let resp = &v["response"];
     assert_eq!(resp["status"], 200, "{v}");
     serde_json::from_str(resp["body"].as_str().unwrap()).unwrap()
@@ -112,7 +100,7 @@ async fn signatures_verify_after_approval_for_every_curve() {
     // ed25519 over the raw payload.
     let txn = sign_async(&served, &key, "ed", &hex_body).await;
     decide(&tap, "approve", &txn);
-    let out = result(&poll_until(&served, &key, &txn, "forwarded").await);
+    let out = result(&served.approval_outcome(&key, &txn).await);
     assert_eq!(out["algorithm"], "ed25519");
     let seed: [u8; 32] = hex::decode(ED_KEY).unwrap().try_into().unwrap();
     let expected_pk = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
@@ -128,7 +116,7 @@ async fn signatures_verify_after_approval_for_every_curve() {
     // secp256k1 over SHA-256(payload), low S, r||s.
     let txn = sign_async(&served, &key, "k1", &hex_body).await;
     decide(&tap, "approve", &txn);
-    let out = result(&poll_until(&served, &key, &txn, "forwarded").await);
+    let out = result(&served.approval_outcome(&key, &txn).await);
     assert_eq!(out["algorithm"], "secp256k1");
     let sk = k256::ecdsa::SigningKey::from_slice(&hex::decode(K1_KEY).unwrap()).unwrap();
     let pk = sk.verifying_key();
@@ -198,7 +186,8 @@ async fn a_denied_signature_never_exists_and_signing_keys_stay_off_forward() {
     let body = json!({"payload": "deadbeef", "encoding": "hex"});
     let txn = sign_async(&served, &key, "ed", &body).await;
     decide(&tap, "deny", &txn);
-    let v = poll_until(&served, &key, &txn, "denied").await;
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "denied", "{v}");
     assert!(v.get("response").is_none_or(Value::is_null), "{v}");
     assert!(!v.to_string().contains("signature"), "{v}");
     let rows = tap.logs(&["--credential", "ed"]);

@@ -117,18 +117,6 @@ async fn poll_status(w: &World, txn: &str) -> String {
     r.json()["status"].as_str().unwrap().to_owned()
 }
 
-async fn until_status(w: &World, txn: &str, status: &str) {
-    let got = eventually(TRIES, EVERY, || async {
-        (poll_status(w, txn).await == status).then_some(())
-    })
-    .await;
-    assert!(
-        got.is_some(),
-        "approval {txn} never reached {status}: {}",
-        poll_status(w, txn).await
-    );
-}
-
 /// The approval message about `path`, once sent.
 async fn message_about(w: &World, path: &str) -> FakeMessage {
     eventually(TRIES, EVERY, || async {
@@ -224,7 +212,8 @@ async fn a_gated_write_reaches_telegram_and_a_linked_approve_forwards_once() {
     // The linked owner approves: forwarded once, even when the click is replayed.
     let a = click(&w, OWNER_TG, &m, &data(&m, "Approve")).await;
     assert_ne!(a["show_alert"], true, "{a}");
-    until_status(&w, &txn, "forwarded").await;
+    let outcome = w.served.approval_outcome(&w.key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     let a = click(&w, OWNER_TG, &m, &data(&m, "Approve")).await;
     assert_eq!(a["show_alert"], true, "a replay is refused: {a}");
     assert_eq!(upstream_hits(&w, "/echo/tg-approve"), 1);
@@ -250,7 +239,8 @@ async fn deny_refuses_and_a_decision_on_the_terminal_edits_the_message() {
     let m = message_about(&w, "/echo/tg-deny").await;
     let a = click(&w, OWNER_TG, &m, &data(&m, "Deny")).await;
     assert_ne!(a["show_alert"], true, "{a}");
-    until_status(&w, &txn, "denied").await;
+    let outcome = w.served.approval_outcome(&w.key, &txn).await;
+    assert_eq!(outcome["status"], "denied", "{outcome}");
     assert_eq!(upstream_hits(&w, "/echo/tg-deny"), 0);
     eventually(TRIES, EVERY, || async {
         w.tg.messages()
@@ -266,7 +256,8 @@ async fn deny_refuses_and_a_decision_on_the_terminal_edits_the_message() {
     let txn = r.json()["txn_id"].as_str().unwrap().to_owned();
     let m = message_about(&w, "/echo/tg-terminal").await;
     ok(&w.tap, &["approve", &txn]);
-    until_status(&w, &txn, "forwarded").await;
+    let outcome = w.served.approval_outcome(&w.key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     let edited = eventually(TRIES, EVERY, || async {
         w.tg.messages()
             .into_iter()
@@ -345,7 +336,8 @@ async fn two_approvals_need_two_members_across_channels() {
         .await
         .unwrap();
     assert!(r.status().is_redirection(), "{}", r.status());
-    until_status(&w, &txn, "forwarded").await;
+    let outcome = w.served.approval_outcome(&w.key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     assert_eq!(upstream_hits(&w, "/echo/tg-two"), 1);
     // The Telegram message follows the decision made on the web.
     let edited = eventually(TRIES, EVERY, || async {
@@ -368,7 +360,8 @@ async fn approve_for_30_min_creates_a_working_grant() {
     let m = message_about(&w, "/echo/tg-grant").await;
     let a = click(&w, OWNER_TG, &m, &data(&m, "Approve for 30 min")).await;
     assert_ne!(a["show_alert"], true, "{a}");
-    until_status(&w, &txn, "forwarded").await;
+    let outcome = w.served.approval_outcome(&w.key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     let grants = ok(&w.tap, &["grant", "list", "--json"]);
     assert!(grants.contains("/echo/tg-grant"), "{grants}");
     // The same method and route now pass without a human (once the grant is loaded).
@@ -401,7 +394,8 @@ async fn an_unreachable_bot_api_leaves_the_approval_pending_with_a_notice() {
         "token in /agent/services"
     );
     ok(&w.tap, &["approve", &txn]);
-    until_status(&w, &txn, "forwarded").await;
+    let outcome = w.served.approval_outcome(&w.key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     assert_eq!(upstream_hits(&w, "/echo/tg-down"), 1);
     assert_no_token_leak(&w);
 }
@@ -442,7 +436,8 @@ async fn webhook_updates_need_the_secret() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    until_status(&w, &txn, "forwarded").await;
+    let outcome = w.served.approval_outcome(&w.key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     assert!(
         w.tg.calls_of("getUpdates").is_empty(),
         "no polling in webhook mode"
@@ -519,7 +514,8 @@ async fn a_link_code_sent_to_the_bot_links_a_member() {
     let m = message_about(&w, "/echo/tg-link").await;
     let a = click(&w, 777, &m, &data(&m, "Approve")).await;
     assert_ne!(a["show_alert"], true, "{a}");
-    until_status(&w, &txn, "forwarded").await;
+    let outcome = w.served.approval_outcome(&w.key, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,7 +554,8 @@ async fn a_passkey_request_offers_a_link_to_its_page_instead_of_approve() {
     assert_eq!(poll_status(&w, &txn).await, "pending");
     // Deny works without a passkey.
     click(&w, OWNER_TG, &m, &deny).await;
-    until_status(&w, &txn, "denied").await;
+    let outcome = w.served.approval_outcome(&w.key, &txn).await;
+    assert_eq!(outcome["status"], "denied", "{outcome}");
     assert_eq!(upstream_hits(&w, "/echo/tg-passkey"), 0);
     assert_no_token_leak(&w);
 }

@@ -4,7 +4,9 @@
 //! valid for less than the renewal margin is never reused, so no test waits
 //! on a clock), rotated refresh tokens persisted across a restart, minted
 //! tokens redacted from answers, and endpoint failures answered 502
-//! `token_endpoint_error` with nothing forwarded.
+//! `token_endpoint_error` with nothing forwarded; no token call for a
+//! request that is refused, waits for a human or is denied, and a rotated
+//! refresh token that leaves approvals pending on the credential standing.
 //!
 //! Every wait is bounded; nothing asserts on wall-clock time.
 #![allow(clippy::unwrap_used)]
@@ -17,15 +19,20 @@ const CLIENT_SECRET: &str = "client-secret-5d8e1f2a9c";
 const REFRESH: &str = "1//refresh-token-original-77ab";
 const ROTATED: &str = "1//refresh-token-rotated-99cd";
 const MINTED: &str = "ya29.minted-access-token-4f1e";
+const ADMIN_REFRESH: &str = "1//refresh-token-admin-set-31ef";
 
 /// Loopback token endpoints are private addresses: allowed explicitly.
 const ALLOW: (&str, &str) = ("TAP_PRIVATE_ALLOWLIST", "127.0.0.1");
 
 fn refresh_bundle(token_url: Option<&str>) -> String {
+    bundle_with(REFRESH, token_url)
+}
+
+fn bundle_with(refresh_token: &str, token_url: Option<&str>) -> String {
     let mut v = serde_json::json!({
         "client_id": "client-id.apps.example",
         "client_secret": CLIENT_SECRET,
-        "refresh_token": REFRESH,
+        "refresh_token": refresh_token,
     });
     if let Some(u) = token_url {
         v["token_url"] = u.into();
@@ -41,6 +48,48 @@ fn setup(up: &FakeUpstream, value: &str) -> (TapHome, String) {
     tap.add_credential("g", value, &["--allowed-host", &up.base()]);
     let key = tap.agent("bot", &["--credential", "g"]);
     (tap, key)
+}
+
+/// A write (which the gated team default sends to a human) to `path` on
+/// credential `cred`, with `Prefer: respond-async` when `wait` is false.
+async fn write(
+    served: &Served,
+    key: &str,
+    cred: &str,
+    target: &str,
+    wait: bool,
+) -> tap_testkit::Reply {
+    let mut f = served
+        .forward(key)
+        .credential(cred)
+        .target(target)
+        .method("POST")
+        .body("{}");
+    if !wait {
+        f = f.header("Prefer", "respond-async");
+    }
+    f.send().await
+}
+
+/// A pending write to `path` on `g`; its txn id.
+async fn pending_write(served: &Served, key: &str, up: &FakeUpstream, path: &str) -> String {
+    let r = write(served, key, "g", &format!("{}{path}", up.base()), false).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    r.json()["txn_id"].as_str().unwrap().to_owned()
+}
+
+/// `tap approve|deny TXN --json` as the owner (off the runtime's thread).
+fn decide(tap: &TapHome, verb: &str, txn: &str) {
+    let v = tokio::task::block_in_place(|| tap.json(&[verb, txn]));
+    assert_eq!(v["txn_id"], txn, "{v}");
+}
+
+/// Upstream requests whose path starts with `path`.
+fn seen(up: &FakeUpstream, path: &str) -> Vec<tap_testkit::Recorded> {
+    up.requests()
+        .into_iter()
+        .filter(|r| r.uri.starts_with(path))
+        .collect()
 }
 
 async fn get_echo(served: &Served, key: &str, up: &FakeUpstream) -> tap_testkit::Reply {
@@ -294,4 +343,146 @@ async fn client_credentials_and_the_default_refresh_endpoint_are_configurable() 
     );
     assert_eq!(tokens.field(1, "scope").as_deref(), Some("read write"));
     assert_eq!(tokens.field(1, "refresh_token"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_waiting_or_denied_request_makes_no_token_call() {
+    let up = FakeUpstream::start().await;
+    let tokens = FakeTokenEndpoint::start(TokenReply::grant(MINTED, 3600)).await;
+    let (tap, key) = setup(&up, &refresh_bundle(Some(&tokens.url())));
+    // `nobody`: its policy names no approver who exists, so a write is
+    // refused at once (503 approval_unavailable).
+    tap.add_credential(
+        "nobody",
+        &refresh_bundle(Some(&tokens.url())),
+        &["--allowed-host", &up.base()],
+    );
+    tap.ok(&["agent", "grant", "bot", "nobody"]);
+    tap.ok(&[
+        "policy",
+        "set",
+        "nobody",
+        "--allowed-approvers",
+        "ghost@y.test",
+    ]);
+    let served = tap.serve_with(&[ALLOW]);
+    let r = write(
+        &served,
+        &key,
+        "nobody",
+        &format!("{}/echo/n", up.base()),
+        true,
+    )
+    .await;
+    r.assert_refused(503, "approval_unavailable");
+    assert_eq!(tokens.count(), 0, "a refused request fetched a token");
+
+    // Pending, then denied: no token call at any point.
+    let txn = pending_write(&served, &key, &up, "/echo/denied").await;
+    assert_eq!(
+        tokens.count(),
+        0,
+        "a request waiting for a human fetched a token"
+    );
+    decide(&tap, "deny", &txn);
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "denied", "{v}");
+    assert_eq!(tokens.count(), 0, "a denied request fetched a token");
+    served.terminate();
+
+    // Waited for until it expired (sync: 504): no token call either.
+    let served = tap.serve_with(&[ALLOW, ("TAP_APPROVAL_TIMEOUT_SECS", "1")]);
+    let r = write(
+        &served,
+        &key,
+        "g",
+        &format!("{}/echo/expired", up.base()),
+        true,
+    )
+    .await;
+    r.assert_refused(504, "approval_timed_out");
+    assert_eq!(tokens.count(), 0, "an expired request fetched a token");
+    assert!(seen(&up, "/echo/").is_empty(), "nothing was forwarded");
+
+    // An allowed request: exactly one.
+    assert_eq!(get_echo(&served, &key, &up).await.status, 200);
+    assert_eq!(tokens.count(), 1);
+    assert_eq!(
+        up.requests().last().unwrap().header("authorization"),
+        Some(format!("Bearer {MINTED}"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_refresh_token_leaves_a_pending_approval_standing_and_an_admin_value_does_not() {
+    const AFTER: &str = "ya29.after-rotation-token-cc";
+    const ADMIN: &str = "ya29.admin-value-token-dd";
+    let up = FakeUpstream::start().await;
+    let tokens = FakeTokenEndpoint::start(TokenReply::grant(AFTER, 3600)).await;
+    // The first token lives inside the renewal margin (it serves one
+    // request) and its answer rotates the refresh token.
+    tokens.then(TokenReply::Grant {
+        access_token: "ya29.first-token-bb".into(),
+        expires_in: 30,
+        refresh_token: Some(ROTATED.into()),
+    });
+    let (tap, key) = setup(&up, &refresh_bundle(Some(&tokens.url())));
+    let served = tap.serve_with(&[ALLOW]);
+    let txn = pending_write(&served, &key, &up, "/echo/approved").await;
+    // Meanwhile an auto-allowed read: the endpoint rotates the refresh token,
+    // which is persisted into the credential's value.
+    assert_eq!(get_echo(&served, &key, &up).await.status, 200);
+    assert_eq!(tokens.count(), 1);
+    assert_eq!(tokens.field(0, "refresh_token").as_deref(), Some(REFRESH));
+    // No human changed the credential: the approved write is forwarded,
+    // with a token the rotated refresh token bought.
+    decide(&tap, "approve", &txn);
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "forwarded", "{v}");
+    assert_eq!(v["response"]["status"], 200, "{v}");
+    assert_eq!(tokens.count(), 2);
+    assert_eq!(tokens.field(1, "refresh_token").as_deref(), Some(ROTATED));
+    let approved = seen(&up, "/echo/approved");
+    assert_eq!(approved.len(), 1);
+    assert_eq!(
+        approved[0].header("authorization"),
+        Some(format!("Bearer {AFTER}"))
+    );
+
+    // An admin sets a value while a write is pending: that is a change.
+    let txn = pending_write(&served, &key, &up, "/echo/changed").await;
+    let out = tokio::task::block_in_place(|| {
+        tap.run_stdin(
+            &["cred", "set-value", "g", "--value-stdin"],
+            bundle_with(ADMIN_REFRESH, Some(&tokens.url())).as_bytes(),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    decide(&tap, "approve", &txn);
+    let v = served.approval_outcome(&key, &txn).await;
+    assert_eq!(v["status"], "error", "{v}");
+    assert_eq!(v["error_code"], "credential_changed", "{v}");
+    assert!(seen(&up, "/echo/changed").is_empty());
+    assert_eq!(tokens.count(), 2, "no token call for a refused approval");
+    // The admin's value starts afresh: neither the cached access token nor
+    // the rotated refresh token of the old value is used.
+    tokens.then(TokenReply::grant(ADMIN, 3600));
+    assert_eq!(get_echo(&served, &key, &up).await.status, 200);
+    assert_eq!(tokens.count(), 3);
+    assert_eq!(
+        tokens.field(2, "refresh_token").as_deref(),
+        Some(ADMIN_REFRESH)
+    );
+    assert_eq!(
+        up.requests().last().unwrap().header("authorization"),
+        Some(format!("Bearer {ADMIN}"))
+    );
+    let logs = serde_json::to_string(&tap.logs(&[])).unwrap();
+    for s in [REFRESH, ROTATED, ADMIN_REFRESH, AFTER, ADMIN] {
+        assert!(!logs.contains(s), "{s} in the audit log");
+    }
 }

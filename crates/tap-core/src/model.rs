@@ -240,7 +240,8 @@ pub struct Credential {
     pub value_is_json: bool,
     /// Creation time.
     pub created_at: Millis,
-    /// Last change.
+    /// Last change by an admin (metadata or value); a refresh token the
+    /// token endpoint rotates into the value leaves it alone.
     pub updated_at: Millis,
 }
 
@@ -499,6 +500,88 @@ pub struct PasskeyRecord {
     pub last_used_at: Option<Millis>,
 }
 
+/// What a WebAuthn ceremony in progress is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// A member registering a passkey.
+    Register,
+    /// A member approving one request with a passkey.
+    Approve,
+    /// Someone signing in with a passkey (a decoy for unknown e-mails).
+    SignIn,
+}
+
+impl CeremonyKind {
+    /// Wire spelling, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Approve => "approve",
+            Self::SignIn => "sign_in",
+        }
+    }
+}
+
+impl FromStr for CeremonyKind {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, ParseEnumError> {
+        match s {
+            "register" => Ok(Self::Register),
+            "approve" => Ok(Self::Approve),
+            "sign_in" => Ok(Self::SignIn),
+            other => Err(ParseEnumError::new(
+                "ceremony kind",
+                other,
+                "register, approve or sign_in",
+            )),
+        }
+    }
+}
+
+/// A WebAuthn ceremony begun and not yet finished, kept in the store so that
+/// any replica can finish a ceremony another began.
+///
+/// Invariants: `state` is the WebAuthn library's server-side ceremony state
+/// (it holds the challenge; never sent to the browser, never logged: `Debug`
+/// prints it as `[redacted]`); `None` only for a decoy sign-in, which can
+/// never succeed. A ceremony is taken out at most once and never after
+/// `expires_at`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CeremonyRecord {
+    /// The ceremony's id: random (sign-in), or derived from the session that
+    /// began it (registration, approval); unique.
+    pub id: String,
+    /// What it is for.
+    pub kind: CeremonyKind,
+    /// The library's serialised ceremony state (JSON).
+    pub state: Option<String>,
+    /// The account it is for; `None` for a decoy sign-in.
+    pub account_id: Option<i64>,
+    /// Registration: the name the member gave the new passkey.
+    pub name: Option<String>,
+    /// Approval: the transaction approved.
+    pub txn_id: Option<String>,
+    /// Approval: the request hash the approval had when the challenge was made.
+    pub request_hash: Option<String>,
+    /// When it began.
+    pub created_at: Millis,
+    /// When it stops counting.
+    pub expires_at: Millis,
+}
+
+impl fmt::Debug for CeremonyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CeremonyRecord")
+            .field("kind", &self.kind)
+            .field("state", &self.state.as_ref().map(|_| "[redacted]"))
+            .field("account_id", &self.account_id)
+            .field("txn_id", &self.txn_id)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One approval message sent (or to be sent) to a Telegram chat.
 ///
 /// Invariant: the per-message nonce carried in the buttons' callback data is
@@ -591,5 +674,32 @@ mod tests {
         ] {
             assert_eq!(s.as_str().parse::<ApprovalStatus>(), Ok(s));
         }
+        for k in [
+            CeremonyKind::Register,
+            CeremonyKind::Approve,
+            CeremonyKind::SignIn,
+        ] {
+            assert_eq!(k.as_str().parse::<CeremonyKind>(), Ok(k));
+        }
+        assert!("signin".parse::<CeremonyKind>().is_err());
+    }
+
+    #[test]
+    fn a_ceremony_debugs_without_its_state_or_id() {
+        let c = CeremonyRecord {
+            id: "ceremony-id-held-by-the-browser".into(),
+            kind: CeremonyKind::SignIn,
+            state: Some("{\"challenge\":\"c2VjcmV0LWNoYWxsZW5nZQ\"}".into()),
+            account_id: Some(7),
+            name: None,
+            txn_id: None,
+            request_hash: None,
+            created_at: 1,
+            expires_at: 2,
+        };
+        let shown = format!("{c:?}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(!shown.contains("challenge"), "{shown}");
+        assert!(!shown.contains("ceremony-id"), "{shown}");
     }
 }

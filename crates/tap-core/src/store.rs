@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use crate::audit::{AuditChain, AuditHead, AuditPhase, AuditRecord, AuditRow};
 use crate::crypto::AuditKey;
 use crate::model::{
-    Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
-    MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
+    Account, AdminToken, Agent, Approval, ApprovalStatus, CeremonyKind, CeremonyRecord, Channel,
+    Credential, Grant, Link, Member, MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
 };
 use crate::policy::{ApprovalMode, Policy};
 
@@ -359,7 +359,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Agent>>;
 
     /// Creates or replaces a credential's metadata; keeps the stored value when
-    /// `credential.sealed_value` is `None`. Returns true when created.
+    /// `credential.sealed_value` is `None`, else replaces it as
+    /// [`Store::set_credential_value`] does (its shared OAuth 2 token row
+    /// goes). Returns true when created.
     async fn upsert_credential(&self, credential: &Credential) -> StoreResult<bool>;
     /// A credential by (team, name).
     async fn credential(
@@ -369,7 +371,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Credential>>;
     /// Credentials of a team.
     async fn credentials(&self, team_internal_id: i64) -> StoreResult<Vec<Credential>>;
-    /// Replaces a sealed value; false when absent.
+    /// Replaces a sealed value as an admin does: `updated_at` moves (pending
+    /// approvals on the credential end `credential_changed`) and the
+    /// credential's shared OAuth 2 token row (its token, lease and any state
+    /// derived from the old value) is deleted in the same transaction. False
+    /// when absent.
     async fn set_credential_value(
         &self,
         team_internal_id: i64,
@@ -377,7 +383,21 @@ pub trait Store: Send + Sync + 'static {
         sealed: &[u8],
         is_json: bool,
     ) -> StoreResult<bool>;
-    /// Deletes a credential, its grants and policy; conflict when a role names it.
+    /// Persists a refresh token the credential's token endpoint rotated
+    /// (SPEC §6.3): replaces the sealed value with `sealed` only while the
+    /// stored one is still exactly `expected`, so a value an admin set
+    /// meanwhile is never overwritten (false then, and when absent). Keeps
+    /// `updated_at`, the version pending approvals compare (no human changed
+    /// the credential), and the shared token row; the revision grows.
+    async fn rotate_credential_value(
+        &self,
+        team_internal_id: i64,
+        name: &str,
+        expected: &[u8],
+        sealed: &[u8],
+    ) -> StoreResult<bool>;
+    /// Deletes a credential, its grants, policy and shared OAuth 2 token row;
+    /// conflict when a role names it.
     async fn delete_credential(&self, team_internal_id: i64, name: &str) -> StoreResult<bool>;
 
     /// Creates a role; conflict when it exists.
@@ -697,4 +717,26 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<bool>;
     /// Removes one of the account's passkeys; false when it has no such passkey.
     async fn delete_passkey(&self, account_id: i64, id: &str) -> StoreResult<bool>;
+
+    /// Keeps a WebAuthn ceremony in progress for any process sharing the
+    /// store to finish, replacing one with the same id (a newer begin wins).
+    /// First deletes every ceremony expired at `now_ms`; then stores it only
+    /// while fewer than `cap` ceremonies of its kind are kept, answering
+    /// false (nothing stored, and a replaced one gone) when that many are.
+    async fn put_ceremony(
+        &self,
+        ceremony: &CeremonyRecord,
+        now_ms: i64,
+        cap: u32,
+    ) -> StoreResult<bool>;
+    /// Takes the ceremony `id` of `kind` out, in one statement: deletes it
+    /// and returns it when it is unexpired at `now_ms`. `None` when there is
+    /// none (never put, taken already, of another kind) or it expired (then
+    /// it is deleted too). Of two callers racing for one id, at most one gets it.
+    async fn take_ceremony(
+        &self,
+        id: &str,
+        kind: CeremonyKind,
+        now_ms: i64,
+    ) -> StoreResult<Option<CeremonyRecord>>;
 }

@@ -57,8 +57,12 @@ pub struct CredentialEntry {
     name_scrubber: OnceLock<Arc<Scrubber>>,
     /// The value is a signing bundle (`algorithm` + `private_key`).
     pub signing_key: bool,
-    /// Version (last change); an approval is refused when it moved.
+    /// Version (last change by an admin); an approval is refused when it
+    /// moved. A refresh token the token endpoint rotates keeps it.
     pub updated_at: Millis,
+    /// Tells apart the sealed values of one version: a rotated refresh
+    /// token replaces the value without moving `updated_at`.
+    sealed_tag: u64,
 }
 
 /// A team's configuration.
@@ -192,6 +196,7 @@ impl Directory {
             for c in creds_by_team.remove(&team.internal_id).unwrap_or_default() {
                 if let Some(prev) = prev_team.and_then(|t| t.credentials.get(&c.name))
                     && prev.updated_at == c.updated_at
+                    && prev.sealed_tag == sealed_tag(c.sealed_value.as_deref())
                 {
                     credentials.insert(c.name.clone(), Arc::clone(prev));
                     continue;
@@ -349,6 +354,15 @@ fn is_signing_bundle(value: &CredentialValue) -> bool {
     value.is_json() && value.field("algorithm").is_some() && value.field("private_key").is_some()
 }
 
+/// A digest of a sealed value (ciphertext under a fresh nonce each time it
+/// is sealed): equal tags mean the entry built from it still holds.
+fn sealed_tag(sealed: Option<&[u8]>) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    sealed.hash(&mut h);
+    h.finish()
+}
+
 fn credential_entry(
     c: Credential,
     value: Result<Option<CredentialValue>, String>,
@@ -389,6 +403,7 @@ fn credential_entry(
         name_scrubber: OnceLock::new(),
         signing_key,
         updated_at: c.updated_at,
+        sealed_tag: sealed_tag(c.sealed_value.as_deref()),
     }
 }
 

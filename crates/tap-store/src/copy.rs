@@ -18,7 +18,8 @@ use crate::SqliteStore;
 /// Every table of a deployment, parents before children. The SQLite store's
 /// `audit_spool` (its fold position) has no PostgreSQL counterpart, and
 /// `abuse_failures` (per-address failure windows of minutes, empty on a
-/// single SQLite process) is not carried over.
+/// single SQLite process) and `webauthn_ceremonies` (they last minutes, and a
+/// source that must be quiet has none worth finishing) are not carried over.
 const TABLES: &[&str] = &[
     "meta",
     "config_revision",

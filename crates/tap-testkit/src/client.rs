@@ -196,6 +196,21 @@ impl Served {
         Reply::read(req.send().await.unwrap()).await
     }
 
+    /// Polls `GET /agent/approvals/{txn}` as `key` until the approval is
+    /// final (`forwarded`, `denied`, `timed_out` or `error`; bounded: 150
+    /// polls 100 ms apart); the poll body.
+    pub async fn approval_outcome(&self, key: &str, txn: &str) -> serde_json::Value {
+        let path = format!("/agent/approvals/{txn}");
+        let last = crate::eventually(150, Duration::from_millis(100), || async {
+            let r = self.get(&path, Some(key)).await;
+            assert_eq!(r.status, 200, "poll of {txn}: {}", r.text());
+            let v = r.json();
+            (!matches!(v["status"].as_str(), Some("pending" | "approved"))).then_some(v)
+        })
+        .await;
+        last.unwrap_or_else(|| panic!("approval {txn} never became final"))
+    }
+
     /// `POST /login` as a member; the session token (panics unless 200).
     pub async fn login(&self, email: &str, password: &str) -> String {
         let r = http_client()
@@ -227,6 +242,24 @@ impl Served {
             req = req.header(*k, *v);
         }
         req.send().await.unwrap()
+    }
+
+    /// `POST path` with a JSON body, as `Authorization: Bearer token` when
+    /// one is given (a member's session) or anonymously.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Reply {
+        let mut req = http_client()
+            .post(format!("{}{path}", self.url))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Reply::read(req.send().await.unwrap()).await
     }
 
     /// `GET path` with `Authorization: Bearer token`.

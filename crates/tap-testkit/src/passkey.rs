@@ -3,9 +3,11 @@
 //! the approval page's script sends. Each instance is one device holding its
 //! own credentials.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey as Soft;
+
+use crate::tap::Served;
 
 /// One software authenticator with user verification.
 pub struct SoftPasskey {
@@ -50,5 +52,46 @@ impl SoftPasskey {
             .do_authentication(self.origin.clone(), options)
             .ok()
             .map(|a| serde_json::to_value(a).unwrap())
+    }
+
+    /// Registers a new passkey named `name` on this device for the member
+    /// of `session`: `POST /passkeys/register/begin` on `begin`, the
+    /// credential to `/passkeys/register/finish` on `finish` (the same
+    /// server, or another replica); the new passkey's id. Panics unless
+    /// both steps succeed.
+    pub async fn register_on(
+        &mut self,
+        begin: &Served,
+        finish: &Served,
+        session: &str,
+        name: &str,
+    ) -> String {
+        let began = begin
+            .post_json(
+                "/passkeys/register/begin",
+                Some(session),
+                &json!({"name": name}),
+            )
+            .await;
+        assert_eq!(began.status, 200, "{}", began.text());
+        let options = began.json();
+        assert!(options["publicKey"]["challenge"].is_string(), "{options}");
+        assert_eq!(
+            options["publicKey"]["authenticatorSelection"]["userVerification"], "required",
+            "{options}"
+        );
+        let cred = self.register(&options);
+        let done = finish
+            .post_json("/passkeys/register/finish", Some(session), &cred)
+            .await;
+        assert_eq!(
+            done.status,
+            201,
+            "{name}: {}\n{}",
+            done.text(),
+            finish.log()
+        );
+        assert_eq!(done.json()["name"], name);
+        done.json()["id"].as_str().unwrap().to_owned()
     }
 }

@@ -7,8 +7,7 @@ use tap_testkit::FakeUpstream;
 
 use crate::support::{
     SECRET_A, SECRET_B, add_member, agent_get, api, assert_forbidden, audit_row, auth_seen, fwd,
-    fwd_async_write, json as cli_json, logs, ok, poll_until, session, two_teams, txn_of,
-    until_status,
+    fwd_async_write, json as cli_json, logs, ok, session, two_teams, txn_of, until_status,
 };
 
 fn names(v: &Value, field: &str) -> Vec<String> {
@@ -223,7 +222,8 @@ async fn same_agent_id_in_two_teams_stays_separate() {
 
     // Deciding A's approval leaves B's pending.
     ok(&t.tap, &["approve", &txn_a]);
-    poll_until(&served, &t.key_a, &txn_a, "forwarded").await;
+    let outcome = served.approval_outcome(&t.key_a, &txn_a).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     let r = agent_get(
         &served,
         &format!("/agent/approvals/{txn_b}"),

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use tap_testkit::{FakeUpstream, Served};
 
 use crate::support::{
-    SECRET_A, SECRET_B, agent_get, api, audit_row, auth_seen, fwd, json as cli_json, logs, ok,
-    poll_until, run, two_teams, txn_of, until_status,
+    SECRET_A, SECRET_B, agent_get, api, audit_row, auth_seen, fwd, json as cli_json, logs, ok, run,
+    two_teams, txn_of, until_status,
 };
 
 fn cred_names(config: &Value) -> Vec<String> {
@@ -265,7 +265,8 @@ async fn a_linked_agent_uses_exactly_its_link_roles_credentials() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    poll_until(&served, &t.key_a, &txn, "forwarded").await;
+    let outcome = served.approval_outcome(&t.key_a, &txn).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     assert_eq!(
         auth_seen(&up, "/echo/linked-write"),
         [format!("Bearer {SECRET_B}")]

@@ -9,8 +9,7 @@ use tap_testkit::{FakeUpstream, Served, TapHome};
 
 use crate::support::{
     PW, add_cred, add_member, agent, agent_get, api, assert_forbidden, auth_seen, fwd,
-    fwd_async_write, json as cli_json, login, poll_until, run, session, token, txn_of,
-    until_status,
+    fwd_async_write, json as cli_json, login, run, session, token, txn_of, until_status,
 };
 
 const SECRET: &str = "rbac-echo-secret-value-424242";
@@ -450,7 +449,8 @@ async fn each_member_role_gets_exactly_its_permissions() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    poll_until(&served, &d.bot, &txn_echo, "forwarded").await;
+    let outcome = served.approval_outcome(&d.bot, &txn_echo).await;
+    assert_eq!(outcome["status"], "forwarded", "{outcome}");
     assert_eq!(
         auth_seen(&d.up, "/echo/w-echo"),
         [format!("Bearer {SECRET}")]

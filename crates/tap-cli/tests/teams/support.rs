@@ -317,19 +317,3 @@ pub(crate) async fn audit_row(tap: &TapHome, team: &str, pred: impl Fn(&Value) -
         )
     })
 }
-
-/// Polls `/agent/approvals/{txn}` (bounded) until its status is `want`; returns the body.
-pub(crate) async fn poll_until(served: &Served, key: &str, txn: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..TRIES {
-        let v = agent_get(served, &format!("/agent/approvals/{txn}"), key, None)
-            .await
-            .json();
-        if v["status"] == want {
-            return v;
-        }
-        last = v;
-        tokio::time::sleep(EVERY).await;
-    }
-    panic!("approval {txn} never reached {want}: {last}")
-}

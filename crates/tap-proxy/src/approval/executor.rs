@@ -13,7 +13,7 @@ use tap_core::target::TargetUrl;
 
 use super::captured::{CapturedRequest, final_record};
 use crate::error::{ProxyError, Reason};
-use crate::proxy::destination::{destination_and_injection, usable_destination};
+use crate::proxy::destination::{Plan, destination_and_injection, minted, usable_destination};
 use crate::proxy::forward::{
     Coding, decoded_stream, has_no_body, response_coding, scrub_headers, send_error, unscannable,
     upstream_request, with_query_renderings,
@@ -241,7 +241,13 @@ async fn forward_approved(
             .ok_or_else(|| {
             ProxyError::new(Reason::RequestTampered, "stored auth mode is damaged")
         })?;
-        destination_and_injection(state, credential, &url, false, mode).await?
+        // Approved and re-checked: a token flow runs now, never before.
+        match destination_and_injection(state, credential, &url, false, mode).await? {
+            Plan {
+                token: Some(shape), ..
+            } => minted(state, credential, shape).await?,
+            Plan { injection, .. } => injection,
+        }
     };
     let body = captured.body_bytes()?;
     let req = upstream_request(

@@ -78,7 +78,11 @@ pub(crate) struct Resolved {
     /// True in legacy placeholder mode: `injection` substitutes placeholders.
     pub(crate) legacy: bool,
     pub(crate) url: TargetUrl,
+    /// What is injected; for an OAuth 2 bundle empty until [`authorize`].
     pub(crate) injection: Injection,
+    /// An OAuth 2 bundle's token flow, run by [`authorize`] only once the
+    /// request may be sent: a refused request makes no token call.
+    pub(crate) token: Option<TokenShape>,
     /// `X-TAP-Auth-Mode` (kept for an approved request's injection).
     pub(crate) auth_mode: AuthMode,
     pub(crate) headers: HeaderMap,
@@ -204,6 +208,51 @@ pub(crate) fn forwarded_headers(headers: &HeaderMap, injected: &[String]) -> Hea
     fwd
 }
 
+/// What rows 8–10 settle about injection.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// What is injected (empty for an OAuth 2 bundle).
+    pub(crate) injection: Injection,
+    /// An OAuth 2 bundle (§6.3): its access token is minted (or taken from
+    /// the cache) by [`authorize`], after the policy decision or approval.
+    pub(crate) token: Option<TokenShape>,
+}
+
+impl From<Injection> for Plan {
+    fn from(injection: Injection) -> Self {
+        Self {
+            injection,
+            token: None,
+        }
+    }
+}
+
+/// The inject stage of a request that may be sent (policy proceeded, or a
+/// human approved it): runs the token flow `resolve` left, so an access
+/// token is never fetched for a request that is refused, waits for a human
+/// or is denied.
+pub(crate) async fn authorize(state: &AppState, r: &mut Resolved) -> Result<(), ProxyError> {
+    if let Some(shape) = r.token.take() {
+        r.injection = minted(state, &r.credential, shape).await?;
+    }
+    Ok(())
+}
+
+/// The injection of a [`Plan`]'s token flow for `credential`, whose value passed row 10.
+pub(crate) async fn minted(
+    state: &AppState,
+    credential: &CredentialEntry,
+    shape: TokenShape,
+) -> Result<Injection, ProxyError> {
+    let Some(value) = checked_value(credential, false, false)? else {
+        return Err(ProxyError::new(
+            Reason::Internal,
+            "credential value could not be opened",
+        ));
+    };
+    super::token_flow::token_injection(state, credential, value, shape).await
+}
+
 /// Rows 8–10 for a resolved URL: host binding, outbound safety, usable value, injection plan.
 /// Also the re-check of an approved request before it is forwarded.
 pub(crate) async fn destination_and_injection(
@@ -212,19 +261,25 @@ pub(crate) async fn destination_and_injection(
     url: &TargetUrl,
     traversal: bool,
     mode: AuthMode,
-) -> Result<Injection, ProxyError> {
+) -> Result<Plan, ProxyError> {
     if credential.connector == Connector::Sidecar {
-        return super::sidecar::injection(state, credential, url, traversal).await;
+        return super::sidecar::injection(state, credential, url, traversal)
+            .await
+            .map(Plan::from);
     }
     let value = usable_destination(state, credential, url, traversal).await?;
     let name = credential.name.as_str();
-    // OAuth 2 bundles (§6.3): an access token minted (or cached) for the request.
+    // OAuth 2 bundles (§6.3): an access token minted (or cached) once the
+    // request may be sent.
     if let Some(shape) = TokenShape::for_credential(
         credential.auth_header_format.as_deref(),
         !credential.bindings.is_empty(),
         value,
     ) {
-        return super::token_flow::token_injection(state, credential, value, shape).await;
+        return Ok(Plan {
+            token: Some(shape),
+            ..Plan::default()
+        });
     }
     // A §6.3 shape is signed per request, at send time, over exactly what is sent.
     if let Some(shape) = SignedShape::for_credential(
@@ -233,11 +288,11 @@ pub(crate) async fn destination_and_injection(
         value,
     ) {
         if shape == SignedShape::OAuth1 && mode == AuthMode::Bearer {
-            return hybrid_bearer(name, value);
+            return hybrid_bearer(name, value).map(Plan::from);
         }
         let signer =
             tap_signer::signer_for(shape, value, url.url()).map_err(|e| sign_error(name, e))?;
-        return Ok(Injection::signed(signer));
+        return Ok(Injection::signed(signer).into());
     }
     plan(
         credential.auth_header_format.as_deref(),
@@ -263,6 +318,7 @@ pub(crate) async fn destination_and_injection(
             format!("credential {name} has an invalid injection format"),
         ),
     })
+    .map(Plan::from)
 }
 
 /// `X-TAP-Auth-Mode: bearer` on a hybrid X/Twitter key set: its

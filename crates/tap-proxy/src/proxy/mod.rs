@@ -184,7 +184,7 @@ pub async fn forward_handler(
         draft.set_method(&m);
     }
 
-    let prepared = match prepare(&state, &dir, &auth, &parts.headers, body, &mut draft).await {
+    let mut prepared = match prepare(&state, &dir, &auth, &parts.headers, body, &mut draft).await {
         Ok(Step::Forward(p)) => p,
         Ok(Step::Approval(p, reason)) => {
             let prefer = Prefer::parse(&parts.headers);
@@ -192,6 +192,10 @@ pub async fn forward_handler(
         }
         Err(e) => return refuse(e, draft).await,
     };
+    // Inject: the policy proceeded, so a token flow may run now.
+    if let Err(e) = destination::authorize(&state, &mut prepared.resolved).await {
+        return refuse(e, draft).await;
+    }
     if let Err(e) = draft.commit_start().await {
         tracing::error!(error = %e, request_id = %request_id, "audit start row not committed; not forwarding");
         let err = ProxyError::new(

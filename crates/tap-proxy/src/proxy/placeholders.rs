@@ -329,6 +329,7 @@ pub(super) async fn resolve(
         legacy: true,
         url,
         injection,
+        token: None,
         auth_mode: tap_core::inject::AuthMode::Auto,
         headers: fwd,
         body: raw.body,

@@ -12,8 +12,8 @@ use tap_core::target::TargetUrl;
 use super::audit::AuditDraft;
 use super::authenticate::Authenticated;
 use super::destination::{
-    RawTarget, Resolved, destination_and_injection, forwarded_headers, rate_limit, target_error,
-    target_url,
+    Plan, RawTarget, Resolved, destination_and_injection, forwarded_headers, rate_limit,
+    target_error, target_url,
 };
 use super::header_str;
 use crate::directory::Directory;
@@ -162,7 +162,8 @@ pub(crate) async fn resolve(
     let auth_mode = header_str(headers, "x-tap-auth-mode")?
         .and_then(AuthMode::parse)
         .unwrap_or_default();
-    let injection =
+    // A token flow waits for the policy decision (`destination::authorize`).
+    let Plan { injection, token } =
         destination_and_injection(state, &credential, &url, traversal, auth_mode).await?;
     let fwd = forwarded_headers(headers, &credential.injected_headers);
     Ok(Resolved {
@@ -173,6 +174,7 @@ pub(crate) async fn resolve(
         legacy: false,
         url,
         injection,
+        token,
         auth_mode,
         headers: fwd,
         body,

@@ -211,6 +211,7 @@ async fn resolve_sign(
         legacy: false,
         url,
         injection: Injection::default(),
+        token: None,
         auth_mode: AuthMode::Auto,
         headers: HeaderMap::new(),
         body,

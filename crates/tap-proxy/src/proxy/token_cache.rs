@@ -4,9 +4,14 @@
 //! Access tokens are cached per (team, credential) until [`EXPIRY_MARGIN`]
 //! before they expire; concurrent requests for one credential wait for one
 //! token call. Across replicas the store shares them (sealed) and leases the
-//! token call to one replica at a time (`token_flow::shared_mint`). A refresh token the endpoint rotates is kept in memory at once
-//! and persisted (re-sealed) into the credential's value, so a restart or
-//! another replica uses the new one. The endpoint is reached through the
+//! token call to one replica at a time (`token_flow::shared_mint`). A token
+//! is fetched only for a request that may be sent: after the policy
+//! decision, or after a human approved it (`destination::authorize`). A
+//! refresh token the endpoint rotates is kept in memory at once and
+//! persisted (re-sealed) into the credential's value, so a restart or
+//! another replica uses the new one; that keeps the credential's version,
+//! so approvals pending on it still forward, and it never overwrites a
+//! value an admin set meanwhile. The endpoint is reached through the
 //! guarded client (private addresses need `TAP_PRIVATE_ALLOWLIST`); any
 //! failure is 502 `token_endpoint_error` and nothing is forwarded. Every
 //! minted token joins the request's scrub set.

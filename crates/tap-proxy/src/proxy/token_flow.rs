@@ -132,14 +132,16 @@ async fn shared_mint(
             TokenLease::Acquired => break,
         }
     }
-    // Leased: the current value (another replica may have rotated it).
+    // Leased: the current value (another replica may have rotated it), and
+    // its sealed form, which a rotation persisted now must still find.
     let current = current_value(state, &dek, team, name).await;
     let fp = |v: &CredentialValue| state.keys.mac().digest_bytes(v.sealed_form().expose());
-    let (value, rotated) = match current {
-        Some(c) if fp(&c) != fp(value) => (c, None),
-        _ => (value.clone(), rotated),
+    let (value, rotated, sealed) = match current {
+        Some((c, sealed)) if fp(&c) != fp(value) => (c, None, Some(sealed)),
+        Some((_, sealed)) => (value.clone(), rotated, Some(sealed)),
+        None => (value.clone(), rotated, None),
     };
-    let minted = mint(state, credential, &value, shape, rotated).await;
+    let minted = mint(state, credential, &value, shape, rotated, sealed.as_deref()).await;
     let holder = state.tokens.holder();
     let stored = match &minted {
         Ok(m) => match usable_until(&m.grant, state.clock.now_ms()) {
@@ -185,30 +187,30 @@ async fn team_dek(state: &AppState, team: i64) -> Option<Dek> {
     state.keys.team_dek(&team).ok()
 }
 
-/// The credential's value as the store holds it now, opened; `None` when it
-/// cannot be read (the caller's value is used).
+/// The credential's value as the store holds it now, opened, and sealed;
+/// `None` when it cannot be read (the caller's value is used).
 async fn current_value(
     state: &AppState,
     dek: &Dek,
     team: i64,
     name: &str,
-) -> Option<CredentialValue> {
+) -> Option<(CredentialValue, Vec<u8>)> {
     let c = state.store.credential(team, name).await.ok().flatten()?;
-    let blob = c.sealed_value.as_ref()?;
-    let s = dek.open(team, name, blob).ok()?;
-    Some(CredentialValue::from_stored(
-        s.expose().to_vec(),
-        c.value_is_json,
-    ))
+    let blob = c.sealed_value?;
+    let s = dek.open(team, name, &blob).ok()?;
+    let value = CredentialValue::from_stored(s.expose().to_vec(), c.value_is_json);
+    Some((value, blob))
 }
 
-/// One token call, and the persistence of a rotated refresh token.
+/// One token call, and the persistence of a rotated refresh token over
+/// `sealed`, the stored form of `value` (nothing is persisted without it).
 async fn mint(
     state: &AppState,
     credential: &CredentialEntry,
     value: &CredentialValue,
     shape: TokenShape,
     rotated: Option<Secret>,
+    sealed: Option<&[u8]>,
 ) -> Result<Minted, ProxyError> {
     let name = credential.name.as_str();
     let req = token_request(
@@ -232,7 +234,7 @@ async fn mint(
     {
         let current = rotated.or_else(|| value.field("refresh_token"));
         if current.is_none_or(|c| c.expose() != new.expose()) {
-            persisted = persist_rotation(state, credential, value, new).await;
+            persisted = persist_rotation(state, credential, value, sealed, new).await;
         }
     }
     Ok(Minted {
@@ -333,18 +335,25 @@ async fn call_endpoint(
 }
 
 /// Stores the value with its rotated refresh token, sealed like any value,
-/// and reloads the directory. Answers the new value's digest, or `None` when
-/// it could not be stored (logged; the token stays in memory).
+/// in place of `expected` (the sealed form of `value`), and reloads the
+/// directory. Not a change of the credential: its version stays, so pending
+/// approvals on it still forward; a value an admin set meanwhile is never
+/// overwritten. Answers the new value's digest, or `None` when it was not
+/// stored (logged; the token stays in memory for the old value).
 async fn persist_rotation(
     state: &AppState,
     credential: &CredentialEntry,
     value: &CredentialValue,
+    expected: Option<&[u8]>,
     rotated: &Secret,
 ) -> Option<String> {
     let name = credential.name.as_str();
     let failed = |why: &str| {
         tracing::error!(credential = %name, why, "rotated refresh token not persisted; kept in memory");
         None
+    };
+    let Some(expected) = expected else {
+        return failed("stored value unreadable");
     };
     let Some(next) = with_refresh_token(value, rotated) else {
         return failed("value is not a JSON object");
@@ -370,11 +379,11 @@ async fn persist_rotation(
     };
     match state
         .store
-        .set_credential_value(team.internal_id, name, &sealed, true)
+        .rotate_credential_value(team.internal_id, name, expected, &sealed)
         .await
     {
         Ok(true) => {}
-        Ok(false) => return failed("credential deleted"),
+        Ok(false) => return failed("credential deleted or its value set meanwhile"),
         Err(_) => return failed("store unavailable"),
     }
     tracing::info!(credential = %name, "rotated refresh token persisted");

@@ -7,15 +7,16 @@
 //! state, the request hash the approval had (team, agent, credential, method,
 //! target, forwarded headers and body digest — the hash the executor checks
 //! before forwarding) and who began it. `finish` takes that state out once
-//! (a replayed assertion finds none), refuses it after
-//! [`CEREMONY_TTL_MS`], verifies the assertion (user verification required,
-//! only the member's own passkeys allowed), checks that the approval still
-//! has the same request hash, and only then builds the
-//! [`PasskeyProof`] the gate accepts for exactly this txn, member and hash.
+//! (a replayed assertion finds none), never after
+//! [`CEREMONY_TTL_MS`](super::passkey_service::CEREMONY_TTL_MS), verifies
+//! the assertion (user verification required, only the member's own
+//! passkeys allowed), checks that the approval still has the same request
+//! hash, and only then builds the [`PasskeyProof`] the gate accepts for
+//! exactly this txn, member and hash.
 //!
-//! Ceremony state lives in this process (bounded, expiring): a ceremony is
-//! begun and finished against the same replica (sticky sessions); the
-//! decision itself goes through the store like every other.
+//! Ceremony state lives in the store (bounded, expiring, taken out once), so
+//! begin and finish may reach different replicas; the decision itself goes
+//! through the store like every other.
 
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use tap_core::approval::gate::PasskeyProof;
-use tap_core::model::{ApprovalStatus, PasskeyRecord};
+use tap_core::model::{ApprovalStatus, CeremonyKind, PasskeyRecord};
 use tap_core::store::StoreError;
 use webauthn_rs::prelude::{
     AuthenticationResult, Passkey, PublicKeyCredential, RegisterPublicKeyCredential, Uuid,
@@ -34,7 +35,7 @@ use webauthn_rs::prelude::{
 
 use super::approve::{may_decide, valid_txn, visible_approval};
 use super::pages::{self, Nav};
-use super::passkey_service::{CEREMONY_TTL_MS, Ceremony, PasskeyService};
+use super::passkey_service::{Ceremony, KeepError, PasskeyService};
 use super::session::{MemberCtx, csrf_ok, member, nav, used_bearer};
 use crate::approval::display::visible;
 use crate::clock::rfc3339_ms;
@@ -45,9 +46,61 @@ use crate::state::AppState;
 pub const MAX_PASSKEYS_PER_MEMBER: usize = 20;
 /// Longest passkey name.
 const MAX_NAME_CHARS: usize = 64;
+/// `Retry-After` when every ceremony slot is taken.
+const CEREMONY_RETRY_SECS: u64 = 60;
 
+/// What a member's ceremony is kept under: the session and the purpose
+/// (one registration per session, one approval per session and request).
 fn key(m: &MemberCtx, what: &str) -> String {
     format!("{}|{what}", m.token_hash)
+}
+
+/// Keeps a ceremony just begun; the refusal to answer when it cannot be kept.
+pub(super) async fn keep(
+    state: &AppState,
+    service: &PasskeyService,
+    key: &str,
+    ceremony: &Ceremony,
+) -> Result<(), Refusal> {
+    let now = state.clock.now_ms();
+    match service
+        .keep(state.store.as_ref(), &state.keys, key, ceremony, now)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(KeepError::Full) => {
+            let mut e = ProxyError::new(
+                Reason::TooManyAttempts,
+                "too many passkey ceremonies in progress; try again in a minute",
+            );
+            e.retry_after = Some(CEREMONY_RETRY_SECS);
+            Err(Box::new(e.into_response()))
+        }
+        Err(KeepError::Encode) => Err(refuse(
+            Reason::Internal,
+            "the passkey ceremony could not be stored",
+        )),
+        Err(KeepError::Store(e)) => Err(Box::new(ProxyError::from(e).into_response())),
+    }
+}
+
+/// Takes a ceremony out for its finish; a store failure as the refusal.
+pub(super) async fn take(
+    state: &AppState,
+    service: &PasskeyService,
+    kind: CeremonyKind,
+    key: &str,
+) -> Result<Option<Ceremony>, Refusal> {
+    service
+        .take(
+            state.store.as_ref(),
+            &state.keys,
+            kind,
+            key,
+            state.clock.now_ms(),
+        )
+        .await
+        .map_err(|e| Box::new(ProxyError::from(e).into_response()))
 }
 
 /// The WebAuthn user handle of an account: stable, opaque, not the e-mail.
@@ -300,15 +353,15 @@ pub async fn register_begin(
         Some(exclude),
     ) {
         Ok((options, reg)) => {
-            service.ceremonies.insert(
-                key(&m, "register"),
-                Arc::new(Ceremony::Register {
-                    state: reg,
-                    name,
-                    started_ms: state.clock.now_ms(),
-                }),
-            );
-            Json(options).into_response()
+            let ceremony = Ceremony::Register {
+                state: reg,
+                account_id: m.account_id,
+                name,
+            };
+            match keep(&state, &service, &key(&m, "register"), &ceremony).await {
+                Ok(()) => Json(options).into_response(),
+                Err(r) => *r,
+            }
         }
         Err(e) => err(Reason::Internal, format!("WebAuthn: {e}")),
     }
@@ -341,31 +394,36 @@ pub async fn register_finish(
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let Some(ceremony) = service.ceremonies.remove(&key(&m, "register")) else {
+    let taken = match take(
+        &state,
+        &service,
+        CeremonyKind::Register,
+        &key(&m, "register"),
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let Some(Ceremony::Register {
+        state: reg,
+        account_id,
+        name,
+    }) = taken
+    else {
         return err(
             Reason::InvalidRequest,
             "no passkey registration in progress for this session (it expired or was used); start again",
         );
     };
-    let Ceremony::Register {
-        state: reg,
-        name,
-        started_ms,
-    } = ceremony.as_ref()
-    else {
+    if account_id != m.account_id {
         return err(
             Reason::InvalidRequest,
-            "no passkey registration in progress",
-        );
-    };
-    let now = state.clock.now_ms();
-    if now - started_ms > CEREMONY_TTL_MS {
-        return err(
-            Reason::InvalidRequest,
-            "the registration expired; start again",
+            "no passkey registration in progress for this session",
         );
     }
-    let passkey = match service.webauthn.finish_passkey_registration(&cred, reg) {
+    let now = state.clock.now_ms();
+    let passkey = match service.webauthn.finish_passkey_registration(&cred, &reg) {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(member = %m.email, error = %e, "passkey registration refused");
@@ -378,7 +436,7 @@ pub async fn register_finish(
     let record = PasskeyRecord {
         id: Uuid::new_v4().to_string(),
         account_id: m.account_id,
-        name: name.clone(),
+        name,
         credential_id: credential_id_of(&passkey),
         passkey: match serde_json::to_string(&passkey) {
             Ok(s) => s,
@@ -498,16 +556,17 @@ pub async fn approve_begin(
     match service.webauthn.start_passkey_authentication(&creds) {
         Ok((options, auth)) => {
             // A new begin replaces an older one: only the latest challenge counts.
-            service.ceremonies.insert(
-                key(&m, &format!("approve|{txn}")),
-                Arc::new(Ceremony::Approve {
-                    state: auth,
-                    txn_id: a.txn_id.clone(),
-                    request_hash: a.request_hash.clone(),
-                    started_ms: state.clock.now_ms(),
-                }),
-            );
-            Json(options).into_response()
+            let ceremony = Ceremony::Approve {
+                state: auth,
+                account_id: m.account_id,
+                txn_id: a.txn_id.clone(),
+                request_hash: a.request_hash.clone(),
+            };
+            let k = key(&m, &format!("approve|{txn}"));
+            match keep(&state, &service, &k, &ceremony).await {
+                Ok(()) => Json(options).into_response(),
+                Err(r) => *r,
+            }
         }
         Err(e) => err(Reason::Internal, format!("WebAuthn: {e}")),
     }
@@ -546,34 +605,31 @@ pub async fn approve_finish(
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let Some(ceremony) = service
-        .ceremonies
-        .remove(&key(&m, &format!("approve|{txn}")))
+    let k = key(&m, &format!("approve|{txn}"));
+    let taken = match take(&state, &service, CeremonyKind::Approve, &k).await {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let Some(Ceremony::Approve {
+        state: auth,
+        account_id,
+        txn_id,
+        request_hash,
+    }) = taken
     else {
         return err(
             Reason::InvalidRequest,
             "no passkey approval in progress for this request (it expired or was used); start again",
         );
     };
-    let Ceremony::Approve {
-        state: auth,
-        txn_id,
-        request_hash,
-        started_ms,
-    } = ceremony.as_ref()
-    else {
+    if account_id != m.account_id || txn_id != txn {
         return err(Reason::InvalidRequest, "no passkey approval in progress");
-    };
-    let now = state.clock.now_ms();
-    if now - started_ms > CEREMONY_TTL_MS {
-        return err(
-            Reason::InvalidRequest,
-            "the passkey challenge expired; start again",
-        );
     }
+    let (txn_id, request_hash) = (&txn_id, &request_hash);
+    let now = state.clock.now_ms();
     let result = match service
         .webauthn
-        .finish_passkey_authentication(&assertion, auth)
+        .finish_passkey_authentication(&assertion, &auth)
     {
         Ok(r) => r,
         Err(e) => {

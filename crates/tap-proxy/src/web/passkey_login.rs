@@ -6,10 +6,9 @@
 //! An unknown e-mail, or one without passkeys, gets decoy options of the same
 //! shape (a credential id derived from the e-mail with the proxy's key, a
 //! random challenge) whose ceremony can only fail, so the answer does not
-//! tell which e-mails have accounts or passkeys. Failures count against the
-//! same per-address sign-in limit as passwords.
-
-use std::sync::Arc;
+//! tell which e-mails have accounts or passkeys. A decoy ceremony is kept in
+//! the store like a real one. Failures count against the same per-address
+//! sign-in limit as passwords.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -18,10 +17,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
+use tap_core::model::CeremonyKind;
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential, Uuid};
 
-use super::passkey::{account_passkeys, err, json_body, record_use};
-use super::passkey_service::{CEREMONY_TTL_MS, Ceremony};
+use super::passkey::{account_passkeys, err, json_body, keep, record_use, take};
+use super::passkey_service::Ceremony;
 use super::session::{MAX_EMAIL_LEN, MemberCtx, member_teams, session_cookie, start_session};
 use crate::agent_views::{LoginTeamView, LoginView};
 use crate::clock::rfc3339_ms;
@@ -136,7 +136,6 @@ pub async fn begin(
             format!("the e-mail is longer than {MAX_EMAIL_LEN} characters"),
         );
     }
-    let now = state.clock.now_ms();
     let account = state.store.account_by_email(&email).await.ok().flatten();
     let keys: Vec<Passkey> = match &account {
         Some(a) => account_passkeys(&state, a.id)
@@ -152,8 +151,7 @@ pub async fn begin(
                 serde_json::to_value(options).unwrap_or_default(),
                 Ceremony::SignIn {
                     state: Some(auth),
-                    account_id: a.id,
-                    started_ms: now,
+                    account_id: Some(a.id),
                 },
             ),
             Err(e) => return err(Reason::Internal, format!("WebAuthn: {e}")),
@@ -162,14 +160,13 @@ pub async fn begin(
             decoy_options(&state, service.rp_id(), &email),
             Ceremony::SignIn {
                 state: None,
-                account_id: 0,
-                started_ms: now,
+                account_id: None,
             },
         ),
     };
-    service
-        .ceremonies
-        .insert(format!("signin|{ceremony_id}"), Arc::new(ceremony));
+    if let Err(r) = keep(&state, &service, &ceremony_id, &ceremony).await {
+        return *r;
+    }
     let mut v = options;
     v["ceremony"] = serde_json::Value::String(ceremony_id);
     Json(v).into_response()
@@ -207,39 +204,34 @@ pub async fn finish(
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let Some(ceremony) = service.ceremonies.remove(&format!(
-        "signin|{}",
-        q.ceremony.chars().take(64).collect::<String>()
-    )) else {
+    let id: String = q.ceremony.chars().take(64).collect();
+    let taken = match take(&state, &service, CeremonyKind::SignIn, &id).await {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let Some(Ceremony::SignIn {
+        state: Some(auth),
+        account_id: Some(account_id),
+    }) = taken
+    else {
         return fail(&state, client).await;
     };
-    let Ceremony::SignIn {
-        state: Some(auth),
-        account_id,
-        started_ms,
-    } = ceremony.as_ref()
+    let Ok(result) = service
+        .webauthn
+        .finish_passkey_authentication(&assertion, &auth)
     else {
         return fail(&state, client).await;
     };
     let now = state.clock.now_ms();
-    if now - started_ms > CEREMONY_TTL_MS {
-        return fail(&state, client).await;
-    }
-    let Ok(result) = service
-        .webauthn
-        .finish_passkey_authentication(&assertion, auth)
-    else {
+    record_use(&state, account_id, &result, now).await;
+    let Some(account) = state.store.account(account_id).await.ok().flatten() else {
         return fail(&state, client).await;
     };
-    record_use(&state, *account_id, &result, now).await;
-    let Some(account) = state.store.account(*account_id).await.ok().flatten() else {
-        return fail(&state, client).await;
-    };
-    let Some((token, expires)) = start_session(&state, *account_id).await else {
+    let Some((token, expires)) = start_session(&state, account_id).await else {
         return err(Reason::StoreUnavailable, "session could not be stored");
     };
     let m = MemberCtx {
-        account_id: *account_id,
+        account_id,
         email: account.email.clone(),
         token_hash: String::new(),
     };

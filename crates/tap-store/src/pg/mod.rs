@@ -1,17 +1,23 @@
 //! PostgreSQL backend, for several proxy replicas sharing one database.
 //!
 //! [`PgStore`] has the same shape as the SQLite store: a thin front whose
-//! [`Store`] methods delegate to one module per concern, taking the pool.
-//! The SQL is the SQLite backend's, adapted; what differs is concurrency:
-//! write transactions take an advisory lock (`pool`) where SQLite takes its
-//! single writer lock, and audit appends lock only their teams (`audit`).
+//! [`Store`] impl (`crate::sql::store`) forwards each method to one module
+//! per concern, taking the pool; written out here are only the methods that
+//! differ (the audit key, claims recorded with their claimant, change
+//! notifications, leading). The queries are shared with SQLite
+//! (`crate::sql`); what differs is concurrency: write transactions take an
+//! advisory lock (`pool`) where SQLite takes its single writer lock, and
+//! audit appends lock only their teams (`audit`).
 //! Migrations are their own (`migrations/postgres`).
+//!
+//! [`Store`]: tap_core::store::Store
 
 mod abuse;
 mod accounts;
 mod agents;
 mod approvals;
 mod audit;
+mod ceremonies;
 mod changes;
 mod credentials;
 mod grants;
@@ -30,21 +36,12 @@ mod tokens;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use sqlx::PgPool;
 use tap_core::audit::{AuditChain, AuditHead, AuditRow};
 use tap_core::crypto::AuditKey;
-use tap_core::model::{
-    Account, AdminToken, Agent, Approval, ApprovalStatus, Channel, Credential, Grant, Link, Member,
-    MemberRole, PasskeyRecord, Role, Team, TelegramMessage,
-};
-use tap_core::policy::{ApprovalMode, Policy};
+use tap_core::store::{AuditAppend, AuditQuery, StoreResult};
 
 use crate::sqlite::schema::AuditKeySlot;
-use tap_core::store::{
-    AbuseKind, AgentUpdate, AuditAppend, AuditQuery, NewAgent, Snapshot, Store, StoreResult,
-    TeamKeyChange, TokenLease, VoteOutcome,
-};
 
 /// The PostgreSQL store. Clones share the pool and the audit key.
 #[derive(Clone, Debug)]
@@ -86,215 +83,9 @@ impl PgStore {
     }
 }
 
-#[async_trait]
-impl Store for PgStore {
+crate::sql::store::store_impl!(PgStore {
     async fn migrate(&self) -> StoreResult<()> {
         pool::migrate(&self.pool).await
-    }
-
-    async fn is_initialized(&self) -> StoreResult<bool> {
-        pool::is_initialized(&self.pool).await
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        pool::ping(&self.pool).await
-    }
-
-    async fn revision(&self) -> StoreResult<i64> {
-        pool::revision(&self.pool).await
-    }
-
-    async fn meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        pool::meta(&self.pool, key).await
-    }
-
-    async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()> {
-        pool::set_meta(&self.pool, key, value).await
-    }
-
-    async fn rewrap_keys(
-        &self,
-        teams: &[TeamKeyChange],
-        meta: &[(String, Vec<u8>)],
-    ) -> StoreResult<()> {
-        teams::rewrap_keys(&self.pool, teams, meta).await
-    }
-
-    async fn create_team(
-        &self,
-        slug: &str,
-        mode: ApprovalMode,
-        dek_id: &str,
-        wrapped_dek: &[u8],
-    ) -> StoreResult<Team> {
-        teams::create_team(&self.pool, slug, mode, dek_id, wrapped_dek).await
-    }
-
-    async fn team(&self, slug: &str) -> StoreResult<Option<Team>> {
-        teams::team(&self.pool, slug).await
-    }
-
-    async fn teams(&self) -> StoreResult<Vec<Team>> {
-        teams::teams(&self.pool).await
-    }
-
-    async fn set_team_mode(&self, team: i64, mode: ApprovalMode) -> StoreResult<()> {
-        teams::set_team_mode(&self.pool, team, mode).await
-    }
-
-    async fn create_account(&self, email: &str, password_hash: &str) -> StoreResult<i64> {
-        accounts::create_account(&self.pool, email, password_hash).await
-    }
-
-    async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>> {
-        accounts::account_by_email(&self.pool, email).await
-    }
-
-    async fn set_membership(
-        &self,
-        team: i64,
-        account_id: i64,
-        role: MemberRole,
-    ) -> StoreResult<()> {
-        teams::set_membership(&self.pool, team, account_id, role).await
-    }
-
-    async fn members(&self, team: i64) -> StoreResult<Vec<Member>> {
-        teams::members(&self.pool, team).await
-    }
-
-    async fn create_admin_token(
-        &self,
-        account_id: i64,
-        token_hash: &str,
-        label: &str,
-    ) -> StoreResult<i64> {
-        accounts::create_admin_token(&self.pool, account_id, token_hash, label).await
-    }
-
-    async fn admin_token(&self, token_hash: &str) -> StoreResult<Option<AdminToken>> {
-        accounts::admin_token(&self.pool, token_hash).await
-    }
-
-    async fn create_agent(&self, a: &NewAgent) -> StoreResult<Agent> {
-        agents::create_agent(&self.pool, a).await
-    }
-
-    async fn agent(&self, team: i64, id: &str) -> StoreResult<Option<Agent>> {
-        agents::agent(&self.pool, team, id).await
-    }
-
-    async fn agents(&self, team: i64) -> StoreResult<Vec<Agent>> {
-        agents::agents(&self.pool, team).await
-    }
-
-    async fn set_agent_enabled(&self, team: i64, id: &str, enabled: bool) -> StoreResult<bool> {
-        agents::set_agent_enabled(&self.pool, team, id, enabled).await
-    }
-
-    async fn set_agent_key(&self, team: i64, id: &str, key_hash: &str) -> StoreResult<bool> {
-        agents::set_agent_key(&self.pool, team, id, key_hash).await
-    }
-
-    async fn delete_agent(&self, team: i64, id: &str) -> StoreResult<bool> {
-        agents::delete_agent(&self.pool, team, id).await
-    }
-
-    async fn set_agent_credential(
-        &self,
-        team: i64,
-        id: &str,
-        credential: &str,
-        granted: bool,
-    ) -> StoreResult<bool> {
-        agents::set_agent_credential(&self.pool, team, id, credential, granted).await
-    }
-
-    async fn set_agent_role(
-        &self,
-        team: i64,
-        id: &str,
-        role: &str,
-        held: bool,
-    ) -> StoreResult<bool> {
-        agents::set_agent_role(&self.pool, team, id, role, held).await
-    }
-
-    async fn update_agent(
-        &self,
-        team: i64,
-        id: &str,
-        update: &AgentUpdate,
-    ) -> StoreResult<Option<Agent>> {
-        agents::update_agent(&self.pool, team, id, update).await
-    }
-
-    async fn upsert_credential(&self, c: &Credential) -> StoreResult<bool> {
-        credentials::upsert_credential(&self.pool, c).await
-    }
-
-    async fn credential(&self, team: i64, name: &str) -> StoreResult<Option<Credential>> {
-        credentials::credential(&self.pool, team, name).await
-    }
-
-    async fn credentials(&self, team: i64) -> StoreResult<Vec<Credential>> {
-        credentials::credentials(&self.pool, team).await
-    }
-
-    async fn set_credential_value(
-        &self,
-        team: i64,
-        name: &str,
-        sealed: &[u8],
-        is_json: bool,
-    ) -> StoreResult<bool> {
-        credentials::set_credential_value(&self.pool, team, name, sealed, is_json).await
-    }
-
-    async fn delete_credential(&self, team: i64, name: &str) -> StoreResult<bool> {
-        credentials::delete_credential(&self.pool, team, name).await
-    }
-
-    async fn create_role(&self, role: &Role) -> StoreResult<()> {
-        roles::create_role(&self.pool, role).await
-    }
-
-    async fn role(&self, team: i64, name: &str) -> StoreResult<Option<Role>> {
-        roles::role(&self.pool, team, name).await
-    }
-
-    async fn roles(&self, team: i64) -> StoreResult<Vec<Role>> {
-        roles::roles(&self.pool, team).await
-    }
-
-    async fn set_role_credential(
-        &self,
-        team: i64,
-        role: &str,
-        credential: &str,
-        present: bool,
-    ) -> StoreResult<bool> {
-        roles::set_role_credential(&self.pool, team, role, credential, present).await
-    }
-
-    async fn delete_role(&self, team: i64, name: &str) -> StoreResult<bool> {
-        roles::delete_role(&self.pool, team, name).await
-    }
-
-    async fn put_role(&self, role: &Role) -> StoreResult<bool> {
-        roles::put_role(&self.pool, role).await
-    }
-
-    async fn policy(&self, team: i64, credential: &str) -> StoreResult<Option<Policy>> {
-        credentials::policy(&self.pool, team, credential).await
-    }
-
-    async fn set_policy(&self, team: i64, credential: &str, policy: &Policy) -> StoreResult<()> {
-        credentials::set_policy(&self.pool, team, credential, policy).await
-    }
-
-    async fn clear_policy(&self, team: i64, credential: &str) -> StoreResult<bool> {
-        credentials::clear_policy(&self.pool, team, credential).await
     }
 
     async fn set_audit_key(&self, key: AuditKey) -> StoreResult<()> {
@@ -321,180 +112,13 @@ impl Store for PgStore {
         audit::prune_audit(&self.pool, &self.key, before).await
     }
 
-    async fn snapshot(&self) -> StoreResult<Snapshot> {
-        snapshot::snapshot(&self.pool).await
-    }
-
-    async fn set_member_role(&self, team: i64, email: &str, role: MemberRole) -> StoreResult<bool> {
-        teams::set_member_role(&self.pool, team, email, role).await
-    }
-
-    async fn remove_member(&self, team: i64, email: &str) -> StoreResult<bool> {
-        teams::remove_member(&self.pool, team, email).await
-    }
-
-    async fn set_member_credentials(
-        &self,
-        team: i64,
-        email: &str,
-        credentials: &[String],
-    ) -> StoreResult<bool> {
-        teams::set_member_credentials(&self.pool, team, email, credentials).await
-    }
-
-    async fn create_approval(&self, a: &Approval) -> StoreResult<()> {
-        approvals::create_approval(&self.pool, a).await
-    }
-
-    async fn approval(&self, txn_id: &str) -> StoreResult<Option<Approval>> {
-        approvals::approval(&self.pool, txn_id).await
-    }
-
-    async fn approvals(
-        &self,
-        team: i64,
-        status: Option<ApprovalStatus>,
-        limit: u32,
-    ) -> StoreResult<Vec<Approval>> {
-        approvals::approvals(&self.pool, team, status, limit).await
-    }
-
-    async fn pending_count(&self, agent_team: i64, agent_id: &str) -> StoreResult<u32> {
-        approvals::pending_count(&self.pool, agent_team, agent_id).await
-    }
-
-    async fn vote(
-        &self,
-        txn_id: &str,
-        email: &str,
-        approve: bool,
-        channel: &str,
-        now: i64,
-        counted: &[&str],
-    ) -> StoreResult<VoteOutcome> {
-        approvals::vote(&self.pool, txn_id, email, approve, channel, now, counted).await
-    }
-
-    async fn approved_unclaimed(&self, limit: u32) -> StoreResult<Vec<String>> {
-        approvals::approved_unclaimed(&self.pool, limit).await
-    }
-
     async fn claim_approved(&self, txn_id: &str) -> StoreResult<bool> {
         let owner = self.owner.key().await?;
         approvals::claim_approved(&self.pool, txn_id, owner).await
     }
 
-    async fn finish_approval(
-        &self,
-        txn_id: &str,
-        status: ApprovalStatus,
-        error_code: Option<&str>,
-        response: Option<&str>,
-        now: i64,
-    ) -> StoreResult<()> {
-        approvals::finish_approval(&self.pool, txn_id, status, error_code, response, now).await
-    }
-
-    async fn expire_approvals(&self, now: i64) -> StoreResult<Vec<String>> {
-        approvals::expire_approvals(&self.pool, now).await
-    }
-
     async fn fail_interrupted(&self, now: i64) -> StoreResult<u64> {
         approvals::fail_interrupted(&self.pool, now, self.owner.id()).await
-    }
-
-    async fn purge_approvals(&self, before: i64) -> StoreResult<u64> {
-        approvals::purge_approvals(&self.pool, before).await
-    }
-
-    async fn create_grant(&self, g: &Grant) -> StoreResult<()> {
-        grants::create_grant(&self.pool, g).await
-    }
-
-    async fn grants(&self, team: i64) -> StoreResult<Vec<Grant>> {
-        grants::grants(&self.pool, team).await
-    }
-
-    async fn revoke_grant(&self, team: i64, id: &str) -> StoreResult<bool> {
-        grants::revoke_grant(&self.pool, team, id).await
-    }
-
-    async fn use_grant(&self, id: &str, now_secs: i64) -> StoreResult<bool> {
-        grants::use_grant(&self.pool, id, now_secs).await
-    }
-
-    async fn take_rate(
-        &self,
-        team: i64,
-        agent_id: &str,
-        limit: u32,
-        window_ms: i64,
-        now_ms: i64,
-    ) -> StoreResult<Option<i64>> {
-        rates::take_rate(&self.pool, team, agent_id, limit, window_ms, now_ms).await
-    }
-
-    async fn count_abuse_failure(
-        &self,
-        kind: AbuseKind,
-        address: &str,
-        limit: u32,
-        window_ms: i64,
-        now_ms: i64,
-    ) -> StoreResult<Option<i64>> {
-        abuse::count_abuse_failure(&self.pool, kind, address, limit, window_ms, now_ms).await
-    }
-
-    async fn abuse_blocked(
-        &self,
-        kind: AbuseKind,
-        address: &str,
-        limit: u32,
-        window_ms: i64,
-        now_ms: i64,
-    ) -> StoreResult<Option<i64>> {
-        abuse::abuse_blocked(&self.pool, kind, address, limit, window_ms, now_ms).await
-    }
-
-    async fn create_session(
-        &self,
-        account_id: i64,
-        token_hash: &str,
-        expires_at: i64,
-    ) -> StoreResult<()> {
-        accounts::create_session(&self.pool, account_id, token_hash, expires_at).await
-    }
-
-    async fn session_account(&self, token_hash: &str, now: i64) -> StoreResult<Option<i64>> {
-        accounts::session_account(&self.pool, token_hash, now).await
-    }
-
-    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-        accounts::delete_session(&self.pool, token_hash).await
-    }
-
-    async fn account(&self, id: i64) -> StoreResult<Option<Account>> {
-        accounts::account(&self.pool, id).await
-    }
-
-    async fn set_link(&self, l: &Link) -> StoreResult<()> {
-        teams::set_link(&self.pool, l).await
-    }
-
-    async fn links(&self, team: i64) -> StoreResult<Vec<Link>> {
-        teams::links(&self.pool, team).await
-    }
-
-    async fn delete_link(&self, team: i64, home: i64, agent_id: &str) -> StoreResult<bool> {
-        teams::delete_link(&self.pool, team, home, agent_id).await
-    }
-
-    async fn admin_tokens(&self, team: i64) -> StoreResult<Vec<(AdminToken, String)>> {
-        accounts::admin_tokens(&self.pool, team).await
-    }
-
-    async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool> {
-        accounts::revoke_admin_token(&self.pool, id).await
     }
 
     async fn changed(&self) {
@@ -504,105 +128,4 @@ impl Store for PgStore {
     async fn lead(&self, role: &str) -> StoreResult<bool> {
         self.owner.lead(role).await
     }
-
-    async fn token_lease(
-        &self,
-        team: i64,
-        name: &str,
-        holder: &str,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> StoreResult<TokenLease> {
-        tokens::token_lease(&self.pool, team, name, holder, now_ms, lease_ms).await
-    }
-
-    async fn put_token(
-        &self,
-        team: i64,
-        name: &str,
-        holder: &str,
-        sealed: Option<&[u8]>,
-        until_ms: i64,
-    ) -> StoreResult<()> {
-        tokens::put_token(&self.pool, team, name, holder, sealed, until_ms).await
-    }
-
-    async fn set_channel(&self, c: &Channel) -> StoreResult<()> {
-        teams::set_channel(&self.pool, c).await
-    }
-
-    async fn channels(&self, team: i64) -> StoreResult<Vec<Channel>> {
-        teams::channels(&self.pool, team).await
-    }
-
-    async fn delete_channel(&self, team: i64, name: &str) -> StoreResult<bool> {
-        teams::delete_channel(&self.pool, team, name).await
-    }
-
-    async fn link_telegram_user(&self, email: &str, telegram_user_id: i64) -> StoreResult<bool> {
-        telegram::link_telegram_user(&self.pool, email, telegram_user_id).await
-    }
-
-    async fn telegram_user(&self, telegram_user_id: i64) -> StoreResult<Option<String>> {
-        telegram::telegram_user(&self.pool, telegram_user_id).await
-    }
-
-    async fn create_telegram_link_code(
-        &self,
-        email: &str,
-        code_hash: &str,
-        expires_at: i64,
-    ) -> StoreResult<bool> {
-        telegram::create_telegram_link_code(&self.pool, email, code_hash, expires_at).await
-    }
-
-    async fn redeem_telegram_link_code(
-        &self,
-        code_hash: &str,
-        telegram_user_id: i64,
-        now: i64,
-    ) -> StoreResult<Option<String>> {
-        telegram::redeem_telegram_link_code(&self.pool, code_hash, telegram_user_id, now).await
-    }
-
-    async fn create_telegram_message(&self, message: &TelegramMessage) -> StoreResult<()> {
-        telegram::create_telegram_message(&self.pool, message).await
-    }
-
-    async fn telegram_message(&self, nonce_hash: &str) -> StoreResult<Option<TelegramMessage>> {
-        telegram::telegram_message(&self.pool, nonce_hash).await
-    }
-
-    async fn open_telegram_messages(
-        &self,
-        now: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<TelegramMessage>> {
-        telegram::open_telegram_messages(&self.pool, now, limit).await
-    }
-
-    async fn update_telegram_message(&self, message: &TelegramMessage) -> StoreResult<bool> {
-        telegram::update_telegram_message(&self.pool, message).await
-    }
-
-    async fn add_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<()> {
-        passkeys::add_passkey(&self.pool, passkey).await
-    }
-
-    async fn passkeys(&self, account_id: i64) -> StoreResult<Vec<PasskeyRecord>> {
-        passkeys::passkeys(&self.pool, account_id).await
-    }
-
-    async fn update_passkey(
-        &self,
-        id: &str,
-        passkey: &str,
-        last_used_at: i64,
-    ) -> StoreResult<bool> {
-        passkeys::update_passkey(&self.pool, id, passkey, last_used_at).await
-    }
-
-    async fn delete_passkey(&self, account_id: i64, id: &str) -> StoreResult<bool> {
-        passkeys::delete_passkey(&self.pool, account_id, id).await
-    }
-}
+});

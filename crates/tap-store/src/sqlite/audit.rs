@@ -1,27 +1,31 @@
-//! The audit trail as the pool sees it: appends chained inside one write
-//! transaction, reads that fold the spool first, and the spool this store
-//! hands out as its [`AuditWriter`].
+//! The audit trail: the pool-side appends and reads (shared with
+//! PostgreSQL: `crate::sql::audit`), and in front of them the spool this
+//! store hands out as its [`AuditWriter`]: once there is one, appends go
+//! through it, and reads fold it first (`SpoolSlot`). SQLite has one writer,
+//! so the write transaction alone keeps each team's chain to one writer.
+//! The code below uses the macro's imports (`AuditAppend`, `AuditKeySlot`,
+//! `StoreError`, `StoreResult`, `write_tx`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sqlx::{Row, SqlitePool};
-use tap_core::audit::{
-    AuditChain, AuditHead, AuditRow, Chainer, GENESIS_HASH, heads_sealed_marker,
-};
-use tap_core::crypto::AuditKey;
-use tap_core::store::{AuditAppend, AuditQuery, AuditWriter, StoreError, StoreResult};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tap_core::store::AuditWriter;
 
-use super::pool::{unavailable, write_tx};
-use super::rows::{audit_from_row, corrupt};
-use super::schema::{
-    AUDIT_ANCHOR, AUDIT_ANCHOR_SEALED, AUDIT_HAS_ROWS, AUDIT_HEAD, AUDIT_PUT_HEAD, AuditKeySlot,
-    HeadRow, META_HEADS_SEALED, head_of, resume,
-};
 use super::spool::{Spool, spool_path};
 
-/// Audit rows per INSERT statement (10 parameters each, under SQLite's 32,766).
-const AUDIT_ROWS_PER_INSERT: usize = 1000;
+crate::sql::audit::audit_queries!(SqlitePool, SqliteConnection, Sqlite, position = "instr");
+
+/// The write transaction (`BEGIN IMMEDIATE`) an append or a prune writes in:
+/// it excludes every other writer, appends and prunes alike.
+async fn audit_tx(pool: &SqlitePool) -> StoreResult<Transaction<'static, Sqlite>> {
+    write_tx(pool).await
+}
+
+/// Nothing more to take: `audit_tx` already excludes every other writer.
+async fn lock_team(_conn: &mut SqliteConnection, _team: i64) -> StoreResult<()> {
+    Ok(())
+}
 
 /// The audit spool of a file-backed store, opened when the store first hands
 /// out its writer; clones share it.
@@ -71,6 +75,20 @@ impl SpoolSlot {
         Ok(Some(spool))
     }
 
+    /// Appends `rows`: through this store's spool once it handed one out
+    /// (one order for every row of this process), else chained through the
+    /// pool.
+    pub(super) async fn append(&self, pool: &SqlitePool, rows: &[AuditAppend]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if let Some(spool) = self.own() {
+            spool.append(rows)?;
+            return fold_blocking(spool).await;
+        }
+        append_audit(pool, &self.key, rows).await
+    }
+
     /// Before reading audit rows: fold this process's spool, or a spool no live
     /// process owns (left by a proxy that crashed). One owned by a running proxy
     /// is folded by it within milliseconds.
@@ -110,269 +128,4 @@ async fn fold_blocking(spool: Arc<Spool>) -> StoreResult<()> {
         .await
         .map_err(|_| StoreError::Unavailable("audit fold failed".into()))?
         .map(|_| ())
-}
-
-pub(super) async fn append_audit(
-    pool: &SqlitePool,
-    spool: &SpoolSlot,
-    rows: &[AuditAppend],
-) -> StoreResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    // With a spool, rows go through it: one order for every row of this process.
-    if let Some(spool) = spool.own() {
-        spool.append(rows)?;
-        return fold_blocking(spool).await;
-    }
-    append_chained(pool, spool.key(), rows).await
-}
-
-/// Appends through the pool, reading each team's chain head inside the write
-/// transaction: always correct, a few round trips.
-async fn append_chained(
-    pool: &SqlitePool,
-    key: &AuditKeySlot,
-    rows: &[AuditAppend],
-) -> StoreResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let key = key.get()?;
-    // One transaction, one head read per team, one multi-row INSERT: a batch costs
-    // the same few round trips to SQLite whatever its size.
-    let mut tx = write_tx(pool).await?;
-    let mut chainer = Chainer::new(key.clone());
-    for team in Chainer::teams_of(rows.iter().map(|r| r.team_internal_id)) {
-        let stored: Option<HeadRow> = sqlx::query_as(AUDIT_HEAD)
-            .bind(team)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        let (has_rows, anchor) = if stored.is_some() {
-            (false, None)
-        } else {
-            let has: bool = sqlx::query_scalar(AUDIT_HAS_ROWS)
-                .bind(team)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            let anchor: Option<(String, i64)> = sqlx::query_as(AUDIT_ANCHOR)
-                .bind(team)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            (has, anchor)
-        };
-        let head = resume(&key, team, stored, || Ok(has_rows), || Ok(anchor))?;
-        chainer.set_head(team, head);
-    }
-    let mut chained = Vec::with_capacity(rows.len());
-    for row in rows {
-        let json = serde_json::to_string(&row.record).map_err(corrupt("audit record"))?;
-        let link = chainer
-            .link(row.team_internal_id, row.phase, &json)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        chained.push((row, link.seq, json, link.prev_hash, link.row_hash));
-    }
-    // SQLite allows 32,766 parameters per statement; 10 per row.
-    for chunk in chained.chunks(AUDIT_ROWS_PER_INSERT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO audit (team_id, seq, phase, request_id, agent_id, credential, ts, record, prev_hash, row_hash) ",
-        );
-        q.push_values(chunk, |mut b, (row, seq, json, prev, hash)| {
-            b.push_bind(row.team_internal_id)
-                .push_bind(*seq)
-                .push_bind(row.phase.as_str())
-                .push_bind(row.record.request_id.as_str())
-                .push_bind(row.record.agent_id.as_str())
-                .push_bind(row.record.credential_column())
-                .push_bind(row.record.timestamp.as_str())
-                .push_bind(json.as_str())
-                .push_bind(prev.as_str())
-                .push_bind(hash.as_str());
-        });
-        q.build().execute(&mut *tx).await.map_err(unavailable)?;
-    }
-    for head in chainer.heads() {
-        put_head(&mut tx, &head).await?;
-    }
-    tx.commit().await.map_err(unavailable)?;
-    Ok(())
-}
-
-async fn put_head(tx: &mut sqlx::SqliteConnection, head: &AuditHead) -> StoreResult<()> {
-    sqlx::query(AUDIT_PUT_HEAD)
-        .bind(head.team_internal_id)
-        .bind(head.seq)
-        .bind(&head.last_hash)
-        .bind(head.keyed_from)
-        .bind(&head.mac)
-        .execute(tx)
-        .await
-        .map_err(unavailable)?;
-    Ok(())
-}
-
-/// Installs the key; the first time a deployment gets one, seals the heads a
-/// migration recorded for chains of earlier versions, and records that it did
-/// (in the same transaction), so a head found unsealed later stays unsealed.
-pub(super) async fn set_audit_key(
-    pool: &SqlitePool,
-    spool: &SpoolSlot,
-    key: AuditKey,
-) -> StoreResult<()> {
-    spool.key().set(key.clone());
-    let mut tx = write_tx(pool).await?;
-    let marker: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-        .bind(META_HEADS_SEALED)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    if marker.is_some() {
-        // Checked by `tap audit verify` through each head's own seal.
-        return Ok(());
-    }
-    let unsealed: Vec<(i64, i64, String, i64, Option<String>)> = sqlx::query_as(
-        "SELECT team_id, seq, last_hash, keyed_from, mac FROM audit_head WHERE mac IS NULL",
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(unavailable)?;
-    for (team, seq, last_hash, keyed_from, mac) in unsealed {
-        let head = head_of(team, (seq, last_hash, keyed_from, mac)).seal(&key);
-        put_head(&mut tx, &head).await?;
-    }
-    // Audit state, not configuration: the revision stays.
-    sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
-        .bind(META_HEADS_SEALED)
-        .bind(heads_sealed_marker(&key).into_bytes())
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)
-}
-
-pub(super) async fn audit_head(
-    pool: &SqlitePool,
-    spool: &SpoolSlot,
-    team: i64,
-) -> StoreResult<Option<AuditHead>> {
-    spool.fold_pending().await?;
-    let stored: Option<HeadRow> = sqlx::query_as(AUDIT_HEAD)
-        .bind(team)
-        .fetch_optional(pool)
-        .await
-        .map_err(unavailable)?;
-    Ok(stored.map(|h| head_of(team, h)))
-}
-
-pub(super) async fn audit_rows(
-    pool: &SqlitePool,
-    spool: &SpoolSlot,
-    team: i64,
-    q: &AuditQuery,
-) -> StoreResult<Vec<AuditRow>> {
-    spool.fold_pending().await?;
-    let limit = i64::from(q.limit.unwrap_or(1000));
-    // Newest `limit` requests (by their first row), then every row of those requests, oldest first.
-    let rows = sqlx::query(
-        "SELECT * FROM audit WHERE team_id = $1 AND request_id IN (
-             SELECT request_id FROM audit
-             WHERE team_id = $1
-               AND ($2 IS NULL OR agent_id = $2)
-               AND ($3 IS NULL OR credential = $3
-                    OR instr(',' || credential || ',', ',' || $3 || ',') > 0)
-               AND ($4 IS NULL OR seq > $4)
-             GROUP BY request_id ORDER BY min(seq) DESC LIMIT $5)
-         ORDER BY seq",
-    )
-    .bind(team)
-    .bind(&q.agent)
-    .bind(&q.credential)
-    .bind(q.after_seq)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(unavailable)?;
-    rows.iter().map(audit_from_row).collect()
-}
-
-pub(super) async fn audit_chain(
-    pool: &SqlitePool,
-    spool: &SpoolSlot,
-    team: i64,
-) -> StoreResult<AuditChain> {
-    spool.fold_pending().await?;
-    // One read transaction: rows and head from the same snapshot, so an
-    // append running meanwhile cannot look like a row past the head.
-    let mut tx = pool.begin().await.map_err(unavailable)?;
-    let anchor: Option<(String, i64, String)> = sqlx::query_as(AUDIT_ANCHOR_SEALED)
-        .bind(team)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    let (anchor_hash, first_seq, anchor_mac) = match anchor {
-        Some((hash, first_seq, mac)) => (hash, first_seq, Some(mac)),
-        None => (GENESIS_HASH.to_owned(), 1, None),
-    };
-    let rows = sqlx::query("SELECT * FROM audit WHERE team_id = $1 ORDER BY seq")
-        .bind(team)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    let head: Option<HeadRow> = sqlx::query_as(AUDIT_HEAD)
-        .bind(team)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let row = audit_from_row(r)?;
-        // The index columns must agree with the MACed record, or the row was edited.
-        let consistent = row.record().is_ok_and(|rec| {
-            rec.request_id == r.get::<String, _>("request_id")
-                && rec.agent_id == r.get::<String, _>("agent_id")
-                && rec.credential_column() == r.get::<Option<String>, _>("credential")
-                && rec.timestamp == r.get::<String, _>("ts")
-                && r.get::<String, _>("phase") == row.phase.as_str()
-        });
-        let mut row = row;
-        if !consistent {
-            row.row_hash = String::from("index-mismatch");
-        }
-        out.push(row);
-    }
-    Ok(AuditChain {
-        anchor_hash,
-        first_seq,
-        anchor_mac,
-        rows: out,
-        head: head.map(|h| head_of(team, h)),
-    })
-}
-
-/// Retention ([`crate::retention`]): folds the spool first (only folded rows
-/// are pruned), then one `BEGIN IMMEDIATE` transaction per team, which
-/// excludes appends and other prunes meanwhile.
-pub(super) async fn prune_audit(
-    pool: &SqlitePool,
-    spool: &SpoolSlot,
-    before: &str,
-) -> StoreResult<u64> {
-    spool.fold_pending().await?;
-    let key = spool.key().get()?;
-    let teams: Vec<(i64,)> = sqlx::query_as(crate::retention::AUDIT_TEAMS)
-        .fetch_all(pool)
-        .await
-        .map_err(unavailable)?;
-    let mut deleted = 0;
-    for (team,) in teams {
-        let mut tx = write_tx(pool).await?;
-        deleted +=
-            crate::retention::prune_team::<sqlx::Sqlite>(&mut tx, &key, team, before).await?;
-        tx.commit().await.map_err(unavailable)?;
-    }
-    Ok(deleted)
 }

@@ -55,6 +55,7 @@ pub(crate) mod accounts;
 pub(crate) mod agents;
 pub(crate) mod approvals;
 pub(crate) mod audit;
+pub(crate) mod ceremonies;
 pub(crate) mod credentials;
 pub(crate) mod database;
 pub(crate) mod grants;
@@ -130,6 +131,8 @@ macro_rules! store_contract {
             tokens {
                 one_holder_leases_a_token_call_and_its_token_is_shared,
                 a_released_or_lapsed_lease_passes_on,
+                an_admin_value_or_a_deletion_drops_the_token_row,
+                a_rotated_value_keeps_the_version_and_never_overwrites_an_admin_value,
             }
             approvals {
                 approvals_round_trip_and_list_by_status_newest_first,
@@ -169,6 +172,12 @@ macro_rules! store_contract {
             }
             passkeys {
                 passkeys_belong_to_one_account_and_are_unique,
+            }
+            ceremonies {
+                a_ceremony_is_taken_out_once_by_its_id_and_kind,
+                an_expired_ceremony_is_never_taken_out,
+                ceremonies_beyond_the_cap_of_their_kind_are_refused,
+                racing_takers_get_a_ceremony_at_most_once,
             }
         );
     };
@@ -322,11 +331,21 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     ),
     (
         "set_credential_value",
-        &["set_credential_value_replaces_the_sealed_value"],
+        &[
+            "set_credential_value_replaces_the_sealed_value",
+            "an_admin_value_or_a_deletion_drops_the_token_row",
+        ],
+    ),
+    (
+        "rotate_credential_value",
+        &["a_rotated_value_keeps_the_version_and_never_overwrites_an_admin_value"],
     ),
     (
         "delete_credential",
-        &["deleting_a_credential_removes_its_grants_and_policy_unless_a_role_names_it"],
+        &[
+            "deleting_a_credential_removes_its_grants_and_policy_unless_a_role_names_it",
+            "an_admin_value_or_a_deletion_drops_the_token_row",
+        ],
     ),
     (
         "create_role",
@@ -598,6 +617,22 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
     (
         "delete_passkey",
         &["passkeys_belong_to_one_account_and_are_unique"],
+    ),
+    (
+        "put_ceremony",
+        &[
+            "a_ceremony_is_taken_out_once_by_its_id_and_kind",
+            "an_expired_ceremony_is_never_taken_out",
+            "ceremonies_beyond_the_cap_of_their_kind_are_refused",
+        ],
+    ),
+    (
+        "take_ceremony",
+        &[
+            "a_ceremony_is_taken_out_once_by_its_id_and_kind",
+            "an_expired_ceremony_is_never_taken_out",
+            "racing_takers_get_a_ceremony_at_most_once",
+        ],
     ),
 ];
 
