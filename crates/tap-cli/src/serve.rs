@@ -112,6 +112,9 @@ pub(crate) async fn serve(g: &Globals, listen: Option<String>) -> Result<ExitCod
         tracing::info!("shutting down: finishing in-flight requests");
     };
     proxy.serve(listener, shutdown).await?;
+    // Nothing uses the store any more: leave its file whole (SQLite: the WAL
+    // folded in, the in-use mark gone).
+    store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -459,6 +459,11 @@ pub trait Store: Send + Sync + 'static {
     async fn checkpoint(&self) -> StoreResult<()> {
         Ok(())
     }
+    /// Lets go of the store at a clean stop, once nothing uses it any more
+    /// (SQLite: the in-use mark is removed when no other process has the
+    /// store open, and the write-ahead log is folded into the database file,
+    /// so the file alone is whole). Best effort; a no-op by default.
+    async fn close(&self) {}
     /// Rows of a team, filtered, ordered by seq.
     async fn audit_rows(
         &self,

@@ -72,7 +72,7 @@ pub(crate) async fn restore(g: &Globals, file: &Path) -> Result<ExitCode> {
         if verdict.is_ok() {
             verdict = s.detach_spool().await;
         }
-        s.close().await;
+        tap_core::store::Store::close(&s).await;
         verdict?;
         Ok::<_, tap_core::store::StoreError>(())
     }

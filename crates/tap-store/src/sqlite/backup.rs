@@ -68,9 +68,10 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Closes every connection (SQLite checkpoints the WAL into the file when
-    /// the last one closes).
-    pub async fn close(self) {
+    /// Lets go of the store (the in-use guard's release: the in-use mark
+    /// removed and the WAL folded into the file when no other process has the
+    /// store open), then closes every connection of the pool.
+    pub(super) async fn close_files(&self) {
         self.in_use.release();
         self.pool.close().await;
     }

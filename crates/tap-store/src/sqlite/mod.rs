@@ -129,6 +129,10 @@ crate::sql::store::store_impl!(SqliteStore {
         pool::checkpoint(&self.pool).await
     }
 
+    async fn close(&self) {
+        self.close_files().await;
+    }
+
     async fn audit_rows(&self, team: i64, q: &AuditQuery) -> StoreResult<Vec<AuditRow>> {
         self.spool.fold_pending().await?;
         audit::audit_rows(&self.pool, team, q).await
