@@ -249,3 +249,22 @@ pub(crate) async fn changed_is_a_wake_up_and_reads_see_the_change(store: Arc<dyn
     let _woken_or_not = waiter.await.expect("waiter");
     assert!(store.policy(team, "slack").await.expect("policy").is_some());
 }
+
+/// `close` lets go of a store nothing uses any more: calling it again is
+/// harmless, and afterwards a read either still answers what was written
+/// (a server's pool may stay) or fails as unavailable; it never answers
+/// something else. What a closed SQLite file holds is checked beside the
+/// file (tap-store `sqlite::in_use` tests, tap-cli `tests/backup.rs`).
+pub(crate) async fn close_lets_go_and_never_answers_wrongly_after(store: Arc<dyn Store>) {
+    store.migrate().await.expect("migrate");
+    store.set_meta("kept", b"written").await.expect("set");
+    store.close().await;
+    store.close().await;
+    match store.meta("kept").await {
+        Ok(v) => assert_eq!(v.as_deref(), Some(&b"written"[..])),
+        Err(e) => assert!(
+            matches!(e, tap_core::store::StoreError::Unavailable(_)),
+            "{e}"
+        ),
+    }
+}

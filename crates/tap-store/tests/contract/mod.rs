@@ -78,6 +78,7 @@ macro_rules! store_contract {
                 audit_and_approvals_leave_the_revision_alone,
                 a_store_alone_leads_a_role_and_keeps_it,
                 changed_is_a_wake_up_and_reads_see_the_change,
+                close_lets_go_and_never_answers_wrongly_after,
             }
             teams {
                 teams_are_created_found_and_listed,
@@ -386,6 +387,7 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
         ],
     ),
     ("checkpoint", &["checkpoint_keeps_the_chain_intact"]),
+    ("close", &["close_lets_go_and_never_answers_wrongly_after"]),
     (
         "audit_rows",
         &["audit_rows_select_the_newest_requests_by_filter"],
