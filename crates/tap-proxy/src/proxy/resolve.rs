@@ -16,7 +16,7 @@ use super::destination::{
     target_error, target_url,
 };
 use super::header_str;
-use crate::directory::Directory;
+use crate::directory::{AgentEntry, CredentialEntry, Directory, TeamEntry};
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
 
@@ -126,35 +126,7 @@ pub(crate) async fn resolve(
         };
         return super::placeholders::resolve(state, auth, team, raw, draft).await;
     };
-    let credential = team.credentials.get(name).cloned().ok_or_else(|| {
-        ProxyError::new(
-            Reason::CredentialNotFound,
-            format!("credential {name} does not exist in team {}", team.slug),
-        )
-        .with("credential", name)
-    })?;
-    // Row 7: the first key granted the credential in this team (directly, by role or by link role).
-    let agent = auth
-        .agents
-        .iter()
-        .find(|a| {
-            a.credentials_in(team.internal_id)
-                .is_some_and(|c| c.contains(name))
-        })
-        .cloned()
-        .ok_or_else(|| {
-            ProxyError::new(
-                Reason::CredentialNotGranted,
-                format!("agent {} may not use credential {name}", primary.id),
-            )
-            .with("credential", name)
-        })?;
-    if auth.agents.len() > 1 {
-        rate_limit(state, &agent).await?;
-    }
-    draft.record.agent_id.clone_from(&agent.id);
-    draft.record.agent_home_team =
-        (agent.team_internal_id != team.internal_id).then(|| agent.team.clone());
+    let (credential, agent) = granted_credential(state, auth, &team, name, draft).await?;
     // Row 8.
     let (url, traversal) = target_url(&target, &credential)?;
     draft.set_target(url.as_str());
@@ -179,4 +151,45 @@ pub(crate) async fn resolve(
         headers: fwd,
         body,
     })
+}
+
+/// Rows 6–7: credential `name` of `team` and the first presented key granted
+/// it there (directly, by role or by link role), which the audit row then
+/// names; with several keys, row 3's rate limit applies to that key.
+pub(crate) async fn granted_credential(
+    state: &AppState,
+    auth: &Authenticated,
+    team: &TeamEntry,
+    name: &str,
+    draft: &mut AuditDraft,
+) -> Result<(Arc<CredentialEntry>, Arc<AgentEntry>), ProxyError> {
+    let credential = team.credentials.get(name).cloned().ok_or_else(|| {
+        ProxyError::new(
+            Reason::CredentialNotFound,
+            format!("credential {name} does not exist in team {}", team.slug),
+        )
+        .with("credential", name)
+    })?;
+    let agent = auth
+        .agents
+        .iter()
+        .find(|a| {
+            a.credentials_in(team.internal_id)
+                .is_some_and(|c| c.contains(name))
+        })
+        .cloned()
+        .ok_or_else(|| {
+            ProxyError::new(
+                Reason::CredentialNotGranted,
+                format!("agent {} may not use credential {name}", auth.primary().id),
+            )
+            .with("credential", name)
+        })?;
+    if auth.agents.len() > 1 {
+        rate_limit(state, &agent).await?;
+    }
+    draft.record.agent_id.clone_from(&agent.id);
+    draft.record.agent_home_team =
+        (agent.team_internal_id != team.internal_id).then(|| agent.team.clone());
+    Ok((credential, agent))
 }

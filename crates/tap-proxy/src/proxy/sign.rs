@@ -19,10 +19,10 @@ use tap_core::inject::{AuthMode, Injection};
 use tap_core::target::TargetUrl;
 
 use super::audit::AuditDraft;
-use super::authenticate::authenticate;
 use super::destination::{Resolved, rate_limit};
+use super::resolve::granted_credential;
 use super::sign_result::{payload, usable_key};
-use super::{Prefer, SUPPORTED_TAP_HEADERS, header_str, refuse};
+use super::{Prefer, SUPPORTED_TAP_HEADERS, admit, header_str, refuse};
 use crate::agent_views::{ErrorBody, PendingView};
 use crate::directory::Directory;
 use crate::error::{ProxyError, Reason};
@@ -67,24 +67,10 @@ pub async fn sign_handler(
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let dir = state.directory.get();
-    let auth = match authenticate(&dir, state.keys.mac(), &parts.headers) {
-        Ok(a) => a,
+    let (auth, mut draft) = match admit(&state, &dir, &request_id, &parts.headers, started) {
+        Ok(admitted) => admitted,
         Err(e) => return e.into_response(),
     };
-    let primary = Arc::clone(auth.primary());
-    let Some(home) = dir.teams.get(&primary.team_internal_id) else {
-        return ProxyError::new(Reason::Internal, "agent's team is missing").into_response();
-    };
-    let mut draft = AuditDraft::new(
-        state.journal.clone(),
-        &request_id,
-        home.internal_id,
-        &home.slug,
-        &primary.id,
-        Arc::clone(&home.all_secrets),
-        started,
-    );
-    draft.set_headers(&parts.headers);
     draft.set_method(SIGN_METHOD);
     let resolved = match resolve_sign(&state, &dir, &auth, &parts.headers, body, &mut draft).await {
         Ok(r) => r,
@@ -170,34 +156,7 @@ async fn resolve_sign(
             )
         })?;
     draft.set_credential(name);
-    let credential = team.credentials.get(name).cloned().ok_or_else(|| {
-        ProxyError::new(
-            Reason::CredentialNotFound,
-            format!("credential {name} does not exist in team {}", team.slug),
-        )
-        .with("credential", name)
-    })?;
-    let agent = auth
-        .agents
-        .iter()
-        .find(|a| {
-            a.credentials_in(team.internal_id)
-                .is_some_and(|c| c.contains(name))
-        })
-        .cloned()
-        .ok_or_else(|| {
-            ProxyError::new(
-                Reason::CredentialNotGranted,
-                format!("agent {} may not use credential {name}", primary.id),
-            )
-            .with("credential", name)
-        })?;
-    if auth.agents.len() > 1 {
-        rate_limit(state, &agent).await?;
-    }
-    draft.record.agent_id.clone_from(&agent.id);
-    draft.record.agent_home_team =
-        (agent.team_internal_id != team.internal_id).then(|| agent.team.clone());
+    let (credential, agent) = granted_credential(state, auth, &team, name, draft).await?;
     let algorithm = usable_key(&credential)?;
     let url = display_target(algorithm.as_str())?;
     draft.set_target(url.as_str());
