@@ -46,36 +46,9 @@ pub(crate) async fn resolve(
         crate::http::body::read_body(body, state.config.max_body_bytes, state.config.body_timeout)
             .await?;
     draft.set_body(&body);
-    // Row 5: the home team, or a team one of the presented keys is linked to.
+    // Row 5.
+    let team = chosen_team(dir, auth, headers, draft)?;
     let primary = auth.primary();
-    let team_slug = header_str(headers, "x-tap-team")?.filter(|t| !t.is_empty());
-    let not_linked = |slug: &str| {
-        ProxyError::new(
-            Reason::TeamNotLinked,
-            format!("agent {} is not linked to team {slug}", primary.id),
-        )
-        .with("team", slug)
-    };
-    let team = match team_slug {
-        None => dir.teams.get(&primary.team_internal_id).cloned(),
-        Some(slug) => match dir.team_by_slug(slug) {
-            Some(t)
-                if auth
-                    .agents
-                    .iter()
-                    .any(|a| a.credentials_in(t.internal_id).is_some()) =>
-            {
-                Some(Arc::clone(t))
-            }
-            _ => return Err(not_linked(slug)),
-        },
-    }
-    .ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
-    if team.internal_id != primary.team_internal_id {
-        // A linked team's credentials, policies and audit apply.
-        draft.set_team(team.internal_id, &team.slug, Arc::clone(&team.all_secrets));
-        draft.record.agent_home_team = Some(primary.team.clone());
-    }
     // Row 5a: an agent should never hold a secret: of this team, nor of the
     // home team of any key presented (a linked team's upstream must not carry
     // those away, nor its audit chain store them).
@@ -151,6 +124,44 @@ pub(crate) async fn resolve(
         headers: fwd,
         body,
     })
+}
+
+/// Row 5: the home team, or the team `X-TAP-Team` names when one of the
+/// presented keys is linked to it; a linked team's credentials, policies and
+/// audit then apply.
+pub(crate) fn chosen_team(
+    dir: &Directory,
+    auth: &Authenticated,
+    headers: &HeaderMap,
+    draft: &mut AuditDraft,
+) -> Result<Arc<TeamEntry>, ProxyError> {
+    let primary = auth.primary();
+    let team = match header_str(headers, "x-tap-team")?.filter(|t| !t.is_empty()) {
+        None => dir.teams.get(&primary.team_internal_id).cloned(),
+        Some(slug) => match dir.team_by_slug(slug) {
+            Some(t)
+                if auth
+                    .agents
+                    .iter()
+                    .any(|a| a.credentials_in(t.internal_id).is_some()) =>
+            {
+                Some(Arc::clone(t))
+            }
+            _ => {
+                return Err(ProxyError::new(
+                    Reason::TeamNotLinked,
+                    format!("agent {} is not linked to team {slug}", primary.id),
+                )
+                .with("team", slug));
+            }
+        },
+    }
+    .ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
+    if team.internal_id != primary.team_internal_id {
+        draft.set_team(team.internal_id, &team.slug, Arc::clone(&team.all_secrets));
+        draft.record.agent_home_team = Some(primary.team.clone());
+    }
+    Ok(team)
 }
 
 /// Rows 6–7: credential `name` of `team` and the first presented key granted

@@ -8,7 +8,6 @@
 //! (status `forwarded`, `response.body` = `{"algorithm", "signature",
 //! "public_key"}`). The private key never leaves the proxy.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Extension;
@@ -20,7 +19,7 @@ use tap_core::target::TargetUrl;
 
 use super::audit::AuditDraft;
 use super::destination::{Resolved, rate_limit};
-use super::resolve::granted_credential;
+use super::resolve::{chosen_team, granted_credential};
 use super::sign_result::{payload, usable_key};
 use super::{Prefer, SUPPORTED_TAP_HEADERS, admit, header_str, refuse};
 use crate::agent_views::{ErrorBody, PendingView};
@@ -115,31 +114,7 @@ async fn resolve_sign(
         crate::http::body::read_body(body, state.config.max_body_bytes, state.config.body_timeout)
             .await?;
     draft.set_body(&body);
-    let team = match header_str(headers, "x-tap-team")?.filter(|t| !t.is_empty()) {
-        None => dir.teams.get(&primary.team_internal_id).cloned(),
-        Some(slug) => match dir.team_by_slug(slug) {
-            Some(t)
-                if auth
-                    .agents
-                    .iter()
-                    .any(|a| a.credentials_in(t.internal_id).is_some()) =>
-            {
-                Some(Arc::clone(t))
-            }
-            _ => {
-                return Err(ProxyError::new(
-                    Reason::TeamNotLinked,
-                    format!("agent {} is not linked to team {slug}", primary.id),
-                )
-                .with("team", slug));
-            }
-        },
-    }
-    .ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
-    if team.internal_id != primary.team_internal_id {
-        draft.set_team(team.internal_id, &team.slug, Arc::clone(&team.all_secrets));
-        draft.record.agent_home_team = Some(primary.team.clone());
-    }
+    let team = chosen_team(dir, auth, headers, draft)?;
     if team.leak_detector.find(&body).is_some() {
         draft.record.decision = "refused".into();
         return Err(ProxyError::new(
