@@ -17,12 +17,21 @@ const SECRET: &str = "s3cr3t-value-for-replicas";
 const TRIES: u32 = 100;
 const EVERY: Duration = Duration::from_millis(50);
 
+/// A home on `pg`, not yet initialised.
+fn home_on(pg: &TempPg) -> TapHome {
+    TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url())
+}
+
+/// A home on `pg` whose synchronous approvals wait long enough for a test to
+/// decide them, not yet initialised.
+fn gated_home_on(pg: &TempPg) -> TapHome {
+    home_on(pg).env("TAP_SYNC_APPROVAL_WAIT_SECS", "60")
+}
+
 /// A deployment on `pg` with credential `echo` and agent `bot`, served by two
 /// replicas; returns the home, the admin token, the agent key and both.
 async fn two_replicas(pg: &TempPg, up: &FakeUpstream) -> (TapHome, String, String, Served, Served) {
-    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"))
-        .env("TAP_DATABASE_URL", &pg.url())
-        .env("TAP_SYNC_APPROVAL_WAIT_SECS", "60");
+    let tap = gated_home_on(pg);
     let init = tap.init();
     let admin = init["admin_token"]
         .as_str()
@@ -58,6 +67,91 @@ async fn admin_get(served: &Served, admin: &str, path: &str) -> Value {
         .expect("JSON")
 }
 
+/// Approves `txn` through `served`'s admin API.
+async fn approve(served: &Served, admin: &str, txn: &str) {
+    let (status, body) = admin_post(served, admin, &format!("/team/approvals/{txn}/approve")).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The first pending approval `served` lists, once there is one.
+async fn first_pending_txn(served: &Served, token: &str) -> String {
+    eventually(TRIES, EVERY, || async {
+        let list = admin_get(served, token, "/team/approvals?status=pending").await;
+        let first = list
+            .as_array()
+            .or_else(|| list["approvals"].as_array())
+            .and_then(|a| a.first().cloned())?;
+        first["txn_id"].as_str().map(str::to_owned)
+    })
+    .await
+    .expect("the held request never showed on the other replica")
+}
+
+/// A POST of `body` through `served` that waits for approval, in a task.
+fn hold(
+    served: &Served,
+    key: &str,
+    credential: &str,
+    target: &str,
+    body: &str,
+) -> tokio::task::JoinHandle<Reply> {
+    tokio::spawn(
+        served
+            .forward(key)
+            .credential(credential)
+            .target(target)
+            .method("POST")
+            .body(body.to_owned())
+            .send(),
+    )
+}
+
+/// The answer a held request gets once decided.
+async fn answer_of(waiting: tokio::task::JoinHandle<Reply>) -> Reply {
+    tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the held request never answered")
+        .expect("task")
+}
+
+/// A POST of `body` with credential `echo` held asynchronously on `served`:
+/// the 202's transaction id.
+async fn hold_async(served: &Served, key: &str, target: &str, body: &str) -> String {
+    let r = served
+        .forward(key)
+        .credential("echo")
+        .target(target)
+        .method("POST")
+        .header("Prefer", "respond-async")
+        .body(body.to_owned())
+        .send()
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    r.json()["txn_id"].as_str().expect("txn").to_owned()
+}
+
+/// How many requests the upstream got whose URI ends with `suffix`.
+fn forwarded_to(up: &FakeUpstream, suffix: &str) -> usize {
+    up.requests()
+        .iter()
+        .filter(|q| q.uri.ends_with(suffix))
+        .count()
+}
+
+/// Stops both replicas, each of which must exit cleanly.
+fn stop_both(one: Served, two: Served) {
+    assert_eq!(one.terminate(), Some(0));
+    assert_eq!(two.terminate(), Some(0));
+}
+
+/// Waits (`tries` times) for `served`'s log to contain `line`.
+async fn log_shows(served: &Served, line: &str, tries: u32) -> Option<()> {
+    eventually(tries, EVERY, || async {
+        served.log().contains(line).then_some(())
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_held_on_one_replica_is_approved_through_the_other() {
     let Some(pg) = TempPg::create().await else {
@@ -67,34 +161,14 @@ async fn a_request_held_on_one_replica_is_approved_through_the_other() {
     let (_tap, admin, key, one, two) = two_replicas(&pg, &up).await;
     let target = format!("{}/echo/held", up.base());
     // A write in the gated default team waits for approval on replica one.
-    let waiting = tokio::spawn(
-        one.forward(&key)
-            .credential("echo")
-            .target(&target)
-            .method("POST")
-            .body("held body")
-            .send(),
-    );
+    let waiting = hold(&one, &key, "echo", &target, "held body");
     // Replica two lists it (from the shared database) and approves it.
-    let txn = eventually(TRIES, EVERY, || async {
-        let list = admin_get(&two, &admin, "/team/approvals?status=pending").await;
-        let first = list
-            .as_array()
-            .or_else(|| list["approvals"].as_array())
-            .and_then(|a| a.first().cloned())?;
-        first["txn_id"].as_str().map(str::to_owned)
-    })
-    .await
-    .expect("the held request never showed on the other replica");
+    let txn = first_pending_txn(&two, &admin).await;
     assert!(!waiting.is_finished(), "the request must wait for approval");
-    let (status, body) = admin_post(&two, &admin, &format!("/team/approvals/{txn}/approve")).await;
-    assert_eq!(status, 200, "{body}");
+    approve(&two, &admin, &txn).await;
     let decided = Instant::now();
 
-    let r = tokio::time::timeout(Duration::from_secs(30), waiting)
-        .await
-        .expect("the held request never answered")
-        .expect("task");
+    let r = answer_of(waiting).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(
         decided.elapsed() < Duration::from_secs(5),
@@ -102,14 +176,9 @@ async fn a_request_held_on_one_replica_is_approved_through_the_other() {
         decided.elapsed()
     );
     assert_eq!(r.json()["body"], "held body");
-    let forwarded = up
-        .requests()
-        .iter()
-        .filter(|q| q.uri.ends_with("/echo/held"))
-        .count();
+    let forwarded = forwarded_to(&up, "/echo/held");
     assert_eq!(forwarded, 1, "forwarded exactly once across both replicas");
-    assert_eq!(one.terminate(), Some(0));
-    assert_eq!(two.terminate(), Some(0));
+    stop_both(one, two);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,8 +208,7 @@ async fn an_agent_disabled_on_one_replica_is_refused_by_the_other() {
     assert_eq!(refused.error_code().as_deref(), Some("invalid_tap_key"));
     // SPEC: within 1 s; the bound allows for a loaded test machine.
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    assert_eq!(one.terminate(), Some(0));
-    assert_eq!(two.terminate(), Some(0));
+    stop_both(one, two);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,8 +244,7 @@ async fn requests_through_both_replicas_leave_one_verifiable_chain() {
     })
     .await;
     assert!(verified.is_some(), "not every finish row arrived");
-    assert_eq!(one.terminate(), Some(0));
-    assert_eq!(two.terminate(), Some(0));
+    stop_both(one, two);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,14 +289,13 @@ async fn a_rate_limit_of_n_holds_across_both_replicas() {
         2 * LIMIT,
         "{statuses:?}"
     );
-    assert_eq!(one.terminate(), Some(0));
-    assert_eq!(two.terminate(), Some(0));
+    stop_both(one, two);
 }
 
 /// A deployment on `pg` served by two replicas; returns the home, `tap
 /// init`'s answer (owner e-mail and password) and both.
 fn two_bare_replicas(pg: &TempPg) -> (TapHome, Value, Served, Served) {
-    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url());
+    let tap = home_on(pg);
     let init = tap.init();
     let one = tap.serve();
     let two = tap.serve();
@@ -267,8 +333,7 @@ async fn failed_logins_spread_over_both_replicas_share_one_limit() {
         let r = Reply::read(served.login_from(&owner_client, owner, password, &[]).await).await;
         assert_eq!(r.status, 200, "{}", r.text());
     }
-    assert_eq!(one.terminate(), Some(0));
-    assert_eq!(two.terminate(), Some(0));
+    stop_both(one, two);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,7 +341,7 @@ async fn invalid_agent_keys_spread_over_both_replicas_share_one_limit() {
     let Some(pg) = TempPg::create().await else {
         return;
     };
-    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url());
+    let tap = home_on(&pg);
     tap.init();
     let key = tap.agent("bot", &[]);
     let (one, two) = (tap.serve(), tap.serve());
@@ -318,8 +383,7 @@ async fn invalid_agent_keys_spread_over_both_replicas_share_one_limit() {
     )
     .await;
     other.assert_refused(401, "invalid_tap_key");
-    assert_eq!(one.terminate(), Some(0));
-    assert_eq!(two.terminate(), Some(0));
+    stop_both(one, two);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,7 +393,7 @@ async fn exactly_one_replica_polls_telegram_and_another_takes_over_when_it_dies(
     };
     const POLLS: &str = "this replica polls Telegram";
     let tg = tap_testkit::FakeTelegram::start().await;
-    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url());
+    let tap = home_on(&pg);
     tap.init();
     let api = tg.base();
     let env = [
@@ -338,10 +402,7 @@ async fn exactly_one_replica_polls_telegram_and_another_takes_over_when_it_dies(
         ("TAP_PRIVATE_ALLOWLIST", "127.0.0.1"),
     ];
     let one = tap.serve_with(&env);
-    let first = eventually(TRIES, EVERY, || async {
-        one.log().contains(POLLS).then_some(())
-    })
-    .await;
+    let first = log_shows(&one, POLLS, TRIES).await;
     assert!(
         first.is_some(),
         "the first replica never polled: {}",
@@ -355,10 +416,7 @@ async fn exactly_one_replica_polls_telegram_and_another_takes_over_when_it_dies(
     );
     // The poller dies without a word (SIGKILL): its lock goes with its connection.
     one.kill();
-    let took_over = eventually(200, EVERY, || async {
-        two.log().contains(POLLS).then_some(())
-    })
-    .await;
+    let took_over = log_shows(&two, POLLS, 200).await;
     assert!(took_over.is_some(), "nobody took over: {}", two.log());
     assert_eq!(two.terminate(), Some(0));
 }
@@ -370,21 +428,16 @@ async fn a_replica_killed_while_an_approval_is_pending_loses_nothing() {
     };
     let up = FakeUpstream::start().await;
     let (_tap, admin, key, one, two) = two_replicas(&pg, &up).await;
-    let r = one
-        .forward(&key)
-        .credential("echo")
-        .target(&format!("{}/echo/async", up.base()))
-        .method("POST")
-        .header("Prefer", "respond-async")
-        .body("async body")
-        .send()
-        .await;
-    assert_eq!(r.status, 202, "{}", r.text());
-    let txn = r.json()["txn_id"].as_str().expect("txn").to_owned();
+    let txn = hold_async(
+        &one,
+        &key,
+        &format!("{}/echo/async", up.base()),
+        "async body",
+    )
+    .await;
     // The replica that took the request dies (SIGKILL).
     one.kill();
-    let (status, body) = admin_post(&two, &admin, &format!("/team/approvals/{txn}/approve")).await;
-    assert_eq!(status, 200, "{body}");
+    approve(&two, &admin, &txn).await;
     // The agent polls the surviving replica and gets the upstream's answer.
     let done = eventually(TRIES * 4, EVERY, || async {
         let p = two
@@ -396,11 +449,7 @@ async fn a_replica_killed_while_an_approval_is_pending_loses_nothing() {
     .await
     .expect("the approved request was never forwarded by the surviving replica");
     assert_eq!(done["response"]["status"], 200, "{done}");
-    let forwarded = up
-        .requests()
-        .iter()
-        .filter(|q| q.uri.ends_with("/echo/async"))
-        .count();
+    let forwarded = forwarded_to(&up, "/echo/async");
     assert_eq!(forwarded, 1);
     assert_eq!(two.terminate(), Some(0));
 }
@@ -412,9 +461,7 @@ async fn two_replicas_started_at_once_on_an_empty_database_share_one_deployment(
     };
     let up = FakeUpstream::start().await;
     let master = "6b".repeat(32);
-    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"))
-        .env("TAP_DATABASE_URL", &pg.url())
-        .env("TAP_MASTER_KEY", &master);
+    let tap = home_on(&pg).env("TAP_MASTER_KEY", &master);
     // Both first starts race to initialise: one does, the other waits and opens.
     let (one, two) = tokio::task::block_in_place(|| {
         std::thread::scope(|s| {
@@ -465,8 +512,7 @@ async fn two_replicas_started_at_once_on_an_empty_database_share_one_deployment(
     })
     .await;
     assert!(verified.is_some(), "the chain did not verify with 4 rows");
-    assert_eq!(one.terminate(), Some(0));
-    assert_eq!(two.terminate(), Some(0));
+    stop_both(one, two);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,7 +528,7 @@ async fn only_the_leading_replica_edits_telegram_messages() {
     let up = FakeUpstream::start().await;
     let tg = tap_testkit::FakeTelegram::start().await;
     let (_tap, admin, key, one, two) = {
-        let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url());
+        let tap = home_on(&pg);
         let init = tap.init();
         let admin = init["admin_token"].as_str().expect("admin").to_owned();
         tap.add_credential("echo", SECRET, &["--allowed-host", &up.base()]);
@@ -497,27 +543,15 @@ async fn only_the_leading_replica_edits_telegram_messages() {
         let mut two_env = one_env;
         two_env[0].1 = OTHER_TOKEN;
         let one = tap.serve_with(&one_env);
-        let leads = eventually(TRIES, EVERY, || async {
-            one.log().contains(POLLS).then_some(())
-        })
-        .await;
+        let leads = log_shows(&one, POLLS, TRIES).await;
         assert!(leads.is_some(), "replica one never led: {}", one.log());
         let two = tap.serve_with(&two_env);
         (tap, admin, key, one, two)
     };
 
     // The request is held on replica two, which sends the message itself...
-    let r = two
-        .forward(&key)
-        .credential("echo")
-        .target(&format!("{}/echo/telegram-edit", up.base()))
-        .method("POST")
-        .header("Prefer", "respond-async")
-        .body("held")
-        .send()
-        .await;
-    assert_eq!(r.status, 202, "{}", r.text());
-    let txn = r.json()["txn_id"].as_str().expect("txn").to_owned();
+    let target = format!("{}/echo/telegram-edit", up.base());
+    let txn = hold_async(&two, &key, &target, "held").await;
     let sent = eventually(TRIES, EVERY, || async {
         tg.calls_of("sendMessage").into_iter().find(|c| {
             c.body["text"]
@@ -530,8 +564,7 @@ async fn only_the_leading_replica_edits_telegram_messages() {
     assert_eq!(sent.token, OTHER_TOKEN);
 
     // ...and is approved there too, which wakes replica two's own channel.
-    let (status, body) = admin_post(&two, &admin, &format!("/team/approvals/{txn}/approve")).await;
-    assert_eq!(status, 200, "{body}");
+    approve(&two, &admin, &txn).await;
     let shown = eventually(TRIES * 2, EVERY, || async {
         tg.messages()
             .into_iter()
@@ -548,8 +581,7 @@ async fn only_the_leading_replica_edits_telegram_messages() {
         edits.iter().all(|c| c.token == LEAD_TOKEN),
         "a replica that does not lead edited: {edits:?}"
     );
-    assert_eq!(one.terminate(), Some(0));
-    assert_eq!(two.terminate(), Some(0));
+    stop_both(one, two);
 }
 
 /// An OAuth 2 access token is fetched once for concurrent requests through
@@ -579,7 +611,7 @@ async fn an_oauth_token_is_fetched_once_across_replicas_and_once_more_after_expi
         "token_url": tokens.url(),
     })
     .to_string();
-    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap")).env("TAP_DATABASE_URL", &pg.url());
+    let tap = home_on(&pg);
     tap.init();
     tap.add_credential("g", &bundle, &["--allowed-host", &up.base()]);
     let key = tap.agent("bot", &["--credential", "g"]);
@@ -658,8 +690,7 @@ async fn an_oauth_token_is_fetched_once_across_replicas_and_once_more_after_expi
     for s in [FIRST, SECOND, REFRESH, ROTATED] {
         assert!(!logs.contains(s), "{s} in the audit log");
     }
-    assert_eq!(one.terminate(), Some(0));
-    assert_eq!(two.terminate(), Some(0));
+    stop_both(one, two);
 }
 
 /// Two replicas with WebAuthn on one public origin, as behind a load
@@ -669,9 +700,7 @@ async fn passkey_replicas(
     pg: &TempPg,
     up: &FakeUpstream,
 ) -> (TapHome, Value, String, String, Served, Served) {
-    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"))
-        .env("TAP_DATABASE_URL", &pg.url())
-        .env("TAP_SYNC_APPROVAL_WAIT_SECS", "60");
+    let tap = gated_home_on(pg);
     let init = tap.init();
     tap.add_credential("vault", SECRET, &["--allowed-host", &up.base()]);
     tap.ok(&["policy", "set", "vault", "--require-passkey"]);
@@ -713,24 +742,8 @@ async fn passkey_ceremonies_begun_on_one_replica_finish_on_the_other() {
 
     // A write held on replica one waits for a passkey approval.
     let target = format!("{}/echo/passkey-held", up.base());
-    let waiting = tokio::spawn(
-        one.forward(&key)
-            .credential("vault")
-            .target(&target)
-            .method("POST")
-            .body("passkey body")
-            .send(),
-    );
-    let txn = eventually(TRIES, EVERY, || async {
-        let list = admin_get(&two, &session, "/team/approvals?status=pending").await;
-        let first = list
-            .as_array()
-            .or_else(|| list["approvals"].as_array())
-            .and_then(|a| a.first().cloned())?;
-        first["txn_id"].as_str().map(str::to_owned)
-    })
-    .await
-    .expect("the held request never showed on the other replica");
+    let waiting = hold(&one, &key, "vault", &target, "passkey body");
+    let txn = first_pending_txn(&two, &session).await;
 
     // Approval: the challenge from replica two, the assertion to replica one.
     let options = two
@@ -747,17 +760,10 @@ async fn passkey_ceremonies_begun_on_one_replica_finish_on_the_other() {
     assert_eq!(ok.status, 200, "{}\n{}", ok.text(), one.log());
     assert_eq!(ok.json()["status"], "approved", "{}", ok.text());
     // The agent gets the upstream's answer; the upstream saw it once.
-    let r = tokio::time::timeout(Duration::from_secs(30), waiting)
-        .await
-        .expect("the held request never answered")
-        .expect("task");
+    let r = answer_of(waiting).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["body"], "passkey body");
-    let forwarded = up
-        .requests()
-        .iter()
-        .filter(|q| q.uri.ends_with("/echo/passkey-held"))
-        .count();
+    let forwarded = forwarded_to(&up, "/echo/passkey-held");
     assert_eq!(forwarded, 1, "forwarded exactly once across both replicas");
     // The ceremony was taken out once: a replay on either replica finds none.
     for served in [&one, &two] {
@@ -767,8 +773,7 @@ async fn passkey_ceremonies_begun_on_one_replica_finish_on_the_other() {
             .assert_refused(400, "invalid_request");
     }
     assert!(!one.log().contains(SECRET) && !two.log().contains(SECRET));
-    assert_eq!(one.terminate(), Some(0));
-    assert_eq!(two.terminate(), Some(0));
+    stop_both(one, two);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,7 +36,7 @@ use crate::request_id::RequestId;
 use crate::state::AppState;
 
 use self::audit::AuditDraft;
-use self::authenticate::authenticate;
+use self::authenticate::{Authenticated, authenticate};
 
 /// The `X-TAP-*` headers the protocol defines (lower-case).
 pub const SUPPORTED_TAP_HEADERS: &[&str] = &[
@@ -146,24 +146,10 @@ pub async fn forward_handler(
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let dir = state.directory.get();
-    let auth = match authenticate(&dir, state.keys.mac(), &parts.headers) {
-        Ok(a) => a,
+    let (auth, mut draft) = match admit(&state, &dir, &request_id, &parts.headers, started) {
+        Ok(admitted) => admitted,
         Err(e) => return e.into_response(),
     };
-    let primary = Arc::clone(auth.primary());
-    let Some(home) = dir.teams.get(&primary.team_internal_id) else {
-        return ProxyError::new(Reason::Internal, "agent's team is missing").into_response();
-    };
-    let mut draft = AuditDraft::new(
-        state.journal.clone(),
-        &request_id,
-        home.internal_id,
-        &home.slug,
-        &primary.id,
-        Arc::clone(&home.all_secrets),
-        started,
-    );
-    draft.set_headers(&parts.headers);
     if let Some(t) = parts.headers.get("x-tap-target") {
         draft.set_target(&String::from_utf8_lossy(t.as_bytes()));
     }
@@ -205,6 +191,34 @@ pub async fn forward_handler(
         return refuse(err, draft).await;
     }
     forward::forward(&state, prepared, draft).await
+}
+
+/// The first stage of `/forward` and `/sign`: authenticates the agent (a
+/// refusal here writes no audit row: nobody is known to file it under) and
+/// opens the audit draft on its home team, headers recorded.
+fn admit(
+    state: &AppState,
+    dir: &crate::directory::Directory,
+    request_id: &str,
+    headers: &HeaderMap,
+    started: Instant,
+) -> Result<(Authenticated, AuditDraft), ProxyError> {
+    let auth = authenticate(dir, state.keys.mac(), headers)?;
+    let primary = Arc::clone(auth.primary());
+    let Some(home) = dir.teams.get(&primary.team_internal_id) else {
+        return Err(ProxyError::new(Reason::Internal, "agent's team is missing"));
+    };
+    let mut draft = AuditDraft::new(
+        state.journal.clone(),
+        request_id,
+        home.internal_id,
+        &home.slug,
+        &primary.id,
+        Arc::clone(&home.all_secrets),
+        started,
+    );
+    draft.set_headers(headers);
+    Ok((auth, draft))
 }
 
 /// What the agent asked for with `Prefer` (RFC 7240).
@@ -257,7 +271,7 @@ pub(crate) async fn refuse(err: ProxyError, draft: AuditDraft) -> Response {
 async fn prepare(
     state: &AppState,
     dir: &crate::directory::Directory,
-    auth: &authenticate::Authenticated,
+    auth: &Authenticated,
     headers: &HeaderMap,
     body: Body,
     draft: &mut AuditDraft,

@@ -16,7 +16,7 @@ use super::destination::{
     target_error, target_url,
 };
 use super::header_str;
-use crate::directory::Directory;
+use crate::directory::{AgentEntry, CredentialEntry, Directory, TeamEntry};
 use crate::error::{ProxyError, Reason};
 use crate::state::AppState;
 
@@ -46,36 +46,9 @@ pub(crate) async fn resolve(
         crate::http::body::read_body(body, state.config.max_body_bytes, state.config.body_timeout)
             .await?;
     draft.set_body(&body);
-    // Row 5: the home team, or a team one of the presented keys is linked to.
+    // Row 5.
+    let team = chosen_team(dir, auth, headers, draft)?;
     let primary = auth.primary();
-    let team_slug = header_str(headers, "x-tap-team")?.filter(|t| !t.is_empty());
-    let not_linked = |slug: &str| {
-        ProxyError::new(
-            Reason::TeamNotLinked,
-            format!("agent {} is not linked to team {slug}", primary.id),
-        )
-        .with("team", slug)
-    };
-    let team = match team_slug {
-        None => dir.teams.get(&primary.team_internal_id).cloned(),
-        Some(slug) => match dir.team_by_slug(slug) {
-            Some(t)
-                if auth
-                    .agents
-                    .iter()
-                    .any(|a| a.credentials_in(t.internal_id).is_some()) =>
-            {
-                Some(Arc::clone(t))
-            }
-            _ => return Err(not_linked(slug)),
-        },
-    }
-    .ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
-    if team.internal_id != primary.team_internal_id {
-        // A linked team's credentials, policies and audit apply.
-        draft.set_team(team.internal_id, &team.slug, Arc::clone(&team.all_secrets));
-        draft.record.agent_home_team = Some(primary.team.clone());
-    }
     // Row 5a: an agent should never hold a secret: of this team, nor of the
     // home team of any key presented (a linked team's upstream must not carry
     // those away, nor its audit chain store them).
@@ -126,35 +99,7 @@ pub(crate) async fn resolve(
         };
         return super::placeholders::resolve(state, auth, team, raw, draft).await;
     };
-    let credential = team.credentials.get(name).cloned().ok_or_else(|| {
-        ProxyError::new(
-            Reason::CredentialNotFound,
-            format!("credential {name} does not exist in team {}", team.slug),
-        )
-        .with("credential", name)
-    })?;
-    // Row 7: the first key granted the credential in this team (directly, by role or by link role).
-    let agent = auth
-        .agents
-        .iter()
-        .find(|a| {
-            a.credentials_in(team.internal_id)
-                .is_some_and(|c| c.contains(name))
-        })
-        .cloned()
-        .ok_or_else(|| {
-            ProxyError::new(
-                Reason::CredentialNotGranted,
-                format!("agent {} may not use credential {name}", primary.id),
-            )
-            .with("credential", name)
-        })?;
-    if auth.agents.len() > 1 {
-        rate_limit(state, &agent).await?;
-    }
-    draft.record.agent_id.clone_from(&agent.id);
-    draft.record.agent_home_team =
-        (agent.team_internal_id != team.internal_id).then(|| agent.team.clone());
+    let (credential, agent) = granted_credential(state, auth, &team, name, draft).await?;
     // Row 8.
     let (url, traversal) = target_url(&target, &credential)?;
     draft.set_target(url.as_str());
@@ -179,4 +124,83 @@ pub(crate) async fn resolve(
         headers: fwd,
         body,
     })
+}
+
+/// Row 5: the home team, or the team `X-TAP-Team` names when one of the
+/// presented keys is linked to it; a linked team's credentials, policies and
+/// audit then apply.
+pub(crate) fn chosen_team(
+    dir: &Directory,
+    auth: &Authenticated,
+    headers: &HeaderMap,
+    draft: &mut AuditDraft,
+) -> Result<Arc<TeamEntry>, ProxyError> {
+    let primary = auth.primary();
+    let team = match header_str(headers, "x-tap-team")?.filter(|t| !t.is_empty()) {
+        None => dir.teams.get(&primary.team_internal_id).cloned(),
+        Some(slug) => match dir.team_by_slug(slug) {
+            Some(t)
+                if auth
+                    .agents
+                    .iter()
+                    .any(|a| a.credentials_in(t.internal_id).is_some()) =>
+            {
+                Some(Arc::clone(t))
+            }
+            _ => {
+                return Err(ProxyError::new(
+                    Reason::TeamNotLinked,
+                    format!("agent {} is not linked to team {slug}", primary.id),
+                )
+                .with("team", slug));
+            }
+        },
+    }
+    .ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
+    if team.internal_id != primary.team_internal_id {
+        draft.set_team(team.internal_id, &team.slug, Arc::clone(&team.all_secrets));
+        draft.record.agent_home_team = Some(primary.team.clone());
+    }
+    Ok(team)
+}
+
+/// Rows 6–7: credential `name` of `team` and the first presented key granted
+/// it there (directly, by role or by link role), which the audit row then
+/// names; with several keys, row 3's rate limit applies to that key.
+pub(crate) async fn granted_credential(
+    state: &AppState,
+    auth: &Authenticated,
+    team: &TeamEntry,
+    name: &str,
+    draft: &mut AuditDraft,
+) -> Result<(Arc<CredentialEntry>, Arc<AgentEntry>), ProxyError> {
+    let credential = team.credentials.get(name).cloned().ok_or_else(|| {
+        ProxyError::new(
+            Reason::CredentialNotFound,
+            format!("credential {name} does not exist in team {}", team.slug),
+        )
+        .with("credential", name)
+    })?;
+    let agent = auth
+        .agents
+        .iter()
+        .find(|a| {
+            a.credentials_in(team.internal_id)
+                .is_some_and(|c| c.contains(name))
+        })
+        .cloned()
+        .ok_or_else(|| {
+            ProxyError::new(
+                Reason::CredentialNotGranted,
+                format!("agent {} may not use credential {name}", auth.primary().id),
+            )
+            .with("credential", name)
+        })?;
+    if auth.agents.len() > 1 {
+        rate_limit(state, &agent).await?;
+    }
+    draft.record.agent_id.clone_from(&agent.id);
+    draft.record.agent_home_team =
+        (agent.team_internal_id != team.internal_id).then(|| agent.team.clone());
+    Ok((credential, agent))
 }

@@ -8,7 +8,6 @@
 //! (status `forwarded`, `response.body` = `{"algorithm", "signature",
 //! "public_key"}`). The private key never leaves the proxy.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Extension;
@@ -19,10 +18,10 @@ use tap_core::inject::{AuthMode, Injection};
 use tap_core::target::TargetUrl;
 
 use super::audit::AuditDraft;
-use super::authenticate::authenticate;
 use super::destination::{Resolved, rate_limit};
+use super::resolve::{chosen_team, granted_credential};
 use super::sign_result::{payload, usable_key};
-use super::{Prefer, SUPPORTED_TAP_HEADERS, header_str, refuse};
+use super::{Prefer, SUPPORTED_TAP_HEADERS, admit, header_str, refuse};
 use crate::agent_views::{ErrorBody, PendingView};
 use crate::directory::Directory;
 use crate::error::{ProxyError, Reason};
@@ -67,24 +66,10 @@ pub async fn sign_handler(
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let dir = state.directory.get();
-    let auth = match authenticate(&dir, state.keys.mac(), &parts.headers) {
-        Ok(a) => a,
+    let (auth, mut draft) = match admit(&state, &dir, &request_id, &parts.headers, started) {
+        Ok(admitted) => admitted,
         Err(e) => return e.into_response(),
     };
-    let primary = Arc::clone(auth.primary());
-    let Some(home) = dir.teams.get(&primary.team_internal_id) else {
-        return ProxyError::new(Reason::Internal, "agent's team is missing").into_response();
-    };
-    let mut draft = AuditDraft::new(
-        state.journal.clone(),
-        &request_id,
-        home.internal_id,
-        &home.slug,
-        &primary.id,
-        Arc::clone(&home.all_secrets),
-        started,
-    );
-    draft.set_headers(&parts.headers);
     draft.set_method(SIGN_METHOD);
     let resolved = match resolve_sign(&state, &dir, &auth, &parts.headers, body, &mut draft).await {
         Ok(r) => r,
@@ -129,31 +114,7 @@ async fn resolve_sign(
         crate::http::body::read_body(body, state.config.max_body_bytes, state.config.body_timeout)
             .await?;
     draft.set_body(&body);
-    let team = match header_str(headers, "x-tap-team")?.filter(|t| !t.is_empty()) {
-        None => dir.teams.get(&primary.team_internal_id).cloned(),
-        Some(slug) => match dir.team_by_slug(slug) {
-            Some(t)
-                if auth
-                    .agents
-                    .iter()
-                    .any(|a| a.credentials_in(t.internal_id).is_some()) =>
-            {
-                Some(Arc::clone(t))
-            }
-            _ => {
-                return Err(ProxyError::new(
-                    Reason::TeamNotLinked,
-                    format!("agent {} is not linked to team {slug}", primary.id),
-                )
-                .with("team", slug));
-            }
-        },
-    }
-    .ok_or_else(|| ProxyError::new(Reason::Internal, "agent's team is missing"))?;
-    if team.internal_id != primary.team_internal_id {
-        draft.set_team(team.internal_id, &team.slug, Arc::clone(&team.all_secrets));
-        draft.record.agent_home_team = Some(primary.team.clone());
-    }
+    let team = chosen_team(dir, auth, headers, draft)?;
     if team.leak_detector.find(&body).is_some() {
         draft.record.decision = "refused".into();
         return Err(ProxyError::new(
@@ -170,34 +131,7 @@ async fn resolve_sign(
             )
         })?;
     draft.set_credential(name);
-    let credential = team.credentials.get(name).cloned().ok_or_else(|| {
-        ProxyError::new(
-            Reason::CredentialNotFound,
-            format!("credential {name} does not exist in team {}", team.slug),
-        )
-        .with("credential", name)
-    })?;
-    let agent = auth
-        .agents
-        .iter()
-        .find(|a| {
-            a.credentials_in(team.internal_id)
-                .is_some_and(|c| c.contains(name))
-        })
-        .cloned()
-        .ok_or_else(|| {
-            ProxyError::new(
-                Reason::CredentialNotGranted,
-                format!("agent {} may not use credential {name}", primary.id),
-            )
-            .with("credential", name)
-        })?;
-    if auth.agents.len() > 1 {
-        rate_limit(state, &agent).await?;
-    }
-    draft.record.agent_id.clone_from(&agent.id);
-    draft.record.agent_home_team =
-        (agent.team_internal_id != team.internal_id).then(|| agent.team.clone());
+    let (credential, agent) = granted_credential(state, auth, &team, name, draft).await?;
     let algorithm = usable_key(&credential)?;
     let url = display_target(algorithm.as_str())?;
     draft.set_target(url.as_str());

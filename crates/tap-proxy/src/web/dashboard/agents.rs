@@ -72,23 +72,7 @@ struct DetailPage {
 
 /// Names of the team's credentials and roles (empty when not readable).
 async fn names(state: &AppState, d: &Dash) -> (Vec<String>, Vec<String>) {
-    let creds = state
-        .ops
-        .credentials(&d.scope)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
-    let roles = state
-        .ops
-        .roles(&d.scope)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r.name)
-        .collect();
-    (creds, roles)
+    (d.credential_names(state).await, d.role_names(state).await)
 }
 
 /// `GET /dashboard/agents`.
@@ -291,16 +275,15 @@ pub async fn confirm_delete(
         Ok(d) => d,
         Err(r) => return r,
     };
-    if let Err(e) = state.ops.agent(&d.scope, &id).await {
-        return d.failed(e, LIST);
-    }
-    d.confirm(
+    let found = state.ops.agent(&d.scope, &id).await;
+    d.confirm_delete(
+        found,
+        LIST,
+        &id,
         &format!("Delete agent {id}?"),
         &format!(
             "Agent {id} and its grants are removed; its key stops working on the next request."
         ),
-        &format!("{back}/delete"),
-        &back,
     )
 }
 

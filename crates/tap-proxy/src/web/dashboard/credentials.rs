@@ -465,16 +465,15 @@ pub async fn confirm_delete(
         Ok(d) => d,
         Err(r) => return r,
     };
-    if let Err(e) = state.ops.credential(&d.scope, &name).await {
-        return d.failed(e, LIST);
-    }
-    d.confirm(
+    let found = state.ops.credential(&d.scope, &name).await;
+    d.confirm_delete(
+        found,
+        LIST,
+        &name,
         &format!("Delete credential {name}?"),
         &format!(
             "Credential {name}, its stored value, its policy and its grants are removed. Agents using it are refused from the next request on."
         ),
-        &format!("{LIST}/{name}/delete"),
-        &format!("{LIST}/{name}"),
     )
 }
 

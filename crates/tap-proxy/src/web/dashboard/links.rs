@@ -48,14 +48,7 @@ pub async fn list(
         Ok(l) => l,
         Err(e) => return d.failed(e, "/dashboard"),
     };
-    let roles = state
-        .ops
-        .roles(&d.scope)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r.name)
-        .collect();
+    let roles = d.role_names(&state).await;
     d.page(&ListPage {
         title: "Links",
         nav: d.nav(),

@@ -58,14 +58,7 @@ pub async fn list(
         Ok(m) => m,
         Err(e) => return d.failed(e, "/dashboard"),
     };
-    let credentials = state
-        .ops
-        .credentials(&d.scope)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
+    let credentials = d.credential_names(&state).await;
     d.page(&ListPage {
         title: "Members",
         nav: d.nav(),

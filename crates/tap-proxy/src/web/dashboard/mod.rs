@@ -456,6 +456,50 @@ impl Dash {
         })
     }
 
+    /// The confirmation step of deleting item `name` of the list at `list`
+    /// (its page `{list}/{name}`, the form posting to `{list}/{name}/delete`),
+    /// once `found` shows it exists; else the refusal, back to the list.
+    pub fn confirm_delete<T>(
+        &self,
+        found: Result<T, OpsError>,
+        list: &str,
+        name: &str,
+        title: &str,
+        text: &str,
+    ) -> Response {
+        if let Err(e) = found {
+            return self.failed(e, list);
+        }
+        let back = format!("{list}/{name}");
+        self.confirm(title, text, &format!("{back}/delete"), &back)
+    }
+
+    /// The names of the team's credentials, for a form's choices; none when
+    /// the member may not list them.
+    pub async fn credential_names(&self, state: &AppState) -> Vec<String> {
+        state
+            .ops
+            .credentials(&self.scope)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.name)
+            .collect()
+    }
+
+    /// The names of the team's roles, for a form's choices; none when the
+    /// member may not list them.
+    pub async fn role_names(&self, state: &AppState) -> Vec<String> {
+        state
+            .ops
+            .roles(&self.scope)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.name)
+            .collect()
+    }
+
     /// A value shown once.
     pub fn once(
         &self,

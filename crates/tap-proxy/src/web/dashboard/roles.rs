@@ -50,15 +50,12 @@ struct DetailPage {
 }
 
 async fn credential_choices(state: &AppState, d: &super::Dash, on: &[String]) -> Vec<Choice> {
-    state
-        .ops
-        .credentials(&d.scope)
+    d.credential_names(state)
         .await
-        .unwrap_or_default()
         .into_iter()
-        .map(|c| Choice {
-            on: on.contains(&c.name),
-            name: c.name,
+        .map(|name| Choice {
+            on: on.contains(&name),
+            name,
         })
         .collect()
 }
@@ -180,16 +177,15 @@ pub async fn confirm_delete(
         Ok(d) => d,
         Err(r) => return r,
     };
-    if let Err(e) = state.ops.role(&d.scope, &name).await {
-        return d.failed(e, LIST);
-    }
-    d.confirm(
+    let found = state.ops.role(&d.scope, &name).await;
+    d.confirm_delete(
+        found,
+        LIST,
+        &name,
         &format!("Delete role {name}?"),
         &format!(
             "Role {name} is removed; agents holding it lose its credentials on the next request."
         ),
-        &format!("{back}/delete"),
-        &back,
     )
 }
 
