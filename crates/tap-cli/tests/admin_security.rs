@@ -752,3 +752,55 @@ async fn the_connection_cap_refuses_one_more_and_frees_a_slot_on_close() {
     );
     assert_eq!(served.terminate(), Some(0));
 }
+
+/// A burst of wrong passwords sent at once all pass the limiter's first look
+/// before any failure is counted; each attempt is asked again when its turn to
+/// check a password comes, so a right password queued behind the burst is
+/// refused like any later attempt instead of being the burst's lucky guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_password_queued_behind_a_burst_of_failures_is_refused() {
+    let tap = TapHome::new(env!("CARGO_BIN_EXE_tap"));
+    let init = tap.init();
+    let served = std::sync::Arc::new(tap.serve());
+    let owner = init["owner_email"].as_str().unwrap().to_owned();
+    let password = init["owner_password"].as_str().unwrap().to_owned();
+    let attacker = http_client_from("127.0.0.1");
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (served, attacker, owner) = (served.clone(), attacker.clone(), owner.clone());
+        burst.spawn(async move {
+            served
+                .login_from(&attacker, &owner, "wrong-password", &[])
+                .await
+                .status()
+                .as_u16()
+        });
+    }
+    // Once the first wrong password has been checked, the rest of the burst
+    // waits for the password checks ahead of the right one.
+    let first = burst.join_next().await.unwrap().unwrap();
+    let (s, _, v) = json_of(served.login_from(&attacker, &owner, &password, &[]).await).await;
+    assert_error(s, &v, 429, "rate_limited");
+    let mut answers = vec![first];
+    while let Some(status) = burst.join_next().await {
+        answers.push(status.unwrap());
+    }
+    let failed = answers.iter().filter(|s| **s == 401).count();
+    assert!(
+        answers.iter().all(|s| *s == 401 || *s == 429),
+        "{answers:?}"
+    );
+    assert!(
+        failed <= 10,
+        "at most the limit is answered as a failure: {answers:?}"
+    );
+    // Another address still signs in.
+    let owner_client = http_client_from("127.0.0.2");
+    let (s, _, v) = json_of(
+        served
+            .login_from(&owner_client, &owner, &password, &[])
+            .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}

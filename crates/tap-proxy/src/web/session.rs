@@ -201,6 +201,7 @@ fn hash_to_check<'a>(account: Option<&'a (i64, String)>, dummy: &'a str) -> (Opt
 /// ([`crate::http::limiter::MAX_PASSWORD_CHECKS`]) and so is the wait for one.
 async fn check_password(
     state: &AppState,
+    client: crate::http::limiter::ClientAddr,
     email: &str,
     password: &str,
 ) -> Result<Option<i64>, ProxyError> {
@@ -219,6 +220,12 @@ async fn check_password(
     .await
     .map_err(|_| busy())?
     .map_err(|_| busy())?;
+    // Asked again now that this attempt may check a password: attempts sent
+    // at once all passed the first look before any failure was counted, and
+    // would otherwise each get a guess (at most the permits in use do).
+    if let Some(retry) = state.abuse.logins.blocked(client.0).await? {
+        return Err(too_many_logins_error(client, retry));
+    }
     let email = email.trim().to_ascii_lowercase();
     let account = state
         .store
@@ -273,14 +280,18 @@ pub(super) fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn too_many_logins(client: crate::http::limiter::ClientAddr, retry: u64) -> Response {
+fn too_many_logins_error(client: crate::http::limiter::ClientAddr, retry: u64) -> ProxyError {
     tracing::warn!(client = %client.0, "login refused: too many failures from this address");
     let mut e = ProxyError::new(
         Reason::TooManyAttempts,
         "too many failed logins from this address; try again later",
     );
     e.retry_after = Some(retry);
-    e.into_response()
+    e
+}
+
+fn too_many_logins(client: crate::http::limiter::ClientAddr, retry: u64) -> Response {
+    too_many_logins_error(client, retry).into_response()
 }
 
 /// Counts a failed login of `client`; `Err` is the answer instead of the
@@ -361,7 +372,7 @@ pub async fn login(
     let checked = if b.password.len() > MAX_PASSWORD_LEN {
         None
     } else {
-        match check_password(&state, &b.email, &b.password).await {
+        match check_password(&state, client, &b.email, &b.password).await {
             Ok(c) => c,
             Err(e) => return e.into_response(),
         }
