@@ -725,9 +725,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Keeps a WebAuthn ceremony in progress for any process sharing the
     /// store to finish, replacing one with the same id (a newer begin wins).
-    /// First deletes every ceremony expired at `now_ms`; then stores it only
-    /// while fewer than `cap` ceremonies of its kind are kept, answering
-    /// false (nothing stored, and a replaced one gone) when that many are.
+    /// First deletes every ceremony expired at `now_ms`, and when `cap`
+    /// ceremonies of its kind are kept, the oldest of them (so a flood of
+    /// anonymous begins cannot refuse anyone's new one); then stores it,
+    /// answering false (nothing stored) only when a put racing it filled the
+    /// kind again.
     async fn put_ceremony(
         &self,
         ceremony: &CeremonyRecord,

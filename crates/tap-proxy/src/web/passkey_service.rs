@@ -17,10 +17,11 @@ use crate::keyring::Keyring;
 
 /// A ceremony must finish within this long after it began.
 pub const CEREMONY_TTL_MS: i64 = 5 * 60 * 1000;
-/// Ceremonies of one kind in progress at once across the deployment; beyond
-/// that a begin is refused until some finish or expire, so a flood of
-/// unauthenticated sign-in begins cannot grow the table without limit (and
-/// cannot crowd out members' registrations and approvals).
+/// Ceremonies of one kind in progress at once across the deployment; a new
+/// begin beyond that drops the oldest of its kind, so a flood of
+/// unauthenticated sign-in begins cannot grow the table without limit, cannot
+/// refuse anyone's new begin, and cannot touch members' registrations and
+/// approvals.
 pub const MAX_CEREMONIES: u32 = 10_000;
 
 /// A ceremony in progress, as the handlers use it.
@@ -127,7 +128,7 @@ impl Ceremony {
 /// Why a ceremony could not be kept.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum KeepError {
-    /// [`MAX_CEREMONIES`] of its kind are in progress.
+    /// Puts racing this one filled its kind again ([`MAX_CEREMONIES`]).
     #[error("too many passkey ceremonies in progress")]
     Full,
     /// The library's state did not serialise.

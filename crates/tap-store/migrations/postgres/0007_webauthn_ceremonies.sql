@@ -12,4 +12,4 @@ CREATE TABLE webauthn_ceremonies (
     expires_at   BIGINT NOT NULL
 );
 CREATE INDEX webauthn_ceremonies_expiry ON webauthn_ceremonies (expires_at);
-CREATE INDEX webauthn_ceremonies_kind ON webauthn_ceremonies (kind);
+CREATE INDEX webauthn_ceremonies_kind ON webauthn_ceremonies (kind, created_at);

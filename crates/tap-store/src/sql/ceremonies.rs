@@ -5,9 +5,10 @@
 //!
 //! Each call is one or two single statements, no transaction: taking is one
 //! `DELETE … RETURNING`, so of two replicas racing for a ceremony at most one
-//! gets it; putting sweeps expired rows, then inserts only below the cap (a
-//! put racing another may pass the cap by the number of writers at once,
-//! which stays bounded by the connection pools).
+//! gets it; putting sweeps expired rows, drops the oldest of its kind when
+//! the kind is full, then inserts below the cap (a put racing another may be
+//! refused, or pass the cap by the number of writers at once, which stays
+//! bounded by the connection pools).
 
 /// The ceremony queries over `$pool`, decoding `$row`.
 macro_rules! ceremony_queries {
@@ -47,6 +48,19 @@ macro_rules! ceremony_queries {
                 .execute(pool)
                 .await
                 .map_err(unavailable)?;
+            // A full kind makes room by dropping its oldest ceremonies, so a
+            // flood of anonymous sign-in begins pushes out older begins but
+            // never refuses a member's new one.
+            sqlx::query(
+                "DELETE FROM webauthn_ceremonies WHERE kind = $1 AND created_at <= (
+                     SELECT created_at FROM webauthn_ceremonies WHERE kind = $1
+                     ORDER BY created_at DESC LIMIT 1 OFFSET $2)",
+            )
+            .bind(c.kind.as_str())
+            .bind(i64::from(cap.saturating_sub(1)))
+            .execute(pool)
+            .await
+            .map_err(unavailable)?;
             let n = sqlx::query(
                 "INSERT INTO webauthn_ceremonies
                      (id, kind, state, account_id, name, txn_id, request_hash, created_at, expires_at)

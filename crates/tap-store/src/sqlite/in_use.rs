@@ -6,11 +6,14 @@
 //! into the main file, and deletes the WAL only when the last connection
 //! closes cleanly (after copying everything). So:
 //!
-//! - every process that opens the store holds a shared `flock` on
-//!   `tap.db-lock` for as long as it has the store open;
+//! - every process that opens the store holds a `flock` on `tap.db-lock` for
+//!   as long as it has the store open: the first opener takes it exclusively
+//!   while it checks and marks the store (others opening meanwhile wait),
+//!   then shares it; later openers share it and skip the check (the WAL of
+//!   a live store may not exist yet when they look);
 //! - the first to open an initialised store writes a marker row into `meta`
-//!   and checkpoints, so the main file says "in use" while any process has it
-//!   open;
+//!   and checkpoints (FULL), so the main file says "in use" while any
+//!   process has it open;
 //! - a process closing the store removes the marker, before its connections
 //!   close, only if it can take the lock exclusively (no other process has
 //!   the store open): a store stopped properly has no marker and no WAL, and
@@ -63,24 +66,44 @@ pub(super) struct InUse {
     /// The lock file, held shared while the store is open; `None` in memory
     /// and once released.
     lock: Mutex<Option<File>>,
+    /// Whether the lock was taken exclusively at open: no other process had
+    /// the store open, so a missing WAL means something. Until
+    /// [`Self::share`], other processes wait to open.
+    alone: bool,
     /// Whether the marker is set (by this process or one before it).
     marked: Mutex<bool>,
 }
 
 impl InUse {
-    /// Takes the shared lock of the database at `path` (`None` in memory),
-    /// waiting (bounded) while a closing process holds it exclusively. Call it
-    /// before the WAL is looked at and the pool opens.
+    /// Takes the lock of the database at `path` (`None` in memory):
+    /// exclusively when no other process has the store open (it is then
+    /// checked and marked with nobody else opening it at the same moment, and
+    /// shared after [`Self::share`]), else shared. Waits (bounded) while
+    /// another process opens or closes the store. Call it before the WAL is
+    /// looked at and the pool opens.
     pub(super) async fn acquire(path: Option<PathBuf>) -> StoreResult<Self> {
-        let lock = match &path {
-            Some(db) => Some(shared_lock(&lock_path(db)).await?),
-            None => None,
+        let (lock, alone) = match &path {
+            Some(db) => {
+                let (file, alone) = take_lock(&lock_path(db)).await?;
+                (Some(file), alone)
+            }
+            None => (None, false),
         };
         Ok(Self {
             path,
             lock: Mutex::new(lock),
+            alone,
             marked: Mutex::new(false),
         })
+    }
+
+    /// Once checked and marked: lets other processes open the store too.
+    pub(super) fn share(&self) {
+        if let Some(file) = &*self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+            && let Err(e) = file.lock_shared()
+        {
+            tracing::warn!(error = %e, "could not share the store's lock");
+        }
     }
 
     /// Checks the file opened by `pool` is not a copy taken without its WAL,
@@ -98,7 +121,9 @@ impl InUse {
         if !has_meta(pool).await? {
             return Ok(());
         }
-        if !wal_was_present && marked(pool).await? {
+        // With another process live, its WAL may simply not be created yet;
+        // the process that opened the store first checked it.
+        if self.alone && !wal_was_present && marked(pool).await? {
             return Err(StoreError::Corrupt(format!(
                 "{db} was copied or restored while a proxy had it open, without {wal} beside it: \
                  its most recent writes may be missing, so it is not served; \
@@ -125,10 +150,17 @@ impl InUse {
             .execute(pool)
             .await
             .map_err(unavailable)?;
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(pool)
+            // FULL: waits (the busy timeout) for other connections, so the
+            // marker is in the main file before anyone can copy it without.
+            let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(FULL)")
+                .fetch_one(pool)
                 .await
                 .map_err(unavailable)?;
+            if busy != 0 {
+                tracing::warn!(
+                    "the in-use marker could not be checkpointed into the store file yet"
+                );
+            }
         }
         *self.marked.lock().unwrap_or_else(PoisonError::into_inner) = true;
         Ok(())
@@ -176,9 +208,10 @@ impl Drop for InUse {
     }
 }
 
-/// A shared lock on `path` (created if missing), waiting up to the busy
-/// timeout while another process holds it exclusively.
-async fn shared_lock(path: &Path) -> StoreResult<File> {
+/// The lock on `path` (created if missing): exclusive when nobody holds it,
+/// else shared (`false`); waits up to the busy timeout while another process
+/// holds it exclusively (opening or closing the store).
+async fn take_lock(path: &Path) -> StoreResult<(File, bool)> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -186,22 +219,26 @@ async fn shared_lock(path: &Path) -> StoreResult<File> {
         .truncate(false)
         .open(path)
         .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+    let failed = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
     let give_up = Instant::now() + BUSY_TIMEOUT;
     loop {
+        match file.try_lock() {
+            Ok(()) => return Ok((file, true)),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => return Err(failed(e)),
+        }
         match file.try_lock_shared() {
-            Ok(()) => return Ok(file),
+            Ok(()) => return Ok((file, false)),
             Err(TryLockError::WouldBlock) if Instant::now() < give_up => {
                 tokio::time::sleep(LOCK_RETRY).await;
             }
             Err(TryLockError::WouldBlock) => {
                 return Err(StoreError::Unavailable(format!(
-                    "{} stays locked by a process closing the store",
+                    "{} stays locked by a process opening or closing the store",
                     path.display()
                 )));
             }
-            Err(TryLockError::Error(e)) => {
-                return Err(StoreError::Unavailable(format!("{}: {e}", path.display())));
-            }
+            Err(TryLockError::Error(e)) => return Err(failed(e)),
         }
     }
 }
@@ -327,6 +364,35 @@ mod tests {
             served.meta("probe").await.expect("meta").as_deref(),
             Some(&b"written"[..])
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn processes_opening_a_closed_store_at_the_same_moment_all_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("tap.db");
+        migrated(&db).await.close().await;
+        for _ in 0..5 {
+            let opened = futures_join(&db).await;
+            assert!(opened.iter().all(Result::is_ok), "{opened:?}");
+            for s in opened.into_iter().flatten() {
+                s.close().await;
+            }
+        }
+    }
+
+    /// Four opens of `db` at once.
+    async fn futures_join(db: &Path) -> Vec<StoreResult<SqliteStore>> {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let db = db.to_path_buf();
+                tokio::spawn(async move { SqliteStore::open(&db).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("join"));
+        }
+        out
     }
 
     #[tokio::test]

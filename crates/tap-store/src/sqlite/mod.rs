@@ -94,6 +94,7 @@ impl SqliteStore {
             }
             return Err(e);
         }
+        guard.share();
         Ok(Self {
             in_use: Arc::new(guard),
             pool,

@@ -1,5 +1,5 @@
 //! WebAuthn ceremonies in progress: put by one process, taken out once by
-//! any; expired ones never come back; a cap per kind bounds them.
+//! any; expired ones never come back; a cap per kind bounds them (the oldest of a full kind make room).
 
 use std::sync::Arc;
 
@@ -149,35 +149,42 @@ pub(crate) async fn an_expired_ceremony_is_never_taken_out(store: Arc<dyn Store>
     );
 }
 
-pub(crate) async fn ceremonies_beyond_the_cap_of_their_kind_are_refused(store: Arc<dyn Store>) {
+pub(crate) async fn a_full_kind_makes_room_by_dropping_its_oldest(store: Arc<dyn Store>) {
     store.migrate().await.expect("migrate");
     const SMALL: u32 = 3;
     for i in 0..SMALL {
-        let c = ceremony(&format!("s-{i}"), CeremonyKind::SignIn, NOW);
+        let c = ceremony(&format!("s-{i}"), CeremonyKind::SignIn, NOW + i64::from(i));
         assert!(store.put_ceremony(&c, NOW, SMALL).await.expect("put"));
     }
-    let over = ceremony("s-over", CeremonyKind::SignIn, NOW);
-    assert!(!store.put_ceremony(&over, NOW, SMALL).await.expect("put"));
-    assert_eq!(
-        store
-            .take_ceremony("s-over", CeremonyKind::SignIn, NOW)
-            .await
-            .expect("take"),
-        None,
-        "nothing stored beyond the cap"
-    );
-    // A flood of one kind leaves room for the others.
+    // Full: the newest begin is kept, the oldest is dropped.
+    let over = ceremony("s-over", CeremonyKind::SignIn, NOW + 10);
+    assert!(store.put_ceremony(&over, NOW, SMALL).await.expect("put"));
+    let take = |id: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .take_ceremony(id, CeremonyKind::SignIn, NOW)
+                .await
+                .expect("take")
+        }
+    };
+    assert_eq!(take("s-0").await, None, "the oldest made room");
+    assert!(take("s-over").await.is_some());
+    assert!(take("s-2").await.is_some());
+    // A flood of one kind never touches the others.
     let reg = ceremony("r-0", CeremonyKind::Register, NOW);
     assert!(store.put_ceremony(&reg, NOW, SMALL).await.expect("put"));
-    // Taking one out makes room again.
+    for i in 0..10 {
+        let c = ceremony(&format!("f-{i}"), CeremonyKind::SignIn, NOW + 20 + i);
+        assert!(store.put_ceremony(&c, NOW, SMALL).await.expect("put"));
+    }
     assert!(
         store
-            .take_ceremony("s-0", CeremonyKind::SignIn, NOW)
+            .take_ceremony("r-0", CeremonyKind::Register, NOW)
             .await
             .expect("take")
             .is_some()
     );
-    assert!(store.put_ceremony(&over, NOW, SMALL).await.expect("put"));
 }
 
 pub(crate) async fn racing_takers_get_a_ceremony_at_most_once(store: Arc<dyn Store>) {

@@ -177,7 +177,7 @@ macro_rules! store_contract {
             ceremonies {
                 a_ceremony_is_taken_out_once_by_its_id_and_kind,
                 an_expired_ceremony_is_never_taken_out,
-                ceremonies_beyond_the_cap_of_their_kind_are_refused,
+                a_full_kind_makes_room_by_dropping_its_oldest,
                 racing_takers_get_a_ceremony_at_most_once,
             }
         );
@@ -625,7 +625,7 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
         &[
             "a_ceremony_is_taken_out_once_by_its_id_and_kind",
             "an_expired_ceremony_is_never_taken_out",
-            "ceremonies_beyond_the_cap_of_their_kind_are_refused",
+            "a_full_kind_makes_room_by_dropping_its_oldest",
         ],
     ),
     (
