@@ -486,3 +486,42 @@ async fn a_rotated_refresh_token_leaves_a_pending_approval_standing_and_an_admin
         assert!(!logs.contains(s), "{s} in the audit log");
     }
 }
+
+/// A grant's use is claimed before the token call; when the token endpoint
+/// fails nothing is forwarded, so the use is given back and the next try
+/// still runs under the grant.
+#[tokio::test]
+async fn a_failed_token_call_gives_the_grant_use_back() {
+    let up = FakeUpstream::start().await;
+    let tokens = FakeTokenEndpoint::start(TokenReply::Status(500)).await;
+    let (tap, key) = setup(&up, &refresh_bundle(Some(&tokens.url())));
+    let granted = tap.json(&[
+        "grant",
+        "create",
+        "g",
+        "--methods",
+        "POST",
+        "--route",
+        "/echo/granted",
+        "--ttl-minutes",
+        "5",
+        "--max-uses",
+        "1",
+    ]);
+    assert_eq!(granted["max_uses"], 1, "{granted}");
+    let served = tap.serve_with(&[ALLOW]);
+    let target = format!("{}/echo/granted", up.base());
+    write(&served, &key, "g", &target, false)
+        .await
+        .assert_refused(502, "token_endpoint_error");
+    assert_eq!(up.count(), 0);
+    tokens.always(TokenReply::grant(MINTED, 3600));
+    // The one use is still there: forwarded at once, no human asked.
+    let r = write(&served, &key, "g", &target, false).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(up.count(), 1);
+    // Now it is spent: the next write waits for a human.
+    let r = write(&served, &key, "g", &target, false).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(up.count(), 1);
+}

@@ -557,6 +557,10 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_grant(&self, team_internal_id: i64, id: &str) -> StoreResult<bool>;
     /// Uses a grant once, atomically; false when it is exhausted, expired or revoked.
     async fn use_grant(&self, id: &str, now_secs: i64) -> StoreResult<bool>;
+    /// Gives back one use claimed by [`Store::use_grant`] when nothing was
+    /// forwarded under it (the call failed before reaching the upstream);
+    /// false when the grant has no use to give back.
+    async fn release_grant_use(&self, id: &str) -> StoreResult<bool>;
     /// Counts one request of an agent against its sliding window, atomically
     /// for every process sharing the store: `None` when counted, or
     /// `Some(retry_after_ms)` when `limit` requests already fall in the

@@ -170,16 +170,19 @@ pub async fn forward_handler(
         draft.set_method(&m);
     }
 
-    let mut prepared = match prepare(&state, &dir, &auth, &parts.headers, body, &mut draft).await {
-        Ok(Step::Forward(p)) => p,
-        Ok(Step::Approval(p, reason)) => {
-            let prefer = Prefer::parse(&parts.headers);
-            return approve::request_approval(&state, p, reason, draft, prefer).await;
-        }
-        Err(e) => return refuse(e, draft).await,
-    };
+    let (mut prepared, claimed) =
+        match prepare(&state, &dir, &auth, &parts.headers, body, &mut draft).await {
+            Ok(Step::Forward(p, claimed)) => (p, claimed),
+            Ok(Step::Approval(p, reason)) => {
+                let prefer = Prefer::parse(&parts.headers);
+                return approve::request_approval(&state, p, reason, draft, prefer).await;
+            }
+            Err(e) => return refuse(e, draft).await,
+        };
     // Inject: the policy proceeded, so a token flow may run now.
     if let Err(e) = destination::authorize(&state, &mut prepared.resolved).await {
+        // Nothing reached the upstream: the grant uses claimed for it go back.
+        release_uses(&state, &claimed).await;
         return refuse(e, draft).await;
     }
     if let Err(e) = draft.commit_start().await {
@@ -252,7 +255,8 @@ impl Prefer {
 
 /// The outcome of rows 2–11.
 enum Step {
-    Forward(forward::Prepared),
+    /// Forward now; the ids of the grants whose uses were claimed for it.
+    Forward(forward::Prepared, Vec<String>),
     Approval(forward::Prepared, String),
 }
 
@@ -299,9 +303,20 @@ async fn prepare(
         return Ok(Step::Approval(prepared, reason));
     }
     let mut reasons = Vec::with_capacity(names.len());
+    let mut claimed = Vec::new();
     for name in &names {
-        let eval = claim(state, &team, name, &method, &normalized, now).await?;
+        let eval = match claim(state, &team, name, &method, &normalized, now).await {
+            Ok(eval) => eval,
+            Err(e) => {
+                release_uses(state, &claimed).await;
+                return Err(e);
+            }
+        };
+        if let PolicyReason::Grant(id) = &eval.reason {
+            claimed.push(id.clone());
+        }
         if eval.decision == Decision::Approval {
+            release_uses(state, &claimed).await;
             let reason = eval.reason.as_str().into_owned();
             draft.record.policy_reason = Some(reason.clone());
             draft.record.decision = "approval".into();
@@ -311,7 +326,20 @@ async fn prepare(
         reasons.push(eval.reason.as_str().into_owned());
     }
     draft.record.policy_reason = reasons.into_iter().next();
-    Ok(Step::Forward(forward::Prepared { method, resolved }))
+    Ok(Step::Forward(
+        forward::Prepared { method, resolved },
+        claimed,
+    ))
+}
+
+/// Gives back grant uses claimed for a request that forwards nothing under
+/// them (best effort: a use that cannot be given back stays spent).
+async fn release_uses(state: &AppState, claimed: &[String]) {
+    for id in claimed {
+        if let Err(e) = state.store.release_grant_use(id).await {
+            tracing::warn!(grant = %id, error = %e, "a claimed grant use could not be given back");
+        }
+    }
 }
 
 /// Policy for one credential (SPEC §5), grants other than `skip` considered

@@ -1,6 +1,7 @@
 //! Temporary grants: scoped, expiring, optionally counted permissions.
 
-/// `create_grant`, `grants`, `revoke_grant` and `use_grant` over `$pool`.
+/// `create_grant`, `grants`, `revoke_grant`, `use_grant` and
+/// `release_grant_use` over `$pool`.
 macro_rules! grant_queries {
     ($pool:ty) => {
         use tap_core::model::Grant;
@@ -71,6 +72,18 @@ macro_rules! grant_queries {
             .await
             .map_err(unavailable)?
             .rows_affected();
+            tx.commit().await.map_err(unavailable)?;
+            Ok(n == 1)
+        }
+
+        pub(super) async fn release_grant_use(pool: &$pool, id: &str) -> StoreResult<bool> {
+            let mut tx = write_tx(pool).await?;
+            let n = sqlx::query("UPDATE grants SET uses = uses - 1 WHERE id = $1 AND uses > 0")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .rows_affected();
             tx.commit().await.map_err(unavailable)?;
             Ok(n == 1)
         }

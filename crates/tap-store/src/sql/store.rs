@@ -142,6 +142,7 @@ macro_rules! store_impl {
             grants::grants(team: i64) -> Vec<Grant>;
             grants::revoke_grant(team: i64, id: &str) -> bool;
             grants::use_grant(id: &str, now_secs: i64) -> bool;
+            grants::release_grant_use(id: &str) -> bool;
 
             rates::take_rate(
                 team: i64,

@@ -145,3 +145,25 @@ pub(crate) async fn use_grant_allows_exactly_max_uses_under_contention(store: Ar
     let stored = store.grants(team).await.expect("grants");
     assert_eq!(stored[0].uses, 3);
 }
+
+pub(crate) async fn a_released_use_can_be_claimed_again_and_never_goes_below_zero(
+    store: Arc<dyn Store>,
+) {
+    let team = migrated_with_team(&*store, "alpha").await;
+    let now = now_ms() / 1000;
+    store
+        .create_grant(&grant(team, "once", Some(1), now + 60))
+        .await
+        .expect("create");
+    assert!(
+        !store.release_grant_use("once").await.expect("release"),
+        "nothing claimed yet"
+    );
+    assert!(store.use_grant("once", now).await.expect("use"));
+    assert!(!store.use_grant("once", now).await.expect("used up"));
+    assert!(store.release_grant_use("once").await.expect("release"));
+    assert!(store.use_grant("once", now).await.expect("claimed again"));
+    assert!(!store.release_grant_use("nope").await.expect("missing"));
+    let grants = store.grants(team).await.expect("grants");
+    assert_eq!(grants[0].uses, 1);
+}

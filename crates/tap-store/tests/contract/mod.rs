@@ -119,6 +119,7 @@ macro_rules! store_contract {
                 grants_are_created_listed_and_revoked,
                 use_grant_counts_to_max_uses_and_refuses_expired_or_revoked,
                 use_grant_allows_exactly_max_uses_under_contention,
+                a_released_use_can_be_claimed_again_and_never_goes_below_zero,
             }
             abuse {
                 abuse_failures_count_to_the_limit_per_kind_and_address_in_a_window,
@@ -532,6 +533,10 @@ pub(crate) const COVERAGE: &[(&str, &[&str])] = &[
             "use_grant_counts_to_max_uses_and_refuses_expired_or_revoked",
             "use_grant_allows_exactly_max_uses_under_contention",
         ],
+    ),
+    (
+        "release_grant_use",
+        &["a_released_use_can_be_claimed_again_and_never_goes_below_zero"],
     ),
     (
         "create_session",
